@@ -1,0 +1,704 @@
+//! Configuration: TOML file, environment and flags, resolved into [`Config`].
+//!
+//! Precedence: flags > environment > file (with `${VAR}` / `${VAR:-default}`
+//! expansion) > defaults. Every problem is collected, so `nskd check-config`
+//! can print them all at once.
+//!
+//! ```
+//! use nskd::config::{Config, Overrides};
+//! let (config, problems) = Config::from_toml_str(
+//!     "kubeconfig_dir = \"/tmp/kc\"\n[nsk]\nrefresh_interval = \"30m\"\n",
+//!     &Overrides::default(),
+//!     |_| None,
+//! );
+//! assert!(problems.is_empty());
+//! assert_eq!(config.nsk.refresh_interval.as_secs(), 1800);
+//! ```
+
+mod expand;
+mod fields;
+
+use std::{
+    cell::RefCell,
+    fmt,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    rc::Rc,
+    time::Duration,
+};
+
+pub use fields::{Problem, Severity, parse_bool, parse_duration};
+use fields::{Problems, Reader};
+use regex::Regex;
+
+/// A secret string (Rancher token): never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value itself; only for handing to a child process or HTTP header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Where kubeconfigs come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A plain directory and/or kubeconfig file; nothing is fetched.
+    Directory,
+    /// The `nsk` CLI.
+    Nsk,
+    /// The Rancher v3 API.
+    Rancher,
+}
+
+impl SourceKind {
+    /// The config spelling (`"directory"`, `"nsk"`, `"rancher"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Directory => "directory",
+            SourceKind::Nsk => "nsk",
+            SourceKind::Rancher => "rancher",
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The `[nsk]` section: the Rancher environment this daemon is paired with.
+#[derive(Debug, Clone)]
+pub struct NskConfig {
+    /// Where kubeconfigs come from.
+    pub source: SourceKind,
+    /// Rancher server URL (RANCHER_URL).
+    pub rancher_url: Option<String>,
+    /// Rancher API token (RANCHER_TOKEN); never logged.
+    pub rancher_token: Option<Secret>,
+    /// File holding the token (re-read when it changes).
+    pub rancher_token_file: Option<PathBuf>,
+    /// Skip TLS verification towards Rancher (RANCHER_INSECURE).
+    pub rancher_insecure: bool,
+    /// CA bundle for Rancher's certificate.
+    pub rancher_ca_file: Option<PathBuf>,
+    /// nsk profile (NSK_PROFILE).
+    pub profile: Option<String>,
+    /// nsk's own config directory (NSK_CONFDIR).
+    pub config_dir: Option<PathBuf>,
+    /// Refresh kubeconfigs on a schedule.
+    pub auto_refresh: bool,
+    /// Time between scheduled refreshes.
+    pub refresh_interval: Duration,
+    /// The nsk executable (name on PATH or a path).
+    pub nsk_path: String,
+    /// Timeout of one nsk run / Rancher request.
+    pub timeout: Duration,
+    /// Only clusters whose name matches.
+    pub cluster_pattern: Option<Regex>,
+    /// Clusters never used, by exact name.
+    pub exclude_clusters: Vec<String>,
+}
+
+/// The `[server]` section.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Environment name: names the socket and systemd instance.
+    pub environment: String,
+    /// Explicit socket path (else derived from the environment).
+    pub socket: Option<PathBuf>,
+    /// Address of the HTTP listener (metrics, health).
+    pub http_bind: IpAddr,
+    /// Port of the HTTP listener; `None` = no HTTP listener.
+    pub port: Option<u16>,
+    /// tracing filter, e.g. `info` or `nskd=debug`.
+    pub log_level: String,
+    /// Text or JSON logs.
+    pub log_format: LogFormat,
+    /// JSON-lines audit log path.
+    pub audit_log: Option<PathBuf>,
+    /// Also audit read calls.
+    pub audit_reads: bool,
+}
+
+/// The `[health]` section.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    /// Time between background probes of each cluster.
+    pub probe_interval: Duration,
+    /// Deadline of one probe.
+    pub probe_timeout: Duration,
+    /// A probe slower than this marks the cluster Degraded.
+    pub degraded_latency: Duration,
+    /// Consecutive failures before a cluster is NotReady.
+    pub unhealthy_after: u32,
+    /// Probes running at once.
+    pub probe_concurrency: usize,
+}
+
+/// The `[pool]` section.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Drop a cluster's client after this long unused.
+    pub idle_timeout: Duration,
+    /// Client-side request rate per cluster, shared by all sessions.
+    pub qps: u32,
+    /// Burst above `qps`.
+    pub burst: u32,
+    /// Deadline of one Kubernetes call.
+    pub request_timeout: Duration,
+    /// Re-read kubeconfig files at least this often (safety net for missed
+    /// file events).
+    pub kubeconfig_ttl: Duration,
+}
+
+/// The `[output]` section.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    /// Cap of one cluster's answer, bytes.
+    pub max_bytes: usize,
+}
+
+/// The `[cache]` section.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Serve hot kinds from watch caches.
+    pub enabled: bool,
+    /// Drop a watch cache after this long unused.
+    pub idle_timeout: Duration,
+    /// Do not cache a kind with more objects than this.
+    pub max_objects: usize,
+    /// Memory cap of all caches, bytes.
+    pub max_bytes: usize,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from, if any.
+    pub file: Option<PathBuf>,
+    /// A single (multi-context) kubeconfig file.
+    pub kubeconfig: Option<PathBuf>,
+    /// Directory of kubeconfig files, one cluster per file.
+    pub kubeconfig_dir: Option<PathBuf>,
+    /// Cluster a new session starts on.
+    pub default_cluster: Option<String>,
+    /// Watch the kubeconfig files and pick up changes without a restart.
+    pub auto_discovery: bool,
+    /// Only read tools.
+    pub read_only: bool,
+    /// No delete/exec/run/scale/overwriting apply.
+    pub disable_destructive: bool,
+    /// Kinds nobody may touch, as `group/version/kind` (`*` wildcards).
+    pub denied_resources: Vec<String>,
+    /// If non-empty, only these clusters are served.
+    pub allowed_clusters: Vec<String>,
+    /// Show Secret values instead of masking them.
+    pub reveal_secrets: bool,
+    /// `[nsk]`.
+    pub nsk: NskConfig,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[health]`.
+    pub health: HealthConfig,
+    /// `[pool]`.
+    pub pool: PoolConfig,
+    /// `[output]`.
+    pub output: OutputConfig,
+    /// `[cache]`.
+    pub cache: CacheConfig,
+}
+
+/// Values given on the command line (or by clap from the environment), which
+/// win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--env` / NSKD_ENV.
+    pub environment: Option<String>,
+    /// `--socket` / NSKD_SOCKET.
+    pub socket: Option<PathBuf>,
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--kubeconfig-dir`.
+    pub kubeconfig_dir: Option<PathBuf>,
+    /// `--default-cluster`.
+    pub default_cluster: Option<String>,
+    /// `--nsk-rancher-url` / RANCHER_URL.
+    pub rancher_url: Option<String>,
+    /// RANCHER_TOKEN (environment only: never a flag).
+    pub rancher_token: Option<String>,
+    /// `--nsk-rancher-insecure` / RANCHER_INSECURE.
+    pub rancher_insecure: Option<bool>,
+    /// `--nsk-profile` / NSK_PROFILE.
+    pub profile: Option<String>,
+    /// `--nsk-config-dir` / NSK_CONFDIR.
+    pub config_dir: Option<PathBuf>,
+    /// `--nsk-auto-refresh`.
+    pub auto_refresh: Option<bool>,
+    /// `--nsk-refresh-interval`.
+    pub refresh_interval: Option<String>,
+    /// `--nsk-source`.
+    pub source: Option<String>,
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `--http-bind`.
+    pub http_bind: Option<String>,
+    /// `--log-level` / NSKD_LOG_LEVEL (`-v` maps to debug).
+    pub log_level: Option<String>,
+    /// `--log-format` / NSKD_LOG_FORMAT.
+    pub log_format: Option<String>,
+    /// `--read-only`.
+    pub read_only: Option<bool>,
+    /// `--disable-destructive`.
+    pub disable_destructive: Option<bool>,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "kubeconfig",
+    "kubeconfig_dir",
+    "default_cluster",
+    "auto_discovery",
+    "read_only",
+    "disable_destructive",
+    "denied_resources",
+    "allowed_clusters",
+    "reveal_secrets",
+    "nsk",
+    "server",
+    "health",
+    "pool",
+    "output",
+    "cache",
+];
+const NSK_KEYS: &[&str] = &[
+    "source",
+    "rancher_url",
+    "rancher_token",
+    "rancher_token_file",
+    "rancher_insecure",
+    "rancher_ca_file",
+    "profile",
+    "config_dir",
+    "auto_refresh",
+    "refresh_interval",
+    "nsk_path",
+    "timeout",
+    "cluster_pattern",
+    "exclude_clusters",
+];
+const SERVER_KEYS: &[&str] = &[
+    "environment",
+    "socket",
+    "http_bind",
+    "port",
+    "log_level",
+    "log_format",
+    "audit_log",
+    "audit_reads",
+];
+const HEALTH_KEYS: &[&str] = &[
+    "probe_interval",
+    "probe_timeout",
+    "degraded_latency",
+    "unhealthy_after",
+    "probe_concurrency",
+];
+const POOL_KEYS: &[&str] = &["idle_timeout", "qps", "burst", "request_timeout", "kubeconfig_ttl"];
+const OUTPUT_KEYS: &[&str] = &["max_bytes"];
+const CACHE_KEYS: &[&str] = &["enabled", "idle_timeout", "max_objects", "max_bytes"];
+
+/// Why the configuration could not be loaded at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}; check the path given by --config / NSKD_CONFIG")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// One or more errors (warnings are not fatal).
+    #[error("invalid configuration{}:\n{}", file.as_ref().map(|f| format!(" in {}", f.display())).unwrap_or_default(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The file, if any.
+        file: Option<PathBuf>,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+impl Config {
+    /// Loads `file` (if any), applies `overrides`, and fails if any problem is
+    /// an error. Warnings are returned alongside the config.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<(Config, Vec<Problem>), LoadError> {
+        let (config, problems) = Self::load_all(file, overrides)?;
+        if problems.iter().any(|p| p.severity == Severity::Error) {
+            return Err(LoadError::Invalid {
+                file: file.map(Path::to_path_buf),
+                problems,
+            });
+        }
+        Ok((config, problems))
+    }
+
+    /// Like [`Config::load`] but returns every problem, errors included.
+    pub fn load_all(file: Option<&Path>, overrides: &Overrides) -> Result<(Config, Vec<Problem>), LoadError> {
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        let (mut config, problems) = Self::from_toml_str(&text, overrides, |name| std::env::var(name).ok());
+        config.file = file.map(Path::to_path_buf);
+        Ok((config, problems))
+    }
+
+    /// Parses TOML text with `env` as the environment for `${VAR}`.
+    pub fn from_toml_str(
+        text: &str,
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String> + 'static,
+    ) -> (Config, Vec<Problem>) {
+        let problems: Problems = Rc::new(RefCell::new(Vec::new()));
+        let table = match text.parse::<toml::Table>() {
+            Ok(t) => t,
+            Err(e) => {
+                problems.borrow_mut().push(Problem {
+                    field: "(file)".into(),
+                    message: format!("not valid TOML: {}", e.to_string().trim()),
+                    severity: Severity::Error,
+                });
+                toml::Table::new()
+            }
+        };
+        let env: Rc<dyn Fn(&str) -> Option<String>> = Rc::new(env);
+        let mut top = Reader::new(table, problems.clone(), env.clone());
+        let config = read_config(&mut top, overrides, &*env);
+        top.finish(TOP_KEYS);
+        let list = problems.borrow().clone();
+        (config, list)
+    }
+
+    /// The environment name.
+    pub fn environment(&self) -> &str {
+        &self.server.environment
+    }
+
+    /// Whether `name` passes cluster_pattern, exclude_clusters and
+    /// allowed_clusters.
+    pub fn cluster_selected(&self, name: &str) -> bool {
+        if let Some(re) = &self.nsk.cluster_pattern {
+            if !re.is_match(name) {
+                return false;
+            }
+        }
+        if self.nsk.exclude_clusters.iter().any(|c| c == name) {
+            return false;
+        }
+        self.allowed_clusters.is_empty() || self.allowed_clusters.iter().any(|c| c == name)
+    }
+}
+
+fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Config {
+    let mut nsk_r = top.section("nsk");
+    let nsk = read_nsk(&mut nsk_r, o);
+    // The design document's examples write these after `[nsk]`, which TOML
+    // reads as part of that section: accept them there, with a warning.
+    let misplaced_dir = nsk_r.string("kubeconfig_dir");
+    let misplaced_default = nsk_r.string("default_cluster");
+    let misplaced_discovery = nsk_r.bool("auto_discovery");
+    for (key, present) in [
+        ("kubeconfig_dir", misplaced_dir.is_some()),
+        ("default_cluster", misplaced_default.is_some()),
+        ("auto_discovery", misplaced_discovery.is_some()),
+    ] {
+        if present {
+            nsk_r.warn(key, format!("belongs at the top of the file (before [nsk]); read as top-level `{key}`"));
+        }
+    }
+    nsk_r.finish(NSK_KEYS);
+
+    let mut server_r = top.section("server");
+    let server = read_server(&mut server_r, o, env);
+    server_r.finish(SERVER_KEYS);
+
+    let mut health_r = top.section("health");
+    let health = read_health(&mut health_r);
+    health_r.finish(HEALTH_KEYS);
+
+    let mut pool_r = top.section("pool");
+    let pool = read_pool(&mut pool_r);
+    pool_r.finish(POOL_KEYS);
+
+    let mut output_r = top.section("output");
+    let output = OutputConfig {
+        max_bytes: output_r.integer("max_bytes").unwrap_or(32 * 1024),
+    };
+    if output.max_bytes < 1024 {
+        output_r.error("max_bytes", "must be at least 1024 (answers smaller than that are useless to an agent)");
+    }
+    output_r.finish(OUTPUT_KEYS);
+
+    let mut cache_r = top.section("cache");
+    let cache = CacheConfig {
+        enabled: cache_r.bool("enabled").unwrap_or(true),
+        idle_timeout: cache_r.duration("idle_timeout").unwrap_or(Duration::from_secs(600)),
+        max_objects: cache_r.integer("max_objects").unwrap_or(5000),
+        max_bytes: cache_r.integer("max_bytes").unwrap_or(256 * 1024 * 1024),
+    };
+    cache_r.finish(CACHE_KEYS);
+
+    let file_kubeconfig = top.string("kubeconfig").map(PathBuf::from);
+    let file_dir = top.string("kubeconfig_dir").or(misplaced_dir).map(PathBuf::from);
+    let kubeconfig_dir = o
+        .kubeconfig_dir
+        .clone()
+        .or(file_dir)
+        .or_else(|| (nsk.source != SourceKind::Directory).then(|| nsk.config_dir.clone()).flatten());
+    let kubeconfig = o.kubeconfig.clone().or(file_kubeconfig);
+    let default_cluster = o
+        .default_cluster
+        .clone()
+        .or(top.string("default_cluster"))
+        .or(misplaced_default);
+    let auto_discovery = top.bool("auto_discovery").or(misplaced_discovery).unwrap_or(true);
+    let read_only = o.read_only.or(top.bool("read_only")).unwrap_or(false);
+    let disable_destructive = o
+        .disable_destructive
+        .or(top.bool("disable_destructive"))
+        .unwrap_or(false);
+    let denied_resources = top.strings("denied_resources").unwrap_or_default();
+    let allowed_clusters = top.strings("allowed_clusters").unwrap_or_default();
+    let reveal_secrets = top.bool("reveal_secrets").unwrap_or(false);
+
+    for (i, name) in allowed_clusters.iter().chain(&nsk.exclude_clusters).enumerate() {
+        if name.is_empty() {
+            top.error("allowed_clusters", format!("entry {i} is empty"));
+        }
+    }
+
+    Config {
+        file: None,
+        kubeconfig,
+        kubeconfig_dir,
+        default_cluster,
+        auto_discovery,
+        read_only,
+        disable_destructive,
+        denied_resources,
+        allowed_clusters,
+        reveal_secrets,
+        nsk,
+        server,
+        health,
+        pool,
+        output,
+        cache,
+    }
+}
+
+fn read_nsk(r: &mut Reader, o: &Overrides) -> NskConfig {
+    let rancher_url = o.rancher_url.clone().or(r.string("rancher_url"));
+    let file_token = r.string("rancher_token");
+    let rancher_token = o.rancher_token.clone().or(file_token).filter(|t| !t.is_empty()).map(Secret::new);
+    let rancher_token_file = r.string("rancher_token_file").map(PathBuf::from);
+    let rancher_insecure = o.rancher_insecure.or(r.bool("rancher_insecure")).unwrap_or(false);
+    let rancher_ca_file = r.string("rancher_ca_file").map(PathBuf::from);
+    let profile = o.profile.clone().or(r.string("profile"));
+    let config_dir = o.config_dir.clone().or(r.string("config_dir").map(PathBuf::from));
+    let auto_refresh = o.auto_refresh.or(r.bool("auto_refresh")).unwrap_or(false);
+    let file_interval = r.duration("refresh_interval");
+    let refresh_interval = match &o.refresh_interval {
+        Some(raw) => match parse_duration(raw) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                r.error("refresh_interval", format!("--nsk-refresh-interval: {e}"));
+                None
+            }
+        },
+        None => file_interval,
+    }
+    .unwrap_or(Duration::from_secs(3600));
+    if refresh_interval < Duration::from_secs(60) {
+        r.error(
+            "refresh_interval",
+            format!(
+                "{} is too short: Rancher would be asked for every kubeconfig more than once a minute; use at least \"1m\" (typical: \"15m\" to \"1h\")",
+                humantime::format_duration(refresh_interval)
+            ),
+        );
+    } else if refresh_interval > Duration::from_secs(7 * 24 * 3600) {
+        r.warn("refresh_interval", "longer than a week: kubeconfig tokens may expire before the next refresh");
+    }
+    let nsk_path = r.string("nsk_path").unwrap_or_else(|| "nsk".to_string());
+    let timeout = r.duration("timeout").unwrap_or(Duration::from_secs(30));
+    if timeout.is_zero() {
+        r.error("timeout", "must be more than 0 (e.g. \"30s\")");
+    }
+    let cluster_pattern = r.string("cluster_pattern").and_then(|p| match Regex::new(&p) {
+        Ok(re) => Some(re),
+        Err(e) => {
+            r.error("cluster_pattern", format!("regex {p:?} does not compile: {e}"));
+            None
+        }
+    });
+    let exclude_clusters = r.strings("exclude_clusters").unwrap_or_default();
+
+    let explicit_source = o.source.clone().or(r.string("source"));
+    let source = match explicit_source.as_deref() {
+        Some("directory") => SourceKind::Directory,
+        Some("nsk") => SourceKind::Nsk,
+        Some("rancher") => SourceKind::Rancher,
+        Some(other) => {
+            r.error("source", format!("unknown source {other:?}: use \"nsk\", \"rancher\" or \"directory\""));
+            SourceKind::Directory
+        }
+        // The seed's configs name a Rancher URL and expect nsk to be used.
+        None if rancher_url.is_some() || profile.is_some() => SourceKind::Nsk,
+        None => SourceKind::Directory,
+    };
+    if let Some(url) = &rancher_url {
+        match url.parse::<http::Uri>() {
+            Ok(uri) if matches!(uri.scheme_str(), Some("https")) && uri.host().is_some() => {}
+            Ok(uri) if matches!(uri.scheme_str(), Some("http")) && uri.host().is_some() => {
+                r.warn("rancher_url", format!("{url} is plain http: the Rancher token would travel unencrypted; use https"));
+            }
+            _ => r.error("rancher_url", format!("{url:?} is not a URL like https://rancher.example.com")),
+        }
+    }
+    if rancher_insecure {
+        r.warn("rancher_insecure", "TLS verification towards Rancher is off; prefer rancher_ca_file with Rancher's CA");
+    }
+    if source == SourceKind::Rancher && rancher_url.is_none() {
+        r.error("rancher_url", "the rancher source needs a Rancher URL: set [nsk] rancher_url or RANCHER_URL");
+    }
+
+    NskConfig {
+        source,
+        rancher_url,
+        rancher_token,
+        rancher_token_file,
+        rancher_insecure,
+        rancher_ca_file,
+        profile,
+        config_dir,
+        auto_refresh,
+        refresh_interval,
+        nsk_path,
+        timeout,
+        cluster_pattern,
+        exclude_clusters,
+    }
+}
+
+fn read_server(r: &mut Reader, o: &Overrides, _env: &dyn Fn(&str) -> Option<String>) -> ServerConfig {
+    let environment = o
+        .environment
+        .clone()
+        .or(r.string("environment"))
+        .unwrap_or_else(|| nskd_proto::socket::DEFAULT_ENVIRONMENT.to_string());
+    if let Err(e) = nskd_proto::socket::validate_environment(&environment) {
+        r.error("environment", e.to_string());
+    }
+    let socket = o.socket.clone().or(r.string("socket").map(PathBuf::from));
+    let http_bind_raw = o.http_bind.clone().or(r.string("http_bind"));
+    let http_bind = match http_bind_raw {
+        None => IpAddr::from([127, 0, 0, 1]),
+        Some(raw) => raw.parse().unwrap_or_else(|_| {
+            r.error("http_bind", format!("{raw:?} is not an IP address (e.g. \"127.0.0.1\", or \"0.0.0.0\" in a container)"));
+            IpAddr::from([127, 0, 0, 1])
+        }),
+    };
+    let port = o.port.or(r.integer::<u16>("port"));
+    let log_level = o
+        .log_level
+        .clone()
+        .or(r.string("log_level"))
+        .unwrap_or_else(|| "info".to_string());
+    if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        r.error("log_level", format!("{log_level:?} is not a log level or filter (use error, warn, info, debug, trace or e.g. \"nskd=debug\")"));
+    }
+    let log_format = match o.log_format.clone().or(r.string("log_format")).as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            r.error("log_format", format!("{other:?}: use \"text\" or \"json\""));
+            LogFormat::Text
+        }
+    };
+    ServerConfig {
+        environment,
+        socket,
+        http_bind,
+        port,
+        log_level,
+        log_format,
+        audit_log: r.string("audit_log").map(PathBuf::from),
+        audit_reads: r.bool("audit_reads").unwrap_or(false),
+    }
+}
+
+fn read_health(r: &mut Reader) -> HealthConfig {
+    let h = HealthConfig {
+        probe_interval: r.duration("probe_interval").unwrap_or(Duration::from_secs(30)),
+        probe_timeout: r.duration("probe_timeout").unwrap_or(Duration::from_secs(5)),
+        degraded_latency: r.duration("degraded_latency").unwrap_or(Duration::from_secs(1)),
+        unhealthy_after: r.integer("unhealthy_after").unwrap_or(3),
+        probe_concurrency: r.integer("probe_concurrency").unwrap_or(32),
+    };
+    if h.probe_timeout.is_zero() {
+        r.error("probe_timeout", "must be more than 0 (e.g. \"5s\")");
+    }
+    if h.probe_interval < Duration::from_secs(1) {
+        r.error("probe_interval", "must be at least 1s");
+    }
+    if h.unhealthy_after == 0 {
+        r.error("unhealthy_after", "must be at least 1");
+    }
+    if h.probe_concurrency == 0 {
+        r.error("probe_concurrency", "must be at least 1");
+    }
+    h
+}
+
+fn read_pool(r: &mut Reader) -> PoolConfig {
+    let p = PoolConfig {
+        idle_timeout: r.duration("idle_timeout").unwrap_or(Duration::from_secs(300)),
+        qps: r.integer("qps").unwrap_or(50),
+        burst: r.integer("burst").unwrap_or(100),
+        request_timeout: r.duration("request_timeout").unwrap_or(Duration::from_secs(15)),
+        kubeconfig_ttl: r.duration("kubeconfig_ttl").unwrap_or(Duration::from_secs(60)),
+    };
+    if p.qps == 0 {
+        r.error("qps", "must be at least 1");
+    }
+    if p.request_timeout.is_zero() {
+        r.error("request_timeout", "must be more than 0 (e.g. \"15s\")");
+    }
+    if p.kubeconfig_ttl < Duration::from_secs(1) {
+        r.error("kubeconfig_ttl", "must be at least 1s");
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,2 @@
+//! nskd: one daemon per Rancher environment.
+pub mod config;

@@ -1,0 +1,16 @@
+//! Generates the gRPC code from `nskd/v1/*.proto` with protox (pure Rust, no
+//! system protoc).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "nskd/v1/daemon.proto",
+        "nskd/v1/clusters.proto",
+        "nskd/v1/kube.proto",
+    ];
+    for file in files {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let descriptors = protox::compile(files, ["."])?;
+    tonic_prost_build::configure().compile_fds(descriptors)?;
+    Ok(())
+}

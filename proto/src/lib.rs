@@ -1,0 +1,32 @@
+//! nskd's gRPC API v1 and the client side of its Unix socket.
+//!
+//! Both `mcp-shim` and `nskctl` use this crate to find the socket
+//! ([`socket::SocketLocation`]), connect, check the API version and turn
+//! errors into messages that say what to do ([`client::NskdClient`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), nskd_proto::client::ConnectError> {
+//! use nskd_proto::{client::NskdClient, socket::SocketLocation};
+//! let location = SocketLocation::resolve(None, None)?;
+//! let client = NskdClient::connect(&location, "example 0.1").await?;
+//! println!("daemon {} serves {}", client.info().version, client.info().environment);
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+pub mod socket;
+
+/// The wire API version both sides must agree on. Bump on any incompatible
+/// change to `nskd/v1/*.proto`.
+pub const API_VERSION: u32 = 1;
+
+/// gRPC metadata key carrying the caller's session id (one per MCP session).
+pub const SESSION_HEADER: &str = "x-nskd-session";
+/// gRPC metadata key carrying the caller's client name.
+pub const CLIENT_HEADER: &str = "x-nskd-client";
+
+/// Generated messages and services of package `nskd.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("nskd.v1");
+}

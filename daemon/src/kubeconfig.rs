@@ -1,0 +1,265 @@
+//! Reading kubeconfig files into per-context summaries, without ever letting
+//! a credential out: only the kind of authentication and expiry times.
+
+use std::{
+    hash::{Hash, Hasher},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::SystemTime,
+};
+
+use kube::config::{AuthInfo, Kubeconfig};
+
+/// A parsed kubeconfig file.
+#[derive(Debug, Clone)]
+pub struct KubeconfigFile {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Hash of the file's bytes: a change of content means a new client.
+    pub hash: u64,
+    /// Modification time.
+    pub modified: SystemTime,
+    /// Size in bytes (with `modified`, detects changes cheaply).
+    pub len: u64,
+    /// The parsed configuration (relative paths made absolute).
+    pub config: Arc<Kubeconfig>,
+}
+
+/// Why a kubeconfig file cannot be used. Always names the file.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum KubeconfigError {
+    /// Unreadable.
+    #[error("cannot read kubeconfig {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// Not YAML, or not a kubeconfig.
+    #[error("kubeconfig {path} is malformed: {reason}; fix or replace the file (e.g. `nskctl refresh --force`)")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// Parsed, but a context is unusable.
+    #[error("kubeconfig {path}, context {context:?}: {reason}")]
+    Context {
+        /// The file.
+        path: PathBuf,
+        /// The context.
+        context: String,
+        /// What is missing.
+        reason: String,
+    },
+}
+
+/// What one context of a kubeconfig gives us, with no secret in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextSummary {
+    /// Context name.
+    pub context: String,
+    /// API server URL.
+    pub server: String,
+    /// Authentication kind: token, token-file, client-certificate, exec,
+    /// auth-provider, basic or none.
+    pub auth: &'static str,
+    /// Expiry of a JWT bearer token, if it is one.
+    pub token_expiry: Option<SystemTime>,
+}
+
+/// Reads and parses `path`.
+pub fn read(path: &Path) -> Result<KubeconfigFile, KubeconfigError> {
+    let read_err = |e: std::io::Error| KubeconfigError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let bytes = std::fs::read(path).map_err(read_err)?;
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    let config = Kubeconfig::read_from(path).map_err(|e| KubeconfigError::Malformed {
+        path: path.to_path_buf(),
+        reason: one_line(&e.to_string()),
+    })?;
+    if config.contexts.is_empty() {
+        return Err(KubeconfigError::Malformed {
+            path: path.to_path_buf(),
+            reason: "it defines no contexts".into(),
+        });
+    }
+    Ok(KubeconfigFile {
+        path: path.to_path_buf(),
+        hash: hash_bytes(&bytes),
+        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        len: meta.len(),
+        config: Arc::new(config),
+    })
+}
+
+/// Hash used to tell kubeconfig contents apart (not cryptographic).
+pub fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+impl KubeconfigFile {
+    /// Names of the contexts, in file order.
+    pub fn context_names(&self) -> Vec<String> {
+        self.config.contexts.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// Summarises one context, checking it names a cluster with a server.
+    pub fn summarize(&self, context: &str) -> Result<ContextSummary, KubeconfigError> {
+        let err = |reason: String| KubeconfigError::Context {
+            path: self.path.clone(),
+            context: context.to_string(),
+            reason,
+        };
+        let ctx = self
+            .config
+            .contexts
+            .iter()
+            .find(|c| c.name == context)
+            .and_then(|c| c.context.as_ref())
+            .ok_or_else(|| err("context not found or empty".into()))?;
+        let cluster = self
+            .config
+            .clusters
+            .iter()
+            .find(|c| c.name == ctx.cluster)
+            .and_then(|c| c.cluster.as_ref())
+            .ok_or_else(|| err(format!("cluster {:?} is not defined in the file", ctx.cluster)))?;
+        let server = cluster
+            .server
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| err(format!("cluster {:?} has no server URL", ctx.cluster)))?;
+        if server.parse::<http::Uri>().map(|u| u.host().is_none()).unwrap_or(true) {
+            return Err(err(format!("server {server:?} is not a URL")));
+        }
+        let auth_info = ctx.user.as_ref().and_then(|user| {
+            self.config
+                .auth_infos
+                .iter()
+                .find(|a| &a.name == user)
+                .and_then(|a| a.auth_info.as_ref())
+        });
+        Ok(ContextSummary {
+            context: context.to_string(),
+            server,
+            auth: auth_kind(auth_info),
+            token_expiry: auth_info.and_then(token_expiry),
+        })
+    }
+}
+
+fn auth_kind(auth: Option<&AuthInfo>) -> &'static str {
+    let Some(a) = auth else { return "none" };
+    if a.exec.is_some() {
+        "exec"
+    } else if a.auth_provider.is_some() {
+        "auth-provider"
+    } else if a.token.is_some() {
+        "token"
+    } else if a.token_file.is_some() {
+        "token-file"
+    } else if a.client_certificate.is_some() || a.client_certificate_data.is_some() {
+        "client-certificate"
+    } else if a.username.is_some() {
+        "basic"
+    } else {
+        "none"
+    }
+}
+
+/// The `exp` claim of a JWT bearer token (Rancher tokens are not JWTs and
+/// yield `None`; their expiry comes from the Rancher API).
+fn token_expiry(auth: &AuthInfo) -> Option<SystemTime> {
+    use secrecy::ExposeSecret;
+    let token = auth.token.as_ref()?.expose_secret().to_string();
+    let payload = token.split('.').nth(1)?;
+    let decoded = base64_url_decode(payload)?;
+    let claims: serde_json::Value = serde_json::from_slice(&decoded).ok()?;
+    let exp = claims.get("exp")?.as_u64()?;
+    Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(exp))
+}
+
+fn base64_url_decode(input: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(input.trim_end_matches('='))
+        .ok()
+}
+
+/// Collapses a multi-line parser message to one line.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    const TWO_CONTEXTS: &str = r#"
+apiVersion: v1
+kind: Config
+clusters:
+- name: a
+  cluster: {server: "https://127.0.0.1:6443"}
+- name: b
+  cluster: {server: "https://127.0.0.2:6443"}
+users:
+- name: u
+  user: {token: "eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDB9.sig"}
+contexts:
+- name: ctx-a
+  context: {cluster: a, user: u}
+- name: ctx-b
+  context: {cluster: b}
+- name: ctx-broken
+  context: {cluster: missing}
+current-context: ctx-a
+"#;
+
+    #[test]
+    fn summaries_name_auth_kind_and_jwt_expiry_but_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = read(&write(dir.path(), "k.yaml", TWO_CONTEXTS)).unwrap();
+        assert_eq!(f.context_names(), ["ctx-a", "ctx-b", "ctx-broken"]);
+        let a = f.summarize("ctx-a").unwrap();
+        assert_eq!(a.server, "https://127.0.0.1:6443");
+        assert_eq!(a.auth, "token");
+        assert_eq!(
+            a.token_expiry,
+            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(4102444800))
+        );
+        assert!(!format!("{a:?}").contains("eyJ"));
+        assert_eq!(f.summarize("ctx-b").unwrap().auth, "none");
+        let broken = f.summarize("ctx-broken").unwrap_err().to_string();
+        assert!(broken.contains("k.yaml") && broken.contains("\"missing\" is not defined"), "{broken}");
+    }
+
+    #[test]
+    fn malformed_file_error_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "bad.yaml", "clusters: [this is: not: valid");
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("bad.yaml") && e.contains("malformed"), "{e}");
+        let p = write(dir.path(), "empty.yaml", "apiVersion: v1\nkind: Config\n");
+        assert!(read(&p).unwrap_err().to_string().contains("no contexts"));
+    }
+
+    #[test]
+    fn same_bytes_same_hash() {
+        assert_eq!(hash_bytes(b"x"), hash_bytes(b"x"));
+        assert_ne!(hash_bytes(b"x"), hash_bytes(b"y"));
+    }
+}

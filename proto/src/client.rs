@@ -248,11 +248,16 @@ impl Link {
 
 /// True when `status` means the transport failed (daemon stopped or restarting).
 pub fn is_connection_lost(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::Unknown)
-        && (status.message().contains("transport")
-            || status.message().contains("connection")
-            || status.message().contains("connect")
-            || status.code() == Code::Unavailable)
+    let from_daemon = status.metadata().get(crate::ORIGIN_HEADER).is_some();
+    !from_daemon
+        && match status.code() {
+            Code::Unavailable => true,
+            Code::Unknown => {
+                let m = status.message();
+                m.contains("transport") || m.contains("connection") || m.contains("h2 protocol")
+            }
+            _ => false,
+        }
 }
 
 /// Connects once to the raw socket so that a missing or foreign socket gives

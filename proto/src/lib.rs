@@ -24,6 +24,9 @@ pub const API_VERSION: u32 = 1;
 pub const SESSION_HEADER: &str = "x-nskd-session";
 /// gRPC metadata key carrying the caller's client name.
 pub const CLIENT_HEADER: &str = "x-nskd-client";
+/// Set on statuses the daemon itself produced (so `Unavailable` from a
+/// cluster is never taken for a lost daemon connection).
+pub const ORIGIN_HEADER: &str = "x-nskd-origin";
 
 /// Generated messages and services of package `nskd.v1`.
 #[allow(clippy::all, missing_docs)]

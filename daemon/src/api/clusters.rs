@@ -1,0 +1,113 @@
+//! `nskd.v1.Clusters`: known clusters, their health, refreshes.
+
+use std::{sync::Arc, time::Instant};
+
+use futures::future::join_all;
+use nskd_proto::v1::{self as pb, clusters_server::Clusters};
+use tonic::{Request, Response, Status};
+
+use super::{Caller, convert};
+use crate::app::App;
+
+/// The Clusters service.
+#[derive(Debug)]
+pub struct ClustersService {
+    app: Arc<App>,
+}
+
+impl ClustersService {
+    /// Over `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+
+    fn info(&self, name: &str) -> Result<pb::ClusterInfo, Status> {
+        let entry = self.app.cluster(name)?;
+        Ok(convert::cluster_info(&entry, self.app.config.default_cluster.as_deref()))
+    }
+}
+
+#[tonic::async_trait]
+impl Clusters for ClustersService {
+    async fn list_clusters(
+        &self,
+        _request: Request<pb::ListClustersRequest>,
+    ) -> Result<Response<pb::ListClustersResponse>, Status> {
+        let snapshot = self.app.registry.snapshot();
+        let default = self.app.config.default_cluster.as_deref();
+        Ok(Response::new(pb::ListClustersResponse {
+            clusters: snapshot.clusters.values().map(|e| convert::cluster_info(e, default)).collect(),
+            problems: snapshot.problems.iter().map(|p| crate::redact::redact(p)).collect(),
+        }))
+    }
+
+    async fn get_cluster(&self, request: Request<pb::GetClusterRequest>) -> Result<Response<pb::ClusterInfo>, Status> {
+        Ok(Response::new(self.info(&request.into_inner().name)?))
+    }
+
+    async fn cluster_status(
+        &self,
+        request: Request<pb::ClusterStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        let started = Instant::now();
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        let names = if req.clusters.is_empty() {
+            self.app.registry.names()
+        } else {
+            for name in &req.clusters {
+                self.app.cluster(name)?;
+            }
+            req.clusters.clone()
+        };
+        tracing::debug!(session = %caller.session, clusters = names.len(), refresh = req.refresh, detail = req.detail, "cluster status");
+        if req.refresh {
+            self.app.prober.probe_many(names.clone()).await;
+        }
+        let details = join_all(names.iter().map(|name| async {
+            if req.detail {
+                self.app.prober.detail(name).await.ok()
+            } else {
+                None
+            }
+        }))
+        .await;
+        let mut clusters = Vec::with_capacity(names.len());
+        for (name, detail) in names.iter().zip(details) {
+            let info = self.info(name)?;
+            clusters.push(convert::cluster_health(info, &self.app.tracker.get(name), detail));
+        }
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(pb::ClusterStatusResponse {
+            clusters,
+            elapsed_ms: started.elapsed().as_millis() as u32,
+        }))
+    }
+
+    async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Result<Response<pb::RefreshRecord>, Status> {
+        let req = request.into_inner();
+        let trigger = if req.trigger.is_empty() { "manual" } else { req.trigger.as_str() };
+        let record = self.app.refresh(trigger)?;
+        Ok(Response::new(convert::refresh_record(&record, false)))
+    }
+
+    async fn refresh_history(
+        &self,
+        request: Request<pb::RefreshHistoryRequest>,
+    ) -> Result<Response<pb::RefreshHistoryResponse>, Status> {
+        let limit = request.into_inner().limit as usize;
+        let mut records: Vec<pb::RefreshRecord> =
+            self.app.history().iter().map(|r| convert::refresh_record(r, false)).collect();
+        if limit > 0 {
+            records.truncate(limit);
+        }
+        let nsk = &self.app.config.nsk;
+        Ok(Response::new(pb::RefreshHistoryResponse {
+            records,
+            next_refresh_ms: 0,
+            source: nsk.source.as_str().to_string(),
+            auto_refresh: nsk.auto_refresh,
+            refresh_interval: humantime::format_duration(nsk.refresh_interval).to_string(),
+        }))
+    }
+}

@@ -1,0 +1,47 @@
+//! `nskd.v1.Daemon`: who is answering.
+
+use std::sync::Arc;
+
+use nskd_proto::v1::{DaemonInfo, GetInfoRequest, daemon_server::Daemon};
+use tonic::{Request, Response, Status};
+
+use super::Caller;
+use crate::app::App;
+
+/// The Daemon service.
+#[derive(Debug)]
+pub struct DaemonService {
+    app: Arc<App>,
+}
+
+impl DaemonService {
+    /// Over `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
+
+#[tonic::async_trait]
+impl Daemon for DaemonService {
+    async fn get_info(&self, request: Request<GetInfoRequest>) -> Result<Response<DaemonInfo>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        if req.client_api_version != nskd_proto::API_VERSION {
+            tracing::warn!(client = %caller.client, client_api = req.client_api_version, daemon_api = nskd_proto::API_VERSION, "client speaks another API version");
+        }
+        let app = &self.app;
+        Ok(Response::new(DaemonInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            api_version: nskd_proto::API_VERSION,
+            environment: app.config.environment().to_string(),
+            uptime_seconds: app.started.elapsed().as_secs(),
+            source: app.config.nsk.source.as_str().to_string(),
+            cluster_count: app.registry.snapshot().clusters.len() as u32,
+            default_cluster: app.config.default_cluster.clone().unwrap_or_default(),
+            pid: std::process::id(),
+            socket_path: app.location.path.display().to_string(),
+            read_only: app.config.read_only,
+            disable_destructive: app.config.disable_destructive,
+        }))
+    }
+}

@@ -1,0 +1,91 @@
+//! `nskd.v1.Kube`: Kubernetes operations on one or many clusters.
+
+use std::sync::Arc;
+
+use nskd_proto::v1::{self as pb, kube_server::Kube};
+use tonic::{Request, Response, Status};
+
+use super::Caller;
+use crate::{
+    app::{App, ClusterAnswer},
+    ops::{Output, list::ListArgs},
+};
+
+/// The Kube service.
+#[derive(Debug)]
+pub struct KubeService {
+    app: Arc<App>,
+}
+
+impl KubeService {
+    /// Over `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+
+    fn targets(&self, target: Option<&pb::Target>) -> Result<Vec<String>, Status> {
+        let (cluster, clusters) = target
+            .map(|t| (t.cluster.as_str(), t.clusters.as_slice()))
+            .unwrap_or(("", &[]));
+        Ok(self.app.targets(cluster, clusters)?)
+    }
+}
+
+fn output(o: i32) -> Output {
+    match pb::OutputFormat::try_from(o).unwrap_or(pb::OutputFormat::Table) {
+        pb::OutputFormat::Table => Output::Table,
+        pb::OutputFormat::Yaml => Output::Yaml,
+        pb::OutputFormat::Json => Output::Json,
+    }
+}
+
+fn result(answers: Vec<ClusterAnswer>) -> pb::KubeResult {
+    pb::KubeResult {
+        results: answers
+            .into_iter()
+            .map(|a| {
+                let elapsed_us = a.elapsed.as_micros() as u64;
+                match a.result {
+                    Ok(r) => pb::ClusterResult {
+                        cluster: a.cluster,
+                        ok: true,
+                        text: r.text,
+                        items: r.items,
+                        omitted: r.omitted,
+                        elapsed_us,
+                    },
+                    Err(e) => pb::ClusterResult {
+                        cluster: a.cluster,
+                        ok: false,
+                        text: crate::redact::redact(&e.to_string()),
+                        items: 0,
+                        omitted: 0,
+                        elapsed_us,
+                    },
+                }
+            })
+            .collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl Kube for KubeService {
+    async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        let targets = self.targets(req.target.as_ref())?;
+        let span = tracing::debug_span!("list", session = %caller.session, client = %caller.client, kind = %req.kind, clusters = ?targets);
+        let _enter = span.enter();
+        let args = ListArgs {
+            api_version: req.api_version,
+            kind: req.kind,
+            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
+            label_selector: Some(req.label_selector),
+            field_selector: Some(req.field_selector),
+            limit: req.limit,
+            output: output(req.output),
+        };
+        drop(_enter);
+        Ok(Response::new(result(self.app.list(targets, &args).await)))
+    }
+}

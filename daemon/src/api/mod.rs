@@ -1,0 +1,82 @@
+//! The gRPC services: thin adapters from `nskd.v1` messages to [`App`].
+
+mod clusters;
+mod convert;
+mod daemon;
+mod kube;
+
+use std::sync::Arc;
+
+use nskd_proto::v1::{
+    clusters_server::ClustersServer, daemon_server::DaemonServer, kube_server::KubeServer,
+};
+use tonic::{Request, Status, transport::server::UdsConnectInfo};
+
+use crate::app::App;
+
+/// Who called, from the request's metadata (for logs and audit).
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// MCP session id (empty for nskctl).
+    pub session: String,
+    /// Client name.
+    pub client: String,
+    /// Peer uid.
+    pub uid: Option<u32>,
+}
+
+impl Caller {
+    /// Reads the caller of `req`.
+    pub fn of<T>(req: &Request<T>) -> Self {
+        let text = |key: &str| {
+            req.metadata()
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        Self {
+            session: text(nskd_proto::SESSION_HEADER),
+            client: text(nskd_proto::CLIENT_HEADER),
+            uid: peer_uid(req),
+        }
+    }
+}
+
+fn peer_uid<T>(req: &Request<T>) -> Option<u32> {
+    req.extensions()
+        .get::<UdsConnectInfo>()
+        .and_then(|i| i.peer_cred)
+        .map(|c| c.uid())
+}
+
+/// Refuses every request whose peer is not the daemon's own uid, with a
+/// message that says why (the kernel's 0700 directory is the first wall;
+/// this is the second).
+pub fn peer_check(own_uid: u32, environment: String) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |req: Request<()>| match peer_uid(&req) {
+        Some(uid) if uid == own_uid => Ok(req),
+        other => {
+            let who = other.map(|u| format!("uid {u}")).unwrap_or_else(|| "an unidentified peer".into());
+            tracing::warn!(peer = %who, daemon_uid = own_uid, "refused request from another user");
+            Err(Status::permission_denied(format!(
+                "nskd for environment '{environment}' serves only uid {own_uid}; {who} is not allowed. Run the client as uid {own_uid}, or start a daemon of your own (`nskd --env {environment}`)"
+            )))
+        }
+    }
+}
+
+/// The three services over one shared [`App`].
+pub fn services(
+    app: Arc<App>,
+) -> (
+    DaemonServer<daemon::DaemonService>,
+    ClustersServer<clusters::ClustersService>,
+    KubeServer<kube::KubeService>,
+) {
+    (
+        DaemonServer::new(daemon::DaemonService::new(app.clone())),
+        ClustersServer::new(clusters::ClustersService::new(app.clone())),
+        KubeServer::new(kube::KubeService::new(app)),
+    )
+}

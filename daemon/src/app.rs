@@ -1,0 +1,262 @@
+//! The daemon's shared state and the operations the API calls: everything
+//! a request needs, in one place, so the gRPC layer stays thin and tests
+//! can drive it in-process.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::{Instant, SystemTime},
+};
+
+use futures::future::join_all;
+use nskd_proto::socket::SocketLocation;
+
+use crate::{
+    config::{Config, SourceKind},
+    discovery::{ScanPlan, Scanner},
+    error::OpError,
+    health::{Health, Tracker},
+    ops::{
+        Rendered,
+        list::{ListArgs, OpOptions, list},
+    },
+    pool::Pool,
+    probe::Prober,
+    registry::{Changes, ClusterEntry, Registry},
+};
+
+/// How many refresh records are kept.
+pub const HISTORY_LIMIT: usize = 50;
+
+/// Outcome of a refresh run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// Every cluster refreshed.
+    Success,
+    /// Some clusters failed.
+    Partial,
+    /// Nothing refreshed.
+    Failed,
+    /// Directory source: files re-read.
+    Rescanned,
+}
+
+/// One refresh run, for the history.
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    /// Outcome.
+    pub outcome: RefreshOutcome,
+    /// Start time.
+    pub started: SystemTime,
+    /// Duration.
+    pub duration: std::time::Duration,
+    /// Trigger ("manual", "schedule", ...).
+    pub trigger: String,
+    /// What changed.
+    pub changes: Changes,
+    /// Failed clusters with reasons.
+    pub failed: Vec<(String, String)>,
+    /// Whole-run error.
+    pub error: Option<String>,
+}
+
+/// The answer of one cluster to a Kube call.
+#[derive(Debug, Clone)]
+pub struct ClusterAnswer {
+    /// Cluster.
+    pub cluster: String,
+    /// Rendered text or the error.
+    pub result: Result<Rendered, OpError>,
+    /// Time taken.
+    pub elapsed: std::time::Duration,
+}
+
+/// The daemon.
+#[derive(Debug)]
+pub struct App {
+    /// Resolved configuration.
+    pub config: Arc<Config>,
+    /// Where it serves.
+    pub location: SocketLocation,
+    /// Known clusters.
+    pub registry: Arc<Registry>,
+    /// Clients.
+    pub pool: Arc<Pool>,
+    /// Health.
+    pub tracker: Arc<Tracker>,
+    /// Probes.
+    pub prober: Arc<Prober>,
+    /// Disk scanner.
+    pub scanner: Scanner,
+    /// Start time.
+    pub started: Instant,
+    history: Mutex<VecDeque<RefreshRecord>>,
+}
+
+impl App {
+    /// Builds the daemon's state and runs the first scan (local files only:
+    /// no cluster is contacted here).
+    pub fn new(config: Config, location: SocketLocation) -> Arc<Self> {
+        let registry = Arc::new(Registry::new());
+        let connect_timeout = config.health.probe_timeout.min(config.pool.request_timeout);
+        let pool = Arc::new(Pool::new(config.pool.clone(), connect_timeout));
+        let tracker = Arc::new(Tracker::new(config.health.clone()));
+        let prober = Arc::new(Prober::new(registry.clone(), pool.clone(), tracker.clone()));
+        let scanner = Scanner::new(ScanPlan::from_config(&config));
+        let app = Arc::new(Self {
+            config: Arc::new(config),
+            location,
+            registry,
+            pool,
+            tracker,
+            prober,
+            scanner,
+            started: Instant::now(),
+            history: Mutex::new(VecDeque::new()),
+        });
+        app.rescan(false);
+        app
+    }
+
+    /// Re-reads kubeconfigs into the registry; drops clients and health of
+    /// clusters that changed or left.
+    pub fn rescan(&self, reread: bool) -> Changes {
+        let result = self.scanner.scan(&self.config, reread);
+        for problem in &result.problems {
+            tracing::warn!(problem = %crate::redact::redact(problem), "kubeconfig discovery");
+        }
+        for entry in result.entries.iter().filter(|e| e.error.is_some()) {
+            tracing::warn!(cluster = %entry.name, error = %entry.error.as_deref().unwrap_or_default(), "unusable kubeconfig");
+        }
+        let changes = self.registry.replace(result.entries, result.problems);
+        if !changes.is_empty() {
+            tracing::info!(added = ?changes.added, changed = ?changes.changed, removed = ?changes.removed, "clusters changed");
+            self.pool.invalidate(changes.changed.iter().chain(&changes.removed));
+            self.tracker.forget(changes.changed.iter().chain(&changes.removed));
+        }
+        changes
+    }
+
+    /// Runs a refresh. With the directory source this re-reads every file.
+    pub fn refresh(&self, trigger: &str) -> Result<RefreshRecord, OpError> {
+        if self.config.nsk.source != SourceKind::Directory {
+            return Err(OpError::InvalidArgument(format!(
+                "refreshing kubeconfigs through the {} source is not available in this build; the daemon serves the kubeconfigs already in {}",
+                self.config.nsk.source.as_str(),
+                self.config
+                    .kubeconfig_dir
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "kubeconfig_dir".into())
+            )));
+        }
+        let started = SystemTime::now();
+        let t0 = Instant::now();
+        let changes = self.rescan(true);
+        let failed = self
+            .registry
+            .snapshot()
+            .clusters
+            .values()
+            .filter_map(|e| e.error.clone().map(|err| (e.name.clone(), err)))
+            .collect();
+        let record = RefreshRecord {
+            outcome: RefreshOutcome::Rescanned,
+            started,
+            duration: t0.elapsed(),
+            trigger: trigger.to_string(),
+            changes,
+            failed,
+            error: None,
+        };
+        let mut history = self.history.lock().expect("history lock poisoned");
+        history.push_front(record.clone());
+        history.truncate(HISTORY_LIMIT);
+        Ok(record)
+    }
+
+    /// Refresh history, newest first.
+    pub fn history(&self) -> Vec<RefreshRecord> {
+        self.history.lock().expect("history lock poisoned").iter().cloned().collect()
+    }
+
+    /// The entry of `name`, or an error listing the known clusters.
+    pub fn cluster(&self, name: &str) -> Result<Arc<ClusterEntry>, OpError> {
+        self.registry.get(name).ok_or_else(|| OpError::UnknownCluster {
+            name: name.to_string(),
+            known: self.registry.names(),
+        })
+    }
+
+    /// Which clusters a call targets: `clusters` (with `"*"` for every
+    /// cluster not known to be down), else `cluster`, else the default.
+    pub fn targets(&self, cluster: &str, clusters: &[String]) -> Result<Vec<String>, OpError> {
+        if clusters.iter().any(|c| c == "*") {
+            let snapshot = self.registry.snapshot();
+            return Ok(snapshot
+                .clusters
+                .values()
+                .filter(|e| e.error.is_none() && self.tracker.get(&e.name).state != Health::NotReady)
+                .map(|e| e.name.clone())
+                .collect());
+        }
+        if !clusters.is_empty() {
+            for c in clusters {
+                self.cluster(c)?;
+            }
+            return Ok(clusters.to_vec());
+        }
+        let name = if cluster.is_empty() {
+            self.config.default_cluster.clone().ok_or_else(|| OpError::NoCluster {
+                known: self.registry.names(),
+            })?
+        } else {
+            cluster.to_string()
+        };
+        self.cluster(&name)?;
+        Ok(vec![name])
+    }
+
+    /// Options every operation runs with.
+    pub fn op_options(&self) -> OpOptions {
+        OpOptions {
+            timeout: self.config.pool.request_timeout,
+            max_bytes: self.config.output.max_bytes,
+            reveal_secrets: self.config.reveal_secrets,
+        }
+    }
+
+    /// Lists on every target cluster in parallel, each within its deadline.
+    pub async fn list(&self, targets: Vec<String>, args: &ListArgs) -> Vec<ClusterAnswer> {
+        let opts = self.op_options();
+        join_all(targets.into_iter().map(|name| {
+            let opts = opts.clone();
+            async move {
+                let started = Instant::now();
+                let result = async {
+                    let entry = self.cluster(&name)?;
+                    let cc = self.pool.get(&entry).await?;
+                    list(&cc, args, &opts).await
+                }
+                .await;
+                let elapsed = started.elapsed();
+                self.note_call(&name, &result, elapsed);
+                ClusterAnswer {
+                    cluster: name,
+                    result,
+                    elapsed,
+                }
+            }
+        }))
+        .await
+    }
+
+    /// Feeds a real call's outcome to the health tracker.
+    fn note_call<T>(&self, cluster: &str, result: &Result<T, OpError>, elapsed: std::time::Duration) {
+        match result {
+            Ok(_) => self.tracker.record_call(cluster, Ok(elapsed)),
+            Err(e) if e.is_cluster_failure() => self.tracker.record_call(cluster, Err(e.to_string())),
+            Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Rendering the API server's own `meta.k8s.io/v1` Table answers: the same
+//! columns kubectl shows for every kind, CRDs included, with no per-kind code.
+
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use super::{
+    Rendered,
+    shape::{align, omitted_note, rows_that_fit},
+};
+
+/// The Accept header asking for a server-side table (with JSON fallback).
+pub const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+
+/// How to render a table answer.
+#[derive(Debug, Clone)]
+pub struct TableStyle<'a> {
+    /// Prepend a NAMESPACE column (listing namespaced kinds everywhere).
+    pub namespace_column: bool,
+    /// Plural noun for notes ("pods").
+    pub noun: &'a str,
+    /// Byte cap.
+    pub max_bytes: usize,
+    /// Whether the server said more items exist beyond `limit`.
+    pub remaining: Option<u64>,
+}
+
+/// Renders a Table JSON answer.
+pub fn render(table: &Value, style: &TableStyle<'_>) -> Rendered {
+    let columns: Vec<&Value> = table["columnDefinitions"]
+        .as_array()
+        .map(|c| c.iter().collect())
+        .unwrap_or_default();
+    // kubectl shows priority-0 columns by default.
+    let shown: Vec<(usize, &Value)> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c["priority"].as_i64().unwrap_or(0) == 0)
+        .map(|(i, c)| (i, *c))
+        .collect();
+    let mut header: Vec<String> = Vec::new();
+    if style.namespace_column {
+        header.push("NAMESPACE".into());
+    }
+    header.extend(shown.iter().map(|(_, c)| c["name"].as_str().unwrap_or("").to_ascii_uppercase()));
+    let rows_json = table["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let now = SystemTime::now();
+    let mut rows = Vec::with_capacity(rows_json.len() + 1);
+    rows.push(header);
+    for row in rows_json {
+        let cells = row["cells"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let mut out = Vec::with_capacity(shown.len() + 1);
+        if style.namespace_column {
+            out.push(
+                row.pointer("/object/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        }
+        for (i, column) in &shown {
+            out.push(cell_text(cells.get(*i).unwrap_or(&Value::Null), column, now));
+        }
+        rows.push(out);
+    }
+    let items = rows_json.len() as u32;
+    if items == 0 {
+        return Rendered {
+            text: format!("No {} found.\n", style.noun),
+            items: 0,
+            omitted: 0,
+        };
+    }
+    let fit = rows_that_fit(&rows, style.max_bytes.saturating_sub(200));
+    let mut text = align(&rows[..=fit]);
+    let omitted = items - fit as u32;
+    if omitted > 0 {
+        text.push_str(&omitted_note(
+            omitted,
+            style.noun,
+            &format!("answer capped at {} KiB", style.max_bytes / 1024),
+        ));
+    }
+    if let Some(more) = style.remaining {
+        text.push_str(&format!(
+            "... the server has {} more {} beyond the limit.\n",
+            if more > 0 { more.to_string() } else { "some".into() },
+            style.noun
+        ));
+    }
+    Rendered { text, items, omitted }
+}
+
+fn cell_text(cell: &Value, column: &Value, now: SystemTime) -> String {
+    let text = match cell {
+        Value::Null => "<none>".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    };
+    let is_date = column["format"].as_str() == Some("date") || column["type"].as_str() == Some("date");
+    if is_date {
+        if let Ok(t) = humantime::parse_rfc3339_weak(&text) {
+            return short_age(now.duration_since(t).unwrap_or_default());
+        }
+    }
+    // Keep each row on one line.
+    if text.contains('\n') {
+        text.replace('\n', " ")
+    } else {
+        text
+    }
+}
+
+/// kubectl-style age: `45s`, `12m`, `5h`, `3d`, `2y`.
+pub fn short_age(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        172_800..=63_071_999 => format!("{}d", s / 86_400),
+        _ => format!("{}y", s / 31_536_000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn table(rows: usize) -> Value {
+        json!({
+            "kind": "Table",
+            "columnDefinitions": [
+                {"name": "Name", "type": "string", "format": "name", "priority": 0},
+                {"name": "Status", "type": "string", "priority": 0},
+                {"name": "IP", "type": "string", "priority": 1},
+                {"name": "Created", "type": "string", "format": "date", "priority": 0},
+            ],
+            "rows": (0..rows).map(|i| json!({
+                "cells": [format!("pod-{i:03}"), "Running", "10.0.0.1", "2000-01-01T00:00:00Z"],
+                "object": {"metadata": {"namespace": "shop"}}
+            })).collect::<Vec<_>>()
+        })
+    }
+
+    #[test]
+    fn renders_priority_zero_columns_with_namespace_and_ages() {
+        let style = TableStyle { namespace_column: true, noun: "pods", max_bytes: 32 * 1024, remaining: None };
+        let r = render(&table(2), &style);
+        let lines: Vec<&str> = r.text.lines().collect();
+        assert_eq!(lines[0], "NAMESPACE   NAME      STATUS    CREATED");
+        assert!(lines[1].starts_with("shop        pod-000   Running   "), "{}", lines[1]);
+        assert!(lines[1].ends_with('y'), "{}", lines[1]);
+        assert!(!r.text.contains("10.0.0.1"));
+        assert_eq!((r.items, r.omitted), (2, 0));
+    }
+
+    #[test]
+    fn big_tables_are_capped_with_a_note() {
+        let style = TableStyle { namespace_column: false, noun: "pods", max_bytes: 4096, remaining: None };
+        let r = render(&table(500), &style);
+        assert!(r.text.len() <= 4096, "{}", r.text.len());
+        assert!(r.omitted > 0);
+        assert!(r.text.contains(&format!("{} more pods not shown", r.omitted)));
+    }
+
+    #[test]
+    fn ages_are_short() {
+        use std::time::Duration;
+        assert_eq!(short_age(Duration::from_secs(5)), "5s");
+        assert_eq!(short_age(Duration::from_secs(600)), "10m");
+        assert_eq!(short_age(Duration::from_secs(3 * 3600)), "3h");
+        assert_eq!(short_age(Duration::from_secs(5 * 86400)), "5d");
+    }
+}

@@ -1,0 +1,175 @@
+//! One Kubernetes client per cluster, shared by every session: created on
+//! first use, rebuilt when the cluster's kubeconfig changes, dropped when
+//! idle. Each client carries its cluster's API discovery cache.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use kube::config::KubeConfigOptions;
+
+use crate::{config::PoolConfig, error::OpError, ops::discovery::ApiDiscovery, registry::ClusterEntry};
+
+/// A cluster's client and what hangs off it.
+pub struct ClusterClient {
+    /// Cluster name.
+    pub name: String,
+    /// API server URL.
+    pub server: String,
+    /// Kubeconfig path (for error messages).
+    pub path: String,
+    /// The kubeconfig content this client was built from.
+    pub hash: u64,
+    /// The client (cheap to clone; shares one connection pool).
+    pub client: kube::Client,
+    /// Resolved kinds of this cluster.
+    pub discovery: ApiDiscovery,
+    last_used_ms: AtomicU64,
+}
+
+impl std::fmt::Debug for ClusterClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterClient")
+            .field("name", &self.name)
+            .field("server", &self.server)
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterClient {
+    fn touch(&self, epoch: Instant) {
+        self.last_used_ms
+            .store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The pool.
+#[derive(Debug)]
+pub struct Pool {
+    config: PoolConfig,
+    /// Connect deadline for new connections.
+    connect_timeout: Duration,
+    epoch: Instant,
+    clients: Mutex<HashMap<String, Arc<ClusterClient>>>,
+}
+
+impl Pool {
+    /// An empty pool.
+    pub fn new(config: PoolConfig, connect_timeout: Duration) -> Self {
+        Self {
+            config,
+            connect_timeout,
+            epoch: Instant::now(),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The pool's settings.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// The client for `entry`, built if absent or if its kubeconfig changed.
+    pub async fn get(&self, entry: &ClusterEntry) -> Result<Arc<ClusterClient>, OpError> {
+        if let Some(existing) = self.lookup(&entry.name, entry.hash) {
+            existing.touch(self.epoch);
+            return Ok(existing);
+        }
+        let built = Arc::new(self.build(entry).await?);
+        built.touch(self.epoch);
+        let mut clients = self.clients.lock().expect("pool lock poisoned");
+        // Another task may have built one meanwhile: keep the first, so all
+        // sessions share one connection pool and one discovery cache.
+        let slot = clients.entry(entry.name.clone()).or_insert_with(|| built.clone());
+        if slot.hash != entry.hash {
+            *slot = built.clone();
+        }
+        Ok(slot.clone())
+    }
+
+    fn lookup(&self, name: &str, hash: u64) -> Option<Arc<ClusterClient>> {
+        let clients = self.clients.lock().expect("pool lock poisoned");
+        clients.get(name).filter(|c| c.hash == hash).cloned()
+    }
+
+    async fn build(&self, entry: &ClusterEntry) -> Result<ClusterClient, OpError> {
+        let unusable = |reason: String| OpError::Unusable {
+            cluster: entry.name.clone(),
+            reason,
+        };
+        if let Some(error) = &entry.error {
+            return Err(unusable(error.clone()));
+        }
+        let file = entry
+            .file
+            .as_ref()
+            .ok_or_else(|| unusable(format!("kubeconfig {} is not loaded", entry.path.display())))?;
+        let options = KubeConfigOptions {
+            context: Some(entry.context.clone()),
+            ..Default::default()
+        };
+        let mut config = kube::Config::from_custom_kubeconfig((*file.config).clone(), &options)
+            .await
+            .map_err(|e| {
+                unusable(format!(
+                    "kubeconfig {} (context {:?}) cannot be used: {}",
+                    entry.path.display(),
+                    entry.context,
+                    crate::kubeconfig::one_line(&crate::error::error_chain(&e))
+                ))
+            })?;
+        config.connect_timeout = Some(self.connect_timeout);
+        config.read_timeout = Some(self.config.request_timeout);
+        config.write_timeout = Some(self.config.request_timeout);
+        let client = kube::Client::try_from(config).map_err(|e| {
+            unusable(format!(
+                "cannot build a client from {}: {}",
+                entry.path.display(),
+                crate::kubeconfig::one_line(&crate::error::error_chain(&e))
+            ))
+        })?;
+        Ok(ClusterClient {
+            name: entry.name.clone(),
+            server: entry.server.clone(),
+            path: entry.path.display().to_string(),
+            hash: entry.hash,
+            client,
+            discovery: ApiDiscovery::default(),
+            last_used_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// Drops the clients of `names` (their kubeconfig changed or is gone).
+    pub fn invalidate<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
+        let mut clients = self.clients.lock().expect("pool lock poisoned");
+        for name in names {
+            clients.remove(name);
+        }
+    }
+
+    /// Drops clients unused for longer than the idle timeout; returns how many.
+    pub fn evict_idle(&self) -> usize {
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        let idle_ms = self.config.idle_timeout.as_millis() as u64;
+        let mut clients = self.clients.lock().expect("pool lock poisoned");
+        let before = clients.len();
+        clients.retain(|_, c| now_ms.saturating_sub(c.last_used_ms.load(Ordering::Relaxed)) < idle_ms);
+        before - clients.len()
+    }
+
+    /// Number of live clients.
+    pub fn len(&self) -> usize {
+        self.clients.lock().expect("pool lock poisoned").len()
+    }
+
+    /// True when no client is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

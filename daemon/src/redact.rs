@@ -1,0 +1,71 @@
+//! Removing credentials from any text that leaves the daemon (logs, errors,
+//! gRPC answers): bearer tokens, Rancher tokens, JWTs, PEM keys, and values
+//! of `token`/`password`/`secret`-like keys.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// What replaces a removed secret.
+pub const MASK: &str = "[REDACTED]";
+
+static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    [
+        // PEM blocks (private keys, certificates with keys).
+        (r"-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----", MASK),
+        // Authorization headers.
+        (r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=:-]{8,}", "$1 [REDACTED]"),
+        // Rancher API tokens: token-xxxxx:yyyy.
+        (r"\btoken-[a-z0-9]{5}:[A-Za-z0-9]{20,}", MASK),
+        // JWTs.
+        (r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", MASK),
+        // key=value / key: value for secret-looking keys.
+        (
+            r#"(?i)\b([a-z_-]*(?:token|password|passwd|secret|api[_-]?key|client[_-]key[_-]data)[a-z_-]*)(["']?\s*[:=]\s*["']?)([^\s"',;}&]{3,})"#,
+            "$1$2[REDACTED]",
+        ),
+    ]
+    .into_iter()
+    .map(|(re, rep)| (Regex::new(re).expect("redaction pattern compiles"), rep))
+    .collect()
+});
+
+/// `text` with every credential-looking substring replaced by [`MASK`].
+pub fn redact(text: &str) -> String {
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for (re, rep) in PATTERNS.iter() {
+        if re.is_match(&out) {
+            out = std::borrow::Cow::Owned(re.replace_all(&out, *rep).into_owned());
+        }
+    }
+    out.into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_tokens_keys_and_passwords() {
+        let cases = [
+            ("Authorization: Bearer abcdefghijklmnop", "abcdefghijklmnop"),
+            ("nsk failed: token-ab1cd:abcdefghijklmnopqrstuvwxyz0123 rejected", "abcdefghijklmnopqrstuvwxyz"),
+            ("RANCHER_TOKEN=supersecretvalue exit 1", "supersecretvalue"),
+            ("{\"password\": \"hunter22\"}", "hunter22"),
+            ("jwt eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl end", "eyJzdWIiOiJ4In0"),
+            ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "MIIEow"),
+            ("client-key-data: LS0tLS1CRUdJTi", "LS0tLS1CRUdJTi"),
+        ];
+        for (input, secret) in cases {
+            let out = redact(input);
+            assert!(!out.contains(secret), "{input:?} -> {out:?}");
+            assert!(out.contains("REDACTED"), "{input:?} -> {out:?}");
+        }
+    }
+
+    #[test]
+    fn leaves_ordinary_text_alone() {
+        let text = "cluster c1-sv5: list pods failed: connection refused (token present: yes)";
+        assert_eq!(redact(text), text);
+    }
+}

@@ -1,0 +1,112 @@
+//! Running the daemon: bind the socket, start discovery and probes, serve
+//! gRPC until SIGTERM/SIGINT, then stop accepting, let in-flight calls
+//! finish (bounded) and remove the socket.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use nskd_proto::socket::SocketLocation;
+use tokio::{net::UnixListener, sync::watch};
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::{service::InterceptorLayer, transport::Server};
+
+use crate::{
+    api,
+    app::App,
+    config::Config,
+    socket::{self, own_uid},
+};
+
+/// How long in-flight calls may run after a stop signal.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds, serves until a signal, cleans up.
+pub async fn run(config: Config, location: SocketLocation) -> anyhow::Result<()> {
+    let (listener, guard) = socket::bind(&location)?;
+    let app = App::new(config, location);
+    serve(app, listener, shutdown_signal()).await?;
+    drop(guard);
+    tracing::info!("stopped; socket removed");
+    Ok(())
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves (background tasks
+/// included), then drains.
+pub async fn serve(app: Arc<App>, listener: UnixListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let prober = tokio::spawn(app.prober.clone().run(stop_rx.clone()));
+    let watcher = tokio::spawn(crate::watch::run(app.clone(), stop_rx.clone()));
+
+    let uid = own_uid();
+    let environment = app.config.environment().to_string();
+    let incoming = UnixListenerStream::new(listener).filter_map(move |conn| async move {
+        match conn {
+            Ok(stream) => {
+                match stream.peer_cred() {
+                    Ok(cred) if cred.uid() != uid => tracing::warn!(
+                        peer_uid = cred.uid(),
+                        peer_pid = ?cred.pid(),
+                        daemon_uid = uid,
+                        "refused connection from another user"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read peer credentials; the connection will be refused"),
+                }
+                Some(Ok::<_, std::io::Error>(stream))
+            }
+            Err(e) => {
+                // EMFILE and friends: keep serving the others.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                None
+            }
+        }
+    });
+    let (daemon_svc, clusters_svc, kube_svc) = api::services(app.clone());
+    let snapshot = app.registry.snapshot();
+    tracing::info!(
+        environment = %environment,
+        socket = %app.location.path.display(),
+        clusters = snapshot.clusters.len(),
+        source = app.config.nsk.source.as_str(),
+        version = env!("CARGO_PKG_VERSION"),
+        "nskd serving"
+    );
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("stop requested: no new connections, finishing in-flight calls");
+        let _ = drained_tx.send(());
+    };
+    let server = Server::builder()
+        .layer(InterceptorLayer::new(api::peer_check(uid, environment)))
+        .add_service(daemon_svc)
+        .add_service(clusters_svc)
+        .add_service(kube_svc)
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    tokio::pin!(server);
+    // Serve; once shutdown starts, give the drain a bounded time.
+    tokio::select! {
+        result = &mut server => result?,
+        _ = async {
+            let _ = drained_rx.await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => tracing::warn!("in-flight calls still running after {DRAIN_TIMEOUT:?}; stopping anyway"),
+    }
+    let _ = stop_tx.send(true);
+    // A probe of a black-holed cluster may still be waiting: do not wait.
+    prober.abort();
+    let _ = watcher.await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}

@@ -1,0 +1,256 @@
+//! The daemon's end of the Unix socket: a private directory (0700, ours, no
+//! symlink), one daemon per environment (a lock file), the stale socket of a
+//! dead daemon replaced, the socket itself 0600, and removed on exit.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::Write,
+    os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+use nskd_proto::socket::SocketLocation;
+use tokio::net::UnixListener;
+
+/// Why the daemon cannot serve on its socket. Each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    /// The directory is a symlink.
+    #[error("refusing socket directory {dir}: it is a symlink; remove it (`rm {dir}`) so nskd can create a private directory, or choose another path with --socket")]
+    DirSymlink {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Owned by another user.
+    #[error("refusing socket directory {dir}: it belongs to uid {owner}, not to this user (uid {uid}); use a directory you own (--socket) or run nskd as uid {owner}")]
+    DirForeign {
+        /// The directory.
+        dir: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Our uid.
+        uid: u32,
+    },
+    /// Readable or writable by group/other.
+    #[error("refusing socket directory {dir}: mode {mode:04o} lets other users in; run `chmod 700 {dir}` or choose another path with --socket")]
+    DirOpen {
+        /// The directory.
+        dir: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+    /// Another daemon holds the lock.
+    #[error("another nskd already serves environment '{environment}' on {path}{}; stop it first (`systemctl --user stop nskd@{environment}`{}) or use another --env", pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), pid.map(|p| format!(" or `kill {p}`")).unwrap_or_default())]
+    AlreadyRunning {
+        /// Environment.
+        environment: String,
+        /// Socket path.
+        path: PathBuf,
+        /// The other daemon's pid, if it wrote one.
+        pid: Option<u32>,
+    },
+    /// Something that is not a socket sits at the socket path.
+    #[error("refusing to replace {path}: it exists and is not a socket; move it away or choose another path with --socket")]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Any other I/O failure.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SocketError + 'a {
+    move |source| SocketError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Holds the lock and removes the socket when dropped.
+#[derive(Debug)]
+pub struct SocketGuard {
+    path: PathBuf,
+    lock_path: PathBuf,
+    _lock: File,
+    remove_socket: bool,
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        if self.remove_socket {
+            let _ = fs::remove_file(&self.path);
+        }
+        let _ = fs::remove_file(&self.lock_path);
+    }
+}
+
+/// The current user's uid.
+pub fn own_uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+/// Checks (creating if needed) that `dir` is a private directory of ours.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), SocketError> {
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io("cannot create socket directory", dir))?;
+            // DirBuilder's mode is filtered by the umask: make sure.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(io("cannot set mode 0700 on", dir))?;
+            Ok(())
+        }
+        Err(e) => Err(io("cannot inspect socket directory", dir)(e)),
+        Ok(meta) => {
+            if meta.file_type().is_symlink() {
+                return Err(SocketError::DirSymlink { dir: dir.to_path_buf() });
+            }
+            if !meta.is_dir() {
+                return Err(io("socket directory is not a directory:", dir)(std::io::Error::from(
+                    std::io::ErrorKind::NotADirectory,
+                )));
+            }
+            let uid = own_uid();
+            if meta.uid() != uid {
+                return Err(SocketError::DirForeign {
+                    dir: dir.to_path_buf(),
+                    owner: meta.uid(),
+                    uid,
+                });
+            }
+            let mode = meta.mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                return Err(SocketError::DirOpen {
+                    dir: dir.to_path_buf(),
+                    mode,
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Takes the environment's lock, clears a stale socket and binds a fresh
+/// one with mode 0600.
+pub fn bind(location: &SocketLocation) -> Result<(UnixListener, SocketGuard), SocketError> {
+    let dir = location.dir();
+    ensure_private_dir(dir)?;
+    let lock_path = location.lock_path();
+    let mut lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io("cannot open lock file", &lock_path))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let pid = fs::read_to_string(&lock_path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            return Err(SocketError::AlreadyRunning {
+                environment: location.environment.clone(),
+                path: location.path.clone(),
+                pid,
+            });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(io("cannot lock", &lock_path)(e)),
+    }
+    lock.set_len(0).map_err(io("cannot write lock file", &lock_path))?;
+    writeln!(lock, "{}", std::process::id()).map_err(io("cannot write lock file", &lock_path))?;
+
+    match fs::symlink_metadata(&location.path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            // We hold the lock, so whoever made it is gone.
+            tracing::info!(path = %location.path.display(), "removing stale socket of a previous daemon");
+            fs::remove_file(&location.path).map_err(io("cannot remove stale socket", &location.path))?;
+        }
+        Ok(_) => {
+            return Err(SocketError::NotASocket {
+                path: location.path.clone(),
+            });
+        }
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(&location.path).map_err(io("cannot bind socket", &location.path))?;
+    fs::set_permissions(&location.path, fs::Permissions::from_mode(0o600))
+        .map_err(io("cannot set mode 0600 on", &location.path))?;
+    Ok((
+        listener,
+        SocketGuard {
+            path: location.path.clone(),
+            lock_path,
+            _lock: lock,
+            remove_socket: true,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn location(dir: &Path) -> SocketLocation {
+        SocketLocation::resolve(Some(&dir.join("test.sock")), Some("test")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn binds_0600_in_a_0700_dir_and_refuses_a_second_daemon() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("nskd");
+        let loc = location(&dir);
+        let (_listener, guard) = bind(&loc).unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(fs::metadata(&loc.path).unwrap().mode() & 0o777, 0o600);
+        let second = bind(&loc).unwrap_err().to_string();
+        assert!(second.contains("another nskd already serves environment 'test'"), "{second}");
+        assert!(second.contains(&format!("pid {}", std::process::id())), "{second}");
+        drop(guard);
+        assert!(!loc.path.exists(), "socket removed on drop");
+        bind(&loc).unwrap();
+    }
+
+    #[tokio::test]
+    async fn replaces_a_stale_socket() {
+        let tmp = tempfile::tempdir().unwrap();
+        let loc = location(tmp.path());
+        let stale = std::os::unix::net::UnixListener::bind(&loc.path).unwrap();
+        drop(stale);
+        assert!(loc.path.exists());
+        let (_l, _g) = bind(&loc).unwrap();
+    }
+
+    #[test]
+    fn refuses_open_dirs_symlinks_and_non_sockets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let open = tmp.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        let e = ensure_private_dir(&open).unwrap_err().to_string();
+        assert!(e.contains("mode 0755") && e.contains("chmod 700"), "{e}");
+
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(tmp.path(), &link).unwrap();
+        assert!(ensure_private_dir(&link).unwrap_err().to_string().contains("symlink"));
+
+        let loc = location(tmp.path());
+        fs::write(&loc.path, "not a socket").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let e = rt.block_on(async { bind(&loc).map(|_| ()) }).unwrap_err().to_string();
+        assert!(e.contains("is not a socket"), "{e}");
+    }
+}

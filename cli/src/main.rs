@@ -1,1 +1,168 @@
-fn main() {}
+//! nskctl: the terminal client of nskd.
+//!
+//! Exit codes: 0 ok, 1 failure (daemon unreachable, call failed, unhealthy
+//! cluster in `status`... ), 2 usage.
+
+mod render;
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use nskd_proto::{
+    client::NskdClient,
+    socket::SocketLocation,
+    v1::{ClusterStatusRequest, GetClusterRequest, ListClustersRequest},
+};
+
+/// nskctl: status, clusters and version of an nskd environment.
+#[derive(Debug, Parser)]
+#[command(name = "nskctl", version, about)]
+struct Cli {
+    /// Environment (names the socket).
+    #[arg(long = "env", env = "NSKD_ENV", global = true)]
+    environment: Option<String>,
+    /// Socket path (default: $XDG_RUNTIME_DIR/nskd/<env>.sock).
+    #[arg(long, env = "NSKD_SOCKET", global = true)]
+    socket: Option<std::path::PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Cluster status table (probed live, in parallel), or one cluster in detail.
+    Status {
+        /// Show this cluster in detail.
+        cluster: Option<String>,
+        /// Answer from the daemon's health tracker instead of probing now.
+        #[arg(long)]
+        cached: bool,
+        /// Redraw every --interval until interrupted.
+        #[arg(long, short)]
+        watch: bool,
+        /// Redraw interval for --watch.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+    },
+    /// Known clusters and their kubeconfigs (no network calls).
+    Clusters,
+    /// Versions of nskctl and the daemon.
+    Version,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nskctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let location = SocketLocation::resolve(cli.socket.as_deref(), cli.environment.as_deref())?;
+    let client_name = format!("nskctl {}", env!("CARGO_PKG_VERSION"));
+    let client = NskdClient::connect(&location, &client_name).await?;
+    match cli.command {
+        Command::Version => {
+            let info = client.info();
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&render::info_json(info))?);
+            } else {
+                print!("{}", render::version(info, env!("CARGO_PKG_VERSION")));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Clusters => {
+            let resp = client
+                .clusters()
+                .list_clusters(client.request(ListClustersRequest {}))
+                .await
+                .map_err(|s| anyhow::anyhow!(client.explain(&s)))?
+                .into_inner();
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&render::clusters_json(&resp))?);
+            } else {
+                print!("{}", render::clusters(&resp));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status {
+            cluster,
+            cached,
+            watch,
+            interval,
+        } => {
+            if watch {
+                return watch_status(&client, cluster, interval).await;
+            }
+            status_once(&client, cluster, !cached, cli.json).await
+        }
+    }
+}
+
+async fn fetch_status(
+    client: &NskdClient,
+    cluster: &Option<String>,
+    refresh: bool,
+) -> anyhow::Result<nskd_proto::v1::ClusterStatusResponse> {
+    let request = ClusterStatusRequest {
+        clusters: cluster.iter().cloned().collect(),
+        refresh,
+        detail: cluster.is_some(),
+    };
+    if let Some(name) = cluster {
+        // A precise "unknown cluster" error before any probing.
+        client
+            .clusters()
+            .get_cluster(client.request(GetClusterRequest { name: name.clone() }))
+            .await
+            .map_err(|s| anyhow::anyhow!(client.explain(&s)))?;
+    }
+    Ok(client
+        .clusters()
+        .cluster_status(client.request(request))
+        .await
+        .map_err(|s| anyhow::anyhow!(client.explain(&s)))?
+        .into_inner())
+}
+
+async fn status_once(client: &NskdClient, cluster: Option<String>, refresh: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let resp = fetch_status(client, &cluster, refresh).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&render::status_json(&resp))?);
+    } else if cluster.is_some() {
+        for h in &resp.clusters {
+            print!("{}", nskd_proto::present::detail_view(h, 0));
+        }
+    } else {
+        print!("{}", render::status_table(&resp, client.info()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn watch_status(client: &NskdClient, cluster: Option<String>, interval: Duration) -> anyhow::Result<ExitCode> {
+    loop {
+        let text = match fetch_status(client, &cluster, false).await {
+            Ok(resp) if cluster.is_some() => resp
+                .clusters
+                .iter()
+                .map(|h| nskd_proto::present::detail_view(h, 0))
+                .collect::<String>(),
+            Ok(resp) => render::status_table(&resp, client.info()),
+            Err(e) => format!("nskctl: {e}\n"),
+        };
+        // Clear the screen and home the cursor, then draw.
+        print!("\x1b[2J\x1b[H{}\n(every {}; Ctrl-C to stop)\n", text, humantime::format_duration(interval));
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}

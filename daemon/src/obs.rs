@@ -48,7 +48,10 @@ pub fn filter(level: &str) -> EnvFilter {
             "debug" => "info",
             _ => "warn",
         };
-        format!("{deps},nskd={level},nskd_proto={level}")
+        // kube-client logs every failed request at ERROR; we report those
+        // failures ourselves, with the cluster's name and what to do.
+        let kube = if level == "trace" { "debug" } else { "off" };
+        format!("{deps},kube_client={kube},nskd={level},nskd_proto={level}")
     };
     EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"))
 }
@@ -58,6 +61,7 @@ pub fn init(level: &str, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(level))
         .with_writer(RedactingStderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),

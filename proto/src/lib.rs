@@ -14,6 +14,7 @@
 //! ```
 
 pub mod client;
+pub mod present;
 pub mod socket;
 
 /// The wire API version both sides must agree on. Bump on any incompatible

@@ -117,17 +117,8 @@ fn cell_text(cell: &Value, column: &Value, now: SystemTime) -> String {
     }
 }
 
-/// kubectl-style age: `45s`, `12m`, `5h`, `3d`, `2y`.
-pub fn short_age(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=119 => format!("{s}s"),
-        120..=7199 => format!("{}m", s / 60),
-        7200..=172_799 => format!("{}h", s / 3600),
-        172_800..=63_071_999 => format!("{}d", s / 86_400),
-        _ => format!("{}y", s / 31_536_000),
-    }
-}
+/// kubectl-style age (shared with the clients).
+pub use nskd_proto::present::short_duration as short_age;
 
 #[cfg(test)]
 mod tests {

@@ -1,1 +1,70 @@
-fn main() {}
+//! mcp-shim: an MCP server on stdio for one agent session; every tool call
+//! is forwarded to nskd over its Unix socket. Starts instantly: the daemon
+//! is contacted on the first tool call, and again after it restarts.
+
+mod args;
+mod render;
+mod session;
+mod tools;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use nskd_proto::socket::SocketLocation;
+use rmcp::ServiceExt;
+
+/// mcp-shim: MCP (stdio) front end of nskd for one agent session.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-shim", version, about)]
+struct Cli {
+    /// Environment whose daemon to use (names the socket).
+    #[arg(long = "env", env = "NSKD_ENV")]
+    environment: Option<String>,
+    /// Socket path (default: $XDG_RUNTIME_DIR/nskd/<env>.sock).
+    #[arg(long, env = "NSKD_SOCKET")]
+    socket: Option<std::path::PathBuf>,
+    /// Log level for the shim's own stderr log.
+    #[arg(long, env = "NSKD_LOG_LEVEL", default_value = "warn")]
+    log_level: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| "warn".into()))
+        .init();
+    let location = match SocketLocation::resolve(cli.socket.as_deref(), cli.environment.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mcp-shim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mcp-shim: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let session = session::Session::new(location);
+        tracing::debug!(session = session.id(), "mcp-shim starting");
+        let server = match tools::NskdTools::new(session).serve(rmcp::transport::stdio()).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("mcp-shim: MCP initialization failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match server.waiting().await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mcp-shim: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

@@ -1,0 +1,98 @@
+//! Tool arguments, with the Go kubernetes-mcp-server's names where it has
+//! the same tool (`context` is accepted for `cluster`).
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// Several clusters: a list of names, or "*" for every cluster not known
+/// to be down.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ClusterSet {
+    /// "*" (all healthy clusters) or a single name.
+    One(String),
+    /// Cluster names.
+    Many(Vec<String>),
+}
+
+impl ClusterSet {
+    /// As the daemon's `Target.clusters`.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            ClusterSet::One(s) => vec![s.clone()],
+            ClusterSet::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// Output format of read tools.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// kubectl-style table (default).
+    #[default]
+    Table,
+    /// YAML documents.
+    Yaml,
+    /// JSON array.
+    Json,
+}
+
+/// cluster_use.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct ClusterUseArgs {
+    /// Cluster to make this session's active cluster.
+    #[serde(alias = "context", alias = "name")]
+    pub cluster: String,
+}
+
+/// clusters_status.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+pub struct ClustersStatusArgs {
+    /// One cluster to show in detail (default: the table of all clusters).
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Probe the clusters now instead of answering from the health tracker.
+    #[serde(default)]
+    pub refresh: bool,
+}
+
+/// namespaces_list.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+pub struct NamespacesListArgs {
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    /// table (default), yaml or json.
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// pods_list.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+pub struct PodsListArgs {
+    /// Namespace (default: all namespaces).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Label selector, e.g. "app=web,tier!=db".
+    #[serde(default, rename = "labelSelector")]
+    pub label_selector: Option<String>,
+    /// Field selector, e.g. "status.phase=Running" or "spec.nodeName=node-1".
+    #[serde(default, rename = "fieldSelector")]
+    pub field_selector: Option<String>,
+    /// At most this many pods per cluster.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    /// table (default), yaml or json.
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}

@@ -1,0 +1,83 @@
+//! Text for agents: compact, one answer per cluster, errors inline.
+
+use nskd_proto::{
+    present::{STATUS_HEADER, status_row},
+    v1::{ClusterStatusResponse, KubeResult},
+};
+
+/// Aligns rows into columns separated by two spaces.
+pub fn columns(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; cols];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                line.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The status table, `*` on this session's active cluster.
+pub fn status_table(resp: &ClusterStatusResponse, active: Option<&str>) -> String {
+    if resp.clusters.is_empty() {
+        return "No clusters known to nskd. Check kubeconfig_dir in its config, or run nsk_refresh.\n".into();
+    }
+    let mut rows = vec![STATUS_HEADER.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+    rows.extend(resp.clusters.iter().map(|h| status_row(h, active, 60)));
+    let mut out = columns(&rows);
+    out.push_str("\n* = this session's active cluster\n");
+    out
+}
+
+/// A Kube answer: the text alone for one cluster; a section per cluster
+/// for several. Returns the text and whether every cluster failed.
+pub fn kube_result(result: &KubeResult) -> (String, bool) {
+    let all_failed = !result.results.is_empty() && result.results.iter().all(|r| !r.ok);
+    if let [only] = result.results.as_slice() {
+        return (only.text.clone(), !only.ok);
+    }
+    if result.results.is_empty() {
+        return ("No cluster matched (with \"*\", clusters known to be down are skipped; see clusters_status).\n".into(), true);
+    }
+    let mut out = String::new();
+    for r in &result.results {
+        let verdict = if r.ok { "" } else { " (error)" };
+        out.push_str(&format!("=== cluster {}{verdict} ===\n", r.cluster));
+        out.push_str(&r.text);
+        if !r.text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    (out, all_failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nskd_proto::v1::ClusterResult;
+
+    #[test]
+    fn several_clusters_get_sections_and_errors_stay_inline() {
+        let r = KubeResult {
+            results: vec![
+                ClusterResult { cluster: "a".into(), ok: true, text: "NAME\nx\n".into(), ..Default::default() },
+                ClusterResult { cluster: "b".into(), ok: false, text: "cluster b: timed out".into(), ..Default::default() },
+            ],
+        };
+        let (text, failed) = kube_result(&r);
+        assert!(!failed);
+        assert_eq!(text, "=== cluster a ===\nNAME\nx\n=== cluster b (error) ===\ncluster b: timed out\n");
+    }
+}

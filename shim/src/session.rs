@@ -1,0 +1,103 @@
+//! One agent session: its link to the daemon and its active cluster.
+//! Nothing here blocks start-up: the daemon is contacted on the first call.
+
+use std::{future::Future, sync::Arc};
+
+use nskd_proto::{
+    client::{Identity, Link, is_connection_lost},
+    socket::SocketLocation,
+    v1::DaemonInfo,
+};
+use tokio::sync::{Mutex, OnceCell};
+use tonic::{Response, Status, transport::Channel};
+
+/// An agent session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    location: SocketLocation,
+    session_id: String,
+    link: Arc<OnceCell<Link>>,
+    /// `None` until the agent picks a cluster or the daemon's default is known.
+    active: Arc<Mutex<Option<String>>>,
+}
+
+impl Session {
+    /// A new session talking to the daemon at `location`.
+    pub fn new(location: SocketLocation) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        Self {
+            location,
+            session_id: format!("{:x}-{:x}", std::process::id(), nanos),
+            link: Arc::new(OnceCell::new()),
+            active: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Session id sent to the daemon (logs, audit).
+    pub fn id(&self) -> &str {
+        &self.session_id
+    }
+
+    async fn link(&self, client_name: &str) -> &Link {
+        self.link
+            .get_or_init(|| async {
+                Link::new(
+                    self.location.clone(),
+                    Identity {
+                        session: self.session_id.clone(),
+                        client: client_name.to_string(),
+                    },
+                )
+            })
+            .await
+    }
+
+    /// Runs one gRPC call, reconnecting once if the daemon restarted since
+    /// the last call. Errors come back as text an agent can act on.
+    pub async fn call<T, F, Fut>(&self, client_name: &str, f: F) -> Result<(T, DaemonInfo), String>
+    where
+        F: Fn(Channel, &Identity) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let link = self.link(client_name).await;
+        let mut attempt = 0;
+        loop {
+            let (channel, info) = link.channel().await.map_err(|e| e.to_string())?;
+            match f(channel, link.identity()).await {
+                Ok(resp) => {
+                    self.adopt_default(&info).await;
+                    return Ok((resp.into_inner(), info));
+                }
+                Err(status) => {
+                    link.note_failure(&status).await;
+                    if attempt == 0 && is_connection_lost(&status) {
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(link.explain(&status));
+                }
+            }
+        }
+    }
+
+    /// The session starts on the daemon's default cluster.
+    async fn adopt_default(&self, info: &DaemonInfo) {
+        let mut active = self.active.lock().await;
+        if active.is_none() && !info.default_cluster.is_empty() {
+            *active = Some(info.default_cluster.clone());
+        }
+    }
+
+    /// This session's active cluster, if any.
+    pub async fn active(&self) -> Option<String> {
+        self.active.lock().await.clone()
+    }
+
+    /// Switches this session (only) to `cluster`.
+    pub async fn set_active(&self, cluster: String) {
+        *self.active.lock().await = Some(cluster);
+    }
+}

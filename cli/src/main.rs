@@ -73,7 +73,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Version => {
             let info = client.info();
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&render::info_json(info))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&render::info_json(info))?
+                );
             } else {
                 print!("{}", render::version(info, env!("CARGO_PKG_VERSION")));
             }
@@ -87,7 +90,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(|s| anyhow::anyhow!(client.explain(&s)))?
                 .into_inner();
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&render::clusters_json(&resp))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&render::clusters_json(&resp))?
+                );
             } else {
                 print!("{}", render::clusters(&resp));
             }
@@ -133,10 +139,18 @@ async fn fetch_status(
         .into_inner())
 }
 
-async fn status_once(client: &NskdClient, cluster: Option<String>, refresh: bool, json: bool) -> anyhow::Result<ExitCode> {
+async fn status_once(
+    client: &NskdClient,
+    cluster: Option<String>,
+    refresh: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let resp = fetch_status(client, &cluster, refresh).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&render::status_json(&resp))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&render::status_json(&resp))?
+        );
     } else if cluster.is_some() {
         for h in &resp.clusters {
             print!("{}", nskd_proto::present::detail_view(h, 0));
@@ -147,7 +161,11 @@ async fn status_once(client: &NskdClient, cluster: Option<String>, refresh: bool
     Ok(ExitCode::SUCCESS)
 }
 
-async fn watch_status(client: &NskdClient, cluster: Option<String>, interval: Duration) -> anyhow::Result<ExitCode> {
+async fn watch_status(
+    client: &NskdClient,
+    cluster: Option<String>,
+    interval: Duration,
+) -> anyhow::Result<ExitCode> {
     loop {
         let text = match fetch_status(client, &cluster, false).await {
             Ok(resp) if cluster.is_some() => resp
@@ -159,7 +177,11 @@ async fn watch_status(client: &NskdClient, cluster: Option<String>, interval: Du
             Err(e) => format!("nskctl: {e}\n"),
         };
         // Clear the screen and home the cursor, then draw.
-        print!("\x1b[2J\x1b[H{}\n(every {}; Ctrl-C to stop)\n", text, humantime::format_duration(interval));
+        print!(
+            "\x1b[2J\x1b[H{}\n(every {}; Ctrl-C to stop)\n",
+            text,
+            humantime::format_duration(interval)
+        );
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),

@@ -33,7 +33,11 @@ pub fn status_table(resp: &ClusterStatusResponse, info: &DaemonInfo) -> String {
     for h in &resp.clusters {
         t.add_row(status_row(h, default, 60));
     }
-    let ready = resp.clusters.iter().filter(|h| state_word(h.state) == "Ready").count();
+    let ready = resp
+        .clusters
+        .iter()
+        .filter(|h| state_word(h.state) == "Ready")
+        .count();
     let mut out = lines(&t);
     if default.is_some() {
         out.push_str("\n* = default cluster (a new agent session starts there)\n");
@@ -58,13 +62,21 @@ pub fn clusters(resp: &ListClustersResponse) -> String {
         t.add_row(vec![
             name,
             source_word(c.source).into(),
-            if c.error.is_empty() { c.server.clone() } else { "(unusable)".into() },
+            if c.error.is_empty() {
+                c.server.clone()
+            } else {
+                "(unusable)".into()
+            },
             c.auth.clone(),
             c.kubeconfig_path.clone(),
             age_since(c.kubeconfig_modified_ms),
         ]);
     }
-    let mut out = if resp.clusters.is_empty() { "No clusters.\n".to_string() } else { lines(&t) };
+    let mut out = if resp.clusters.is_empty() {
+        "No clusters.\n".to_string()
+    } else {
+        lines(&t)
+    };
     for c in resp.clusters.iter().filter(|c| !c.error.is_empty()) {
         out.push_str(&format!("problem: {}: {}\n", c.name, c.error));
     }
@@ -87,7 +99,11 @@ pub fn version(info: &DaemonInfo, ours: &str) -> String {
         info.socket_path,
         info.source,
         info.cluster_count,
-        if info.default_cluster.is_empty() { String::new() } else { format!(", default {}", info.default_cluster) },
+        if info.default_cluster.is_empty() {
+            String::new()
+        } else {
+            format!(", default {}", info.default_cluster)
+        },
     )
 }
 

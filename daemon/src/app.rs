@@ -60,6 +60,25 @@ pub struct RefreshRecord {
     pub error: Option<String>,
 }
 
+/// The clusters a call runs on, and those `"*"` left out (`name: reason`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Targets {
+    /// Clusters to run on, in order.
+    pub names: Vec<String>,
+    /// Left out by `"*"`, one line each.
+    pub skipped: Vec<String>,
+}
+
+impl Targets {
+    /// Exactly `names`, nothing skipped.
+    pub fn of(names: Vec<String>) -> Self {
+        Self {
+            names,
+            skipped: Vec::new(),
+        }
+    }
+}
+
 /// The answer of one cluster to a Kube call.
 #[derive(Debug, Clone)]
 pub struct ClusterAnswer {
@@ -131,8 +150,10 @@ impl App {
         let changes = self.registry.replace(result.entries, result.problems);
         if !changes.is_empty() {
             tracing::info!(added = ?changes.added, changed = ?changes.changed, removed = ?changes.removed, "clusters changed");
-            self.pool.invalidate(changes.changed.iter().chain(&changes.removed));
-            self.tracker.forget(changes.changed.iter().chain(&changes.removed));
+            self.pool
+                .invalidate(changes.changed.iter().chain(&changes.removed));
+            self.tracker
+                .forget(changes.changed.iter().chain(&changes.removed));
         }
         changes
     }
@@ -177,44 +198,76 @@ impl App {
 
     /// Refresh history, newest first.
     pub fn history(&self) -> Vec<RefreshRecord> {
-        self.history.lock().expect("history lock poisoned").iter().cloned().collect()
+        self.history
+            .lock()
+            .expect("history lock poisoned")
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// The entry of `name`, or an error listing the known clusters.
     pub fn cluster(&self, name: &str) -> Result<Arc<ClusterEntry>, OpError> {
-        self.registry.get(name).ok_or_else(|| OpError::UnknownCluster {
-            name: name.to_string(),
-            known: self.registry.names(),
-        })
+        self.registry
+            .get(name)
+            .ok_or_else(|| OpError::UnknownCluster {
+                name: name.to_string(),
+                known: self.registry.names(),
+            })
+    }
+
+    /// The cluster used when a call names none: `default_cluster` from the
+    /// config, else the only cluster when there is exactly one.
+    pub fn default_cluster(&self) -> Option<String> {
+        if let Some(d) = &self.config.default_cluster {
+            return Some(d.clone());
+        }
+        let snapshot = self.registry.snapshot();
+        match snapshot.clusters.len() {
+            1 => snapshot.clusters.keys().next().cloned(),
+            _ => None,
+        }
     }
 
     /// Which clusters a call targets: `clusters` (with `"*"` for every
     /// cluster not known to be down), else `cluster`, else the default.
-    pub fn targets(&self, cluster: &str, clusters: &[String]) -> Result<Vec<String>, OpError> {
+    /// Also returns what `"*"` skipped, as `name: reason`.
+    pub fn targets(&self, cluster: &str, clusters: &[String]) -> Result<Targets, OpError> {
         if clusters.iter().any(|c| c == "*") {
             let snapshot = self.registry.snapshot();
-            return Ok(snapshot
-                .clusters
-                .values()
-                .filter(|e| e.error.is_none() && self.tracker.get(&e.name).state != Health::NotReady)
-                .map(|e| e.name.clone())
-                .collect());
+            let mut targets = Targets::default();
+            for e in snapshot.clusters.values() {
+                let health = self.tracker.get(&e.name);
+                if let Some(err) = &e.error {
+                    targets.skipped.push(format!(
+                        "{}: kubeconfig unusable: {}",
+                        e.name,
+                        crate::redact::redact(&err.to_string())
+                    ));
+                } else if health.state == Health::NotReady {
+                    let why = health.error.as_deref().unwrap_or("not answering");
+                    targets.skipped.push(format!("{}: NotReady: {why}", e.name));
+                } else {
+                    targets.names.push(e.name.clone());
+                }
+            }
+            return Ok(targets);
         }
         if !clusters.is_empty() {
             for c in clusters {
                 self.cluster(c)?;
             }
-            return Ok(clusters.to_vec());
+            return Ok(Targets::of(clusters.to_vec()));
         }
         let name = if cluster.is_empty() {
-            self.config.default_cluster.clone().ok_or_else(|| OpError::NoCluster {
+            self.default_cluster().ok_or_else(|| OpError::NoCluster {
                 known: self.registry.names(),
             })?
         } else {
             cluster.to_string()
         };
         self.cluster(&name)?;
-        Ok(vec![name])
+        Ok(Targets::of(vec![name]))
     }
 
     /// Options every operation runs with.
@@ -252,10 +305,17 @@ impl App {
     }
 
     /// Feeds a real call's outcome to the health tracker.
-    fn note_call<T>(&self, cluster: &str, result: &Result<T, OpError>, elapsed: std::time::Duration) {
+    fn note_call<T>(
+        &self,
+        cluster: &str,
+        result: &Result<T, OpError>,
+        elapsed: std::time::Duration,
+    ) {
         match result {
             Ok(_) => self.tracker.record_call(cluster, Ok(elapsed)),
-            Err(e) if e.is_cluster_failure() => self.tracker.record_call(cluster, Err(e.to_string())),
+            Err(e) if e.is_cluster_failure() => {
+                self.tracker.record_call(cluster, Err(e.to_string()))
+            }
             Err(_) => {}
         }
     }

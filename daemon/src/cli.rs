@@ -126,7 +126,9 @@ impl Cli {
             kubeconfig_dir: self.kubeconfig_dir.clone(),
             default_cluster: self.default_cluster.clone(),
             rancher_url: self.nsk_rancher_url.clone().filter(|s| !s.is_empty()),
-            rancher_token: std::env::var("RANCHER_TOKEN").ok().filter(|s| !s.is_empty()),
+            rancher_token: std::env::var("RANCHER_TOKEN")
+                .ok()
+                .filter(|s| !s.is_empty()),
             rancher_insecure: self.nsk_rancher_insecure,
             profile: self.nsk_profile.clone().filter(|s| !s.is_empty()),
             config_dir: self.nsk_config_dir.clone(),

@@ -55,10 +55,10 @@ impl ScanPlan {
     pub fn watch_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = self.dir.iter().cloned().collect();
         for f in &self.files {
-            if let Some(parent) = f.parent() {
-                if !dirs.iter().any(|d| d == parent) {
-                    dirs.push(parent.to_path_buf());
-                }
+            if let Some(parent) = f.parent()
+                && !dirs.iter().any(|d| d == parent)
+            {
+                dirs.push(parent.to_path_buf());
             }
         }
         dirs
@@ -67,7 +67,9 @@ impl ScanPlan {
 
 fn default_kubeconfig_files() -> Vec<PathBuf> {
     if let Some(list) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
-        return std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).collect();
+        return std::env::split_paths(&list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
     }
     std::env::var_os("HOME")
         .map(|home| vec![PathBuf::from(home).join(".kube").join("config")])
@@ -116,7 +118,8 @@ impl Scanner {
                 Ok(paths) => {
                     for path in paths {
                         let stem = file_stem(&path);
-                        let entries = self.entries_for(&path, Some(&stem), self.plan.dir_source, reread);
+                        let entries =
+                            self.entries_for(&path, Some(&stem), self.plan.dir_source, reread);
                         seen_paths.push(path);
                         add_entries(&mut by_name, entries, &mut result.problems);
                     }
@@ -165,7 +168,9 @@ impl Scanner {
         let file = match self.load(path, reread) {
             Ok(f) => f,
             Err(e) => {
-                let name = file_name.map(str::to_string).unwrap_or_else(|| file_stem(path));
+                let name = file_name
+                    .map(str::to_string)
+                    .unwrap_or_else(|| file_stem(path));
                 return vec![broken_entry(name, path, source, e.to_string())];
             }
         };
@@ -198,13 +203,23 @@ impl Scanner {
             .collect()
     }
 
-    fn load(&self, path: &Path, reread: bool) -> Result<Arc<KubeconfigFile>, kubeconfig::KubeconfigError> {
+    fn load(
+        &self,
+        path: &Path,
+        reread: bool,
+    ) -> Result<Arc<KubeconfigFile>, kubeconfig::KubeconfigError> {
         if !reread {
-            let cached = self.cache.lock().expect("scanner cache poisoned").get(path).cloned();
-            if let (Some(cached), Ok(meta)) = (cached, std::fs::metadata(path)) {
-                if meta.modified().ok() == Some(cached.modified) && meta.len() == cached.len {
-                    return Ok(cached);
-                }
+            let cached = self
+                .cache
+                .lock()
+                .expect("scanner cache poisoned")
+                .get(path)
+                .cloned();
+            if let (Some(cached), Ok(meta)) = (cached, std::fs::metadata(path))
+                && meta.modified().ok() == Some(cached.modified)
+                && meta.len() == cached.len
+            {
+                return Ok(cached);
             }
         }
         let file = Arc::new(kubeconfig::read(path)?);
@@ -235,7 +250,11 @@ fn broken_entry(name: String, path: &Path, source: EntrySource, error: String) -
     }
 }
 
-fn add_entries(by_name: &mut BTreeMap<String, ClusterEntry>, entries: Vec<ClusterEntry>, problems: &mut Vec<String>) {
+fn add_entries(
+    by_name: &mut BTreeMap<String, ClusterEntry>,
+    entries: Vec<ClusterEntry>,
+    problems: &mut Vec<String>,
+) {
     for entry in entries {
         if let Some(existing) = by_name.get(&entry.name) {
             problems.push(format!(
@@ -262,7 +281,10 @@ fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             continue;
         }
         let path = item.path();
-        if !std::fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false) {
+        if !std::fs::metadata(&path)
+            .map(|m| m.is_file())
+            .unwrap_or(false)
+        {
             continue;
         }
         let ext_ok = match path.extension().and_then(|e| e.to_str()) {
@@ -291,7 +313,10 @@ mod tests {
     fn kubeconfig(contexts: &[&str]) -> String {
         let mut s = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
         for (i, c) in contexts.iter().enumerate() {
-            s += &format!("- name: {c}\n  cluster: {{server: \"https://127.0.0.1:{}\"}}\n", 1000 + i);
+            s += &format!(
+                "- name: {c}\n  cluster: {{server: \"https://127.0.0.1:{}\"}}\n",
+                1000 + i
+            );
         }
         s += "contexts:\n";
         for c in contexts {
@@ -332,10 +357,16 @@ mod tests {
         for n in ["c1-a", "c1-b", "c2-a"] {
             std::fs::write(dir.path().join(format!("{n}.yaml")), kubeconfig(&[n])).unwrap();
         }
-        let c = config(dir.path(), "[nsk]\ncluster_pattern = \"^c1-\"\nexclude_clusters = [\"c1-b\"]\n");
+        let c = config(
+            dir.path(),
+            "[nsk]\ncluster_pattern = \"^c1-\"\nexclude_clusters = [\"c1-b\"]\n",
+        );
         let scanner = Scanner::new(ScanPlan::from_config(&c));
         let first = scanner.scan(&c, false);
-        assert_eq!(first.entries.iter().map(|e| &e.name).collect::<Vec<_>>(), ["c1-a"]);
+        assert_eq!(
+            first.entries.iter().map(|e| &e.name).collect::<Vec<_>>(),
+            ["c1-a"]
+        );
         let again = scanner.scan(&c, false);
         assert!(Arc::ptr_eq(
             first.entries[0].file.as_ref().unwrap(),
@@ -354,6 +385,10 @@ mod tests {
         let c = config(Path::new("/nonexistent/nskd-test"), "");
         let r = Scanner::new(ScanPlan::from_config(&c)).scan(&c, false);
         assert!(r.entries.is_empty());
-        assert!(r.problems[0].contains("/nonexistent/nskd-test"), "{:?}", r.problems);
+        assert!(
+            r.problems[0].contains("/nonexistent/nskd-test"),
+            "{:?}",
+            r.problems
+        );
     }
 }

@@ -29,7 +29,9 @@ pub enum OpError {
         reason: String,
     },
     /// The call did not finish in time.
-    #[error("cluster {cluster}: {verb} {resource} timed out after {after:?} (server {server}); the cluster may be down or overloaded: check `nskctl status {cluster}`")]
+    #[error(
+        "cluster {cluster}: {verb} {resource} timed out after {after:?} (server {server}); the cluster may be down or overloaded: check `nskctl status {cluster}`"
+    )]
     Timeout {
         /// Cluster.
         cluster: String,
@@ -43,7 +45,9 @@ pub enum OpError {
         server: String,
     },
     /// The API server could not be reached.
-    #[error("cluster {cluster}: cannot reach API server {server}: {reason}; check the cluster is up and its kubeconfig ({path}) is current (`nskctl refresh`)")]
+    #[error(
+        "cluster {cluster}: cannot reach API server {server}: {reason}; check the cluster is up and its kubeconfig ({path}) is current (`nskctl refresh`)"
+    )]
     Unreachable {
         /// Cluster.
         cluster: String,
@@ -55,23 +59,8 @@ pub enum OpError {
         path: String,
     },
     /// The API server answered with an error status.
-    #[error("cluster {cluster}: {verb} {resource} failed: {message} (HTTP {code} {reason}){}", hint_suffix(.hint))]
-    Api {
-        /// Cluster.
-        cluster: String,
-        /// Verb.
-        verb: String,
-        /// Resource.
-        resource: String,
-        /// HTTP status code.
-        code: u16,
-        /// Kubernetes reason (Forbidden, NotFound...).
-        reason: String,
-        /// The server's message (names the user for RBAC denials).
-        message: String,
-        /// What to try.
-        hint: String,
-    },
+    #[error("{0}")]
+    Api(Box<ApiFailure>),
     /// A kind that discovery does not know.
     #[error("cluster {cluster}: no resource kind {kind:?}{} is served; check the spelling, or list kinds with resources_list-style discovery (`kubectl api-resources`)", api_version_suffix(.api_version))]
     UnknownKind {
@@ -97,7 +86,8 @@ pub enum OpError {
 
 fn known_list(known: &[String]) -> String {
     if known.is_empty() {
-        "none (no kubeconfig found: check kubeconfig_dir / kubeconfig, or run `nskctl refresh`)".into()
+        "none (no kubeconfig found: check kubeconfig_dir / kubeconfig, or run `nskctl refresh`)"
+            .into()
     } else {
         known.join(", ")
     }
@@ -112,7 +102,31 @@ fn hint_suffix(hint: &str) -> String {
 }
 
 fn api_version_suffix(v: &str) -> String {
-    if v.is_empty() { String::new() } else { format!(" in {v}") }
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!(" in {v}")
+    }
+}
+
+/// An error status from an API server, with what was being done.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cluster {cluster}: {verb} {resource} failed: {message} (HTTP {code} {reason}){}", hint_suffix(.hint))]
+pub struct ApiFailure {
+    /// Cluster.
+    pub cluster: String,
+    /// Verb.
+    pub verb: String,
+    /// Resource.
+    pub resource: String,
+    /// HTTP status code.
+    pub code: u16,
+    /// Kubernetes reason (Forbidden, NotFound...).
+    pub reason: String,
+    /// The server's message (names the user for RBAC denials).
+    pub message: String,
+    /// What to try.
+    pub hint: String,
 }
 
 impl OpError {
@@ -121,7 +135,7 @@ impl OpError {
     pub fn is_cluster_failure(&self) -> bool {
         match self {
             OpError::Timeout { .. } | OpError::Unreachable { .. } => true,
-            OpError::Api { code, .. } => *code >= 500 || *code == 401,
+            OpError::Api(a) => a.code >= 500 || a.code == 401,
             _ => false,
         }
     }
@@ -155,7 +169,7 @@ impl CallContext<'_> {
                     c if c >= 500 => "the API server failed; retry, and check `nskctl status`".to_string(),
                     _ => String::new(),
                 };
-                OpError::Api {
+                OpError::Api(Box::new(ApiFailure {
                     cluster: self.cluster.to_string(),
                     verb: self.verb.to_string(),
                     resource: self.resource.to_string(),
@@ -163,7 +177,7 @@ impl CallContext<'_> {
                     reason: status.reason.clone(),
                     message: status.message.clone(),
                     hint,
-                }
+                }))
             }
             other => OpError::Unreachable {
                 cluster: self.cluster.to_string(),
@@ -205,19 +219,22 @@ impl From<OpError> for tonic::Status {
         let message = crate::redact::redact(&e.to_string());
         match &e {
             OpError::UnknownCluster { .. } => tonic::Status::not_found(message),
-            OpError::NoCluster { .. } | OpError::InvalidArgument(_) => tonic::Status::invalid_argument(message),
+            OpError::NoCluster { .. } | OpError::InvalidArgument(_) => {
+                tonic::Status::invalid_argument(message)
+            }
             OpError::UnknownKind { .. } => tonic::Status::not_found(message),
             OpError::Unusable { .. } => tonic::Status::failed_precondition(message),
             OpError::Timeout { .. } => tonic::Status::deadline_exceeded(message),
             OpError::Unreachable { .. } => {
                 // Marked so clients do not mistake it for the daemon being gone.
                 let mut status = tonic::Status::unavailable(message);
-                status
-                    .metadata_mut()
-                    .insert(nskd_proto::ORIGIN_HEADER, tonic::metadata::MetadataValue::from_static("nskd"));
+                status.metadata_mut().insert(
+                    nskd_proto::ORIGIN_HEADER,
+                    tonic::metadata::MetadataValue::from_static("nskd"),
+                );
                 status
             }
-            OpError::Api { code, .. } => match code {
+            OpError::Api(a) => match a.code {
                 401 => tonic::Status::unauthenticated(message),
                 403 => tonic::Status::permission_denied(message),
                 404 => tonic::Status::not_found(message),

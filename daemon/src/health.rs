@@ -191,10 +191,10 @@ impl Tracker {
                 self.config.degraded_latency.as_millis()
             ));
         }
-        if let (Some(total), Some(ready)) = (d.nodes_total, d.nodes_ready) {
-            if ready < total {
-                reasons.push(format!("{} of {total} nodes NotReady", total - ready));
-            }
+        if let (Some(total), Some(ready)) = (d.nodes_total, d.nodes_ready)
+            && ready < total
+        {
+            reasons.push(format!("{} of {total} nodes NotReady", total - ready));
         }
         (!reasons.is_empty()).then(|| reasons.join("; "))
     }
@@ -229,19 +229,31 @@ mod tests {
     fn three_failures_make_a_healthy_cluster_not_ready_and_one_success_recovers_it() {
         let t = tracker();
         assert_eq!(t.record_probe("a", ok(10, (3, 3))).state, Health::Ready);
-        assert_eq!(t.record_probe("a", Err("refused".into())).state, Health::Degraded);
-        assert_eq!(t.record_probe("a", Err("refused".into())).state, Health::Degraded);
+        assert_eq!(
+            t.record_probe("a", Err("refused".into())).state,
+            Health::Degraded
+        );
+        assert_eq!(
+            t.record_probe("a", Err("refused".into())).state,
+            Health::Degraded
+        );
         let h = t.record_probe("a", Err("refused".into()));
         assert_eq!((h.state, h.consecutive_failures), (Health::NotReady, 3));
         assert_eq!(h.error.as_deref(), Some("refused"));
         let h = t.record_probe("a", ok(10, (3, 3)));
-        assert_eq!((h.state, h.consecutive_failures, h.error), (Health::Ready, 0, None));
+        assert_eq!(
+            (h.state, h.consecutive_failures, h.error),
+            (Health::Ready, 0, None)
+        );
     }
 
     #[test]
     fn a_cluster_that_never_answered_is_not_ready_at_once() {
         let t = tracker();
-        assert_eq!(t.record_probe("dead", Err("refused".into())).state, Health::NotReady);
+        assert_eq!(
+            t.record_probe("dead", Err("refused".into())).state,
+            Health::NotReady
+        );
     }
 
     #[test]

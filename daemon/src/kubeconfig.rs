@@ -37,7 +37,9 @@ pub enum KubeconfigError {
         reason: String,
     },
     /// Not YAML, or not a kubeconfig.
-    #[error("kubeconfig {path} is malformed: {reason}; fix or replace the file (e.g. `nskctl refresh --force`)")]
+    #[error(
+        "kubeconfig {path} is malformed: {reason}; fix or replace the file (e.g. `nskctl refresh --force`)"
+    )]
     Malformed {
         /// The file.
         path: PathBuf,
@@ -107,7 +109,11 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
 impl KubeconfigFile {
     /// Names of the contexts, in file order.
     pub fn context_names(&self) -> Vec<String> {
-        self.config.contexts.iter().map(|c| c.name.clone()).collect()
+        self.config
+            .contexts
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
     }
 
     /// Summarises one context, checking it names a cluster with a server.
@@ -130,13 +136,22 @@ impl KubeconfigFile {
             .iter()
             .find(|c| c.name == ctx.cluster)
             .and_then(|c| c.cluster.as_ref())
-            .ok_or_else(|| err(format!("cluster {:?} is not defined in the file", ctx.cluster)))?;
+            .ok_or_else(|| {
+                err(format!(
+                    "cluster {:?} is not defined in the file",
+                    ctx.cluster
+                ))
+            })?;
         let server = cluster
             .server
             .clone()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| err(format!("cluster {:?} has no server URL", ctx.cluster)))?;
-        if server.parse::<http::Uri>().map(|u| u.host().is_none()).unwrap_or(true) {
+        if server
+            .parse::<http::Uri>()
+            .map(|u| u.host().is_none())
+            .unwrap_or(true)
+        {
             return Err(err(format!("server {server:?} is not a URL")));
         }
         let auth_info = ctx.user.as_ref().and_then(|user| {
@@ -244,7 +259,10 @@ current-context: ctx-a
         assert!(!format!("{a:?}").contains("eyJ"));
         assert_eq!(f.summarize("ctx-b").unwrap().auth, "none");
         let broken = f.summarize("ctx-broken").unwrap_err().to_string();
-        assert!(broken.contains("k.yaml") && broken.contains("\"missing\" is not defined"), "{broken}");
+        assert!(
+            broken.contains("k.yaml") && broken.contains("\"missing\" is not defined"),
+            "{broken}"
+        );
     }
 
     #[test]

@@ -30,15 +30,23 @@ fn check_config(file: Option<&std::path::Path>, overrides: &nskd::config::Overri
     };
     let mut problems = problems;
     problems.extend(nskd::check::runtime_checks(&config));
-    let source = file.map(|f| f.display().to_string()).unwrap_or_else(|| "(no file: defaults, environment and flags)".into());
+    let source = file
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| "(no file: defaults, environment and flags)".into());
     println!("config: {source}");
     println!("environment: {}", config.environment());
-    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
     for p in &problems {
         println!("{p}");
     }
     if errors > 0 {
-        println!("{errors} error(s), {} warning(s): not valid", problems.len() - errors);
+        println!(
+            "{errors} error(s), {} warning(s): not valid",
+            problems.len() - errors
+        );
         ExitCode::FAILURE
     } else {
         println!("ok ({} warning(s))", problems.len());
@@ -58,14 +66,20 @@ fn run(file: Option<&std::path::Path>, overrides: &nskd::config::Overrides) -> E
     for w in &warnings {
         tracing::warn!(field = %w.field, "{}", w.message);
     }
-    let location = match SocketLocation::resolve(config.server.socket.as_deref(), Some(config.environment())) {
+    let location = match SocketLocation::resolve(
+        config.server.socket.as_deref(),
+        Some(config.environment()),
+    ) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("nskd: {e}");
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("nskd: cannot start the async runtime: {e}");

@@ -37,8 +37,15 @@ pub fn filter(level: &str) -> EnvFilter {
     if let Ok(f) = EnvFilter::try_from_default_env() {
         return f;
     }
-    let debug = std::env::var("DEBUG").ok().and_then(|v| crate::config::parse_bool(&v)) == Some(true);
-    let level = if debug && level == "info" { "debug" } else { level };
+    let debug = std::env::var("DEBUG")
+        .ok()
+        .and_then(|v| crate::config::parse_bool(&v))
+        == Some(true);
+    let level = if debug && level == "info" {
+        "debug"
+    } else {
+        level
+    };
     // Our crates at `level`, dependencies one step quieter.
     let spec = if level.contains('=') || level.contains(',') {
         level.to_string()
@@ -64,7 +71,11 @@ pub fn init(level: &str, format: LogFormat) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }

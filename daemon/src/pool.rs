@@ -13,7 +13,9 @@ use std::{
 
 use kube::config::KubeConfigOptions;
 
-use crate::{config::PoolConfig, error::OpError, ops::discovery::ApiDiscovery, registry::ClusterEntry};
+use crate::{
+    config::PoolConfig, error::OpError, ops::discovery::ApiDiscovery, registry::ClusterEntry,
+};
 
 /// A cluster's client and what hangs off it.
 pub struct ClusterClient {
@@ -86,7 +88,9 @@ impl Pool {
         let mut clients = self.clients.lock().expect("pool lock poisoned");
         // Another task may have built one meanwhile: keep the first, so all
         // sessions share one connection pool and one discovery cache.
-        let slot = clients.entry(entry.name.clone()).or_insert_with(|| built.clone());
+        let slot = clients
+            .entry(entry.name.clone())
+            .or_insert_with(|| built.clone());
         if slot.hash != entry.hash {
             *slot = built.clone();
         }
@@ -106,10 +110,9 @@ impl Pool {
         if let Some(error) = &entry.error {
             return Err(unusable(error.clone()));
         }
-        let file = entry
-            .file
-            .as_ref()
-            .ok_or_else(|| unusable(format!("kubeconfig {} is not loaded", entry.path.display())))?;
+        let file = entry.file.as_ref().ok_or_else(|| {
+            unusable(format!("kubeconfig {} is not loaded", entry.path.display()))
+        })?;
         let options = KubeConfigOptions {
             context: Some(entry.context.clone()),
             ..Default::default()
@@ -159,7 +162,8 @@ impl Pool {
         let idle_ms = self.config.idle_timeout.as_millis() as u64;
         let mut clients = self.clients.lock().expect("pool lock poisoned");
         let before = clients.len();
-        clients.retain(|_, c| now_ms.saturating_sub(c.last_used_ms.load(Ordering::Relaxed)) < idle_ms);
+        clients
+            .retain(|_, c| now_ms.saturating_sub(c.last_used_ms.load(Ordering::Relaxed)) < idle_ms);
         before - clients.len()
     }
 

@@ -80,7 +80,10 @@ impl Prober {
                     let owned = name.to_string();
                     let f = async move {
                         let h = this.probe_uncached(&owned).await;
-                        this.inflight.lock().expect("prober lock poisoned").remove(&owned);
+                        this.inflight
+                            .lock()
+                            .expect("prober lock poisoned")
+                            .remove(&owned);
                         h
                     }
                     .boxed()
@@ -127,10 +130,13 @@ impl Prober {
 
     /// Counts for the detailed view of one cluster, within the probe timeout.
     pub async fn detail(&self, name: &str) -> Result<ClusterDetail, OpError> {
-        let entry = self.registry.get(name).ok_or_else(|| OpError::UnknownCluster {
-            name: name.to_string(),
-            known: self.registry.names(),
-        })?;
+        let entry = self
+            .registry
+            .get(name)
+            .ok_or_else(|| OpError::UnknownCluster {
+                name: name.to_string(),
+                known: self.registry.names(),
+            })?;
         let cc = self.pool.get(&entry).await?;
         let timeout = self.tracker.config().probe_timeout;
         let ctx = CallContext {
@@ -201,12 +207,16 @@ pub async fn probe_client(cc: &ClusterClient, timeout: Duration) -> Result<Probe
             data.nodes_total = Some(list.items.len() as u32);
             data.nodes_ready = Some(list.items.iter().filter(|n| node_ready(n)).count() as u32);
         }
-        Ok(Err(e)) => data.partial_errors.push(format!("nodes: {}", short_kube_error(&e))),
+        Ok(Err(e)) => data
+            .partial_errors
+            .push(format!("nodes: {}", short_kube_error(&e))),
         Err(_) => data.partial_errors.push("nodes: timed out".into()),
     }
     match namespaces {
         Ok(Ok(list)) => data.namespaces = Some(list.items.len() as u32),
-        Ok(Err(e)) => data.partial_errors.push(format!("namespaces: {}", short_kube_error(&e))),
+        Ok(Err(e)) => data
+            .partial_errors
+            .push(format!("namespaces: {}", short_kube_error(&e))),
         Err(_) => data.partial_errors.push("namespaces: timed out".into()),
     }
     Ok(data)
@@ -230,18 +240,26 @@ async fn detail_client(cc: &ClusterClient) -> ClusterDetail {
     let mut d = ClusterDetail::default();
     match version {
         Ok(v) => d.platform = v.platform,
-        Err(e) => d.partial_errors.push(format!("version: {}", short_kube_error(&e))),
+        Err(e) => d
+            .partial_errors
+            .push(format!("version: {}", short_kube_error(&e))),
     }
     match nodes {
         Ok(list) => {
             for n in &list.items {
                 let ready = u32::from(node_ready(n));
-                let slot = if is_control_plane(n) { &mut d.control_plane } else { &mut d.workers };
+                let slot = if is_control_plane(n) {
+                    &mut d.control_plane
+                } else {
+                    &mut d.workers
+                };
                 slot.0 += 1;
                 slot.1 += ready;
             }
         }
-        Err(e) => d.partial_errors.push(format!("nodes: {}", short_kube_error(&e))),
+        Err(e) => d
+            .partial_errors
+            .push(format!("nodes: {}", short_kube_error(&e))),
     }
     match pods {
         Ok(list) => {
@@ -254,7 +272,9 @@ async fn detail_client(cc: &ClusterClient) -> ClusterDetail {
                 *d.pods_by_phase.entry(phase).or_default() += 1;
             }
         }
-        Err(e) => d.partial_errors.push(format!("pods: {}", short_kube_error(&e))),
+        Err(e) => d
+            .partial_errors
+            .push(format!("pods: {}", short_kube_error(&e))),
     }
     let counts = [
         ("services", services.map(|l| l.items.len())),
@@ -266,7 +286,9 @@ async fn detail_client(cc: &ClusterClient) -> ClusterDetail {
             ("services", Ok(n)) => d.services = n as u32,
             ("deployments", Ok(n)) => d.deployments = n as u32,
             (_, Ok(n)) => d.statefulsets = n as u32,
-            (_, Err(e)) => d.partial_errors.push(format!("{what}: {}", short_kube_error(&e))),
+            (_, Err(e)) => d
+                .partial_errors
+                .push(format!("{what}: {}", short_kube_error(&e))),
         }
     }
     d
@@ -281,7 +303,8 @@ fn node_ready(n: &Node) -> bool {
 
 fn is_control_plane(n: &Node) -> bool {
     n.metadata.labels.as_ref().is_some_and(|l| {
-        l.contains_key("node-role.kubernetes.io/control-plane") || l.contains_key("node-role.kubernetes.io/master")
+        l.contains_key("node-role.kubernetes.io/control-plane")
+            || l.contains_key("node-role.kubernetes.io/master")
     })
 }
 

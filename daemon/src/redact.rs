@@ -49,11 +49,20 @@ mod tests {
     fn removes_tokens_keys_and_passwords() {
         let cases = [
             ("Authorization: Bearer abcdefghijklmnop", "abcdefghijklmnop"),
-            ("nsk failed: token-ab1cd:abcdefghijklmnopqrstuvwxyz0123 rejected", "abcdefghijklmnopqrstuvwxyz"),
+            (
+                "nsk failed: token-ab1cd:abcdefghijklmnopqrstuvwxyz0123 rejected",
+                "abcdefghijklmnopqrstuvwxyz",
+            ),
             ("RANCHER_TOKEN=supersecretvalue exit 1", "supersecretvalue"),
             ("{\"password\": \"hunter22\"}", "hunter22"),
-            ("jwt eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl end", "eyJzdWIiOiJ4In0"),
-            ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "MIIEow"),
+            (
+                "jwt eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl end",
+                "eyJzdWIiOiJ4In0",
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+                "MIIEow",
+            ),
             ("client-key-data: LS0tLS1CRUdJTi", "LS0tLS1CRUdJTi"),
         ];
         for (input, secret) in cases {

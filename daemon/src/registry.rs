@@ -145,7 +145,8 @@ impl Registry {
             .filter(|n| !clusters.contains_key(*n))
             .cloned()
             .collect();
-        let generation = old.generation + u64::from(!changes.is_empty() || old.problems != problems);
+        let generation =
+            old.generation + u64::from(!changes.is_empty() || old.problems != problems);
         *state = Arc::new(Snapshot {
             generation,
             clusters,
@@ -194,7 +195,10 @@ mod tests {
         assert!(rx.has_changed().unwrap());
         rx.mark_unchanged();
         let c = r.replace(vec![entry("a", 2), entry("c", 1)], vec![]);
-        assert_eq!((c.added, c.changed, c.removed), (vec!["c".into()], vec!["a".into()], vec!["b".into()]));
+        assert_eq!(
+            (c.added, c.changed, c.removed),
+            (vec!["c".into()], vec!["a".into()], vec!["b".into()])
+        );
         assert_eq!(r.snapshot().generation, 2);
         let c = r.replace(vec![entry("a", 2), entry("c", 1)], vec![]);
         assert!(c.is_empty());

@@ -34,8 +34,16 @@ mod tests {
             "metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"password\":\"czNjcjN0\"}}"}}});
         mask_secret(&mut s);
         let text = s.to_string();
-        assert!(!text.contains("czNjcjN0") && !text.contains("plain"), "{text}");
-        assert!(s["data"]["password"].as_str().unwrap().starts_with("[MASKED"));
+        assert!(
+            !text.contains("czNjcjN0") && !text.contains("plain"),
+            "{text}"
+        );
+        assert!(
+            s["data"]["password"]
+                .as_str()
+                .unwrap()
+                .starts_with("[MASKED")
+        );
         let mut cm = json!({"kind": "ConfigMap", "data": {"a": "b"}});
         mask_secret(&mut cm);
         assert_eq!(cm["data"]["a"], "b");

@@ -32,7 +32,11 @@ pub async fn run(config: Config, location: SocketLocation) -> anyhow::Result<()>
 
 /// Serves `app` on `listener` until `shutdown` resolves (background tasks
 /// included), then drains.
-pub async fn serve(app: Arc<App>, listener: UnixListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve(
+    app: Arc<App>,
+    listener: UnixListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let prober = tokio::spawn(app.prober.clone().run(stop_rx.clone()));
     let watcher = tokio::spawn(crate::watch::run(app.clone(), stop_rx.clone()));

@@ -16,13 +16,17 @@ use tokio::net::UnixListener;
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
     /// The directory is a symlink.
-    #[error("refusing socket directory {dir}: it is a symlink; remove it (`rm {dir}`) so nskd can create a private directory, or choose another path with --socket")]
+    #[error(
+        "refusing socket directory {dir}: it is a symlink; remove it (`rm {dir}`) so nskd can create a private directory, or choose another path with --socket"
+    )]
     DirSymlink {
         /// The directory.
         dir: PathBuf,
     },
     /// Owned by another user.
-    #[error("refusing socket directory {dir}: it belongs to uid {owner}, not to this user (uid {uid}); use a directory you own (--socket) or run nskd as uid {owner}")]
+    #[error(
+        "refusing socket directory {dir}: it belongs to uid {owner}, not to this user (uid {uid}); use a directory you own (--socket) or run nskd as uid {owner}"
+    )]
     DirForeign {
         /// The directory.
         dir: PathBuf,
@@ -32,7 +36,9 @@ pub enum SocketError {
         uid: u32,
     },
     /// Readable or writable by group/other.
-    #[error("refusing socket directory {dir}: mode {mode:04o} lets other users in; run `chmod 700 {dir}` or choose another path with --socket")]
+    #[error(
+        "refusing socket directory {dir}: mode {mode:04o} lets other users in; run `chmod 700 {dir}` or choose another path with --socket"
+    )]
     DirOpen {
         /// The directory.
         dir: PathBuf,
@@ -50,7 +56,9 @@ pub enum SocketError {
         pid: Option<u32>,
     },
     /// Something that is not a socket sits at the socket path.
-    #[error("refusing to replace {path}: it exists and is not a socket; move it away or choose another path with --socket")]
+    #[error(
+        "refusing to replace {path}: it exists and is not a socket; move it away or choose another path with --socket"
+    )]
     NotASocket {
         /// The path.
         path: PathBuf,
@@ -115,12 +123,14 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), SocketError> {
         Err(e) => Err(io("cannot inspect socket directory", dir)(e)),
         Ok(meta) => {
             if meta.file_type().is_symlink() {
-                return Err(SocketError::DirSymlink { dir: dir.to_path_buf() });
+                return Err(SocketError::DirSymlink {
+                    dir: dir.to_path_buf(),
+                });
             }
             if !meta.is_dir() {
-                return Err(io("socket directory is not a directory:", dir)(std::io::Error::from(
-                    std::io::ErrorKind::NotADirectory,
-                )));
+                return Err(io("socket directory is not a directory:", dir)(
+                    std::io::Error::from(std::io::ErrorKind::NotADirectory),
+                ));
             }
             let uid = own_uid();
             if meta.uid() != uid {
@@ -170,14 +180,16 @@ pub fn bind(location: &SocketLocation) -> Result<(UnixListener, SocketGuard), So
         }
         Err(fs::TryLockError::Error(e)) => return Err(io("cannot lock", &lock_path)(e)),
     }
-    lock.set_len(0).map_err(io("cannot write lock file", &lock_path))?;
+    lock.set_len(0)
+        .map_err(io("cannot write lock file", &lock_path))?;
     writeln!(lock, "{}", std::process::id()).map_err(io("cannot write lock file", &lock_path))?;
 
     match fs::symlink_metadata(&location.path) {
         Ok(meta) if meta.file_type().is_socket() => {
             // We hold the lock, so whoever made it is gone.
             tracing::info!(path = %location.path.display(), "removing stale socket of a previous daemon");
-            fs::remove_file(&location.path).map_err(io("cannot remove stale socket", &location.path))?;
+            fs::remove_file(&location.path)
+                .map_err(io("cannot remove stale socket", &location.path))?;
         }
         Ok(_) => {
             return Err(SocketError::NotASocket {
@@ -186,7 +198,8 @@ pub fn bind(location: &SocketLocation) -> Result<(UnixListener, SocketGuard), So
         }
         Err(_) => {}
     }
-    let listener = UnixListener::bind(&location.path).map_err(io("cannot bind socket", &location.path))?;
+    let listener =
+        UnixListener::bind(&location.path).map_err(io("cannot bind socket", &location.path))?;
     fs::set_permissions(&location.path, fs::Permissions::from_mode(0o600))
         .map_err(io("cannot set mode 0600 on", &location.path))?;
     Ok((
@@ -208,6 +221,14 @@ mod tests {
         SocketLocation::resolve(Some(&dir.join("test.sock")), Some("test")).unwrap()
     }
 
+    /// A private (0700) directory inside a temp dir (whose own mode follows the umask).
+    fn private_dir(tmp: &tempfile::TempDir) -> std::path::PathBuf {
+        let dir = tmp.path().join("private");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        dir
+    }
+
     #[tokio::test]
     async fn binds_0600_in_a_0700_dir_and_refuses_a_second_daemon() {
         let tmp = tempfile::tempdir().unwrap();
@@ -217,8 +238,14 @@ mod tests {
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
         assert_eq!(fs::metadata(&loc.path).unwrap().mode() & 0o777, 0o600);
         let second = bind(&loc).unwrap_err().to_string();
-        assert!(second.contains("another nskd already serves environment 'test'"), "{second}");
-        assert!(second.contains(&format!("pid {}", std::process::id())), "{second}");
+        assert!(
+            second.contains("another nskd already serves environment 'test'"),
+            "{second}"
+        );
+        assert!(
+            second.contains(&format!("pid {}", std::process::id())),
+            "{second}"
+        );
         drop(guard);
         assert!(!loc.path.exists(), "socket removed on drop");
         bind(&loc).unwrap();
@@ -227,7 +254,7 @@ mod tests {
     #[tokio::test]
     async fn replaces_a_stale_socket() {
         let tmp = tempfile::tempdir().unwrap();
-        let loc = location(tmp.path());
+        let loc = location(&private_dir(&tmp));
         let stale = std::os::unix::net::UnixListener::bind(&loc.path).unwrap();
         drop(stale);
         assert!(loc.path.exists());
@@ -245,12 +272,23 @@ mod tests {
 
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(tmp.path(), &link).unwrap();
-        assert!(ensure_private_dir(&link).unwrap_err().to_string().contains("symlink"));
+        assert!(
+            ensure_private_dir(&link)
+                .unwrap_err()
+                .to_string()
+                .contains("symlink")
+        );
 
-        let loc = location(tmp.path());
+        let loc = location(&private_dir(&tmp));
         fs::write(&loc.path, "not a socket").unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let e = rt.block_on(async { bind(&loc).map(|_| ()) }).unwrap_err().to_string();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = rt
+            .block_on(async { bind(&loc).map(|_| ()) })
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is not a socket"), "{e}");
     }
 }

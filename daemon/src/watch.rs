@@ -41,7 +41,10 @@ fn start_watcher(app: &App, tx: mpsc::Sender<()>) -> Option<notify::RecommendedW
     let handler = move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
             // Reads (ours included) must not trigger rescans.
-            if matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)) {
+            if matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+            ) {
                 let _ = tx.try_send(());
             }
         }
@@ -56,7 +59,9 @@ fn start_watcher(app: &App, tx: mpsc::Sender<()>) -> Option<notify::RecommendedW
     for dir in app.scanner.plan().watch_dirs() {
         match watcher.watch(&dir, RecursiveMode::NonRecursive) {
             Ok(()) => tracing::debug!(dir = %dir.display(), "watching for kubeconfig changes"),
-            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; changes are picked up every kubeconfig_ttl"),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; changes are picked up every kubeconfig_ttl")
+            }
         }
     }
     Some(watcher)

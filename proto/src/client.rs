@@ -19,8 +19,8 @@ use crate::{
     API_VERSION, CLIENT_HEADER, SESSION_HEADER,
     socket::{InvalidEnvironment, SocketLocation, start_hint},
     v1::{
-        DaemonInfo, GetInfoRequest, clusters_client::ClustersClient,
-        daemon_client::DaemonClient, kube_client::KubeClient,
+        DaemonInfo, GetInfoRequest, clusters_client::ClustersClient, daemon_client::DaemonClient,
+        kube_client::KubeClient,
     },
 };
 
@@ -65,7 +65,9 @@ pub enum ConnectError {
         client: String,
     },
     /// The daemon took too long to answer.
-    #[error("nskd at {path} did not answer within {timeout:?}; it may be overloaded or stuck: check `journalctl --user -u nskd@{environment}`")]
+    #[error(
+        "nskd at {path} did not answer within {timeout:?}; it may be overloaded or stuck: check `journalctl --user -u nskd@{environment}`"
+    )]
     Timeout {
         /// Socket path.
         path: PathBuf,
@@ -100,11 +102,14 @@ impl Identity {
     /// Wraps `msg` in a request carrying this identity.
     pub fn request<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
-        for (key, value) in [(SESSION_HEADER, &self.session), (CLIENT_HEADER, &self.client)] {
-            if let Ok(v) = MetadataValue::try_from(value.as_str()) {
-                if !value.is_empty() {
-                    req.metadata_mut().insert(key, v);
-                }
+        for (key, value) in [
+            (SESSION_HEADER, &self.session),
+            (CLIENT_HEADER, &self.client),
+        ] {
+            if let Ok(v) = MetadataValue::try_from(value.as_str())
+                && !value.is_empty()
+            {
+                req.metadata_mut().insert(key, v);
             }
         }
         req
@@ -135,7 +140,10 @@ pub struct NskdClient {
 
 impl NskdClient {
     /// Connects, calls GetInfo and checks the API version.
-    pub async fn connect(location: &SocketLocation, client_name: &str) -> Result<Self, ConnectError> {
+    pub async fn connect(
+        location: &SocketLocation,
+        client_name: &str,
+    ) -> Result<Self, ConnectError> {
         let identity = Identity {
             session: String::new(),
             client: client_name.to_string(),

@@ -90,6 +90,50 @@ pub fn one_line(text: &str, max: usize) -> String {
     format!("{cut}...")
 }
 
+/// The gist of a cluster error for a table cell: the recognised cause
+/// ("connection refused", "timed out after 3s", "unauthorized: token
+/// expired or invalid", "kubeconfig malformed", ...), else the first words.
+/// The full text stays in the detail view and `--json`.
+pub fn error_gist(error: &str, cluster: &str, width: usize) -> String {
+    let error = error
+        .strip_prefix(&format!("cluster {cluster}: "))
+        .unwrap_or(error);
+    let lower = error.to_lowercase();
+    let timed_out = lower.find("timed out after ").map(|i| {
+        error[i..]
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let gist = if lower.contains("connection refused") {
+        Some("connection refused".to_string())
+    } else if let Some(t) = timed_out {
+        Some(t)
+    } else if lower.contains("malformed") {
+        Some("kubeconfig malformed".into())
+    } else if lower.contains("unauthorized") || lower.contains(" 401") {
+        Some("unauthorized: token expired or invalid".into())
+    } else if lower.contains("forbidden") || lower.contains(" 403") {
+        Some("forbidden: missing RBAC permission".into())
+    } else if lower.contains("certificate") || lower.contains("tls") {
+        Some("TLS/certificate error".into())
+    } else if lower.contains("dns")
+        || lower.contains("lookup")
+        || lower.contains("name or service not known")
+    {
+        Some("DNS lookup failed".into())
+    } else if lower.contains("no route to host") || lower.contains("network is unreachable") {
+        Some("network unreachable".into())
+    } else {
+        None
+    };
+    match gist {
+        Some(g) => one_line(&g, width),
+        None => one_line(error, width),
+    }
+}
+
 /// One status-table row per cluster, with `*` after the active cluster.
 pub fn status_row(h: &ClusterHealth, active: Option<&str>, error_width: usize) -> Vec<String> {
     let known = h.nodes_total > 0 || !h.version.is_empty();
@@ -99,9 +143,7 @@ pub fn status_row(h: &ClusterHealth, active: Option<&str>, error_width: usize) -
     }
     let info = h.info.clone().unwrap_or_default();
     let error = if !h.error.is_empty() {
-        // The row already names the cluster.
-        let prefix = format!("cluster {}: ", h.name);
-        one_line(h.error.strip_prefix(&prefix).unwrap_or(&h.error), error_width)
+        error_gist(&h.error, &h.name, error_width)
     } else if !h.degraded_reason.is_empty() {
         one_line(&h.degraded_reason, error_width)
     } else {
@@ -110,15 +152,27 @@ pub fn status_row(h: &ClusterHealth, active: Option<&str>, error_width: usize) -
     vec![
         name,
         state_word(h.state).into(),
-        if h.version.is_empty() { "-".into() } else { h.version.clone() },
+        if h.version.is_empty() {
+            "-".into()
+        } else {
+            h.version.clone()
+        },
         if known && h.nodes_total > 0 {
             format!("{}/{}", h.nodes_ready, h.nodes_total)
         } else {
             "-".into()
         },
-        if h.namespaces > 0 { h.namespaces.to_string() } else { "-".into() },
+        if h.namespaces > 0 {
+            h.namespaces.to_string()
+        } else {
+            "-".into()
+        },
         age_since(info.kubeconfig_modified_ms),
-        if known { latency(h.latency_us) } else { "-".into() },
+        if known {
+            latency(h.latency_us)
+        } else {
+            "-".into()
+        },
         error,
     ]
 }
@@ -133,13 +187,41 @@ pub fn detail_view(h: &ClusterHealth, next_refresh_ms: i64) -> String {
     if !h.degraded_reason.is_empty() {
         let _ = writeln!(s, "Degraded: {}", h.degraded_reason);
     }
-    let _ = writeln!(s, "API Server: {}", if info.server.is_empty() { "-" } else { &info.server });
-    let _ = writeln!(s, "Version: {}", if h.version.is_empty() { "-" } else { &h.version });
+    let _ = writeln!(
+        s,
+        "API Server: {}",
+        if info.server.is_empty() {
+            "-"
+        } else {
+            &info.server
+        }
+    );
+    let _ = writeln!(
+        s,
+        "Version: {}",
+        if h.version.is_empty() {
+            "-"
+        } else {
+            &h.version
+        }
+    );
     let not_ready = h.nodes_total.saturating_sub(h.nodes_ready);
-    let _ = writeln!(s, "Nodes: {} ({} Ready, {} NotReady)", h.nodes_total, h.nodes_ready, not_ready);
+    let _ = writeln!(
+        s,
+        "Nodes: {} ({} Ready, {} NotReady)",
+        h.nodes_total, h.nodes_ready, not_ready
+    );
     if let Some(d) = &h.detail {
-        let _ = writeln!(s, "  - Control Plane: {} ({} Ready)", d.control_plane_nodes, d.control_plane_ready);
-        let _ = writeln!(s, "  - Workers: {} ({} Ready)", d.worker_nodes, d.worker_ready);
+        let _ = writeln!(
+            s,
+            "  - Control Plane: {} ({} Ready)",
+            d.control_plane_nodes, d.control_plane_ready
+        );
+        let _ = writeln!(
+            s,
+            "  - Workers: {} ({} Ready)",
+            d.worker_nodes, d.worker_ready
+        );
     }
     let _ = writeln!(s, "Namespaces: {}", h.namespaces);
     if let Some(d) = &h.detail {
@@ -152,7 +234,15 @@ pub fn detail_view(h: &ClusterHealth, next_refresh_ms: i64) -> String {
             .collect::<Vec<_>>()
             .join(", ");
         let _ = writeln!(s, "Resources:");
-        let _ = writeln!(s, "  - Pods: {total}{}", if phases.is_empty() { String::new() } else { format!(" ({phases})") });
+        let _ = writeln!(
+            s,
+            "  - Pods: {total}{}",
+            if phases.is_empty() {
+                String::new()
+            } else {
+                format!(" ({phases})")
+            }
+        );
         let _ = writeln!(s, "  - Services: {}", d.services);
         let _ = writeln!(s, "  - Deployments: {}", d.deployments);
         let _ = writeln!(s, "  - StatefulSets: {}", d.statefulsets);
@@ -170,20 +260,47 @@ pub fn detail_view(h: &ClusterHealth, next_refresh_ms: i64) -> String {
         timestamp(info.kubeconfig_modified_ms),
         age_since(info.kubeconfig_modified_ms)
     );
-    let _ = writeln!(s, "Next Refresh: {}", if next_refresh_ms > 0 { format!("{} ({})", timestamp(next_refresh_ms), until(next_refresh_ms)) } else { "not scheduled".into() });
+    let _ = writeln!(
+        s,
+        "Next Refresh: {}",
+        if next_refresh_ms > 0 {
+            format!(
+                "{} ({})",
+                timestamp(next_refresh_ms),
+                until(next_refresh_ms)
+            )
+        } else {
+            "not scheduled".into()
+        }
+    );
     let connectivity = match state_word(h.state) {
-        "Ready" | "Degraded" if h.error.is_empty() => format!("OK (latency: {})", latency(h.latency_us)),
+        "Ready" | "Degraded" if h.error.is_empty() => {
+            format!("OK (latency: {})", latency(h.latency_us))
+        }
         _ if !h.error.is_empty() => format!("FAILED ({})", one_line(&h.error, 200)),
         _ => "not checked yet".into(),
     };
     let _ = writeln!(s, "Connectivity: {connectivity}");
     if h.last_success_ms > 0 {
-        let _ = writeln!(s, "Last Success: {} ({} ago)", timestamp(h.last_success_ms), age_since(h.last_success_ms));
+        let _ = writeln!(
+            s,
+            "Last Success: {} ({} ago)",
+            timestamp(h.last_success_ms),
+            age_since(h.last_success_ms)
+        );
     }
     if h.consecutive_failures > 0 {
         let _ = writeln!(s, "Consecutive Failures: {}", h.consecutive_failures);
     }
-    let _ = writeln!(s, "Credentials: {}", if info.auth.is_empty() { "none" } else { &info.auth });
+    let _ = writeln!(
+        s,
+        "Credentials: {}",
+        if info.auth.is_empty() {
+            "none"
+        } else {
+            &info.auth
+        }
+    );
     let _ = writeln!(s, "Certificate Expiry: {}", expiry(info.cert_expiry_ms));
     let _ = writeln!(s, "Token Expiry: {}", expiry(info.token_expiry_ms));
     s
@@ -219,12 +336,29 @@ mod tests {
         let h = ClusterHealth {
             name: "c1".into(),
             state: HealthState::NotReady as i32,
-            error: "cluster c1: cannot reach API server https://127.0.0.1:1: connection refused".into(),
+            error: "cluster c1: cannot reach API server https://127.0.0.1:1: connection refused"
+                .into(),
             ..Default::default()
         };
         let row = status_row(&h, Some("c1"), 30);
         assert_eq!(row[0], "c1 *");
         assert_eq!(row[1], "NotReady");
-        assert!(row[7].ends_with("...") && row[7].chars().count() == 30);
+        assert_eq!(row[7], "connection refused");
+    }
+
+    #[test]
+    fn error_gist_names_the_cause() {
+        let refused = "cluster a: cannot reach API server https://127.0.0.1:1: ServiceError: client error (Connect): tcp connect error: Connection refused (os error 111); check";
+        assert_eq!(error_gist(refused, "a", 60), "connection refused");
+        let slow = "cluster a: get /version timed out after 3s (server https://x); the cluster may be down";
+        assert_eq!(error_gist(slow, "a", 60), "timed out after 3s");
+        assert_eq!(
+            error_gist("cluster a: something odd happened here", "a", 60),
+            "something odd happened here"
+        );
+        assert_eq!(
+            error_gist("cluster a: something odd happened here", "a", 12),
+            "something..."
+        );
     }
 }

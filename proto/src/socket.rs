@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn explicit_path_wins_and_lock_sits_beside_it() {
-        let loc = SocketLocation::resolve(Some(Path::new("/run/x/prod.sock")), Some("prod")).unwrap();
+        let loc =
+            SocketLocation::resolve(Some(Path::new("/run/x/prod.sock")), Some("prod")).unwrap();
         assert_eq!(loc.path, Path::new("/run/x/prod.sock"));
         assert_eq!(loc.lock_path(), Path::new("/run/x/prod.sock.lock"));
         assert_eq!(loc.environment, "prod");

@@ -40,6 +40,7 @@ pub enum OutputFormat {
 
 /// cluster_use.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClusterUseArgs {
     /// Cluster to make this session's active cluster.
     #[serde(alias = "context", alias = "name")]
@@ -48,6 +49,7 @@ pub struct ClusterUseArgs {
 
 /// clusters_status.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct ClustersStatusArgs {
     /// One cluster to show in detail (default: the table of all clusters).
     #[serde(default, alias = "context")]
@@ -59,7 +61,11 @@ pub struct ClustersStatusArgs {
 
 /// namespaces_list.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct NamespacesListArgs {
+    /// Label selector, e.g. "team=shop".
+    #[serde(default, rename = "labelSelector")]
+    pub label_selector: Option<String>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
@@ -73,6 +79,7 @@ pub struct NamespacesListArgs {
 
 /// pods_list.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct PodsListArgs {
     /// Namespace (default: all namespaces).
     #[serde(default)]

@@ -33,16 +33,23 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .init();
-    let location = match SocketLocation::resolve(cli.socket.as_deref(), cli.environment.as_deref()) {
+    let location = match SocketLocation::resolve(cli.socket.as_deref(), cli.environment.as_deref())
+    {
         Ok(l) => l,
         Err(e) => {
             eprintln!("mcp-shim: {e}");
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mcp-shim: cannot start the async runtime: {e}");
@@ -52,7 +59,10 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         let session = session::Session::new(location);
         tracing::debug!(session = session.id(), "mcp-shim starting");
-        let server = match tools::NskdTools::new(session).serve(rmcp::transport::stdio()).await {
+        let server = match tools::NskdTools::new(session)
+            .serve(rmcp::transport::stdio())
+            .await
+        {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("mcp-shim: MCP initialization failed: {e}");

@@ -20,7 +20,10 @@ pub fn columns(rows: &[Vec<String>]) -> String {
         for (i, cell) in row.iter().enumerate() {
             line.push_str(cell);
             if i + 1 < row.len() {
-                line.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count() + 2));
+                line.extend(std::iter::repeat_n(
+                    ' ',
+                    widths[i] - cell.chars().count() + 2,
+                ));
             }
         }
         out.push_str(line.trim_end());
@@ -34,7 +37,12 @@ pub fn status_table(resp: &ClusterStatusResponse, active: Option<&str>) -> Strin
     if resp.clusters.is_empty() {
         return "No clusters known to nskd. Check kubeconfig_dir in its config, or run nsk_refresh.\n".into();
     }
-    let mut rows = vec![STATUS_HEADER.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+    let mut rows = vec![
+        STATUS_HEADER
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    ];
     rows.extend(resp.clusters.iter().map(|h| status_row(h, active, 60)));
     let mut out = columns(&rows);
     out.push_str("\n* = this session's active cluster\n");
@@ -42,22 +50,31 @@ pub fn status_table(resp: &ClusterStatusResponse, active: Option<&str>) -> Strin
 }
 
 /// A Kube answer: the text alone for one cluster; a section per cluster
-/// for several. Returns the text and whether every cluster failed.
+/// for several, then the clusters `"*"` skipped. Returns the text and
+/// whether every cluster failed.
 pub fn kube_result(result: &KubeResult) -> (String, bool) {
-    let all_failed = !result.results.is_empty() && result.results.iter().all(|r| !r.ok);
-    if let [only] = result.results.as_slice() {
+    let all_failed = result.results.iter().all(|r| !r.ok);
+    if let ([only], []) = (result.results.as_slice(), result.skipped.as_slice()) {
         return (only.text.clone(), !only.ok);
     }
-    if result.results.is_empty() {
-        return ("No cluster matched (with \"*\", clusters known to be down are skipped; see clusters_status).\n".into(), true);
-    }
     let mut out = String::new();
+    if result.results.is_empty() {
+        out.push_str(
+            "No cluster to run on: \"*\" skips clusters known to be down (see clusters_status).\n",
+        );
+    }
     for r in &result.results {
         let verdict = if r.ok { "" } else { " (error)" };
         out.push_str(&format!("=== cluster {}{verdict} ===\n", r.cluster));
         out.push_str(&r.text);
         if !r.text.ends_with('\n') {
             out.push('\n');
+        }
+    }
+    if !result.skipped.is_empty() {
+        out.push_str("=== skipped (known to be down; name the cluster to try anyway) ===\n");
+        for s in &result.skipped {
+            out.push_str(&format!("{s}\n"));
         }
     }
     (out, all_failed)
@@ -72,12 +89,61 @@ mod tests {
     fn several_clusters_get_sections_and_errors_stay_inline() {
         let r = KubeResult {
             results: vec![
-                ClusterResult { cluster: "a".into(), ok: true, text: "NAME\nx\n".into(), ..Default::default() },
-                ClusterResult { cluster: "b".into(), ok: false, text: "cluster b: timed out".into(), ..Default::default() },
+                ClusterResult {
+                    cluster: "a".into(),
+                    ok: true,
+                    text: "NAME\nx\n".into(),
+                    ..Default::default()
+                },
+                ClusterResult {
+                    cluster: "b".into(),
+                    ok: false,
+                    text: "cluster b: timed out".into(),
+                    ..Default::default()
+                },
             ],
+            skipped: vec![],
         };
         let (text, failed) = kube_result(&r);
         assert!(!failed);
-        assert_eq!(text, "=== cluster a ===\nNAME\nx\n=== cluster b (error) ===\ncluster b: timed out\n");
+        assert_eq!(
+            text,
+            "=== cluster a ===\nNAME\nx\n=== cluster b (error) ===\ncluster b: timed out\n"
+        );
+    }
+
+    #[test]
+    fn skipped_clusters_are_listed_even_with_one_result() {
+        let r = KubeResult {
+            results: vec![ClusterResult {
+                cluster: "a".into(),
+                ok: true,
+                text: "NAME\nx\n".into(),
+                ..Default::default()
+            }],
+            skipped: vec!["b: NotReady: connection refused".into()],
+        };
+        let (text, failed) = kube_result(&r);
+        assert!(!failed);
+        assert!(text.starts_with("=== cluster a ===\n"), "{text}");
+        assert!(
+            text.ends_with("b: NotReady: connection refused\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn nothing_to_run_on_is_a_failure_that_explains() {
+        let r = KubeResult {
+            results: vec![],
+            skipped: vec!["b: NotReady: x".into()],
+        };
+        let (text, failed) = kube_result(&r);
+        assert!(
+            failed
+                && text.contains("skips clusters known to be down")
+                && text.contains("b: NotReady"),
+            "{text}"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! daemon does the work. Errors are tool results the agent can act on.
 
 use nskd_proto::v1::{
-    self as pb, ClusterStatusRequest, GetClusterRequest, clusters_client::ClustersClient, kube_client::KubeClient,
+    self as pb, ClusterStatusRequest, GetClusterRequest, clusters_client::ClustersClient,
+    daemon_client::DaemonClient, kube_client::KubeClient,
 };
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
@@ -13,7 +14,10 @@ use rmcp::{
 };
 
 use crate::{
-    args::{ClusterSet, ClusterUseArgs, ClustersStatusArgs, NamespacesListArgs, OutputFormat, PodsListArgs},
+    args::{
+        ClusterSet, ClusterUseArgs, ClustersStatusArgs, NamespacesListArgs, OutputFormat,
+        PodsListArgs,
+    },
     render,
     session::Session,
 };
@@ -70,7 +74,11 @@ impl NskdTools {
         }
     }
 
-    async fn list(&self, ctx: &RequestContext<RoleServer>, request: pb::ListRequest) -> Result<CallToolResult, McpError> {
+    async fn list(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        request: pb::ListRequest,
+    ) -> Result<CallToolResult, McpError> {
         let name = client_name(ctx);
         let result = self
             .session
@@ -95,9 +103,16 @@ impl NskdTools {
     #[tool(
         name = "clusters_list",
         description = "List the Kubernetes clusters of this environment with their status and API server; `*` marks this session's active cluster.",
-        annotations(title = "Clusters: List", read_only_hint = true, open_world_hint = false)
+        annotations(
+            title = "Clusters: List",
+            read_only_hint = true,
+            open_world_hint = false
+        )
     )]
-    async fn clusters_list(&self, ctx: RequestContext<RoleServer>) -> Result<CallToolResult, McpError> {
+    async fn clusters_list(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
         let name = client_name(&ctx);
         let result = self
             .session
@@ -112,7 +127,12 @@ impl NskdTools {
             Err(e) => return fail(e),
         };
         let active = self.session.active().await;
-        let mut rows = vec![vec!["CLUSTER".to_string(), "STATUS".into(), "SERVER".into(), "KUBECONFIG".into()]];
+        let mut rows = vec![vec![
+            "CLUSTER".to_string(),
+            "STATUS".into(),
+            "SERVER".into(),
+            "KUBECONFIG".into(),
+        ]];
         for h in &resp.clusters {
             let info = h.info.clone().unwrap_or_default();
             let mut cname = h.name.clone();
@@ -122,20 +142,33 @@ impl NskdTools {
             rows.push(vec![
                 cname,
                 nskd_proto::present::state_word(h.state).into(),
-                if info.server.is_empty() { "-".into() } else { info.server },
+                if info.server.is_empty() {
+                    "-".into()
+                } else {
+                    info.server
+                },
                 info.kubeconfig_path,
             ]);
         }
         if resp.clusters.is_empty() {
             return ok("No clusters known to nskd.");
         }
-        ok(format!("{}\n* = this session's active cluster\n", render::columns(&rows)))
+        ok(format!(
+            "{}\n* = this session's active cluster\n",
+            render::columns(&rows)
+        ))
     }
 
     #[tool(
         name = "cluster_use",
         description = "Switch this session's active cluster (other sessions are not affected). Tools called without `cluster` then run there.",
-        annotations(title = "Clusters: Use", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            title = "Clusters: Use",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn cluster_use(
         &self,
@@ -148,16 +181,24 @@ impl NskdTools {
             .session
             .call(&name, |ch, id| {
                 let mut client = ClustersClient::new(ch);
-                let req = id.request(GetClusterRequest { name: wanted.clone() });
+                let req = id.request(GetClusterRequest {
+                    name: wanted.clone(),
+                });
                 async move { client.get_cluster(req).await }
             })
             .await;
         match result {
             Ok((info, _)) => {
                 self.session.set_active(info.name.clone()).await;
-                let mut text = format!("Active cluster for this session: {} (API server {})", info.name, info.server);
+                let mut text = format!(
+                    "Active cluster for this session: {} (API server {})",
+                    info.name, info.server
+                );
                 if !info.error.is_empty() {
-                    text.push_str(&format!("\nWarning: its kubeconfig is unusable: {}", info.error));
+                    text.push_str(&format!(
+                        "\nWarning: its kubeconfig is unusable: {}",
+                        info.error
+                    ));
                 }
                 ok(text)
             }
@@ -168,7 +209,11 @@ impl NskdTools {
     #[tool(
         name = "clusters_status",
         description = "Check the status and connectivity of the clusters: a table of all clusters (STATUS, VERSION, NODES, NAMESPACES, KUBECONFIG-AGE, LATENCY, ERRORS), or with `cluster` a detailed view of one. `refresh: true` probes now instead of answering from the daemon's health tracker.",
-        annotations(title = "Clusters: Status", read_only_hint = true, open_world_hint = true)
+        annotations(
+            title = "Clusters: Status",
+            read_only_hint = true,
+            open_world_hint = true
+        )
     )]
     async fn clusters_status(
         &self,
@@ -215,7 +260,11 @@ impl NskdTools {
     #[tool(
         name = "namespaces_list",
         description = "List the namespaces of a cluster (default: this session's active cluster), or of several clusters with `clusters` (a list, or \"*\" for all healthy ones).",
-        annotations(title = "Namespaces: List", read_only_hint = true, open_world_hint = true)
+        annotations(
+            title = "Namespaces: List",
+            read_only_hint = true,
+            open_world_hint = true
+        )
     )]
     async fn namespaces_list(
         &self,
@@ -227,6 +276,7 @@ impl NskdTools {
             target: Some(target),
             api_version: "v1".into(),
             kind: "Namespace".into(),
+            label_selector: args.label_selector.unwrap_or_default(),
             output: output(args.output),
             ..Default::default()
         };
@@ -260,12 +310,39 @@ impl NskdTools {
     #[tool(
         name = "cluster_current",
         description = "Show this session's active cluster.",
-        annotations(title = "Clusters: Current", read_only_hint = true, open_world_hint = false)
+        annotations(
+            title = "Clusters: Current",
+            read_only_hint = true,
+            open_world_hint = false
+        )
     )]
-    async fn cluster_current(&self) -> Result<CallToolResult, McpError> {
+    async fn cluster_current(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        if self.session.active().await.is_none() {
+            // Learn the daemon's default (the session adopts it).
+            let name = client_name(&ctx);
+            let asked = self
+                .session
+                .call(&name, |ch, id| {
+                    let mut client = DaemonClient::new(ch);
+                    let req = id.request(pb::GetInfoRequest {
+                        client_api_version: nskd_proto::API_VERSION,
+                        client_name: format!("mcp-shim {}", env!("CARGO_PKG_VERSION")),
+                    });
+                    async move { client.get_info(req).await }
+                })
+                .await;
+            if let Err(e) = asked {
+                return fail(e);
+            }
+        }
         match self.session.active().await {
             Some(c) => ok(format!("Active cluster for this session: {c}")),
-            None => ok("No active cluster yet: call cluster_use, or pass `cluster` to each tool."),
+            None => ok(
+                "No active cluster yet (the daemon has no default_cluster and knows several clusters): call cluster_use, or pass `cluster` to each tool.",
+            ),
         }
     }
 }

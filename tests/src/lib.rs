@@ -1,1 +1,9 @@
+//! Test rig for nskd's end-to-end tests: real kube-apiservers (built once
+//! and cached outside the repo), the real nskd / mcp-shim / nskctl
+//! binaries, an MCP client, and unreachable endpoints (refused, black hole).
 
+pub mod bins;
+pub mod daemon;
+pub mod endpoints;
+pub mod mcp;
+pub mod rig;

@@ -23,7 +23,10 @@ impl ClustersService {
 
     fn info(&self, name: &str) -> Result<pb::ClusterInfo, Status> {
         let entry = self.app.cluster(name)?;
-        Ok(convert::cluster_info(&entry, self.app.config.default_cluster.as_deref()))
+        Ok(convert::cluster_info(
+            &entry,
+            self.app.default_cluster().as_deref(),
+        ))
     }
 }
 
@@ -34,14 +37,26 @@ impl Clusters for ClustersService {
         _request: Request<pb::ListClustersRequest>,
     ) -> Result<Response<pb::ListClustersResponse>, Status> {
         let snapshot = self.app.registry.snapshot();
-        let default = self.app.config.default_cluster.as_deref();
+        let default = self.app.default_cluster();
+        let default = default.as_deref();
         Ok(Response::new(pb::ListClustersResponse {
-            clusters: snapshot.clusters.values().map(|e| convert::cluster_info(e, default)).collect(),
-            problems: snapshot.problems.iter().map(|p| crate::redact::redact(p)).collect(),
+            clusters: snapshot
+                .clusters
+                .values()
+                .map(|e| convert::cluster_info(e, default))
+                .collect(),
+            problems: snapshot
+                .problems
+                .iter()
+                .map(|p| crate::redact::redact(p))
+                .collect(),
         }))
     }
 
-    async fn get_cluster(&self, request: Request<pb::GetClusterRequest>) -> Result<Response<pb::ClusterInfo>, Status> {
+    async fn get_cluster(
+        &self,
+        request: Request<pb::GetClusterRequest>,
+    ) -> Result<Response<pb::ClusterInfo>, Status> {
         Ok(Response::new(self.info(&request.into_inner().name)?))
     }
 
@@ -75,7 +90,11 @@ impl Clusters for ClustersService {
         let mut clusters = Vec::with_capacity(names.len());
         for (name, detail) in names.iter().zip(details) {
             let info = self.info(name)?;
-            clusters.push(convert::cluster_health(info, &self.app.tracker.get(name), detail));
+            clusters.push(convert::cluster_health(
+                info,
+                &self.app.tracker.get(name),
+                detail,
+            ));
         }
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Response::new(pb::ClusterStatusResponse {
@@ -84,9 +103,16 @@ impl Clusters for ClustersService {
         }))
     }
 
-    async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Result<Response<pb::RefreshRecord>, Status> {
+    async fn refresh(
+        &self,
+        request: Request<pb::RefreshRequest>,
+    ) -> Result<Response<pb::RefreshRecord>, Status> {
         let req = request.into_inner();
-        let trigger = if req.trigger.is_empty() { "manual" } else { req.trigger.as_str() };
+        let trigger = if req.trigger.is_empty() {
+            "manual"
+        } else {
+            req.trigger.as_str()
+        };
         let record = self.app.refresh(trigger)?;
         Ok(Response::new(convert::refresh_record(&record, false)))
     }
@@ -96,8 +122,12 @@ impl Clusters for ClustersService {
         request: Request<pb::RefreshHistoryRequest>,
     ) -> Result<Response<pb::RefreshHistoryResponse>, Status> {
         let limit = request.into_inner().limit as usize;
-        let mut records: Vec<pb::RefreshRecord> =
-            self.app.history().iter().map(|r| convert::refresh_record(r, false)).collect();
+        let mut records: Vec<pb::RefreshRecord> = self
+            .app
+            .history()
+            .iter()
+            .map(|r| convert::refresh_record(r, false))
+            .collect();
         if limit > 0 {
             records.truncate(limit);
         }

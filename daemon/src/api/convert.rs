@@ -31,7 +31,11 @@ pub fn cluster_info(e: &ClusterEntry, default_cluster: Option<&str>) -> pb::Clus
             EntrySource::Rancher => pb::SourceKind::Rancher,
         } as i32,
         kubeconfig_modified_ms: unix_ms(Some(e.modified)),
-        error: e.error.as_deref().map(crate::redact::redact).unwrap_or_default(),
+        error: e
+            .error
+            .as_deref()
+            .map(crate::redact::redact)
+            .unwrap_or_default(),
         is_default: default_cluster == Some(e.name.as_str()),
         auth: e.auth.to_string(),
         cert_expiry_ms: 0,
@@ -39,7 +43,11 @@ pub fn cluster_info(e: &ClusterEntry, default_cluster: Option<&str>) -> pb::Clus
     }
 }
 
-pub fn cluster_health(info: pb::ClusterInfo, h: &ClusterHealth, detail: Option<ClusterDetail>) -> pb::ClusterHealth {
+pub fn cluster_health(
+    info: pb::ClusterInfo,
+    h: &ClusterHealth,
+    detail: Option<ClusterDetail>,
+) -> pb::ClusterHealth {
     let state = if !info.error.is_empty() {
         pb::HealthState::Unknown
     } else {
@@ -79,7 +87,11 @@ pub fn cluster_health(info: pb::ClusterInfo, h: &ClusterHealth, detail: Option<C
             deployments: d.deployments,
             statefulsets: d.statefulsets,
             platform: d.platform,
-            partial_errors: d.partial_errors.iter().map(|e| crate::redact::redact(e)).collect(),
+            partial_errors: d
+                .partial_errors
+                .iter()
+                .map(|e| crate::redact::redact(e))
+                .collect(),
         }),
     }
 }
@@ -106,7 +118,11 @@ pub fn refresh_record(r: &RefreshRecord, joined: bool) -> pb::RefreshRecord {
                 reason: crate::redact::redact(reason),
             })
             .collect(),
-        error: r.error.as_deref().map(crate::redact::redact).unwrap_or_default(),
+        error: r
+            .error
+            .as_deref()
+            .map(crate::redact::redact)
+            .unwrap_or_default(),
         joined,
     }
 }

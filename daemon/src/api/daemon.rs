@@ -23,7 +23,10 @@ impl DaemonService {
 
 #[tonic::async_trait]
 impl Daemon for DaemonService {
-    async fn get_info(&self, request: Request<GetInfoRequest>) -> Result<Response<DaemonInfo>, Status> {
+    async fn get_info(
+        &self,
+        request: Request<GetInfoRequest>,
+    ) -> Result<Response<DaemonInfo>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
         if req.client_api_version != nskd_proto::API_VERSION {
@@ -37,7 +40,7 @@ impl Daemon for DaemonService {
             uptime_seconds: app.started.elapsed().as_secs(),
             source: app.config.nsk.source.as_str().to_string(),
             cluster_count: app.registry.snapshot().clusters.len() as u32,
-            default_cluster: app.config.default_cluster.clone().unwrap_or_default(),
+            default_cluster: app.default_cluster().unwrap_or_default(),
             pid: std::process::id(),
             socket_path: app.location.path.display().to_string(),
             read_only: app.config.read_only,

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::Caller;
 use crate::{
-    app::{App, ClusterAnswer},
+    app::{App, ClusterAnswer, Targets},
     ops::{Output, list::ListArgs},
 };
 
@@ -23,7 +23,7 @@ impl KubeService {
         Self { app }
     }
 
-    fn targets(&self, target: Option<&pb::Target>) -> Result<Vec<String>, Status> {
+    fn targets(&self, target: Option<&pb::Target>) -> Result<Targets, Status> {
         let (cluster, clusters) = target
             .map(|t| (t.cluster.as_str(), t.clusters.as_slice()))
             .unwrap_or(("", &[]));
@@ -39,8 +39,9 @@ fn output(o: i32) -> Output {
     }
 }
 
-fn result(answers: Vec<ClusterAnswer>) -> pb::KubeResult {
+fn result(answers: Vec<ClusterAnswer>, skipped: Vec<String>) -> pb::KubeResult {
     pb::KubeResult {
+        skipped,
         results: answers
             .into_iter()
             .map(|a| {
@@ -70,11 +71,14 @@ fn result(answers: Vec<ClusterAnswer>) -> pb::KubeResult {
 
 #[tonic::async_trait]
 impl Kube for KubeService {
-    async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::KubeResult>, Status> {
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
         let targets = self.targets(req.target.as_ref())?;
-        let span = tracing::debug_span!("list", session = %caller.session, client = %caller.client, kind = %req.kind, clusters = ?targets);
+        let span = tracing::debug_span!("list", session = %caller.session, client = %caller.client, kind = %req.kind, clusters = ?targets.names);
         let _enter = span.enter();
         let args = ListArgs {
             api_version: req.api_version,
@@ -86,6 +90,7 @@ impl Kube for KubeService {
             output: output(req.output),
         };
         drop(_enter);
-        Ok(Response::new(result(self.app.list(targets, &args).await)))
+        let answers = self.app.list(targets.names, &args).await;
+        Ok(Response::new(result(answers, targets.skipped)))
     }
 }

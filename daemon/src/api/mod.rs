@@ -53,11 +53,16 @@ fn peer_uid<T>(req: &Request<T>) -> Option<u32> {
 /// Refuses every request whose peer is not the daemon's own uid, with a
 /// message that says why (the kernel's 0700 directory is the first wall;
 /// this is the second).
-pub fn peer_check(own_uid: u32, environment: String) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+pub fn peer_check(
+    own_uid: u32,
+    environment: String,
+) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |req: Request<()>| match peer_uid(&req) {
         Some(uid) if uid == own_uid => Ok(req),
         other => {
-            let who = other.map(|u| format!("uid {u}")).unwrap_or_else(|| "an unidentified peer".into());
+            let who = other
+                .map(|u| format!("uid {u}"))
+                .unwrap_or_else(|| "an unidentified peer".into());
             tracing::warn!(peer = %who, daemon_uid = own_uid, "refused request from another user");
             Err(Status::permission_denied(format!(
                 "nskd for environment '{environment}' serves only uid {own_uid}; {who} is not allowed. Run the client as uid {own_uid}, or start a daemon of your own (`nskd --env {environment}`)"

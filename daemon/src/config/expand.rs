@@ -20,7 +20,9 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
             continue;
         };
         let Some(end) = body_start.find('}') else {
-            return Err(format!("unclosed '${{' in {input:?}: write ${{NAME}} or $$ for a literal $"));
+            return Err(format!(
+                "unclosed '${{' in {input:?}: write ${{NAME}} or $$ for a literal $"
+            ));
         };
         let body = &body_start[..end];
         let (name, default) = match body.split_once(":-") {
@@ -28,13 +30,19 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
             None => (body, None),
         };
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(format!("invalid variable reference ${{{body}}}: names use letters, digits and '_'"));
+            return Err(format!(
+                "invalid variable reference ${{{body}}}: names use letters, digits and '_'"
+            ));
         }
         match lookup(name).filter(|v| !v.is_empty()) {
             Some(value) => out.push_str(&value),
             None => match default {
                 Some(d) => out.push_str(d),
-                None => return Err(format!("environment variable {name} is not set (referenced as ${{{name}}}); export it, or write ${{{name}:-default}}")),
+                None => {
+                    return Err(format!(
+                        "environment variable {name} is not set (referenced as ${{{name}}}); export it, or write ${{{name}:-default}}"
+                    ));
+                }
             },
         }
         rest = &body_start[end + 1..];
@@ -60,9 +68,20 @@ mod tests {
         assert_eq!(expand("a-${TOKEN}-b", env).unwrap(), "a-t0k-b");
         assert_eq!(expand("${MISSING:-x}", env).unwrap(), "x");
         assert_eq!(expand("${EMPTY:-fallback}", env).unwrap(), "fallback");
-        assert_eq!(expand("cost $5 and $$ and ${TOKEN}", env).unwrap(), "cost $5 and $ and t0k");
-        assert!(expand("${MISSING}", env).unwrap_err().contains("MISSING is not set"));
+        assert_eq!(
+            expand("cost $5 and $$ and ${TOKEN}", env).unwrap(),
+            "cost $5 and $ and t0k"
+        );
+        assert!(
+            expand("${MISSING}", env)
+                .unwrap_err()
+                .contains("MISSING is not set")
+        );
         assert!(expand("${OPEN", env).unwrap_err().contains("unclosed"));
-        assert!(expand("${bad name}", env).unwrap_err().contains("invalid variable"));
+        assert!(
+            expand("${bad name}", env)
+                .unwrap_err()
+                .contains("invalid variable")
+        );
     }
 }

@@ -35,6 +35,9 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Looks up an environment variable (injectable for tests).
+pub type EnvLookup = Rc<dyn Fn(&str) -> Option<String>>;
+
 /// Shared list of problems found so far.
 pub type Problems = Rc<RefCell<Vec<Problem>>>;
 
@@ -44,12 +47,12 @@ pub struct Reader {
     prefix: String,
     table: toml::Table,
     problems: Problems,
-    env: Rc<dyn Fn(&str) -> Option<String>>,
+    env: EnvLookup,
 }
 
 impl Reader {
     /// A reader over the top-level table.
-    pub fn new(table: toml::Table, problems: Problems, env: Rc<dyn Fn(&str) -> Option<String>>) -> Self {
+    pub fn new(table: toml::Table, problems: Problems, env: EnvLookup) -> Self {
         Self {
             prefix: String::new(),
             table,
@@ -77,7 +80,10 @@ impl Reader {
         match self.table.remove(key)? {
             toml::Value::String(raw) => self.expand(key, &raw),
             other => {
-                self.error(key, format!("expected a string, found {}", other.type_str()));
+                self.error(
+                    key,
+                    format!("expected a string, found {}", other.type_str()),
+                );
                 None
             }
         }
@@ -109,7 +115,10 @@ impl Reader {
                 }
             }
             other => {
-                self.error(key, format!("expected true or false, found {}", other.type_str()));
+                self.error(
+                    key,
+                    format!("expected true or false, found {}", other.type_str()),
+                );
                 None
             }
         }
@@ -130,7 +139,10 @@ impl Reader {
                 }
             }
             other => {
-                self.error(key, format!("expected a whole number, found {}", other.type_str()));
+                self.error(
+                    key,
+                    format!("expected a whole number, found {}", other.type_str()),
+                );
                 return None;
             }
         };
@@ -162,14 +174,22 @@ impl Reader {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
                     match item {
-                        toml::Value::String(raw) => out.extend(self.expand(&format!("{key}[{i}]"), &raw)),
-                        other => self.error(&format!("{key}[{i}]"), format!("expected a string, found {}", other.type_str())),
+                        toml::Value::String(raw) => {
+                            out.extend(self.expand(&format!("{key}[{i}]"), &raw))
+                        }
+                        other => self.error(
+                            &format!("{key}[{i}]"),
+                            format!("expected a string, found {}", other.type_str()),
+                        ),
                     }
                 }
                 Some(out)
             }
             other => {
-                self.error(key, format!("expected a list of strings, found {}", other.type_str()));
+                self.error(
+                    key,
+                    format!("expected a list of strings, found {}", other.type_str()),
+                );
                 None
             }
         }
@@ -181,7 +201,10 @@ impl Reader {
             None => toml::Table::new(),
             Some(toml::Value::Table(t)) => t,
             Some(other) => {
-                self.error(key, format!("expected a section [{key}], found {}", other.type_str()));
+                self.error(
+                    key,
+                    format!("expected a section [{key}], found {}", other.type_str()),
+                );
                 toml::Table::new()
             }
         };
@@ -224,8 +247,9 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 
 /// Parses `"30s"`, `"15m"`, `"1h30m"`, `"2h 15m"` into a duration.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration {s:?} ({e}); write e.g. \"30s\", \"15m\", \"1h\" or \"1h30m\""))
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("invalid duration {s:?} ({e}); write e.g. \"30s\", \"15m\", \"1h\" or \"1h30m\"")
+    })
 }
 
 fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
@@ -243,7 +267,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -259,12 +285,19 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("2h 15m").unwrap(), Duration::from_secs(8100));
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert!(parse_duration("soon").unwrap_err().contains("invalid duration \"soon\""));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("invalid duration \"soon\"")
+        );
     }
 
     #[test]
     fn typos_get_a_suggestion() {
-        assert_eq!(closest("refresh_intervall", &["refresh_interval", "profile"]), Some("refresh_interval"));
+        assert_eq!(
+            closest("refresh_intervall", &["refresh_interval", "profile"]),
+            Some("refresh_interval")
+        );
         assert_eq!(closest("zzz", &["refresh_interval", "profile"]), None);
     }
 }

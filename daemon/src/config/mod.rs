@@ -319,7 +319,13 @@ const HEALTH_KEYS: &[&str] = &[
     "unhealthy_after",
     "probe_concurrency",
 ];
-const POOL_KEYS: &[&str] = &["idle_timeout", "qps", "burst", "request_timeout", "kubeconfig_ttl"];
+const POOL_KEYS: &[&str] = &[
+    "idle_timeout",
+    "qps",
+    "burst",
+    "request_timeout",
+    "kubeconfig_ttl",
+];
 const OUTPUT_KEYS: &[&str] = &["max_bytes"];
 const CACHE_KEYS: &[&str] = &["enabled", "idle_timeout", "max_objects", "max_bytes"];
 
@@ -327,7 +333,9 @@ const CACHE_KEYS: &[&str] = &["enabled", "idle_timeout", "max_objects", "max_byt
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}; check the path given by --config / NSKD_CONFIG")]
+    #[error(
+        "cannot read config file {path}: {source}; check the path given by --config / NSKD_CONFIG"
+    )]
     Read {
         /// The file.
         path: PathBuf,
@@ -347,7 +355,10 @@ pub enum LoadError {
 impl Config {
     /// Loads `file` (if any), applies `overrides`, and fails if any problem is
     /// an error. Warnings are returned alongside the config.
-    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<(Config, Vec<Problem>), LoadError> {
+    pub fn load(
+        file: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<(Config, Vec<Problem>), LoadError> {
         let (config, problems) = Self::load_all(file, overrides)?;
         if problems.iter().any(|p| p.severity == Severity::Error) {
             return Err(LoadError::Invalid {
@@ -359,7 +370,10 @@ impl Config {
     }
 
     /// Like [`Config::load`] but returns every problem, errors included.
-    pub fn load_all(file: Option<&Path>, overrides: &Overrides) -> Result<(Config, Vec<Problem>), LoadError> {
+    pub fn load_all(
+        file: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<(Config, Vec<Problem>), LoadError> {
         let text = match file {
             Some(path) => std::fs::read_to_string(path).map_err(|source| LoadError::Read {
                 path: path.to_path_buf(),
@@ -367,7 +381,8 @@ impl Config {
             })?,
             None => String::new(),
         };
-        let (mut config, problems) = Self::from_toml_str(&text, overrides, |name| std::env::var(name).ok());
+        let (mut config, problems) =
+            Self::from_toml_str(&text, overrides, |name| std::env::var(name).ok());
         config.file = file.map(Path::to_path_buf);
         Ok((config, problems))
     }
@@ -390,7 +405,7 @@ impl Config {
                 toml::Table::new()
             }
         };
-        let env: Rc<dyn Fn(&str) -> Option<String>> = Rc::new(env);
+        let env: fields::EnvLookup = Rc::new(env);
         let mut top = Reader::new(table, problems.clone(), env.clone());
         let config = read_config(&mut top, overrides, &*env);
         top.finish(TOP_KEYS);
@@ -406,10 +421,10 @@ impl Config {
     /// Whether `name` passes cluster_pattern, exclude_clusters and
     /// allowed_clusters.
     pub fn cluster_selected(&self, name: &str) -> bool {
-        if let Some(re) = &self.nsk.cluster_pattern {
-            if !re.is_match(name) {
-                return false;
-            }
+        if let Some(re) = &self.nsk.cluster_pattern
+            && !re.is_match(name)
+        {
+            return false;
         }
         if self.nsk.exclude_clusters.iter().any(|c| c == name) {
             return false;
@@ -432,7 +447,10 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         ("auto_discovery", misplaced_discovery.is_some()),
     ] {
         if present {
-            nsk_r.warn(key, format!("belongs at the top of the file (before [nsk]); read as top-level `{key}`"));
+            nsk_r.warn(
+                key,
+                format!("belongs at the top of the file (before [nsk]); read as top-level `{key}`"),
+            );
         }
     }
     nsk_r.finish(NSK_KEYS);
@@ -454,33 +472,44 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         max_bytes: output_r.integer("max_bytes").unwrap_or(32 * 1024),
     };
     if output.max_bytes < 1024 {
-        output_r.error("max_bytes", "must be at least 1024 (answers smaller than that are useless to an agent)");
+        output_r.error(
+            "max_bytes",
+            "must be at least 1024 (answers smaller than that are useless to an agent)",
+        );
     }
     output_r.finish(OUTPUT_KEYS);
 
     let mut cache_r = top.section("cache");
     let cache = CacheConfig {
         enabled: cache_r.bool("enabled").unwrap_or(true),
-        idle_timeout: cache_r.duration("idle_timeout").unwrap_or(Duration::from_secs(600)),
+        idle_timeout: cache_r
+            .duration("idle_timeout")
+            .unwrap_or(Duration::from_secs(600)),
         max_objects: cache_r.integer("max_objects").unwrap_or(5000),
         max_bytes: cache_r.integer("max_bytes").unwrap_or(256 * 1024 * 1024),
     };
     cache_r.finish(CACHE_KEYS);
 
     let file_kubeconfig = top.string("kubeconfig").map(PathBuf::from);
-    let file_dir = top.string("kubeconfig_dir").or(misplaced_dir).map(PathBuf::from);
-    let kubeconfig_dir = o
-        .kubeconfig_dir
-        .clone()
-        .or(file_dir)
-        .or_else(|| (nsk.source != SourceKind::Directory).then(|| nsk.config_dir.clone()).flatten());
+    let file_dir = top
+        .string("kubeconfig_dir")
+        .or(misplaced_dir)
+        .map(PathBuf::from);
+    let kubeconfig_dir = o.kubeconfig_dir.clone().or(file_dir).or_else(|| {
+        (nsk.source != SourceKind::Directory)
+            .then(|| nsk.config_dir.clone())
+            .flatten()
+    });
     let kubeconfig = o.kubeconfig.clone().or(file_kubeconfig);
     let default_cluster = o
         .default_cluster
         .clone()
         .or(top.string("default_cluster"))
         .or(misplaced_default);
-    let auto_discovery = top.bool("auto_discovery").or(misplaced_discovery).unwrap_or(true);
+    let auto_discovery = top
+        .bool("auto_discovery")
+        .or(misplaced_discovery)
+        .unwrap_or(true);
     let read_only = o.read_only.or(top.bool("read_only")).unwrap_or(false);
     let disable_destructive = o
         .disable_destructive
@@ -490,7 +519,11 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
     let allowed_clusters = top.strings("allowed_clusters").unwrap_or_default();
     let reveal_secrets = top.bool("reveal_secrets").unwrap_or(false);
 
-    for (i, name) in allowed_clusters.iter().chain(&nsk.exclude_clusters).enumerate() {
+    for (i, name) in allowed_clusters
+        .iter()
+        .chain(&nsk.exclude_clusters)
+        .enumerate()
+    {
         if name.is_empty() {
             top.error("allowed_clusters", format!("entry {i} is empty"));
         }
@@ -519,12 +552,23 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
 fn read_nsk(r: &mut Reader, o: &Overrides) -> NskConfig {
     let rancher_url = o.rancher_url.clone().or(r.string("rancher_url"));
     let file_token = r.string("rancher_token");
-    let rancher_token = o.rancher_token.clone().or(file_token).filter(|t| !t.is_empty()).map(Secret::new);
+    let rancher_token = o
+        .rancher_token
+        .clone()
+        .or(file_token)
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
     let rancher_token_file = r.string("rancher_token_file").map(PathBuf::from);
-    let rancher_insecure = o.rancher_insecure.or(r.bool("rancher_insecure")).unwrap_or(false);
+    let rancher_insecure = o
+        .rancher_insecure
+        .or(r.bool("rancher_insecure"))
+        .unwrap_or(false);
     let rancher_ca_file = r.string("rancher_ca_file").map(PathBuf::from);
     let profile = o.profile.clone().or(r.string("profile"));
-    let config_dir = o.config_dir.clone().or(r.string("config_dir").map(PathBuf::from));
+    let config_dir = o
+        .config_dir
+        .clone()
+        .or(r.string("config_dir").map(PathBuf::from));
     let auto_refresh = o.auto_refresh.or(r.bool("auto_refresh")).unwrap_or(false);
     let file_interval = r.duration("refresh_interval");
     let refresh_interval = match &o.refresh_interval {
@@ -547,20 +591,28 @@ fn read_nsk(r: &mut Reader, o: &Overrides) -> NskConfig {
             ),
         );
     } else if refresh_interval > Duration::from_secs(7 * 24 * 3600) {
-        r.warn("refresh_interval", "longer than a week: kubeconfig tokens may expire before the next refresh");
+        r.warn(
+            "refresh_interval",
+            "longer than a week: kubeconfig tokens may expire before the next refresh",
+        );
     }
     let nsk_path = r.string("nsk_path").unwrap_or_else(|| "nsk".to_string());
     let timeout = r.duration("timeout").unwrap_or(Duration::from_secs(30));
     if timeout.is_zero() {
         r.error("timeout", "must be more than 0 (e.g. \"30s\")");
     }
-    let cluster_pattern = r.string("cluster_pattern").and_then(|p| match Regex::new(&p) {
-        Ok(re) => Some(re),
-        Err(e) => {
-            r.error("cluster_pattern", format!("regex {p:?} does not compile: {e}"));
-            None
-        }
-    });
+    let cluster_pattern = r
+        .string("cluster_pattern")
+        .and_then(|p| match Regex::new(&p) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                r.error(
+                    "cluster_pattern",
+                    format!("regex {p:?} does not compile: {e}"),
+                );
+                None
+            }
+        });
     let exclude_clusters = r.strings("exclude_clusters").unwrap_or_default();
 
     let explicit_source = o.source.clone().or(r.string("source"));
@@ -569,7 +621,10 @@ fn read_nsk(r: &mut Reader, o: &Overrides) -> NskConfig {
         Some("nsk") => SourceKind::Nsk,
         Some("rancher") => SourceKind::Rancher,
         Some(other) => {
-            r.error("source", format!("unknown source {other:?}: use \"nsk\", \"rancher\" or \"directory\""));
+            r.error(
+                "source",
+                format!("unknown source {other:?}: use \"nsk\", \"rancher\" or \"directory\""),
+            );
             SourceKind::Directory
         }
         // The seed's configs name a Rancher URL and expect nsk to be used.
@@ -580,16 +635,30 @@ fn read_nsk(r: &mut Reader, o: &Overrides) -> NskConfig {
         match url.parse::<http::Uri>() {
             Ok(uri) if matches!(uri.scheme_str(), Some("https")) && uri.host().is_some() => {}
             Ok(uri) if matches!(uri.scheme_str(), Some("http")) && uri.host().is_some() => {
-                r.warn("rancher_url", format!("{url} is plain http: the Rancher token would travel unencrypted; use https"));
+                r.warn(
+                    "rancher_url",
+                    format!(
+                        "{url} is plain http: the Rancher token would travel unencrypted; use https"
+                    ),
+                );
             }
-            _ => r.error("rancher_url", format!("{url:?} is not a URL like https://rancher.example.com")),
+            _ => r.error(
+                "rancher_url",
+                format!("{url:?} is not a URL like https://rancher.example.com"),
+            ),
         }
     }
     if rancher_insecure {
-        r.warn("rancher_insecure", "TLS verification towards Rancher is off; prefer rancher_ca_file with Rancher's CA");
+        r.warn(
+            "rancher_insecure",
+            "TLS verification towards Rancher is off; prefer rancher_ca_file with Rancher's CA",
+        );
     }
     if source == SourceKind::Rancher && rancher_url.is_none() {
-        r.error("rancher_url", "the rancher source needs a Rancher URL: set [nsk] rancher_url or RANCHER_URL");
+        r.error(
+            "rancher_url",
+            "the rancher source needs a Rancher URL: set [nsk] rancher_url or RANCHER_URL",
+        );
     }
 
     NskConfig {
@@ -610,7 +679,11 @@ fn read_nsk(r: &mut Reader, o: &Overrides) -> NskConfig {
     }
 }
 
-fn read_server(r: &mut Reader, o: &Overrides, _env: &dyn Fn(&str) -> Option<String>) -> ServerConfig {
+fn read_server(
+    r: &mut Reader,
+    o: &Overrides,
+    _env: &dyn Fn(&str) -> Option<String>,
+) -> ServerConfig {
     let environment = o
         .environment
         .clone()
@@ -659,9 +732,15 @@ fn read_server(r: &mut Reader, o: &Overrides, _env: &dyn Fn(&str) -> Option<Stri
 
 fn read_health(r: &mut Reader) -> HealthConfig {
     let h = HealthConfig {
-        probe_interval: r.duration("probe_interval").unwrap_or(Duration::from_secs(30)),
-        probe_timeout: r.duration("probe_timeout").unwrap_or(Duration::from_secs(5)),
-        degraded_latency: r.duration("degraded_latency").unwrap_or(Duration::from_secs(1)),
+        probe_interval: r
+            .duration("probe_interval")
+            .unwrap_or(Duration::from_secs(30)),
+        probe_timeout: r
+            .duration("probe_timeout")
+            .unwrap_or(Duration::from_secs(5)),
+        degraded_latency: r
+            .duration("degraded_latency")
+            .unwrap_or(Duration::from_secs(1)),
         unhealthy_after: r.integer("unhealthy_after").unwrap_or(3),
         probe_concurrency: r.integer("probe_concurrency").unwrap_or(32),
     };
@@ -682,11 +761,17 @@ fn read_health(r: &mut Reader) -> HealthConfig {
 
 fn read_pool(r: &mut Reader) -> PoolConfig {
     let p = PoolConfig {
-        idle_timeout: r.duration("idle_timeout").unwrap_or(Duration::from_secs(300)),
+        idle_timeout: r
+            .duration("idle_timeout")
+            .unwrap_or(Duration::from_secs(300)),
         qps: r.integer("qps").unwrap_or(50),
         burst: r.integer("burst").unwrap_or(100),
-        request_timeout: r.duration("request_timeout").unwrap_or(Duration::from_secs(15)),
-        kubeconfig_ttl: r.duration("kubeconfig_ttl").unwrap_or(Duration::from_secs(60)),
+        request_timeout: r
+            .duration("request_timeout")
+            .unwrap_or(Duration::from_secs(15)),
+        kubeconfig_ttl: r
+            .duration("kubeconfig_ttl")
+            .unwrap_or(Duration::from_secs(60)),
     };
     if p.qps == 0 {
         r.error("qps", "must be at least 1");

@@ -32,9 +32,18 @@ fn seed_production_example_parses() {
     // The seed puts top-level keys after [nsk]; in TOML they then belong to
     // [nsk]. They are honoured, with a warning each.
     let (c, problems) = parse(SEED_PRODUCTION);
-    assert!(problems.iter().all(|p| p.severity == Severity::Warning), "{problems:?}");
-    assert!(problems.iter().any(|p| p.field == "nsk.kubeconfig_dir"), "{problems:?}");
-    assert_eq!(c.kubeconfig_dir.as_deref(), Some(Path::new("/etc/kubernetes/clusters/prod")));
+    assert!(
+        problems.iter().all(|p| p.severity == Severity::Warning),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.field == "nsk.kubeconfig_dir"),
+        "{problems:?}"
+    );
+    assert_eq!(
+        c.kubeconfig_dir.as_deref(),
+        Some(Path::new("/etc/kubernetes/clusters/prod"))
+    );
     assert_eq!(c.default_cluster.as_deref(), Some("c1-sv5"));
     assert_eq!(c.nsk.source, SourceKind::Nsk);
     assert_eq!(c.nsk.refresh_interval, Duration::from_secs(3600));
@@ -74,7 +83,10 @@ idle_timeout = "10m"
     let (c, problems) = parse(text);
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(c.nsk.source, SourceKind::Nsk);
-    assert_eq!(c.nsk.rancher_token.as_ref().unwrap().expose(), "token-abcde:secretsecretsecretsecret");
+    assert_eq!(
+        c.nsk.rancher_token.as_ref().unwrap().expose(),
+        "token-abcde:secretsecretsecretsecret"
+    );
     assert_eq!(c.nsk.refresh_interval, Duration::from_secs(5400));
     assert_eq!(c.nsk.timeout, Duration::from_secs(45));
     assert_eq!(c.server.environment, "production");
@@ -85,7 +97,10 @@ idle_timeout = "10m"
     assert!(c.read_only);
     assert!(c.cluster_selected("c1-sv5"));
     assert!(!c.cluster_selected("c2-sv5"));
-    assert!(!format!("{c:?}").contains("secretsecret"), "token leaked through Debug");
+    assert!(
+        !format!("{c:?}").contains("secretsecret"),
+        "token leaked through Debug"
+    );
 }
 
 #[test]
@@ -115,11 +130,24 @@ x = 1
         "server.port",
         "bogus",
     ] {
-        assert!(fields.contains(&expected), "{expected} missing from {fields:?}");
+        assert!(
+            fields.contains(&expected),
+            "{expected} missing from {fields:?}"
+        );
     }
-    let typo = problems.iter().find(|p| p.field == "kubeconfig_dirr").unwrap();
-    assert!(typo.message.contains("did you mean `kubeconfig_dir`"), "{}", typo.message);
-    let unset = problems.iter().find(|p| p.field == "nsk.rancher_token").unwrap();
+    let typo = problems
+        .iter()
+        .find(|p| p.field == "kubeconfig_dirr")
+        .unwrap();
+    assert!(
+        typo.message.contains("did you mean `kubeconfig_dir`"),
+        "{}",
+        typo.message
+    );
+    let unset = problems
+        .iter()
+        .find(|p| p.field == "nsk.rancher_token")
+        .unwrap();
     assert!(unset.message.contains("UNSET_TOKEN is not set"));
 }
 
@@ -146,12 +174,17 @@ fn flags_win_over_file_and_defaults_apply() {
 #[test]
 fn too_short_refresh_interval_is_an_error_not_a_silent_default() {
     let (_, problems) = parse("[nsk]\nrefresh_interval = \"5s\"\n");
-    assert!(problems.iter().any(|p| p.field == "nsk.refresh_interval" && p.severity == Severity::Error));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.field == "nsk.refresh_interval" && p.severity == Severity::Error)
+    );
 }
 
 #[test]
 fn insecure_rancher_is_a_warning() {
-    let (_, problems) = parse("[nsk]\nrancher_url = \"https://r.example\"\nrancher_insecure = true\n");
+    let (_, problems) =
+        parse("[nsk]\nrancher_url = \"https://r.example\"\nrancher_insecure = true\n");
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].severity, Severity::Warning);
 }
@@ -161,4 +194,16 @@ fn invalid_toml_is_one_clear_error() {
     let (_, problems) = parse("kubeconfig_dir = \n");
     assert_eq!(problems[0].field, "(file)");
     assert!(problems[0].message.contains("not valid TOML"));
+}
+
+#[test]
+fn packaged_example_has_every_key_and_parses_cleanly() {
+    let text = include_str!("../../../packaging/example.toml");
+    let (config, problems) = parse(text);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(config.environment(), "prod");
+    assert_eq!(
+        config.health.probe_timeout,
+        std::time::Duration::from_secs(5)
+    );
 }

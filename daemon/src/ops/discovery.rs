@@ -27,7 +27,7 @@ impl ResolvedKind {
         let n = name.to_ascii_lowercase();
         self.resource.kind.to_ascii_lowercase() == n
             || self.resource.plural == n
-            || self.short_names.iter().any(|s| *s == n)
+            || self.short_names.contains(&n)
     }
 
     /// e.g. `pods` or `deployments.apps`.
@@ -73,7 +73,11 @@ impl ApiDiscovery {
         Ok(None)
     }
 
-    async fn group_version(&self, client: &kube::Client, api_version: &str) -> Result<Arc<Vec<ResolvedKind>>, kube::Error> {
+    async fn group_version(
+        &self,
+        client: &kube::Client,
+        api_version: &str,
+    ) -> Result<Arc<Vec<ResolvedKind>>, kube::Error> {
         if let Some(hit) = self.by_group_version.lock().await.get(api_version) {
             return Ok(hit.clone());
         }
@@ -99,7 +103,10 @@ impl ApiDiscovery {
         Ok(kinds)
     }
 
-    async fn preferred_versions(&self, client: &kube::Client) -> Result<Arc<Vec<String>>, kube::Error> {
+    async fn preferred_versions(
+        &self,
+        client: &kube::Client,
+    ) -> Result<Arc<Vec<String>>, kube::Error> {
         let mut slot = self.preferred.lock().await;
         if let Some(v) = slot.as_ref() {
             return Ok(v.clone());

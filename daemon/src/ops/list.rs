@@ -76,13 +76,22 @@ pub async fn resolve_kind(
 }
 
 /// Lists objects and renders them.
-pub async fn list(cc: &ClusterClient, args: &ListArgs, opts: &OpOptions) -> Result<Rendered, OpError> {
+pub async fn list(
+    cc: &ClusterClient,
+    args: &ListArgs,
+    opts: &OpOptions,
+) -> Result<Rendered, OpError> {
     if args.kind.trim().is_empty() {
-        return Err(OpError::InvalidArgument("`kind` is required (e.g. \"Pod\", \"deployments\")".into()));
+        return Err(OpError::InvalidArgument(
+            "`kind` is required (e.g. \"Pod\", \"deployments\")".into(),
+        ));
     }
     let started = tokio::time::Instant::now();
     let kind = resolve_kind(cc, &args.api_version, &args.kind, opts.timeout).await?;
-    let namespace = args.namespace.as_deref().filter(|n| !n.is_empty() && kind.namespaced);
+    let namespace = args
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty() && kind.namespaced);
     let resource = match namespace {
         Some(ns) => format!("{} in namespace {ns}", kind.display_name()),
         None => kind.display_name(),
@@ -94,27 +103,29 @@ pub async fn list(cc: &ClusterClient, args: &ListArgs, opts: &OpOptions) -> Resu
         verb: "list",
         resource: &resource,
     };
-    let mut params = ListParams::default();
-    params.label_selector = args.label_selector.clone().filter(|s| !s.is_empty());
-    params.field_selector = args.field_selector.clone().filter(|s| !s.is_empty());
-    if args.limit > 0 {
-        params.limit = Some(args.limit);
-    }
+    let params = ListParams {
+        label_selector: args.label_selector.clone().filter(|s| !s.is_empty()),
+        field_selector: args.field_selector.clone().filter(|s| !s.is_empty()),
+        limit: (args.limit > 0).then_some(args.limit),
+        ..ListParams::default()
+    };
     let url = DynamicObject::url_path(&kind.resource, namespace);
     let mut request = kube::core::Request::new(url)
         .list(&params)
         .map_err(|e| OpError::InvalidArgument(format!("cannot build the list request: {e}")))?;
     if args.output == Output::Table {
-        request
-            .headers_mut()
-            .insert(http::header::ACCEPT, http::HeaderValue::from_static(TABLE_ACCEPT));
+        request.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static(TABLE_ACCEPT),
+        );
     }
     let remaining = opts.timeout.saturating_sub(started.elapsed());
-    let body: Value = match tokio::time::timeout(remaining, cc.client.request::<Value>(request)).await {
-        Err(_) => return Err(ctx.timeout(opts.timeout)),
-        Ok(Err(e)) => return Err(ctx.error(e)),
-        Ok(Ok(v)) => v,
-    };
+    let body: Value =
+        match tokio::time::timeout(remaining, cc.client.request::<Value>(request)).await {
+            Err(_) => return Err(ctx.timeout(opts.timeout)),
+            Ok(Err(e)) => return Err(ctx.error(e)),
+            Ok(Ok(v)) => v,
+        };
     let more = body
         .pointer("/metadata/continue")
         .and_then(Value::as_str)
@@ -142,19 +153,26 @@ pub async fn list(cc: &ClusterClient, args: &ListArgs, opts: &OpOptions) -> Resu
         .map(|mut item| {
             // List items carry no kind of their own; masking needs it.
             if let Value::Object(map) = &mut item {
-                map.insert("apiVersion".into(), Value::String(kind.resource.api_version.clone()));
+                map.insert(
+                    "apiVersion".into(),
+                    Value::String(kind.resource.api_version.clone()),
+                );
                 map.insert("kind".into(), Value::String(kind.resource.kind.clone()));
             }
             clean_object(&mut item, opts.reveal_secrets);
             item
         })
         .collect();
-    let output = if args.output == Output::Table { Output::Yaml } else { args.output };
+    let output = if args.output == Output::Table {
+        Output::Yaml
+    } else {
+        args.output
+    };
     let mut rendered = render_objects(items, output, opts.max_bytes, &noun);
     if more.is_some() {
-        rendered
-            .text
-            .push_str(&format!("... the server has more {noun} beyond the limit.\n"));
+        rendered.text.push_str(&format!(
+            "... the server has more {noun} beyond the limit.\n"
+        ));
     }
     Ok(rendered)
 }

@@ -39,7 +39,10 @@ pub fn align(rows: &[Vec<String>]) -> String {
                 line.push_str(cell);
             } else {
                 line.push_str(cell);
-                line.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count() + 3));
+                line.extend(std::iter::repeat_n(
+                    ' ',
+                    widths[i] - cell.chars().count() + 3,
+                ));
             }
         }
         out.push_str(line.trim_end());
@@ -92,12 +95,13 @@ pub fn render_objects(items: Vec<Value>, output: Output, max_bytes: usize, noun:
     let shown = docs.len() as u32;
     let mut text = match output {
         Output::Json => format!("[\n{}\n]\n", docs.join(",\n")),
-        _ => docs
-            .iter()
-            .map(|d| d.trim_end())
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-            + "\n",
+        _ => {
+            docs.iter()
+                .map(|d| d.trim_end())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+                + "\n"
+        }
     };
     if items.is_empty() {
         text = match output {
@@ -107,7 +111,11 @@ pub fn render_objects(items: Vec<Value>, output: Output, max_bytes: usize, noun:
     }
     let omitted = total - shown;
     if omitted > 0 {
-        text.push_str(&omitted_note(omitted, noun, &format!("answer capped at {} KiB", max_bytes / 1024)));
+        text.push_str(&omitted_note(
+            omitted,
+            noun,
+            &format!("answer capped at {} KiB", max_bytes / 1024),
+        ));
     }
     Rendered {
         text,
@@ -127,7 +135,10 @@ mod tests {
             vec!["NAME".into(), "STATUS".into()],
             vec!["frontend-00".into(), "Running".into()],
         ];
-        assert_eq!(align(&rows), "NAME          STATUS\nfrontend-00   Running\n");
+        assert_eq!(
+            align(&rows),
+            "NAME          STATUS\nfrontend-00   Running\n"
+        );
     }
 
     #[test]
@@ -145,9 +156,15 @@ mod tests {
             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}}});
         clean_object(&mut o, false);
         assert_eq!(o, json!({"kind": "Pod", "metadata": {"name": "a"}}));
-        let items: Vec<Value> = (0..50).map(|i| json!({"metadata": {"name": format!("pod-{i}")}, "pad": "x".repeat(100)})).collect();
+        let items: Vec<Value> = (0..50)
+            .map(|i| json!({"metadata": {"name": format!("pod-{i}")}, "pad": "x".repeat(100)}))
+            .collect();
         let r = render_objects(items, Output::Yaml, 1024, "pods");
-        assert!(r.omitted > 0 && r.text.contains("more pods not shown"), "{}", r.text);
+        assert!(
+            r.omitted > 0 && r.text.contains("more pods not shown"),
+            "{}",
+            r.text
+        );
         assert!(r.text.len() < 1400);
         let r = render_objects(vec![json!({"a": 1})], Output::Json, 1024, "pods");
         assert!(serde_json::from_str::<Value>(&r.text).unwrap().is_array());

@@ -43,7 +43,11 @@ pub fn render(table: &Value, style: &TableStyle<'_>) -> Rendered {
     if style.namespace_column {
         header.push("NAMESPACE".into());
     }
-    header.extend(shown.iter().map(|(_, c)| c["name"].as_str().unwrap_or("").to_ascii_uppercase()));
+    header.extend(
+        shown
+            .iter()
+            .map(|(_, c)| c["name"].as_str().unwrap_or("").to_ascii_uppercase()),
+    );
     let rows_json = table["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let now = SystemTime::now();
     let mut rows = Vec::with_capacity(rows_json.len() + 1);
@@ -60,7 +64,11 @@ pub fn render(table: &Value, style: &TableStyle<'_>) -> Rendered {
             );
         }
         for (i, column) in &shown {
-            out.push(cell_text(cells.get(*i).unwrap_or(&Value::Null), column, now));
+            out.push(cell_text(
+                cells.get(*i).unwrap_or(&Value::Null),
+                column,
+                now,
+            ));
         }
         rows.push(out);
     }
@@ -85,11 +93,19 @@ pub fn render(table: &Value, style: &TableStyle<'_>) -> Rendered {
     if let Some(more) = style.remaining {
         text.push_str(&format!(
             "... the server has {} more {} beyond the limit.\n",
-            if more > 0 { more.to_string() } else { "some".into() },
+            if more > 0 {
+                more.to_string()
+            } else {
+                "some".into()
+            },
             style.noun
         ));
     }
-    Rendered { text, items, omitted }
+    Rendered {
+        text,
+        items,
+        omitted,
+    }
 }
 
 fn cell_text(cell: &Value, column: &Value, now: SystemTime) -> String {
@@ -98,16 +114,19 @@ fn cell_text(cell: &Value, column: &Value, now: SystemTime) -> String {
         Value::String(s) => s.clone(),
         Value::Array(a) => a
             .iter()
-            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
             .collect::<Vec<_>>()
             .join(","),
         other => other.to_string(),
     };
-    let is_date = column["format"].as_str() == Some("date") || column["type"].as_str() == Some("date");
-    if is_date {
-        if let Ok(t) = humantime::parse_rfc3339_weak(&text) {
-            return short_age(now.duration_since(t).unwrap_or_default());
-        }
+    let is_date =
+        column["format"].as_str() == Some("date") || column["type"].as_str() == Some("date");
+    if is_date && let Ok(t) = humantime::parse_rfc3339_weak(&text) {
+        return short_age(now.duration_since(t).unwrap_or_default());
     }
     // Keep each row on one line.
     if text.contains('\n') {
@@ -143,11 +162,20 @@ mod tests {
 
     #[test]
     fn renders_priority_zero_columns_with_namespace_and_ages() {
-        let style = TableStyle { namespace_column: true, noun: "pods", max_bytes: 32 * 1024, remaining: None };
+        let style = TableStyle {
+            namespace_column: true,
+            noun: "pods",
+            max_bytes: 32 * 1024,
+            remaining: None,
+        };
         let r = render(&table(2), &style);
         let lines: Vec<&str> = r.text.lines().collect();
         assert_eq!(lines[0], "NAMESPACE   NAME      STATUS    CREATED");
-        assert!(lines[1].starts_with("shop        pod-000   Running   "), "{}", lines[1]);
+        assert!(
+            lines[1].starts_with("shop        pod-000   Running   "),
+            "{}",
+            lines[1]
+        );
         assert!(lines[1].ends_with('y'), "{}", lines[1]);
         assert!(!r.text.contains("10.0.0.1"));
         assert_eq!((r.items, r.omitted), (2, 0));
@@ -155,11 +183,19 @@ mod tests {
 
     #[test]
     fn big_tables_are_capped_with_a_note() {
-        let style = TableStyle { namespace_column: false, noun: "pods", max_bytes: 4096, remaining: None };
+        let style = TableStyle {
+            namespace_column: false,
+            noun: "pods",
+            max_bytes: 4096,
+            remaining: None,
+        };
         let r = render(&table(500), &style);
         assert!(r.text.len() <= 4096, "{}", r.text.len());
         assert!(r.omitted > 0);
-        assert!(r.text.contains(&format!("{} more pods not shown", r.omitted)));
+        assert!(
+            r.text
+                .contains(&format!("{} more pods not shown", r.omitted))
+        );
     }
 
     #[test]

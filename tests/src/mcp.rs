@@ -1,0 +1,90 @@
+//! An MCP client driving the real `mcp-shim` binary over stdio.
+
+use std::path::Path;
+
+use rmcp::{
+    RoleClient, ServiceExt,
+    model::{CallToolRequestParams, Tool},
+    service::RunningService,
+    transport::TokioChildProcess,
+};
+use serde_json::Value;
+
+use crate::bins::bin;
+
+/// One agent session (one shim process).
+pub struct Shim {
+    client: RunningService<RoleClient, ()>,
+}
+
+/// A tool's answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// All text content joined.
+    pub text: String,
+    /// The tool reported an error.
+    pub is_error: bool,
+}
+
+impl Shim {
+    /// Starts `mcp-shim --socket SOCKET` and initializes MCP.
+    pub async fn start(socket: &Path) -> Shim {
+        Self::start_with(socket, &[]).await
+    }
+
+    /// Same, with extra arguments.
+    pub async fn start_with(socket: &Path, extra: &[&str]) -> Shim {
+        let mut cmd = tokio::process::Command::new(bin("mcp-shim"));
+        cmd.arg("--socket")
+            .arg(socket)
+            .args(extra)
+            .env_remove("NSKD_ENV");
+        let transport = TokioChildProcess::new(cmd).expect("spawn mcp-shim");
+        let client = ().serve(transport).await.expect("MCP initialize");
+        Shim { client }
+    }
+
+    /// Calls a tool with JSON arguments.
+    pub async fn call(&self, tool: &str, args: Value) -> Answer {
+        let params = CallToolRequestParams::new(tool.to_string())
+            .with_arguments(args.as_object().cloned().unwrap_or_default());
+        let result = match self.client.call_tool(params).await {
+            Ok(r) => r,
+            // Invalid arguments come back as a JSON-RPC error: an error answer too.
+            Err(rmcp::ServiceError::McpError(e)) => {
+                return Answer {
+                    text: e.message.to_string(),
+                    is_error: true,
+                };
+            }
+            Err(e) => panic!("{tool}: MCP call failed: {e}"),
+        };
+        let text = result
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Answer {
+            text,
+            is_error: result.is_error.unwrap_or(false),
+        }
+    }
+
+    /// Calls a tool that must succeed; returns its text.
+    pub async fn ok(&self, tool: &str, args: Value) -> String {
+        let a = self.call(tool, args.clone()).await;
+        assert!(!a.is_error, "{tool} {args} failed: {}", a.text);
+        a.text
+    }
+
+    /// tools/list.
+    pub async fn tools(&self) -> Vec<Tool> {
+        self.client.list_all_tools().await.expect("tools/list")
+    }
+
+    /// Closes the session.
+    pub async fn close(self) {
+        let _ = self.client.cancel().await;
+    }
+}

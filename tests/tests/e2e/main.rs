@@ -1,0 +1,31 @@
+//! End-to-end tests: the real nskd, mcp-shim and nskctl binaries against
+//! real kube-apiservers on loopback (see `nskd_e2e::rig`). One test binary
+//! so that the rig is started once for all of them.
+
+mod config;
+mod discovery;
+mod shim;
+mod socket;
+mod status;
+mod version;
+
+use nskd_e2e::rig::{self, Rig};
+
+/// The shared rig, or `None` after a loud skip message.
+pub fn rig_or_skip() -> Option<&'static Rig> {
+    rig::shared()
+}
+
+/// Polls `f` every 50 ms until it returns `Some` or `secs` pass.
+pub fn eventually<T>(secs: f64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -4,6 +4,7 @@
 //! cluster in `status`... ), 2 usage.
 
 mod render;
+mod source_cmds;
 
 use std::{process::ExitCode, time::Duration};
 
@@ -51,6 +52,31 @@ enum Command {
     Clusters,
     /// Versions of nskctl and the daemon.
     Version,
+    /// Refresh kubeconfigs from Rancher now (joins a refresh already running).
+    Refresh {
+        /// Refresh even if the last refresh succeeded less than a minute ago.
+        #[arg(long)]
+        force: bool,
+        /// Only clusters whose name matches this regular expression (adds and updates; removes nothing).
+        #[arg(long)]
+        pattern: Option<String>,
+    },
+    /// The refresh view: source, last and next refresh, history, each cluster Active/Inactive/Removed.
+    History {
+        /// How many refresh runs to show.
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+    },
+    /// Fetch one cluster's kubeconfig from the source and summarise it (never the credentials).
+    Get {
+        /// Cluster name as Rancher knows it.
+        cluster: String,
+        /// Store it in the kubeconfig directory.
+        #[arg(long)]
+        save: bool,
+    },
+    /// The kubeconfig source: Rancher URL, profile, token check (now), auto-refresh.
+    Source,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -99,6 +125,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Refresh { force, pattern } => {
+            source_cmds::refresh(&client, force, pattern, cli.json).await
+        }
+        Command::History { limit } => source_cmds::history(&client, limit, cli.json).await,
+        Command::Get { cluster, save } => source_cmds::get(&client, cluster, save, cli.json).await,
+        Command::Source => source_cmds::source(&client, cli.json).await,
         Command::Status {
             cluster,
             cached,
@@ -153,7 +185,10 @@ async fn status_once(
         );
     } else if cluster.is_some() {
         for h in &resp.clusters {
-            print!("{}", nskd_proto::present::detail_view(h, 0));
+            print!(
+                "{}",
+                nskd_proto::present::detail_view(h, resp.next_refresh_ms)
+            );
         }
     } else {
         print!("{}", render::status_table(&resp, client.info()));
@@ -171,7 +206,7 @@ async fn watch_status(
             Ok(resp) if cluster.is_some() => resp
                 .clusters
                 .iter()
-                .map(|h| nskd_proto::present::detail_view(h, 0))
+                .map(|h| nskd_proto::present::detail_view(h, resp.next_refresh_ms))
                 .collect::<String>(),
             Ok(resp) => render::status_table(&resp, client.info()),
             Err(e) => format!("nskctl: {e}\n"),

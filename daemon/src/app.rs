@@ -2,17 +2,13 @@
 //! a request needs, in one place, so the gRPC layer stays thin and tests
 //! can drive it in-process.
 
-use std::{
-    collections::VecDeque,
-    sync::{Arc, Mutex},
-    time::{Instant, SystemTime},
-};
+use std::{sync::Arc, time::Instant};
 
 use futures::future::join_all;
 use nskd_proto::socket::SocketLocation;
 
 use crate::{
-    config::{Config, SourceKind},
+    config::Config,
     discovery::{ScanPlan, Scanner},
     error::OpError,
     health::{Health, Tracker},
@@ -22,43 +18,11 @@ use crate::{
     },
     pool::Pool,
     probe::Prober,
+    refresh::Refresher,
     registry::{Changes, ClusterEntry, Registry},
+    source::{RetryPolicy, Source},
+    store::Store,
 };
-
-/// How many refresh records are kept.
-pub const HISTORY_LIMIT: usize = 50;
-
-/// Outcome of a refresh run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshOutcome {
-    /// Every cluster refreshed.
-    Success,
-    /// Some clusters failed.
-    Partial,
-    /// Nothing refreshed.
-    Failed,
-    /// Directory source: files re-read.
-    Rescanned,
-}
-
-/// One refresh run, for the history.
-#[derive(Debug, Clone)]
-pub struct RefreshRecord {
-    /// Outcome.
-    pub outcome: RefreshOutcome,
-    /// Start time.
-    pub started: SystemTime,
-    /// Duration.
-    pub duration: std::time::Duration,
-    /// Trigger ("manual", "schedule", ...).
-    pub trigger: String,
-    /// What changed.
-    pub changes: Changes,
-    /// Failed clusters with reasons.
-    pub failed: Vec<(String, String)>,
-    /// Whole-run error.
-    pub error: Option<String>,
-}
 
 /// The clusters a call runs on, and those `"*"` left out (`name: reason`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -109,13 +73,34 @@ pub struct App {
     pub scanner: Scanner,
     /// Start time.
     pub started: Instant,
-    history: Mutex<VecDeque<RefreshRecord>>,
+    /// Kubeconfig refresh (source, store, history).
+    pub refresher: Refresher,
 }
 
 impl App {
     /// Builds the daemon's state and runs the first scan (local files only:
     /// no cluster is contacted here).
     pub fn new(config: Config, location: SocketLocation) -> Arc<Self> {
+        Self::with_retry(config, location, RetryPolicy::default())
+            .expect("directory source needs no setup")
+    }
+
+    /// Same, with a retry policy, setting up the configured source and
+    /// its store; fails with a clear message when they cannot be set up.
+    pub fn with_retry(
+        config: Config,
+        location: SocketLocation,
+        retry: RetryPolicy,
+    ) -> Result<Arc<Self>, String> {
+        let source = Source::from_config(&config)?;
+        let store = match (&source, &config.kubeconfig_dir) {
+            (None, _) => None,
+            (Some(_), Some(dir)) => Some(Store::open(dir).map_err(|e| e.0)?),
+            (Some(_), None) => {
+                return Err("the nsk and rancher sources need a kubeconfig_dir (or [nsk] config_dir) to store kubeconfigs in".into());
+            }
+        };
+        let refresher = Refresher::new(source, store, retry);
         let registry = Arc::new(Registry::new());
         let connect_timeout = config.health.probe_timeout.min(config.pool.request_timeout);
         let pool = Arc::new(Pool::new(config.pool.clone(), connect_timeout));
@@ -131,10 +116,10 @@ impl App {
             prober,
             scanner,
             started: Instant::now(),
-            history: Mutex::new(VecDeque::new()),
+            refresher,
         });
         app.rescan(false);
-        app
+        Ok(app)
     }
 
     /// Re-reads kubeconfigs into the registry; drops clients and health of
@@ -156,54 +141,6 @@ impl App {
                 .forget(changes.changed.iter().chain(&changes.removed));
         }
         changes
-    }
-
-    /// Runs a refresh. With the directory source this re-reads every file.
-    pub fn refresh(&self, trigger: &str) -> Result<RefreshRecord, OpError> {
-        if self.config.nsk.source != SourceKind::Directory {
-            return Err(OpError::InvalidArgument(format!(
-                "refreshing kubeconfigs through the {} source is not available in this build; the daemon serves the kubeconfigs already in {}",
-                self.config.nsk.source.as_str(),
-                self.config
-                    .kubeconfig_dir
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "kubeconfig_dir".into())
-            )));
-        }
-        let started = SystemTime::now();
-        let t0 = Instant::now();
-        let changes = self.rescan(true);
-        let failed = self
-            .registry
-            .snapshot()
-            .clusters
-            .values()
-            .filter_map(|e| e.error.clone().map(|err| (e.name.clone(), err)))
-            .collect();
-        let record = RefreshRecord {
-            outcome: RefreshOutcome::Rescanned,
-            started,
-            duration: t0.elapsed(),
-            trigger: trigger.to_string(),
-            changes,
-            failed,
-            error: None,
-        };
-        let mut history = self.history.lock().expect("history lock poisoned");
-        history.push_front(record.clone());
-        history.truncate(HISTORY_LIMIT);
-        Ok(record)
-    }
-
-    /// Refresh history, newest first.
-    pub fn history(&self) -> Vec<RefreshRecord> {
-        self.history
-            .lock()
-            .expect("history lock poisoned")
-            .iter()
-            .cloned()
-            .collect()
     }
 
     /// The entry of `name`, or an error listing the known clusters.

@@ -191,7 +191,7 @@ fn auth_kind(auth: Option<&AuthInfo>) -> &'static str {
 
 /// The `exp` claim of a JWT bearer token (Rancher tokens are not JWTs and
 /// yield `None`; their expiry comes from the Rancher API).
-fn token_expiry(auth: &AuthInfo) -> Option<SystemTime> {
+pub fn token_expiry(auth: &AuthInfo) -> Option<SystemTime> {
     use secrecy::ExposeSecret;
     let token = auth.token.as_ref()?.expose_secret().to_string();
     let payload = token.split('.').nth(1)?;

@@ -23,7 +23,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Binds, serves until a signal, cleans up.
 pub async fn run(config: Config, location: SocketLocation) -> anyhow::Result<()> {
     let (listener, guard) = socket::bind(&location)?;
-    let app = App::new(config, location);
+    let app = App::with_retry(config, location, crate::source::RetryPolicy::default())
+        .map_err(|e| anyhow::anyhow!(e))?;
     serve(app, listener, shutdown_signal()).await?;
     drop(guard);
     tracing::info!("stopped; socket removed");
@@ -40,6 +41,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let prober = tokio::spawn(app.prober.clone().run(stop_rx.clone()));
     let watcher = tokio::spawn(crate::watch::run(app.clone(), stop_rx.clone()));
+    let scheduler = tokio::spawn(crate::refresh::schedule(app.clone(), stop_rx.clone()));
 
     let uid = own_uid();
     let environment = app.config.environment().to_string();
@@ -73,6 +75,13 @@ pub async fn serve(
         socket = %app.location.path.display(),
         clusters = snapshot.clusters.len(),
         source = app.config.nsk.source.as_str(),
+        rancher_url = app.config.nsk.rancher_url.as_deref().unwrap_or("-"),
+        rancher_auth = if app.config.nsk.rancher_token.is_some() || app.config.nsk.rancher_token_file.is_some() {
+            "token configured"
+        } else {
+            "no token"
+        },
+        auto_refresh = app.config.nsk.auto_refresh,
         version = env!("CARGO_PKG_VERSION"),
         "nskd serving"
     );
@@ -100,6 +109,7 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     // A probe of a black-holed cluster may still be waiting: do not wait.
     prober.abort();
+    scheduler.abort();
     let _ = watcher.await;
     Ok(())
 }

@@ -15,6 +15,7 @@
 
 pub mod client;
 pub mod present;
+pub mod refresh_view;
 pub mod socket;
 
 /// The wire API version both sides must agree on. Bump on any incompatible

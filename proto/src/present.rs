@@ -254,6 +254,14 @@ pub fn detail_view(h: &ClusterHealth, next_refresh_ms: i64) -> String {
         }
     }
     let _ = writeln!(s, "Kubeconfig: {}", info.kubeconfig_path);
+    if info.stale {
+        let _ = writeln!(
+            s,
+            "Kubeconfig Refresh: FAILING for {} ({}); the cached kubeconfig stays in use",
+            age_since(info.stale_since_ms),
+            one_line(&info.stale_reason, 200)
+        );
+    }
     let _ = writeln!(
         s,
         "Last Updated: {} ({} ago)",

@@ -103,3 +103,32 @@ pub struct PodsListArgs {
     #[serde(default)]
     pub output: Option<OutputFormat>,
 }
+
+/// nsk_refresh.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NskRefreshArgs {
+    /// Force refresh even if a recent refresh occurred.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// nsk_clusters_discover.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NskDiscoverArgs {
+    /// Cluster name pattern to filter (a regular expression, e.g. "^c1-").
+    #[serde(default)]
+    pub pattern: Option<String>,
+}
+
+/// nsk_get.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NskGetArgs {
+    /// Name of the cluster to get kubeconfig for.
+    pub cluster_name: String,
+    /// Save kubeconfig to file in config directory.
+    #[serde(default)]
+    pub save: bool,
+}

@@ -3,6 +3,7 @@
 //! is contacted on the first tool call, and again after it restarts.
 
 mod args;
+mod nsk_tools;
 mod render;
 mod session;
 mod tools;

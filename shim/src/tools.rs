@@ -25,19 +25,19 @@ use crate::{
 /// The shim's MCP server: one per agent session.
 #[derive(Debug, Clone)]
 pub struct NskdTools {
-    session: Session,
+    pub(crate) session: Session,
     tool_router: ToolRouter<Self>,
 }
 
-fn ok(text: impl Into<String>) -> Result<CallToolResult, McpError> {
+pub(crate) fn ok(text: impl Into<String>) -> Result<CallToolResult, McpError> {
     Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
 }
 
-fn fail(text: impl Into<String>) -> Result<CallToolResult, McpError> {
+pub(crate) fn fail(text: impl Into<String>) -> Result<CallToolResult, McpError> {
     Ok(CallToolResult::error(vec![ContentBlock::text(text)]))
 }
 
-fn client_name(ctx: &RequestContext<RoleServer>) -> String {
+pub(crate) fn client_name(ctx: &RequestContext<RoleServer>) -> String {
     ctx.peer
         .peer_info()
         .map(|p| format!("{} {}", p.client_info.name, p.client_info.version))
@@ -57,7 +57,7 @@ impl NskdTools {
     pub fn new(session: Session) -> Self {
         Self {
             session,
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::nsk_tool_router(),
         }
     }
 
@@ -245,7 +245,7 @@ impl NskdTools {
                 .clusters
                 .iter()
                 .map(|h| {
-                    let mut view = nskd_proto::present::detail_view(h, 0);
+                    let mut view = nskd_proto::present::detail_view(h, resp.next_refresh_ms);
                     if active.as_deref() == Some(h.name.as_str()) {
                         view.push_str("Active: yes (this session's active cluster)\n");
                     }

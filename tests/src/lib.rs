@@ -5,5 +5,7 @@
 pub mod bins;
 pub mod daemon;
 pub mod endpoints;
+pub mod fake_nsk;
+pub mod fake_rancher;
 pub mod mcp;
 pub mod rig;

@@ -7,7 +7,7 @@ use nskd_proto::v1::{self as pb, clusters_server::Clusters};
 use tonic::{Request, Response, Status};
 
 use super::{Caller, convert};
-use crate::app::App;
+use crate::{app::App, refresh::RefreshOptions};
 
 /// The Clusters service.
 #[derive(Debug)]
@@ -23,10 +23,9 @@ impl ClustersService {
 
     fn info(&self, name: &str) -> Result<pb::ClusterInfo, Status> {
         let entry = self.app.cluster(name)?;
-        Ok(convert::cluster_info(
-            &entry,
-            self.app.default_cluster().as_deref(),
-        ))
+        let mut info = convert::cluster_info(&entry, self.app.default_cluster().as_deref());
+        super::source::add_refresh_facts(&self.app, &mut info);
+        Ok(info)
     }
 }
 
@@ -43,7 +42,11 @@ impl Clusters for ClustersService {
             clusters: snapshot
                 .clusters
                 .values()
-                .map(|e| convert::cluster_info(e, default))
+                .map(|e| {
+                    let mut info = convert::cluster_info(e, default);
+                    super::source::add_refresh_facts(&self.app, &mut info);
+                    info
+                })
                 .collect(),
             problems: snapshot
                 .problems
@@ -100,6 +103,7 @@ impl Clusters for ClustersService {
         Ok(Response::new(pb::ClusterStatusResponse {
             clusters,
             elapsed_ms: started.elapsed().as_millis() as u32,
+            next_refresh_ms: convert::unix_ms(self.app.refresher.next_due()),
         }))
     }
 
@@ -107,14 +111,21 @@ impl Clusters for ClustersService {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshRecord>, Status> {
+        let caller = Caller::of(&request);
         let req = request.into_inner();
         let trigger = if req.trigger.is_empty() {
-            "manual"
+            "manual".to_string()
         } else {
-            req.trigger.as_str()
+            req.trigger
         };
-        let record = self.app.refresh(trigger)?;
-        Ok(Response::new(convert::refresh_record(&record, false)))
+        tracing::info!(session = %caller.session, client = %caller.client, force = req.force, pattern = %req.pattern, %trigger, "refresh requested");
+        let opts = RefreshOptions {
+            force: req.force,
+            pattern: Some(req.pattern).filter(|p| !p.is_empty()),
+            trigger,
+        };
+        let (record, joined) = crate::refresh::refresh(&self.app, opts).await?;
+        Ok(Response::new(convert::refresh_record(&record, joined)))
     }
 
     async fn refresh_history(
@@ -124,6 +135,7 @@ impl Clusters for ClustersService {
         let limit = request.into_inner().limit as usize;
         let mut records: Vec<pb::RefreshRecord> = self
             .app
+            .refresher
             .history()
             .iter()
             .map(|r| convert::refresh_record(r, false))
@@ -134,10 +146,41 @@ impl Clusters for ClustersService {
         let nsk = &self.app.config.nsk;
         Ok(Response::new(pb::RefreshHistoryResponse {
             records,
-            next_refresh_ms: 0,
+            next_refresh_ms: convert::unix_ms(self.app.refresher.next_due()),
             source: nsk.source.as_str().to_string(),
             auto_refresh: nsk.auto_refresh,
             refresh_interval: humantime::format_duration(nsk.refresh_interval).to_string(),
+            profile: nsk.profile.clone().unwrap_or_default(),
+            rancher_url: nsk.rancher_url.clone().unwrap_or_default(),
+            config_dir: nsk
+                .config_dir
+                .as_ref()
+                .or(self.app.config.kubeconfig_dir.as_ref())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            clusters: super::source::refresh_states(&self.app),
         }))
+    }
+
+    async fn source_status(
+        &self,
+        request: Request<pb::SourceStatusRequest>,
+    ) -> Result<Response<pb::SourceStatusResponse>, Status> {
+        let verify = request.into_inner().verify;
+        Ok(Response::new(
+            super::source::status(&self.app, verify).await,
+        ))
+    }
+
+    async fn fetch_kubeconfig(
+        &self,
+        request: Request<pb::FetchKubeconfigRequest>,
+    ) -> Result<Response<pb::FetchKubeconfigResponse>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        tracing::info!(session = %caller.session, client = %caller.client, cluster = %req.cluster_name, save = req.save, "fetch kubeconfig");
+        Ok(Response::new(
+            super::source::fetch(&self.app, &req.cluster_name, req.save).await?,
+        ))
     }
 }

@@ -5,9 +5,9 @@ use std::time::SystemTime;
 use nskd_proto::v1 as pb;
 
 use crate::{
-    app::{RefreshOutcome, RefreshRecord},
     health::{ClusterHealth, Health},
     probe::ClusterDetail,
+    refresh::{RefreshOutcome, RefreshRecord},
     registry::{ClusterEntry, EntrySource},
 };
 
@@ -40,6 +40,7 @@ pub fn cluster_info(e: &ClusterEntry, default_cluster: Option<&str>) -> pb::Clus
         auth: e.auth.to_string(),
         cert_expiry_ms: 0,
         token_expiry_ms: unix_ms(e.token_expiry),
+        ..Default::default()
     }
 }
 
@@ -63,6 +64,19 @@ pub fn cluster_health(
     } else {
         info.error.clone()
     };
+    // A working cluster on a kubeconfig whose refresh failed: usable, but stale.
+    let (state, degraded_reason) = if info.stale && state == pb::HealthState::Ready {
+        (
+            pb::HealthState::Degraded,
+            format!(
+                "using cached kubeconfig (refresh failing for {}: {})",
+                nskd_proto::present::age_since(info.stale_since_ms),
+                crate::kubeconfig::one_line(&info.stale_reason)
+            ),
+        )
+    } else {
+        (state, h.degraded_reason.clone().unwrap_or_default())
+    };
     pb::ClusterHealth {
         name: info.name.clone(),
         state: state as i32,
@@ -75,7 +89,7 @@ pub fn cluster_health(
         last_checked_ms: unix_ms(h.last_checked),
         last_success_ms: unix_ms(h.last_success),
         consecutive_failures: h.consecutive_failures,
-        degraded_reason: h.degraded_reason.clone().unwrap_or_default(),
+        degraded_reason,
         info: Some(info),
         detail: detail.map(|d| pb::ClusterDetail {
             control_plane_nodes: d.control_plane.0,
@@ -124,5 +138,7 @@ pub fn refresh_record(r: &RefreshRecord, joined: bool) -> pb::RefreshRecord {
             .map(crate::redact::redact)
             .unwrap_or_default(),
         joined,
+        listed: r.listed as u32,
+        note: r.note.clone().unwrap_or_default(),
     }
 }

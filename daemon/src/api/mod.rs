@@ -4,6 +4,7 @@ mod clusters;
 mod convert;
 mod daemon;
 mod kube;
+mod source;
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@
 
 mod config;
 mod discovery;
+mod nsk;
 mod shim;
 mod socket;
 mod status;

@@ -1,0 +1,500 @@
+//! Keeping kubeconfigs fresh: one refresh run (list, fetch in bounded
+//! parallel with retries, validate, store, retire), single-flight, the
+//! recent-refresh guard, per-cluster staleness, bounded history, and the
+//! schedule (interval with jitter, earlier when a credential expires).
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
+
+use futures::{FutureExt, StreamExt, future::BoxFuture, future::Shared};
+
+use crate::{
+    app::App,
+    error::OpError,
+    registry::Changes,
+    source::{AuthInfo, RemoteCluster, RetryPolicy, Source, SourceError},
+    store::{self, Store, WriteOutcome},
+};
+
+/// How many refresh records are kept.
+pub const HISTORY_LIMIT: usize = 50;
+/// A non-forced refresh this soon after a successful one is skipped.
+pub const RECENT_GUARD: Duration = Duration::from_secs(60);
+/// Kubeconfigs fetched at once.
+pub const FETCH_CONCURRENCY: usize = 8;
+/// Refresh this long before a kubeconfig credential expires.
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(15 * 60);
+
+/// Outcome of a refresh run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// Every cluster refreshed.
+    Success,
+    /// Some clusters failed; their cached kubeconfigs stay in use.
+    Partial,
+    /// Nothing refreshed.
+    Failed,
+    /// Directory source: files re-read.
+    Rescanned,
+}
+
+impl RefreshOutcome {
+    /// The design document's word.
+    pub fn word(self) -> &'static str {
+        match self {
+            RefreshOutcome::Success => "Success",
+            RefreshOutcome::Partial => "Partial",
+            RefreshOutcome::Failed => "Failed",
+            RefreshOutcome::Rescanned => "Rescanned",
+        }
+    }
+}
+
+/// One refresh run, for the history.
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    /// Outcome.
+    pub outcome: RefreshOutcome,
+    /// Start time.
+    pub started: SystemTime,
+    /// Duration.
+    pub duration: Duration,
+    /// Trigger ("manual", "schedule", "startup", "discover", "expiry"...).
+    pub trigger: String,
+    /// What changed.
+    pub changes: Changes,
+    /// Clusters listed by the source.
+    pub listed: usize,
+    /// Failed clusters with reasons.
+    pub failed: Vec<(String, String)>,
+    /// Whole-run error.
+    pub error: Option<String>,
+    /// Why nothing ran (recent-refresh guard), if so.
+    pub note: Option<String>,
+}
+
+/// How a refresh was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshOptions {
+    /// Bypass the recent-refresh guard.
+    pub force: bool,
+    /// Only clusters whose name matches (regex); nothing is retired.
+    pub pattern: Option<String>,
+    /// Who asked.
+    pub trigger: String,
+}
+
+/// Refresh facts about one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterRefresh {
+    /// Rancher id.
+    pub id: String,
+    /// Rancher state.
+    pub rancher_state: String,
+    /// Last time its kubeconfig was fetched and validated.
+    pub last_refreshed: Option<SystemTime>,
+    /// Last failure and when; cleared by a success.
+    pub failure: Option<(String, SystemTime)>,
+}
+
+/// Refresh state shared by the API and the scheduler.
+#[derive(Debug)]
+pub struct Refresher {
+    /// The source (`None`: directory).
+    pub source: Option<Source>,
+    /// The store (`None`: directory source).
+    pub store: Option<Store>,
+    retry: RetryPolicy,
+    history: Mutex<VecDeque<RefreshRecord>>,
+    clusters: Mutex<BTreeMap<String, ClusterRefresh>>,
+    next_due: Mutex<Option<SystemTime>>,
+    auth: Mutex<Option<Result<AuthInfo, String>>>,
+    running: tokio::sync::Mutex<Option<Shared<BoxFuture<'static, RefreshRecord>>>>,
+}
+
+impl Refresher {
+    /// For a source and store (both `None` for the directory source).
+    pub fn new(source: Option<Source>, store: Option<Store>, retry: RetryPolicy) -> Self {
+        Self {
+            source,
+            store,
+            retry,
+            history: Mutex::new(VecDeque::new()),
+            clusters: Mutex::new(BTreeMap::new()),
+            next_due: Mutex::new(None),
+            auth: Mutex::new(None),
+            running: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// History, newest first.
+    pub fn history(&self) -> Vec<RefreshRecord> {
+        self.history
+            .lock()
+            .expect("history lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Records a run.
+    pub fn push(&self, record: RefreshRecord) {
+        let mut h = self.history.lock().expect("history lock");
+        h.push_front(record);
+        h.truncate(HISTORY_LIMIT);
+    }
+
+    /// Per-cluster refresh facts.
+    pub fn clusters(&self) -> BTreeMap<String, ClusterRefresh> {
+        self.clusters.lock().expect("clusters lock").clone()
+    }
+
+    /// When the next scheduled refresh runs.
+    pub fn next_due(&self) -> Option<SystemTime> {
+        *self.next_due.lock().expect("next_due lock")
+    }
+
+    /// Sets the next scheduled refresh.
+    pub fn set_next_due(&self, at: Option<SystemTime>) {
+        *self.next_due.lock().expect("next_due lock") = at;
+    }
+
+    /// The last token check.
+    pub fn auth(&self) -> Option<Result<AuthInfo, String>> {
+        self.auth.lock().expect("auth lock").clone()
+    }
+
+    /// Why `name`'s kubeconfig is stale (its last refresh failed), with
+    /// since when; `None` when fresh or never refreshed by us.
+    pub fn stale(&self, name: &str) -> Option<(String, SystemTime)> {
+        self.clusters
+            .lock()
+            .expect("clusters lock")
+            .get(name)
+            .and_then(|c| c.failure.clone())
+    }
+
+    /// Checks the token now and remembers the answer.
+    pub async fn verify(&self) -> Option<Result<AuthInfo, String>> {
+        let source = self.source.as_ref()?;
+        let result = self
+            .retry
+            .run("verify token", || source.verify())
+            .await
+            .map_err(|e| e.message);
+        *self.auth.lock().expect("auth lock") = Some(result.clone());
+        Some(result)
+    }
+}
+
+/// Runs a refresh, joining one already running (single-flight).
+pub async fn refresh(
+    app: &Arc<App>,
+    opts: RefreshOptions,
+) -> Result<(RefreshRecord, bool), OpError> {
+    let r = &app.refresher;
+    if r.source.is_none() {
+        let record = rescan_record(app, &opts.trigger);
+        r.push(record.clone());
+        return Ok((record, false));
+    }
+    if let Some(p) = &opts.pattern {
+        regex::Regex::new(p).map_err(|e| {
+            OpError::InvalidArgument(format!(
+                "pattern {p:?} is not a valid regular expression: {e}"
+            ))
+        })?;
+    }
+    let mut running = r.running.lock().await;
+    if let Some(shared) = running.clone() {
+        drop(running);
+        return Ok((shared.await, true));
+    }
+    if !opts.force
+        && opts.pattern.is_none()
+        && let Some(last) = r.history().into_iter().find(|h| h.note.is_none())
+        && last.outcome == RefreshOutcome::Success
+        && let Ok(age) = last.started.elapsed()
+        && age < RECENT_GUARD
+    {
+        let mut skipped = last.clone();
+        skipped.trigger = opts.trigger.clone();
+        skipped.note = Some(format!(
+            "skipped: the last refresh succeeded {}s ago; use force to refresh anyway",
+            age.as_secs()
+        ));
+        return Ok((skipped, false));
+    }
+    let task_app = app.clone();
+    let shared = async move { run(&task_app, opts).await }.boxed().shared();
+    *running = Some(shared.clone());
+    drop(running);
+    let record = shared.await;
+    *r.running.lock().await = None;
+    r.push(record.clone());
+    Ok((record, false))
+}
+
+fn rescan_record(app: &App, trigger: &str) -> RefreshRecord {
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let changes = app.rescan(true);
+    let snapshot = app.registry.snapshot();
+    RefreshRecord {
+        outcome: RefreshOutcome::Rescanned,
+        started,
+        duration: t0.elapsed(),
+        trigger: trigger.to_string(),
+        changes,
+        listed: snapshot.clusters.len(),
+        failed: snapshot
+            .clusters
+            .values()
+            .filter_map(|e| e.error.clone().map(|err| (e.name.clone(), err)))
+            .collect(),
+        error: None,
+        note: None,
+    }
+}
+
+fn failed_record(started: SystemTime, t0: Instant, trigger: &str, error: String) -> RefreshRecord {
+    RefreshRecord {
+        outcome: RefreshOutcome::Failed,
+        started,
+        duration: t0.elapsed(),
+        trigger: trigger.to_string(),
+        changes: Changes::default(),
+        listed: 0,
+        failed: Vec::new(),
+        error: Some(error),
+        note: None,
+    }
+}
+
+/// One refresh run (no single-flight here).
+async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let r = &app.refresher;
+    let (Some(source), Some(store)) = (&r.source, &r.store) else {
+        return rescan_record(app, &opts.trigger);
+    };
+    tracing::info!(trigger = %opts.trigger, force = opts.force, pattern = ?opts.pattern, "refresh started");
+    let listed = match r.retry.run("list clusters", || source.list()).await {
+        Ok(l) => l,
+        Err(e) => {
+            mark_all_stale(app, &e.message);
+            let record = failed_record(
+                started,
+                t0,
+                &opts.trigger,
+                format!("listing clusters failed: {}", e.message),
+            );
+            log_record(&record);
+            return record;
+        }
+    };
+    let pattern = opts
+        .pattern
+        .as_deref()
+        .and_then(|p| regex::Regex::new(p).ok());
+    let wanted: Vec<RemoteCluster> = listed
+        .iter()
+        .filter(|c| app.config.cluster_selected(&c.name))
+        .filter(|c| pattern.as_ref().is_none_or(|p| p.is_match(&c.name)))
+        .cloned()
+        .collect();
+    let stored = store.names();
+    if listed.is_empty() && !stored.is_empty() {
+        let record = failed_record(
+            started,
+            t0,
+            &opts.trigger,
+            format!(
+                "the source listed no clusters at all; keeping the {} stored kubeconfigs (a Rancher or permission problem is more likely than every cluster being deleted)",
+                stored.len()
+            ),
+        );
+        log_record(&record);
+        return record;
+    }
+    let outcomes: Vec<(RemoteCluster, Result<WriteOutcome, String>)> =
+        futures::stream::iter(wanted)
+            .map(|c| async move {
+                let result = fetch_one(r, source, store, &c).await;
+                (c, result)
+            })
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .collect()
+            .await;
+
+    let mut changes = Changes::default();
+    let mut failed = Vec::new();
+    let now = SystemTime::now();
+    {
+        let mut clusters = r.clusters.lock().expect("clusters lock");
+        for (c, result) in &outcomes {
+            let entry = clusters.entry(c.name.clone()).or_default();
+            entry.id = c.id.clone();
+            entry.rancher_state = c.state.clone();
+            match result {
+                Ok(outcome) => {
+                    entry.last_refreshed = Some(now);
+                    entry.failure = None;
+                    match outcome {
+                        WriteOutcome::Added => changes.added.push(c.name.clone()),
+                        WriteOutcome::Updated => changes.changed.push(c.name.clone()),
+                        WriteOutcome::Unchanged => {}
+                    }
+                }
+                Err(reason) => {
+                    let since = entry.failure.as_ref().map(|(_, t)| *t).unwrap_or(now);
+                    entry.failure = Some((reason.clone(), since));
+                    failed.push((c.name.clone(), reason.clone()));
+                }
+            }
+        }
+        if pattern.is_none() {
+            let present: std::collections::HashSet<&str> =
+                listed.iter().map(|c| c.name.as_str()).collect();
+            for name in stored.iter().filter(|n| !present.contains(n.as_str())) {
+                match store.retire(name) {
+                    Ok(to) => {
+                        tracing::info!(cluster = %name, moved_to = %to.display(), "cluster left Rancher; kubeconfig retired");
+                        changes.removed.push(name.clone());
+                        clusters.remove(name);
+                    }
+                    Err(e) => failed.push((name.clone(), e.0)),
+                }
+            }
+        }
+    }
+    app.rescan(true);
+    failed.sort();
+    changes.added.sort();
+    changes.changed.sort();
+    let ok = outcomes.len() - failed.len().min(outcomes.len());
+    let outcome = if failed.is_empty() {
+        RefreshOutcome::Success
+    } else if ok > 0 {
+        RefreshOutcome::Partial
+    } else {
+        RefreshOutcome::Failed
+    };
+    let record = RefreshRecord {
+        outcome,
+        started,
+        duration: t0.elapsed(),
+        trigger: opts.trigger,
+        changes,
+        listed: outcomes.len(),
+        failed,
+        error: None,
+        note: None,
+    };
+    log_record(&record);
+    record
+}
+
+async fn fetch_one(
+    r: &Refresher,
+    source: &Source,
+    store: &Store,
+    c: &RemoteCluster,
+) -> Result<WriteOutcome, String> {
+    store::validate_name(&c.name).map_err(|e| e.0)?;
+    let text = r
+        .retry
+        .run("fetch kubeconfig", || source.kubeconfig(c))
+        .await
+        .map_err(|e: SourceError| e.message)?;
+    let suffix = source.expected_server_suffix(c);
+    store::validate_kubeconfig(&c.name, &text, suffix.as_deref()).map_err(|e| e.0)?;
+    store.write(&c.name, &text).map_err(|e| e.0)
+}
+
+fn mark_all_stale(app: &App, reason: &str) {
+    let now = SystemTime::now();
+    let mut clusters = app.refresher.clusters.lock().expect("clusters lock");
+    for name in app.registry.names() {
+        let entry = clusters.entry(name).or_default();
+        let since = entry.failure.as_ref().map(|(_, t)| *t).unwrap_or(now);
+        entry.failure = Some((reason.to_string(), since));
+    }
+}
+
+fn log_record(r: &RefreshRecord) {
+    tracing::info!(
+        outcome = r.outcome.word(),
+        trigger = %r.trigger,
+        duration_ms = r.duration.as_millis() as u64,
+        listed = r.listed,
+        added = r.changes.added.len(),
+        updated = r.changes.changed.len(),
+        removed = r.changes.removed.len(),
+        failed = r.failed.len(),
+        error = r.error.as_deref().unwrap_or(""),
+        "refresh finished"
+    );
+    for (cluster, reason) in &r.failed {
+        tracing::warn!(%cluster, %reason, "kubeconfig refresh failed; the cached kubeconfig stays in use");
+    }
+}
+
+/// The next scheduled time: `interval` ± 10 % after now, earlier when a
+/// stored credential expires sooner (minus a margin).
+pub fn next_time(app: &App, interval: Duration) -> SystemTime {
+    let jitter = interval.as_secs_f64() * 0.1 * (fastrand::f64() * 2.0 - 1.0);
+    let mut next =
+        SystemTime::now() + Duration::from_secs_f64((interval.as_secs_f64() + jitter).max(1.0));
+    let soonest = app
+        .registry
+        .snapshot()
+        .clusters
+        .values()
+        .filter_map(|e| e.token_expiry)
+        .min();
+    if let Some(expiry) = soonest {
+        let ahead = expiry.checked_sub(EXPIRY_MARGIN).unwrap_or(expiry);
+        let floor = SystemTime::now() + Duration::from_secs(30);
+        if ahead < next {
+            next = ahead.max(floor);
+        }
+    }
+    next
+}
+
+/// The schedule: a refresh at start, then at every `next_time`. Runs only
+/// with `auto_refresh` and a fetching source.
+pub async fn schedule(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    if app.refresher.source.is_none() || !app.config.nsk.auto_refresh {
+        return;
+    }
+    let interval = app.config.nsk.refresh_interval;
+    let mut trigger = "startup";
+    loop {
+        if let Some(Err(e)) = app.refresher.verify().await {
+            tracing::warn!(error = %e, "Rancher token check failed");
+        }
+        let opts = RefreshOptions {
+            force: true,
+            pattern: None,
+            trigger: trigger.into(),
+        };
+        if let Err(e) = refresh(&app, opts).await {
+            tracing::warn!(error = %e, "scheduled refresh could not run");
+        }
+        let next = next_time(&app, interval);
+        app.refresher.set_next_due(Some(next));
+        let wait = next.duration_since(SystemTime::now()).unwrap_or_default();
+        tracing::debug!(in_secs = wait.as_secs(), "next refresh scheduled");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        trigger = "schedule";
+    }
+}

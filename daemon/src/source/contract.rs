@@ -1,0 +1,341 @@
+//! Parsers for the `nsk` CLI's outputs (docs/nsk-contract.md), tested
+//! against the fixtures in daemon/tests/fixtures/nsk/.
+
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+use super::RemoteCluster;
+
+/// One entry of `nsk cluster list --output json`.
+#[derive(Debug, Deserialize)]
+struct ListedJson {
+    id: String,
+    name: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default, rename = "kubernetesVersion")]
+    kubernetes_version: String,
+}
+
+/// Parses `nsk cluster list --output json`.
+pub fn parse_list_json(stdout: &str) -> Result<Vec<RemoteCluster>, String> {
+    let listed: Vec<ListedJson> = serde_json::from_str(stdout.trim())
+        .map_err(|e| format!("`nsk cluster list --output json` printed something that is not the expected JSON array ({e})"))?;
+    Ok(listed
+        .into_iter()
+        .map(|l| RemoteCluster {
+            id: l.id,
+            name: l.name,
+            state: l.state,
+            version: l.kubernetes_version,
+        })
+        .collect())
+}
+
+/// Parses the table of an old `nsk cluster list` (header `ID NAME STATE
+/// PROVIDER VERSION`, columns separated by whitespace).
+pub fn parse_list_table(stdout: &str) -> Result<Vec<RemoteCluster>, String> {
+    let mut lines = stdout.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<String> = lines
+        .next()
+        .ok_or("`nsk cluster list` printed nothing")?
+        .split_whitespace()
+        .map(str::to_uppercase)
+        .collect();
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let (Some(id), Some(name)) = (col("ID"), col("NAME")) else {
+        return Err(format!(
+            "`nsk cluster list` printed a table without ID and NAME columns (header: {})",
+            header.join(" ")
+        ));
+    };
+    let (state, version) = (col("STATE"), col("VERSION"));
+    let mut out = Vec::new();
+    for line in lines {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        let cell = |i: Option<usize>| {
+            i.and_then(|i| cells.get(i))
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        };
+        if cells.len() <= id.max(name) {
+            return Err(format!(
+                "`nsk cluster list` printed a row with missing columns: {line:?}"
+            ));
+        }
+        out.push(RemoteCluster {
+            id: cell(Some(id)),
+            name: cell(Some(name)),
+            state: cell(state),
+            version: cell(version),
+        });
+    }
+    Ok(out)
+}
+
+/// The message of a failed run: the last `Error: ` line of stderr (debug
+/// output may precede it), else all of stderr, else stdout, on one line.
+pub fn error_message(stdout: &str, stderr: &str) -> String {
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    let last_error = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("Error: "));
+    crate::kubeconfig::one_line(last_error.unwrap_or(text).trim())
+}
+
+/// Whether `nsk cluster list --output json` failed because this nsk is too
+/// old to know `--output`.
+pub fn is_unknown_output_flag(stderr: &str) -> bool {
+    stderr.contains("unknown flag") && stderr.contains("--output")
+}
+
+/// What `nsk auth verify` says of the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthInfo {
+    /// Rancher user.
+    pub user: String,
+    /// Token expiry; `None` = never.
+    pub expires: Option<SystemTime>,
+}
+
+/// Parses `nsk auth verify`'s success line.
+pub fn parse_auth_verify(stdout: &str) -> Result<AuthInfo, String> {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("Token is valid"))
+        .ok_or_else(|| {
+            format!(
+                "`nsk auth verify` printed an unexpected answer: {:?}",
+                crate::kubeconfig::one_line(stdout)
+            )
+        })?;
+    let field = |key: &str| {
+        line.split(['(', ',', ')'])
+            .map(str::trim)
+            .find_map(|part| part.strip_prefix(key).map(str::trim).map(str::to_string))
+    };
+    let user = field("user:").unwrap_or_default();
+    let expires = match field("expires:").as_deref() {
+        None | Some("never") | Some("") => None,
+        Some(t) => Some(
+            humantime::parse_rfc3339(t)
+                .map_err(|e| format!("`nsk auth verify` printed a bad expiry {t:?}: {e}"))?,
+        ),
+    };
+    Ok(AuthInfo { user, expires })
+}
+
+/// One line of bulk `nsk cluster kubeconfig` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkLine {
+    /// `Saved kubeconfig for NAME to PATH`.
+    Saved {
+        /// Cluster.
+        name: String,
+        /// File written by nsk.
+        path: String,
+    },
+    /// `Failed to get kubeconfig for NAME: REASON`.
+    Failed {
+        /// Cluster.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Parses bulk-mode stdout and stderr lines.
+pub fn parse_bulk(stdout: &str, stderr: &str) -> Vec<BulkLine> {
+    let saved = stdout.lines().filter_map(|l| {
+        let rest = l.trim().strip_prefix("Saved kubeconfig for ")?;
+        let (name, path) = rest.split_once(" to ")?;
+        Some(BulkLine::Saved {
+            name: name.trim().to_string(),
+            path: path.trim().to_string(),
+        })
+    });
+    let failed = stderr.lines().filter_map(|l| {
+        let rest = l.trim().strip_prefix("Failed to get kubeconfig for ")?;
+        let (name, reason) = rest.split_once(": ")?;
+        Some(BulkLine::Failed {
+            name: name.trim().to_string(),
+            reason: reason.trim().to_string(),
+        })
+    });
+    saved.chain(failed).collect()
+}
+
+/// How a failure should be handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Token expired or invalid: not retried; a human must renew it.
+    Auth,
+    /// Network trouble, timeouts, 429, 5xx: retried with backoff.
+    Retryable,
+    /// The named cluster does not exist.
+    NotFound,
+    /// Anything else: not retried.
+    Other,
+}
+
+/// Classifies an error text from nsk or Rancher.
+pub fn classify(text: &str) -> FailureKind {
+    let t = text.to_lowercase();
+    let any = |needles: &[&str]| needles.iter().any(|n| t.contains(n));
+    // A bare "401" is not enough: ports such as 127.0.0.1:40123 contain it.
+    if any(&[
+        "unauthorized",
+        "token expired",
+        "token is expired",
+        "invalid token",
+        "must authenticate",
+        "403 forbidden",
+    ]) {
+        FailureKind::Auth
+    } else if any(&[
+        "timeout",
+        "timed out",
+        "deadline exceeded",
+        "connection refused",
+        "connection reset",
+        "network is unreachable",
+        "no route to host",
+        "temporary failure",
+        "try again",
+        "429",
+        "too many requests",
+        "rate limit",
+        " 500 ",
+        " 502 ",
+        " 503 ",
+        " 504 ",
+        "internal server error",
+        "bad gateway",
+        "service unavailable",
+        "gateway timeout",
+        "eof",
+    ]) {
+        FailureKind::Retryable
+    } else if t.contains("not found") {
+        FailureKind::NotFound
+    } else {
+        FailureKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/nsk/",
+                $name
+            ))
+        };
+    }
+
+    #[test]
+    fn json_and_table_lists_agree() {
+        let json = parse_list_json(fixture!("cluster-list.json")).unwrap();
+        let table = parse_list_table(fixture!("cluster-list.txt")).unwrap();
+        assert_eq!(json, table);
+        assert_eq!(json.len(), 3);
+        assert_eq!(json[0].name, "c1-sv5");
+        assert_eq!(json[0].id, "c-m-8k2xq7dz");
+        assert_eq!(json[2].state, "error");
+        assert_eq!(json[1].version, "v1.28.9+rke2r1");
+    }
+
+    #[test]
+    fn garbage_lists_are_errors_that_say_so() {
+        assert!(
+            parse_list_json("<html>oops</html>")
+                .unwrap_err()
+                .contains("not the expected JSON")
+        );
+        assert!(
+            parse_list_table("what\never")
+                .unwrap_err()
+                .contains("without ID and NAME")
+        );
+        assert!(is_unknown_output_flag(fixture!(
+            "cluster-list-unknown-flag.stderr"
+        )));
+    }
+
+    #[test]
+    fn auth_verify_lines() {
+        let ok = parse_auth_verify(fixture!("auth-verify-ok.stdout")).unwrap();
+        assert_eq!(ok.user, "alice");
+        assert_eq!(
+            ok.expires,
+            Some(humantime::parse_rfc3339("2026-12-24T10:00:00Z").unwrap())
+        );
+        assert_eq!(
+            parse_auth_verify(fixture!("auth-verify-never.stdout"))
+                .unwrap()
+                .expires,
+            None
+        );
+        assert_eq!(
+            classify(fixture!("auth-verify-expired.stderr")),
+            FailureKind::Auth
+        );
+        assert_eq!(
+            classify(fixture!("auth-verify-invalid.stderr")),
+            FailureKind::Auth
+        );
+    }
+
+    #[test]
+    fn bulk_output() {
+        let lines = parse_bulk(
+            fixture!("bulk-kubeconfig-partial.stdout"),
+            fixture!("bulk-kubeconfig-partial.stderr"),
+        );
+        assert_eq!(lines.len(), 3);
+        assert!(
+            matches!(&lines[0], BulkLine::Saved { name, path } if name == "c1-sv5" && path.ends_with("c1-sv5.yaml"))
+        );
+        assert!(
+            matches!(&lines[2], BulkLine::Failed { name, reason } if name == "c1-lax1" && reason.contains("500"))
+        );
+        assert_eq!(parse_bulk(fixture!("bulk-kubeconfig.stdout"), "").len(), 3);
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        for f in [
+            fixture!("error-429.stderr"),
+            fixture!("error-503.stderr"),
+            fixture!("error-connection-refused.stderr"),
+            fixture!("error-timeout.stderr"),
+            fixture!("kubeconfig-cluster-error.stderr"),
+        ] {
+            assert_eq!(classify(f), FailureKind::Retryable, "{f}");
+        }
+        assert_eq!(
+            classify(fixture!("kubeconfig-not-found.stderr")),
+            FailureKind::NotFound
+        );
+        assert_eq!(
+            classify("Error: unknown command \"frobnicate\""),
+            FailureKind::Other
+        );
+        assert_eq!(
+            classify(
+                "Error: Get \"https://127.0.0.1:40123/v3/clusters\": dial tcp 127.0.0.1:40123: connect: connection refused"
+            ),
+            FailureKind::Retryable
+        );
+    }
+}

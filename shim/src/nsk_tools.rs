@@ -1,0 +1,189 @@
+//! The design document's NSK tools: refresh, status, discover, get, and
+//! the refresh view. The daemon does the work; credentials never come back.
+
+use nskd_proto::{
+    refresh_view,
+    v1::{
+        FetchKubeconfigRequest, RefreshHistoryRequest, RefreshRequest, SourceStatusRequest,
+        clusters_client::ClustersClient,
+    },
+};
+use rmcp::{
+    ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
+    service::RequestContext, tool, tool_router,
+};
+
+use crate::{
+    args::{NskDiscoverArgs, NskGetArgs, NskRefreshArgs},
+    tools::{NskdTools, client_name, fail, ok},
+};
+
+impl NskdTools {
+    async fn refresh_call(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        request: RefreshRequest,
+    ) -> Result<CallToolResult, McpError> {
+        let result = self
+            .session
+            .call(&client_name(ctx), |ch, id| {
+                let mut client = ClustersClient::new(ch);
+                let req = id.request(request.clone());
+                async move { client.refresh(req).await }
+            })
+            .await;
+        match result {
+            Ok((r, _))
+                if nskd_proto::refresh_view::outcome_word(r.outcome) == "Failed"
+                    && r.note.is_empty() =>
+            {
+                fail(refresh_view::record_view(&r))
+            }
+            Ok((r, _)) => ok(refresh_view::record_view(&r)),
+            Err(e) => fail(e),
+        }
+    }
+}
+
+#[tool_router(router = nsk_tool_router, vis = "pub(crate)")]
+impl NskdTools {
+    #[tool(
+        name = "nsk_refresh",
+        description = "Manually refresh kubeconfig files from Rancher via NSK. A refresh already running is joined; one that succeeded in the last minute is not repeated unless force is true. Failed clusters keep their cached kubeconfig.",
+        annotations(
+            title = "NSK: Refresh Kubeconfigs",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn nsk_refresh(
+        &self,
+        Parameters(args): Parameters<NskRefreshArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let request = RefreshRequest {
+            force: args.force,
+            pattern: String::new(),
+            trigger: "nsk_refresh".into(),
+        };
+        self.refresh_call(&ctx, request).await
+    }
+
+    #[tool(
+        name = "nsk_status",
+        description = "Get NSK integration status and last refresh time: source, Rancher URL, profile, token validity and expiry (checked now), auto-refresh, last and next refresh.",
+        annotations(
+            title = "NSK: Integration Status",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn nsk_status(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let result = self
+            .session
+            .call(&client_name(&ctx), |ch, id| {
+                let mut client = ClustersClient::new(ch);
+                let req = id.request(SourceStatusRequest { verify: true });
+                async move { client.source_status(req).await }
+            })
+            .await;
+        match result {
+            Ok((st, _)) => ok(refresh_view::source_view(&st)),
+            Err(e) => fail(e),
+        }
+    }
+
+    #[tool(
+        name = "nsk_clusters_discover",
+        description = "Discover new clusters from Rancher and update kubeconfigs: fetches every cluster whose name matches `pattern` (a regular expression; all clusters when omitted) and reports what was added or updated. Nothing is removed by a discover.",
+        annotations(
+            title = "NSK: Discover Clusters",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn nsk_clusters_discover(
+        &self,
+        Parameters(args): Parameters<NskDiscoverArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let pattern = args
+            .pattern
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| ".*".into());
+        let request = RefreshRequest {
+            force: true,
+            pattern,
+            trigger: "nsk_clusters_discover".into(),
+        };
+        self.refresh_call(&ctx, request).await
+    }
+
+    #[tool(
+        name = "nsk_get",
+        description = "Get kubeconfig for a specific cluster from Rancher via NSK. Returns a summary (server, user, auth kind, token expiry) and never the credentials; with save=true the kubeconfig is validated and stored in the config directory and its path returned.",
+        annotations(
+            title = "NSK: Get Cluster Kubeconfig",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn nsk_get(
+        &self,
+        Parameters(args): Parameters<NskGetArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let request = FetchKubeconfigRequest {
+            cluster_name: args.cluster_name,
+            save: args.save,
+        };
+        let result = self
+            .session
+            .call(&client_name(&ctx), |ch, id| {
+                let mut client = ClustersClient::new(ch);
+                let req = id.request(request.clone());
+                async move { client.fetch_kubeconfig(req).await }
+            })
+            .await;
+        match result {
+            Ok((f, _)) => ok(refresh_view::fetch_view(&f)),
+            Err(e) => fail(e),
+        }
+    }
+
+    #[tool(
+        name = "clusters_refresh_status",
+        description = "Get detailed refresh status and history: profile, Rancher URL, config directory, auto-refresh, last and next refresh, recent refreshes, and each cluster as Active, Inactive or Removed.",
+        annotations(
+            title = "Clusters: Refresh Status",
+            read_only_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn clusters_refresh_status(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let result = self
+            .session
+            .call(&client_name(&ctx), |ch, id| {
+                let mut client = ClustersClient::new(ch);
+                let req = id.request(RefreshHistoryRequest { limit: 10 });
+                async move { client.refresh_history(req).await }
+            })
+            .await;
+        match result {
+            Ok((h, _)) => ok(refresh_view::integration_view(&h)),
+            Err(e) => fail(e),
+        }
+    }
+}

@@ -321,15 +321,30 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
         log_record(&record);
         return record;
     }
-    let outcomes: Vec<(RemoteCluster, Result<WriteOutcome, String>)> =
-        futures::stream::iter(wanted)
-            .map(|c| async move {
-                let result = fetch_one(r, source, store, &c).await;
-                (c, result)
-            })
-            .buffer_unordered(FETCH_CONCURRENCY)
-            .collect()
-            .await;
+    let outcomes = match source {
+        Source::Nsk(nsk) if app.config.nsk.bulk_refresh => {
+            let pattern = opts.pattern.clone().or_else(|| app.config.nsk.cluster_pattern.as_ref().map(|p| p.as_str().to_string()));
+            match r.retry.run("bulk kubeconfig", || nsk.bulk(pattern.as_deref())).await {
+                Ok(lines) => store_bulk(store, wanted, &lines),
+                Err(e) => {
+                    mark_all_stale(app, &e.message);
+                    let record = failed_record(started, t0, &opts.trigger, format!("bulk kubeconfig refresh failed: {}", e.message));
+                    log_record(&record);
+                    return record;
+                }
+            }
+        }
+        _ => {
+            futures::stream::iter(wanted)
+                .map(|c| async move {
+                    let result = fetch_one(r, source, store, &c).await;
+                    (c, result)
+                })
+                .buffer_unordered(FETCH_CONCURRENCY)
+                .collect()
+                .await
+        }
+    };
 
     let mut changes = Changes::default();
     let mut failed = Vec::new();
@@ -414,6 +429,36 @@ async fn fetch_one(
     let suffix = source.expected_server_suffix(c);
     store::validate_kubeconfig(&c.name, &text, suffix.as_deref()).map_err(|e| e.0)?;
     store.write(&c.name, &text).map_err(|e| e.0)
+}
+
+/// Bulk mode: nsk wrote the files; read back, validate and store each
+/// wanted cluster's file. A wanted cluster nsk did not write is a failure.
+fn store_bulk(
+    store: &Store,
+    wanted: Vec<RemoteCluster>,
+    lines: &[crate::source::contract::BulkLine],
+) -> Vec<(RemoteCluster, Result<WriteOutcome, String>)> {
+    use crate::source::contract::BulkLine;
+    wanted
+        .into_iter()
+        .map(|c| {
+            let line = lines.iter().find(|l| match l {
+                BulkLine::Saved { name, .. } | BulkLine::Failed { name, .. } => *name == c.name,
+            });
+            let result = match line {
+                Some(BulkLine::Saved { path, .. }) => std::fs::read_to_string(path)
+                    .map_err(|e| format!("nsk said it saved {path} but it cannot be read: {e}"))
+                    .and_then(|text| {
+                        store::validate_name(&c.name).map_err(|e| e.0)?;
+                        store::validate_kubeconfig(&c.name, &text, None).map_err(|e| e.0)?;
+                        store.write(&c.name, &text).map_err(|e| e.0)
+                    }),
+                Some(BulkLine::Failed { reason, .. }) => Err(crate::redact::redact(reason)),
+                None => Err("nsk's bulk kubeconfig run did not mention this cluster".into()),
+            };
+            (c, result)
+        })
+        .collect()
 }
 
 fn mark_all_stale(app: &App, reason: &str) {

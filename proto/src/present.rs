@@ -167,7 +167,11 @@ pub fn status_row(h: &ClusterHealth, active: Option<&str>, error_width: usize) -
         } else {
             "-".into()
         },
-        age_since(info.kubeconfig_modified_ms),
+        if info.stale {
+            format!("{} (stale)", age_since(info.kubeconfig_modified_ms))
+        } else {
+            age_since(info.kubeconfig_modified_ms)
+        },
         if known {
             latency(h.latency_us)
         } else {

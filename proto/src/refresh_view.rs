@@ -67,6 +67,12 @@ pub fn record_view(r: &RefreshRecord) -> String {
         ""
     };
     let _ = writeln!(s, "Refresh: {}{joined}", record_summary(r));
+    if outcome_word(r.outcome) == "Rescanned" {
+        let _ = writeln!(
+            s,
+            "(NSK integration is not configured: this daemon uses the directory source, so its kubeconfig files were re-read and nothing was fetched from Rancher)"
+        );
+    }
     let _ = writeln!(s, "Trigger: {}, took {} ms", r.trigger, r.duration_ms);
     for (label, names) in [
         ("Added", &r.added),

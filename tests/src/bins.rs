@@ -2,15 +2,15 @@
 
 use std::path::PathBuf;
 
-/// Path of the workspace binary `name` (nskd, mcp-shim, nskctl).
+/// Path of the workspace binary `name` (nskd, mcp-shim, nskctl, fake-nsk...).
 pub fn bin(name: &str) -> PathBuf {
-    // target/<profile>/deps/<test-binary> -> target/<profile>/<name>
+    // Tests run from target/<profile>/deps/, the bench binaries from
+    // target/<profile>/; the workspace binaries are in target/<profile>/.
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf();
+    let mut dir = exe.parent().expect("target dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),

@@ -114,6 +114,10 @@ pub struct NskConfig {
     pub cluster_pattern: Option<Regex>,
     /// Clusters never used, by exact name.
     pub exclude_clusters: Vec<String>,
+    /// Fetch with one bulk `nsk cluster kubeconfig [--name-pattern P]`
+    /// (nsk writes the files, nskd validates and stores them) instead of one
+    /// `--name X --stdout` per cluster.
+    pub bulk_refresh: bool,
 }
 
 /// The `[server]` section.
@@ -301,6 +305,7 @@ const NSK_KEYS: &[&str] = &[
     "timeout",
     "cluster_pattern",
     "exclude_clusters",
+    "bulk_refresh",
 ];
 const SERVER_KEYS: &[&str] = &[
     "environment",
@@ -614,6 +619,7 @@ fn read_nsk(r: &mut Reader, o: &Overrides) -> NskConfig {
             }
         });
     let exclude_clusters = r.strings("exclude_clusters").unwrap_or_default();
+    let bulk_refresh = r.bool("bulk_refresh").unwrap_or(false);
 
     let explicit_source = o.source.clone().or(r.string("source"));
     let source = match explicit_source.as_deref() {
@@ -676,6 +682,7 @@ fn read_nsk(r: &mut Reader, o: &Overrides) -> NskConfig {
         timeout,
         cluster_pattern,
         exclude_clusters,
+        bulk_refresh,
     }
 }
 

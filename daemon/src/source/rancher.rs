@@ -278,7 +278,7 @@ impl RancherSource {
 
     /// GET /v3/clusters, following pagination.
     pub async fn list(&self) -> Result<Vec<RemoteCluster>, SourceError> {
-        let mut url = format!("{}/v3/clusters?limit=1000", self.base);
+        let mut url = format!("{}/v3/clusters", self.base);
         let mut out = Vec::new();
         for _ in 0..1000 {
             let body = self.call(Method::GET, &url).await?;

@@ -5,6 +5,7 @@
 mod config;
 mod discovery;
 mod nsk;
+mod rancher;
 mod shim;
 mod socket;
 mod status;

@@ -514,3 +514,27 @@ fn a_failing_nsk_and_a_missing_one_are_explained() {
         "{missing}"
     );
 }
+
+#[test]
+fn bulk_mode_lets_nsk_write_and_the_daemon_validate_and_store() {
+    let Some(rig) = rig_or_skip() else { return };
+    let (d, fake, _home) = nsk_daemon(rig, FakeState::default(), false, "bulk_refresh = true\n");
+    fake.update(|s| s.fail_clusters = vec!["c1-lax1".into()]);
+    let (partial, code) = refresh(&d, &[]);
+    assert_eq!((partial["outcome"].as_str(), code), (Some("Partial"), 0), "{partial}\n{}", d.log_text());
+    assert_eq!(partial["added"], json!(["c1-dfw1", "c1-sv5"]), "{partial}");
+    assert_eq!(partial["failed"][0]["cluster"], "c1-lax1");
+    let bulk_calls: Vec<Value> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c["argv"][1] == "kubeconfig")
+        .collect();
+    assert_eq!(bulk_calls.len(), 1, "{bulk_calls:?}");
+    assert!(!bulk_calls[0]["argv"].to_string().contains("--stdout"));
+    for name in ["c1-sv5", "c1-dfw1"] {
+        let meta = std::fs::metadata(d.kubeconfig_dir.join(format!("{name}.yaml"))).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    let status = d.nskctl_json(&["status", "c1-dfw1"]);
+    assert_eq!(status["clusters"][0]["status"], "Ready", "{status}");
+}

@@ -323,12 +323,27 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
     }
     let outcomes = match source {
         Source::Nsk(nsk) if app.config.nsk.bulk_refresh => {
-            let pattern = opts.pattern.clone().or_else(|| app.config.nsk.cluster_pattern.as_ref().map(|p| p.as_str().to_string()));
-            match r.retry.run("bulk kubeconfig", || nsk.bulk(pattern.as_deref())).await {
+            let pattern = opts.pattern.clone().or_else(|| {
+                app.config
+                    .nsk
+                    .cluster_pattern
+                    .as_ref()
+                    .map(|p| p.as_str().to_string())
+            });
+            match r
+                .retry
+                .run("bulk kubeconfig", || nsk.bulk(pattern.as_deref()))
+                .await
+            {
                 Ok(lines) => store_bulk(store, wanted, &lines),
                 Err(e) => {
                     mark_all_stale(app, &e.message);
-                    let record = failed_record(started, t0, &opts.trigger, format!("bulk kubeconfig refresh failed: {}", e.message));
+                    let record = failed_record(
+                        started,
+                        t0,
+                        &opts.trigger,
+                        format!("bulk kubeconfig refresh failed: {}", e.message),
+                    );
                     log_record(&record);
                     return record;
                 }

@@ -49,7 +49,10 @@ async fn main() {
             t.elapsed()
         })
         .collect();
-    rows.push(("`nskctl status` (3 live + 1 refused, live probe), process start to exit".to_string(), median(status)));
+    rows.push((
+        "`nskctl status` (3 live + 1 refused, live probe), process start to exit".to_string(),
+        median(status),
+    ));
 
     let mut init = Vec::new();
     for _ in 0..10 {
@@ -58,14 +61,23 @@ async fn main() {
         init.push(t.elapsed());
         shim.close().await;
     }
-    rows.push(("MCP session start: spawn mcp-shim to `initialize` answered".into(), median(init)));
+    rows.push((
+        "MCP session start: spawn mcp-shim to `initialize` answered".into(),
+        median(init),
+    ));
 
     let shim = Shim::start(&d.socket).await;
     shim.ok("namespaces_list", json!({})).await; // connect once
     let calls: [(&str, serde_json::Value); 4] = [
-        ("pods_list namespace=shop (20 pods)", json!({"namespace": "shop"})),
+        (
+            "pods_list namespace=shop (20 pods)",
+            json!({"namespace": "shop"}),
+        ),
         ("pods_list all namespaces (25 pods)", json!({})),
-        ("namespaces_list on all 3 live clusters (\"*\")", json!({"clusters": "*"})),
+        (
+            "namespaces_list on all 3 live clusters (\"*\")",
+            json!({"clusters": "*"}),
+        ),
         ("clusters_status (from the tracker)", json!({})),
     ];
     for (label, args) in calls {
@@ -76,7 +88,10 @@ async fn main() {
             shim.ok(tool, args.clone()).await;
             times.push(t.elapsed());
         }
-        rows.push((format!("`{tool}`: {}", &label[tool.len() + 1..]), median(times)));
+        rows.push((
+            format!("`{tool}`: {}", &label[tool.len() + 1..]),
+            median(times),
+        ));
     }
     shim.close().await;
 

@@ -18,19 +18,35 @@ const TOKEN: &str = "token-bench:BENCHSECRETTOKEN0123456789";
 const RUNS: usize = 5;
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![50, 200] } else { sizes };
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![50, 200]
+    } else {
+        sizes
+    };
     let Some(rig) = rig::shared() else {
         eprintln!("no kube-apiserver rig: build it with tests/rig/build.sh");
         std::process::exit(1);
     };
-    println!("| clusters | cold refresh (all new) | warm refresh (median of {RUNS}) | daemon-side warm | nsk runs |");
+    println!(
+        "| clusters | cold refresh (all new) | warm refresh (median of {RUNS}) | daemon-side warm | nsk runs |"
+    );
     println!("|---|---|---|---|---|");
     for n in sizes {
         let home = tempfile::tempdir().expect("tempdir");
-        let base: Vec<FakeCluster> =
-            SHARED.iter().enumerate().map(|(i, c)| FakeCluster::from_rig(rig.cluster(c), &format!("c-base{i}"))).collect();
-        let clusters = (0..n).map(|i| base[i % base.len()].renamed(&format!("c{i:03}-bench"), &format!("c-m-{i:05}"))).collect();
+        let base: Vec<FakeCluster> = SHARED
+            .iter()
+            .enumerate()
+            .map(|(i, c)| FakeCluster::from_rig(rig.cluster(c), &format!("c-base{i}")))
+            .collect();
+        let clusters = (0..n)
+            .map(|i| {
+                base[i % base.len()].renamed(&format!("c{i:03}-bench"), &format!("c-m-{i:05}"))
+            })
+            .collect();
         let fake = FakeNsk::create(
             &home.path().join("fake"),
             FakeState {

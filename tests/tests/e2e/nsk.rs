@@ -406,7 +406,36 @@ fn an_expired_token_is_not_retried_and_says_what_to_do() {
         "{stdout}"
     );
     assert_no_token("nskctl source", &stdout);
+    // A wrong token: the invalid-token message, also not retried.
+    fake.update(|s| {
+        s.token_expired = false;
+        s.expected_token = Some("token-other:SOMEONEELSESTOKEN000000".into());
+    });
+    let (invalid, _) = refresh(&d, &["--force"]);
+    assert!(
+        invalid["error"].as_str().unwrap().contains("invalid token"),
+        "{invalid}"
+    );
     assert_no_token("daemon log", &d.log_text());
+}
+
+#[test]
+fn a_partial_list_retires_clusters_without_deleting_them_and_they_come_back() {
+    let Some(rig) = rig_or_skip() else { return };
+    let (d, fake, _home) = nsk_daemon(rig, FakeState::default(), false, "");
+    refresh(&d, &[]);
+    fake.update(|s| s.list_only = Some(vec!["c1-sv5".into(), "c1-dfw1".into()]));
+    let (partial, _) = refresh(&d, &["--force"]);
+    assert_eq!(partial["removed"], json!(["c1-lax1"]), "{partial}");
+    assert!(
+        d.kubeconfig_dir.join(".removed/c1-lax1.yaml").exists(),
+        "retired, not deleted"
+    );
+    fake.update(|s| s.list_only = None);
+    let (back, _) = refresh(&d, &["--force"]);
+    assert_eq!(back["added"], json!(["c1-lax1"]), "{back}");
+    let history = text(&d.nskctl(&["history"])).0;
+    assert!(!history.contains("c1-lax1: Removed"), "{history}");
 }
 
 #[test]
@@ -521,7 +550,12 @@ fn bulk_mode_lets_nsk_write_and_the_daemon_validate_and_store() {
     let (d, fake, _home) = nsk_daemon(rig, FakeState::default(), false, "bulk_refresh = true\n");
     fake.update(|s| s.fail_clusters = vec!["c1-lax1".into()]);
     let (partial, code) = refresh(&d, &[]);
-    assert_eq!((partial["outcome"].as_str(), code), (Some("Partial"), 0), "{partial}\n{}", d.log_text());
+    assert_eq!(
+        (partial["outcome"].as_str(), code),
+        (Some("Partial"), 0),
+        "{partial}\n{}",
+        d.log_text()
+    );
     assert_eq!(partial["added"], json!(["c1-dfw1", "c1-sv5"]), "{partial}");
     assert_eq!(partial["failed"][0]["cluster"], "c1-lax1");
     let bulk_calls: Vec<Value> = fake

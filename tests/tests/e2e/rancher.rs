@@ -17,17 +17,29 @@ fn start_rancher(rig: &Rig, dir: &std::path::Path) -> FakeRancher {
     let state = RancherState {
         page_size: 2,
         token_expires_at: Some("2027-01-01T00:00:00Z".into()),
-        clusters: SHARED.iter().zip(IDS).map(|(n, id)| RancherCluster::from_rig(rig.cluster(n), id)).collect(),
+        clusters: SHARED
+            .iter()
+            .zip(IDS)
+            .map(|(n, id)| RancherCluster::from_rig(rig.cluster(n), id))
+            .collect(),
         ..RancherState::default()
     };
     FakeRancher::start(dir, state)
 }
 
 fn rancher_daemon(rancher: &FakeRancher, tls: &str, auto_refresh: bool) -> Daemon {
+    rancher_daemon_with(
+        rancher,
+        &format!("rancher_token = {:?}\n{tls}", rancher.token),
+        auto_refresh,
+    )
+}
+
+fn rancher_daemon_with(rancher: &FakeRancher, nsk_extra: &str, auto_refresh: bool) -> Daemon {
     let spec = DaemonSpec {
         sections: format!(
-            "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n[nsk]\nsource = \"rancher\"\nrancher_url = {:?}\nrancher_token = {:?}\nauto_refresh = {auto_refresh}\n{tls}\n",
-            rancher.url, rancher.token
+            "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n[nsk]\nsource = \"rancher\"\nrancher_url = {:?}\nauto_refresh = {auto_refresh}\n{nsk_extra}\n",
+            rancher.url
         ),
         ..DaemonSpec::default()
     };
@@ -42,7 +54,10 @@ fn refresh(d: &Daemon, args: &[&str]) -> Value {
 }
 
 fn data_lines(text: &str) -> usize {
-    text.lines().skip(1).filter(|l| !l.trim().is_empty()).count()
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,19 +65,38 @@ async fn rancher_clusters_are_served_through_their_own_proxy_path_only() {
     let Some(rig) = rig_or_skip() else { return };
     let home = tempfile::tempdir().unwrap();
     let rancher = start_rancher(rig, home.path());
-    let d = rancher_daemon(&rancher, &format!("rancher_ca_file = {:?}", rancher.ca_file.display().to_string()), true);
+    let d = rancher_daemon(
+        &rancher,
+        &format!(
+            "rancher_ca_file = {:?}",
+            rancher.ca_file.display().to_string()
+        ),
+        true,
+    );
     let ready = eventually(10.0, || {
         let v = d.nskctl_json(&["clusters"]);
         (v["clusters"].as_array().unwrap().len() == 3).then_some(v)
     });
     let listed = ready.unwrap_or_else(|| panic!("clusters not fetched:\n{}", d.log_text()));
     for (name, id) in SHARED.iter().zip(IDS) {
-        let c = listed["clusters"].as_array().unwrap().iter().find(|c| c["name"] == *name).unwrap();
-        assert_eq!(c["server"], format!("{}/k8s/clusters/{id}", rancher.url), "{c}");
+        let c = listed["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == *name)
+            .unwrap();
+        assert_eq!(
+            c["server"],
+            format!("{}/k8s/clusters/{id}", rancher.url),
+            "{c}"
+        );
         assert_eq!(c["source"], "rancher", "{c}");
     }
     // Pagination: page_size 2 means at least two list requests.
-    let pages = rancher.requests().iter().filter(|r| {
+    let pages = rancher
+        .requests()
+        .iter()
+        .filter(|r| {
             let p = r["path"].as_str().unwrap_or("");
             r["method"] == "GET" && p.starts_with("/v3/clusters") && !p.starts_with("/v3/clusters/")
         })
@@ -72,17 +106,43 @@ async fn rancher_clusters_are_served_through_their_own_proxy_path_only() {
     // Each cluster answers with its own data: namespaces carry a cluster label.
     let shim = Shim::start(&d.socket).await;
     for name in SHARED {
-        let own = shim.ok("namespaces_list", json!({"cluster": name, "labelSelector": format!("cluster={name}")})).await;
+        let own = shim
+            .ok(
+                "namespaces_list",
+                json!({"cluster": name, "labelSelector": format!("cluster={name}")}),
+            )
+            .await;
         assert_eq!(data_lines(&own), 3, "{name}: {own}");
         for other in SHARED.iter().filter(|o| **o != name) {
-            let foreign = shim.ok("namespaces_list", json!({"cluster": name, "labelSelector": format!("cluster={other}")})).await;
-            assert_eq!(data_lines(&foreign), 0, "{name} answered with {other}'s data: {foreign}");
+            let foreign = shim
+                .ok(
+                    "namespaces_list",
+                    json!({"cluster": name, "labelSelector": format!("cluster={other}")}),
+                )
+                .await;
+            assert_eq!(
+                data_lines(&foreign),
+                0,
+                "{name} answered with {other}'s data: {foreign}"
+            );
         }
     }
-    let pods = shim.ok("pods_list", json!({"cluster": "c1-lax1", "namespace": "shop"})).await;
+    let pods = shim
+        .ok(
+            "pods_list",
+            json!({"cluster": "c1-lax1", "namespace": "shop"}),
+        )
+        .await;
     assert_eq!(data_lines(&pods), 20, "{pods}");
     let status = d.nskctl_json(&["status"]);
-    assert!(status["clusters"].as_array().unwrap().iter().all(|c| c["status"] == "Ready"), "{status}");
+    assert!(
+        status["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "Ready"),
+        "{status}"
+    );
 
     // A kubeconfig pointed at another cluster's path is refused by Rancher (401), not served.
     let stored = std::fs::read_to_string(d.kubeconfig_dir.join("c1-sv5.yaml")).unwrap();
@@ -93,7 +153,11 @@ async fn rancher_clusters_are_served_through_their_own_proxy_path_only() {
         let c = &a["clusters"][0];
         (c["status"] != "Ready" && c["error"].as_str().unwrap_or("").contains("401")).then_some(())
     });
-    assert!(refused.is_some(), "a kubeconfig for c-m-0001 must not reach c-m-0002: {}", d.nskctl_json(&["status", "c1-sv5"]));
+    assert!(
+        refused.is_some(),
+        "a kubeconfig for c-m-0001 must not reach c-m-0002: {}",
+        d.nskctl_json(&["status", "c1-sv5"])
+    );
 
     // Token expiry comes from /v3/tokens.
     let source = d.nskctl_json(&["source"]);
@@ -103,11 +167,20 @@ async fn rancher_clusters_are_served_through_their_own_proxy_path_only() {
     // Never the token in outputs or logs.
     for tool in ["nsk_status", "clusters_refresh_status", "clusters_list"] {
         let out = shim.ok(tool, json!({})).await;
-        assert!(!out.contains(&rancher.token) && !out.contains("SECRETSECRET"), "{tool} leaked the token:\n{out}");
+        assert!(
+            !out.contains(&rancher.token) && !out.contains("SECRETSECRET"),
+            "{tool} leaked the token:\n{out}"
+        );
     }
     let got = shim.ok("nsk_get", json!({"cluster_name": "c1-dfw1"})).await;
-    assert!(got.contains("c-m-0002") && !got.contains("kubeconfig-u-"), "{got}");
-    assert!(!d.log_text().contains("SECRETSECRET"), "token in the daemon log");
+    assert!(
+        got.contains("c-m-0002") && !got.contains("kubeconfig-u-"),
+        "{got}"
+    );
+    assert!(
+        !d.log_text().contains("SECRETSECRET"),
+        "token in the daemon log"
+    );
     shim.close().await;
 }
 
@@ -116,8 +189,27 @@ fn rancher_faults_are_retried_or_explained_and_nothing_good_is_lost() {
     let Some(rig) = rig_or_skip() else { return };
     let home = tempfile::tempdir().unwrap();
     let rancher = start_rancher(rig, home.path());
-    let d = rancher_daemon(&rancher, "rancher_insecure = true", false);
-    let first = refresh(&d, &[]);
+    // The token from a 0600 file (as from a mounted Secret), re-read at every use.
+    let token_file = home.path().join("rancher-token");
+    std::fs::write(&token_file, "token-abcde:WRONGWRONGWRONGWRONG0000").unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let d = rancher_daemon_with(
+        &rancher,
+        &format!(
+            "rancher_insecure = true\nrancher_token_file = {:?}",
+            token_file.display().to_string()
+        ),
+        false,
+    );
+    let wrong = refresh(&d, &[]);
+    assert_eq!(wrong["outcome"], "Failed", "{wrong}");
+    assert!(wrong["error"].as_str().unwrap().contains("401"), "{wrong}");
+    std::fs::write(&token_file, &rancher.token).unwrap();
+    let first = refresh(&d, &["--force"]);
     assert_eq!(first["outcome"], "Success", "{first}\n{}", d.log_text());
 
     // 503 twice, then fine: retried.
@@ -139,7 +231,10 @@ fn rancher_faults_are_retried_or_explained_and_nothing_good_is_lost() {
     });
     let partial = refresh(&d, &["--force"]);
     assert_eq!(partial["outcome"], "Partial", "{partial}");
-    assert_eq!(std::fs::read(d.kubeconfig_dir.join("c1-dfw1.yaml")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(d.kubeconfig_dir.join("c1-dfw1.yaml")).unwrap(),
+        before
+    );
 
     // An expired token: not retried, says what to do, files kept.
     rancher.update(|s| {
@@ -149,9 +244,23 @@ fn rancher_faults_are_retried_or_explained_and_nothing_good_is_lost() {
     rancher.clear_requests();
     let expired = refresh(&d, &["--force"]);
     assert_eq!(expired["outcome"], "Failed", "{expired}");
-    assert!(expired["error"].as_str().unwrap().contains("renew"), "{expired}");
-    assert_eq!(rancher.requests().len(), 1, "auth failures are not retried");
-    assert_eq!(d.nskctl_json(&["clusters"])["clusters"].as_array().unwrap().len(), 3);
+    assert!(
+        expired["error"].as_str().unwrap().contains("renew"),
+        "{expired}"
+    );
+    let v3 = rancher
+        .requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").starts_with("/v3/"))
+        .count();
+    assert_eq!(v3, 1, "auth failures are not retried");
+    assert_eq!(
+        d.nskctl_json(&["clusters"])["clusters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     assert!(!d.log_text().contains("SECRETSECRET"));
 }
 
@@ -164,5 +273,49 @@ fn an_untrusted_rancher_certificate_is_refused_with_a_clear_error() {
     let failed = refresh(&d, &[]);
     assert_eq!(failed["outcome"], "Failed", "{failed}");
     let error = failed["error"].as_str().unwrap().to_lowercase();
-    assert!(error.contains("certificate") || error.contains("unknownissuer"), "{error}");
+    assert!(
+        error.contains("certificate") || error.contains("unknownissuer"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_failing_or_slow_rancher_ends_in_a_clear_failure_after_retries() {
+    let Some(rig) = rig_or_skip() else { return };
+    let home = tempfile::tempdir().unwrap();
+    let rancher = start_rancher(rig, home.path());
+    let d = rancher_daemon(&rancher, "rancher_insecure = true\ntimeout = \"1s\"", false);
+    assert_eq!(refresh(&d, &[])["outcome"], "Success");
+    rancher.update(|s| s.fail_status = Some(503));
+    rancher.clear_requests();
+    let down = refresh(&d, &["--force"]);
+    assert_eq!(down["outcome"], "Failed", "{down}");
+    assert!(down["error"].as_str().unwrap().contains("503"), "{down}");
+    let v3 = rancher
+        .requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").starts_with("/v3/"))
+        .count();
+    assert_eq!(v3, 4, "one attempt and 3 retries");
+    rancher.update(|s| {
+        s.fail_status = None;
+        s.slow_ms = 1500;
+    });
+    let slow = refresh(&d, &["--force"]);
+    assert_eq!(slow["outcome"], "Failed", "{slow}");
+    assert!(
+        slow["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 1s"),
+        "{slow}"
+    );
+    assert_eq!(
+        d.nskctl_json(&["clusters"])["clusters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "kubeconfigs kept"
+    );
 }

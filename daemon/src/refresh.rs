@@ -285,17 +285,7 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
     tracing::info!(trigger = %opts.trigger, force = opts.force, pattern = ?opts.pattern, "refresh started");
     let listed = match r.retry.run("list clusters", || source.list()).await {
         Ok(l) => l,
-        Err(e) => {
-            mark_all_stale(app, &e.message);
-            let record = failed_record(
-                started,
-                t0,
-                &opts.trigger,
-                format!("listing clusters failed: {}", e.message),
-            );
-            log_record(&record);
-            return record;
-        }
+        Err(e) => return source_failed(app, (started, t0), &opts.trigger, "listing clusters", &e),
     };
     let pattern = opts
         .pattern
@@ -337,15 +327,13 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
             {
                 Ok(lines) => store_bulk(store, wanted, &lines),
                 Err(e) => {
-                    mark_all_stale(app, &e.message);
-                    let record = failed_record(
-                        started,
-                        t0,
+                    return source_failed(
+                        app,
+                        (started, t0),
                         &opts.trigger,
-                        format!("bulk kubeconfig refresh failed: {}", e.message),
+                        "bulk kubeconfig refresh",
+                        &e,
                     );
-                    log_record(&record);
-                    return record;
                 }
             }
         }
@@ -474,6 +462,26 @@ fn store_bulk(
             (c, result)
         })
         .collect()
+}
+
+/// The whole run failed at the source: every cluster's kubeconfig is now
+/// stale (and kept); the run is recorded as Failed.
+fn source_failed(
+    app: &App,
+    (started, t0): (SystemTime, Instant),
+    trigger: &str,
+    what: &str,
+    e: &SourceError,
+) -> RefreshRecord {
+    mark_all_stale(app, &e.message);
+    let record = failed_record(
+        started,
+        t0,
+        trigger,
+        format!("{what} failed: {}", e.message),
+    );
+    log_record(&record);
+    record
 }
 
 fn mark_all_stale(app: &App, reason: &str) {

@@ -19,6 +19,31 @@ use crate::{
 };
 
 impl NskdTools {
+    /// One Clusters RPC through the session, rendered by `view` on success.
+    async fn clusters_rpc<Req, Resp, F, Fut>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        request: Req,
+        call: F,
+        view: impl FnOnce(&Resp) -> String,
+    ) -> Result<CallToolResult, McpError>
+    where
+        Req: Clone,
+        F: Fn(ClustersClient<tonic::transport::Channel>, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let result = self
+            .session
+            .call(&client_name(ctx), |ch, id| {
+                call(ClustersClient::new(ch), id.request(request.clone()))
+            })
+            .await;
+        match result {
+            Ok((resp, _)) => ok(view(&resp)),
+            Err(e) => fail(e),
+        }
+    }
+
     async fn refresh_call(
         &self,
         ctx: &RequestContext<RoleServer>,
@@ -84,18 +109,13 @@ impl NskdTools {
         &self,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let result = self
-            .session
-            .call(&client_name(&ctx), |ch, id| {
-                let mut client = ClustersClient::new(ch);
-                let req = id.request(SourceStatusRequest { verify: true });
-                async move { client.source_status(req).await }
-            })
-            .await;
-        match result {
-            Ok((st, _)) => ok(refresh_view::source_view(&st)),
-            Err(e) => fail(e),
-        }
+        self.clusters_rpc(
+            &ctx,
+            SourceStatusRequest { verify: true },
+            |mut c, req| async move { c.source_status(req).await },
+            refresh_view::source_view,
+        )
+        .await
     }
 
     #[tool(
@@ -146,18 +166,13 @@ impl NskdTools {
             cluster_name: args.cluster_name,
             save: args.save,
         };
-        let result = self
-            .session
-            .call(&client_name(&ctx), |ch, id| {
-                let mut client = ClustersClient::new(ch);
-                let req = id.request(request.clone());
-                async move { client.fetch_kubeconfig(req).await }
-            })
-            .await;
-        match result {
-            Ok((f, _)) => ok(refresh_view::fetch_view(&f)),
-            Err(e) => fail(e),
-        }
+        self.clusters_rpc(
+            &ctx,
+            request,
+            |mut c, req| async move { c.fetch_kubeconfig(req).await },
+            refresh_view::fetch_view,
+        )
+        .await
     }
 
     #[tool(
@@ -173,17 +188,12 @@ impl NskdTools {
         &self,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let result = self
-            .session
-            .call(&client_name(&ctx), |ch, id| {
-                let mut client = ClustersClient::new(ch);
-                let req = id.request(RefreshHistoryRequest { limit: 10 });
-                async move { client.refresh_history(req).await }
-            })
-            .await;
-        match result {
-            Ok((h, _)) => ok(refresh_view::integration_view(&h)),
-            Err(e) => fail(e),
-        }
+        self.clusters_rpc(
+            &ctx,
+            RefreshHistoryRequest { limit: 10 },
+            |mut c, req| async move { c.refresh_history(req).await },
+            refresh_view::integration_view,
+        )
+        .await
     }
 }

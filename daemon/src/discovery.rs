@@ -196,6 +196,7 @@ impl Scanner {
                         error: None,
                         auth: summary.auth,
                         token_expiry: summary.token_expiry,
+                        cert_expiry: summary.cert_expiry,
                     },
                     Err(e) => broken_entry(name, path, source, e.to_string()),
                 }
@@ -247,6 +248,7 @@ fn broken_entry(name: String, path: &Path, source: EntrySource, error: String) -
         error: Some(error),
         auth: "none",
         token_expiry: None,
+        cert_expiry: None,
     }
 }
 

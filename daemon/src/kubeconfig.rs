@@ -70,6 +70,8 @@ pub struct ContextSummary {
     pub auth: &'static str,
     /// Expiry of a JWT bearer token, if it is one.
     pub token_expiry: Option<SystemTime>,
+    /// Expiry of the client certificate, else of the cluster's CA.
+    pub cert_expiry: Option<SystemTime>,
 }
 
 /// Reads and parses `path`.
@@ -166,8 +168,28 @@ impl KubeconfigFile {
             server,
             auth: auth_kind(auth_info),
             token_expiry: auth_info.and_then(token_expiry),
+            cert_expiry: auth_info
+                .and_then(client_cert_expiry)
+                .or_else(|| pem_data_expiry(cluster.certificate_authority_data.as_deref())),
         })
     }
+}
+
+/// `notAfter` of base64-encoded PEM data (the `*-data` fields of a kubeconfig).
+fn pem_data_expiry(data: Option<&str>) -> Option<SystemTime> {
+    use base64::Engine;
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(data?.trim())
+        .ok()?;
+    crate::certexpiry::not_after_pem(&pem)
+}
+
+/// `notAfter` of the client certificate (inline data or file).
+fn client_cert_expiry(auth: &AuthInfo) -> Option<SystemTime> {
+    pem_data_expiry(auth.client_certificate_data.as_deref()).or_else(|| {
+        let pem = std::fs::read(auth.client_certificate.as_ref()?).ok()?;
+        crate::certexpiry::not_after_pem(&pem)
+    })
 }
 
 fn auth_kind(auth: Option<&AuthInfo>) -> &'static str {

@@ -1,6 +1,7 @@
 //! nskd: one daemon per Rancher environment.
 pub mod api;
 pub mod app;
+pub mod certexpiry;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -523,7 +523,9 @@ pub fn next_time(app: &App, interval: Duration) -> SystemTime {
         .snapshot()
         .clusters
         .values()
-        .filter_map(|e| e.token_expiry)
+        .flat_map(|e| [e.token_expiry, e.cert_expiry])
+        .flatten()
+        .filter(|t| *t > SystemTime::now())
         .min();
     if let Some(expiry) = soonest {
         let ahead = expiry.checked_sub(EXPIRY_MARGIN).unwrap_or(expiry);

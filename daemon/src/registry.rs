@@ -51,6 +51,8 @@ pub struct ClusterEntry {
     pub auth: &'static str,
     /// Expiry of a JWT token, if known.
     pub token_expiry: Option<SystemTime>,
+    /// Expiry of the client certificate (else the cluster CA), if known.
+    pub cert_expiry: Option<SystemTime>,
 }
 
 /// A consistent view of all clusters.
@@ -183,6 +185,7 @@ mod tests {
             error: None,
             auth: "token",
             token_expiry: None,
+            cert_expiry: None,
         }
     }
 

@@ -38,7 +38,7 @@ pub fn cluster_info(e: &ClusterEntry, default_cluster: Option<&str>) -> pb::Clus
             .unwrap_or_default(),
         is_default: default_cluster == Some(e.name.as_str()),
         auth: e.auth.to_string(),
-        cert_expiry_ms: 0,
+        cert_expiry_ms: unix_ms(e.cert_expiry),
         token_expiry_ms: unix_ms(e.token_expiry),
         ..Default::default()
     }

@@ -572,3 +572,53 @@ fn bulk_mode_lets_nsk_write_and_the_daemon_validate_and_store() {
     let status = d.nskctl_json(&["status", "c1-dfw1"]);
     assert_eq!(status["clusters"][0]["status"], "Ready", "{status}");
 }
+
+#[test]
+fn a_credential_about_to_expire_brings_the_next_refresh_forward() {
+    let Some(rig) = rig_or_skip() else { return };
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 20 * 60;
+    let b64 = |s: &str| {
+        nskd_e2e::fake_nsk::base64_encode(s.as_bytes())
+            .trim_end_matches('=')
+            .replace('+', "-")
+            .replace('/', "_")
+    };
+    let jwt = format!(
+        "{}.{}.c2ln",
+        b64(r#"{"alg":"none"}"#),
+        b64(&format!(r#"{{"exp":{exp}}}"#))
+    );
+    let mut clusters = fake_clusters(rig);
+    let mut expiring = clusters[0].renamed("c9-expiring", "c-m-0099");
+    expiring.token = jwt;
+    clusters.push(expiring);
+    let (d, _fake, _home) = nsk_daemon(rig, FakeState::with_clusters(clusters), true, "");
+    let scheduled = eventually(10.0, || {
+        let h = d.nskctl_json(&["history"]);
+        let next = h["next_refresh_ms"].as_i64().unwrap_or(0);
+        (next > 0).then_some(next)
+    })
+    .unwrap_or_else(|| panic!("no next refresh scheduled:\n{}", d.log_text()));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let in_minutes = (scheduled - now_ms) / 60_000;
+    assert!(
+        in_minutes < 10,
+        "refresh_interval is 1h but a token expires in 20 min: next refresh in {in_minutes} min"
+    );
+    let listed = d.nskctl_json(&["clusters"]);
+    let c = listed["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "c9-expiring")
+        .unwrap()
+        .clone();
+    assert!(c["token_expiry_ms"].as_i64().unwrap() > now_ms, "{c}");
+}

@@ -138,6 +138,7 @@ fn status_detail_view_counts_real_objects() {
         "Namespaces: 7",
         "Pods: 25",
         "OK (latency:",
+        "Certificate Expiry: 20",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
     }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 failure (daemon unreachable, call failed, unhealthy
 //! cluster in `status`... ), 2 usage.
 
+mod audit;
 mod render;
 mod source_cmds;
 
@@ -77,6 +78,15 @@ enum Command {
     },
     /// The kubeconfig source: Rancher URL, profile, token check (now), auto-refresh.
     Source,
+    /// The audit trail: the last entries of the daemon's audit log.
+    Audit {
+        /// How many entries to show.
+        #[arg(long, default_value_t = 20)]
+        tail: usize,
+        /// Keep printing new entries as they come.
+        #[arg(long, short)]
+        follow: bool,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -131,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History { limit } => source_cmds::history(&client, limit, cli.json).await,
         Command::Get { cluster, save } => source_cmds::get(&client, cluster, save, cli.json).await,
         Command::Source => source_cmds::source(&client, cli.json).await,
+        Command::Audit { tail, follow } => audit::show(client.info(), tail, follow, cli.json).await,
         Command::Status {
             cluster,
             cached,

@@ -8,6 +8,7 @@ use futures::future::join_all;
 use nskd_proto::socket::SocketLocation;
 
 use crate::{
+    audit::AuditLog,
     config::Config,
     discovery::{ScanPlan, Scanner},
     error::OpError,
@@ -75,6 +76,10 @@ pub struct App {
     pub started: Instant,
     /// Kubeconfig refresh (source, store, history).
     pub refresher: Refresher,
+    /// The socket is accepting calls.
+    pub serving: std::sync::atomic::AtomicBool,
+    /// The audit trail.
+    pub audit: AuditLog,
 }
 
 impl App {
@@ -101,6 +106,12 @@ impl App {
             }
         };
         let refresher = Refresher::new(source, store, retry);
+        let audit_path = config
+            .server
+            .audit_log
+            .clone()
+            .unwrap_or_else(|| crate::audit::default_path(config.environment()));
+        let audit = AuditLog::open(audit_path, config.server.audit_reads)?;
         let registry = Arc::new(Registry::new());
         let connect_timeout = config.health.probe_timeout.min(config.pool.request_timeout);
         let pool = Arc::new(Pool::new(config.pool.clone(), connect_timeout));
@@ -117,6 +128,8 @@ impl App {
             scanner,
             started: Instant::now(),
             refresher,
+            serving: std::sync::atomic::AtomicBool::new(false),
+            audit,
         });
         app.rescan(false);
         Ok(app)
@@ -248,6 +261,7 @@ impl App {
         result: &Result<T, OpError>,
         elapsed: std::time::Duration,
     ) {
+        crate::metrics::api_latency(cluster, "list", elapsed);
         match result {
             Ok(_) => self.tracker.record_call(cluster, Ok(elapsed)),
             Err(e) if e.is_cluster_failure() => {

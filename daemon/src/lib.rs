@@ -1,14 +1,18 @@
 //! nskd: one daemon per Rancher environment.
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod certexpiry;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod counted;
 pub mod discovery;
 pub mod error;
 pub mod health;
+pub mod http;
 pub mod kubeconfig;
+pub mod metrics;
 pub mod obs;
 pub mod ops;
 pub mod pool;

@@ -124,7 +124,9 @@ impl Prober {
             Err(e) => return self.tracker.record_unusable(name, &e.to_string()),
         };
         let timeout = self.tracker.config().probe_timeout;
+        let started = std::time::Instant::now();
         let outcome = probe_client(&cc, timeout).await.map_err(|e| e.to_string());
+        crate::metrics::api_latency(name, "probe", started.elapsed());
         self.tracker.record_probe(name, outcome)
     }
 

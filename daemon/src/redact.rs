@@ -30,9 +30,31 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     .collect()
 });
 
+/// Secret values the daemon knows (the Rancher token): removed from every
+/// text whatever their shape.
+static KNOWN: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Registers a secret value so [`redact`] removes it verbatim (values
+/// shorter than 8 characters are ignored: too likely to match innocent text).
+pub fn register_secret(value: &str) {
+    let value = value.trim();
+    if value.len() < 8 {
+        return;
+    }
+    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    if !known.iter().any(|k| k == value) {
+        known.push(value.to_string());
+    }
+}
+
 /// `text` with every credential-looking substring replaced by [`MASK`].
 pub fn redact(text: &str) -> String {
     let mut out = std::borrow::Cow::Borrowed(text);
+    for secret in KNOWN.read().unwrap_or_else(|e| e.into_inner()).iter() {
+        if out.contains(secret.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(secret.as_str(), MASK));
+        }
+    }
     for (re, rep) in PATTERNS.iter() {
         if re.is_match(&out) {
             out = std::borrow::Cow::Owned(re.replace_all(&out, *rep).into_owned());
@@ -44,6 +66,15 @@ pub fn redact(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registered_secrets_are_removed_whatever_their_shape() {
+        register_secret("plain-looking-value-42");
+        assert_eq!(
+            redact("nsk said plain-looking-value-42 is wrong"),
+            format!("nsk said {MASK} is wrong")
+        );
+    }
 
     #[test]
     fn removes_tokens_keys_and_passwords() {

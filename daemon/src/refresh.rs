@@ -198,6 +198,7 @@ pub async fn refresh(
     let r = &app.refresher;
     if r.source.is_none() {
         let record = rescan_record(app, &opts.trigger);
+        crate::metrics::refresh_done(&record);
         r.push(record.clone());
         return Ok((record, false));
     }
@@ -234,6 +235,7 @@ pub async fn refresh(
     drop(running);
     let record = shared.await;
     *r.running.lock().await = None;
+    crate::metrics::refresh_done(&record);
     r.push(record.clone());
     Ok((record, false))
 }

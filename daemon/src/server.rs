@@ -23,9 +23,21 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Binds, serves until a signal, cleans up.
 pub async fn run(config: Config, location: SocketLocation) -> anyhow::Result<()> {
     let (listener, guard) = socket::bind(&location)?;
+    crate::metrics::install(config.environment());
+    let http = match config.server.port {
+        Some(port) => {
+            let addr = std::net::SocketAddr::new(config.server.http_bind, port);
+            let http = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on http://{addr} for /metrics, /healthz and /readyz: {e}; choose another --port ([server] port) or stop what uses it")
+            })?;
+            tracing::info!(addr = %http.local_addr()?, "http listening (/metrics, /healthz, /readyz)");
+            Some(http)
+        }
+        None => None,
+    };
     let app = App::with_retry(config, location, crate::source::RetryPolicy::default())
         .map_err(|e| anyhow::anyhow!(e))?;
-    serve(app, listener, shutdown_signal()).await?;
+    serve(app, listener, http, shutdown_signal()).await?;
     drop(guard);
     tracing::info!("stopped; socket removed");
     Ok(())
@@ -36,9 +48,13 @@ pub async fn run(config: Config, location: SocketLocation) -> anyhow::Result<()>
 pub async fn serve(
     app: Arc<App>,
     listener: UnixListener,
+    http: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(http) = http {
+        tokio::spawn(crate::http::serve(app.clone(), http, stop_rx.clone()));
+    }
     let prober = tokio::spawn(app.prober.clone().run(stop_rx.clone()));
     let watcher = tokio::spawn(crate::watch::run(app.clone(), stop_rx.clone()));
     let scheduler = tokio::spawn(crate::refresh::schedule(app.clone(), stop_rx.clone()));
@@ -58,7 +74,7 @@ pub async fn serve(
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot read peer credentials; the connection will be refused"),
                 }
-                Some(Ok::<_, std::io::Error>(stream))
+                Some(Ok::<_, std::io::Error>(crate::counted::Counted::new(stream)))
             }
             Err(e) => {
                 // EMFILE and friends: keep serving the others.
@@ -92,12 +108,15 @@ pub async fn serve(
         let _ = drained_tx.send(());
     };
     let server = Server::builder()
+        .layer(api::layer::MetricsLayer)
         .layer(InterceptorLayer::new(api::peer_check(uid, environment)))
         .add_service(daemon_svc)
         .add_service(clusters_svc)
         .add_service(kube_svc)
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
+    app.serving
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     // Serve; once shutdown starts, give the drain a bounded time.
     tokio::select! {
         result = &mut server => result?,

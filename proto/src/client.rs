@@ -96,6 +96,8 @@ pub struct Identity {
     pub session: String,
     /// Client name, e.g. "nskctl 0.1.0" or the MCP client's name.
     pub client: String,
+    /// The MCP tool being served, if any.
+    pub tool: String,
 }
 
 impl Identity {
@@ -105,6 +107,7 @@ impl Identity {
         for (key, value) in [
             (SESSION_HEADER, &self.session),
             (CLIENT_HEADER, &self.client),
+            (crate::TOOL_HEADER, &self.tool),
         ] {
             if let Ok(v) = MetadataValue::try_from(value.as_str())
                 && !value.is_empty()
@@ -147,6 +150,7 @@ impl NskdClient {
         let identity = Identity {
             session: String::new(),
             client: client_name.to_string(),
+            tool: String::new(),
         };
         probe_socket(location).await?;
         let channel = lazy_channel(location);

@@ -26,6 +26,11 @@ pub const API_VERSION: u32 = 1;
 pub const SESSION_HEADER: &str = "x-nskd-session";
 /// gRPC metadata key carrying the caller's client name.
 pub const CLIENT_HEADER: &str = "x-nskd-client";
+/// Response metadata: the daemon's verdict on a call that succeeded at the
+/// gRPC level but failed for the agent ("error", "partial").
+pub const OUTCOME_HEADER: &str = "x-nskd-outcome";
+/// gRPC metadata: the MCP tool a shim call serves (metrics, audit).
+pub const TOOL_HEADER: &str = "x-nskd-tool";
 /// Set on statuses the daemon itself produced (so `Unavailable` from a
 /// cluster is never taken for a lost daemon connection).
 pub const ORIGIN_HEADER: &str = "x-nskd-origin";

@@ -11,6 +11,12 @@ use nskd_proto::{
 use tokio::sync::{Mutex, OnceCell};
 use tonic::{Response, Status, transport::Channel};
 
+tokio::task_local! {
+    /// The MCP tool being served by the current task (sent to the daemon
+    /// for metrics and the audit log).
+    pub static CURRENT_TOOL: String;
+}
+
 /// An agent session.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -49,6 +55,7 @@ impl Session {
                     Identity {
                         session: self.session_id.clone(),
                         client: client_name.to_string(),
+                        tool: String::new(),
                     },
                 )
             })
@@ -66,7 +73,9 @@ impl Session {
         let mut attempt = 0;
         loop {
             let (channel, info) = link.channel().await.map_err(|e| e.to_string())?;
-            match f(channel, link.identity()).await {
+            let mut identity = link.identity().clone();
+            identity.tool = CURRENT_TOOL.try_with(Clone::clone).unwrap_or_default();
+            match f(channel, &identity).await {
                 Ok(resp) => {
                     self.adopt_default(&info).await;
                     return Ok((resp.into_inner(), info));

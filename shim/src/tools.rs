@@ -349,6 +349,18 @@ impl NskdTools {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for NskdTools {
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, McpError> {
+        let tool = request.name.to_string();
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        crate::session::CURRENT_TOOL
+            .scope(tool, self.tool_router.call(tcc))
+            .await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("nskd-mcp-shim", env!("CARGO_PKG_VERSION")))

@@ -19,6 +19,8 @@ pub struct DaemonSpec {
     pub sections: String,
     /// Default cluster.
     pub default_cluster: Option<String>,
+    /// Extra `[server]` keys (e.g. `port = 9100`).
+    pub server: String,
 }
 
 impl Default for DaemonSpec {
@@ -28,6 +30,7 @@ impl Default for DaemonSpec {
             top: String::new(),
             sections: "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n".into(),
             default_cluster: None,
+            server: String::new(),
         }
     }
 }
@@ -74,8 +77,10 @@ impl Daemon {
         }
         text.push_str(&spec.top);
         text.push_str(&format!(
-            "\n[server]\nenvironment = {:?}\n",
-            spec.environment
+            "\n[server]\nenvironment = {:?}\naudit_log = {:?}\n{}\n",
+            spec.environment,
+            home.path().join("audit.jsonl").display().to_string(),
+            spec.server
         ));
         text.push_str(&spec.sections);
         std::fs::write(&config, text).expect("write config");

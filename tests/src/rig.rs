@@ -223,6 +223,41 @@ impl Rig {
         );
     }
 
+    /// Marks `node` of cluster `name` Ready or NotReady (its status
+    /// conditions, through the API server, as a kubelet would).
+    pub fn set_node_ready(&self, name: &str, node: &str, ready: bool) {
+        let c = self.cluster(name);
+        let now = "2026-01-01T00:00:00Z";
+        let body = format!(
+            r#"{{"status":{{"conditions":[{{"type":"Ready","status":"{}","reason":"Test","message":"set by the test","lastHeartbeatTime":"{now}","lastTransitionTime":"{now}"}}]}}}}"#,
+            if ready { "True" } else { "False" }
+        );
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "-X",
+                "PATCH",
+                "-H",
+                "Content-Type: application/merge-patch+json",
+                "--cacert",
+            ])
+            .arg(&c.ca)
+            .args([
+                "-H",
+                &format!("Authorization: Bearer {}", c.admin_token),
+                "--data",
+                &body,
+            ])
+            .arg(format!("{}/api/v1/nodes/{node}/status", c.server))
+            .output()
+            .expect("run curl");
+        assert!(
+            out.status.success(),
+            "patching {node} on {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Writes admin kubeconfigs of `names` into `dir` as `<name>.yaml`.
     pub fn write_kubeconfigs(&self, dir: &Path, names: &[&str]) {
         for name in names {

@@ -118,14 +118,35 @@ impl Clusters for ClustersService {
         } else {
             req.trigger
         };
-        tracing::info!(session = %caller.session, client = %caller.client, force = req.force, pattern = %req.pattern, %trigger, "refresh requested");
+        tracing::info!(session = %caller.session, client = %caller.client, tool = %caller.tool, force = req.force, pattern = %req.pattern, %trigger, "refresh requested");
         let opts = RefreshOptions {
             force: req.force,
             pattern: Some(req.pattern).filter(|p| !p.is_empty()),
             trigger,
         };
-        let (record, joined) = crate::refresh::refresh(&self.app, opts).await?;
-        Ok(Response::new(convert::refresh_record(&record, joined)))
+        let started = Instant::now();
+        let result = crate::refresh::refresh(&self.app, opts).await;
+        let outcome = match &result {
+            Ok((r, _)) => match (&r.note, &r.error) {
+                (Some(note), _) => note.clone(),
+                (None, Some(e)) => format!("{}: {e}", r.outcome.word()),
+                (None, None) => r.outcome.word().to_lowercase(),
+            },
+            Err(e) => e.to_string(),
+        };
+        let mut entry = crate::audit::entry(&caller, "refresh", "*", &outcome, started.elapsed());
+        entry.resource = "kubeconfigs".into();
+        self.app.audit.record(entry, true);
+        let (record, joined) = result?;
+        let failed =
+            record.outcome == crate::refresh::RefreshOutcome::Failed && record.note.is_none();
+        let mut resp = Response::new(convert::refresh_record(&record, joined));
+        if failed {
+            super::mark_outcome(&mut resp, "error");
+        } else if record.outcome == crate::refresh::RefreshOutcome::Partial {
+            super::mark_outcome(&mut resp, "partial");
+        }
+        Ok(resp)
     }
 
     async fn refresh_history(
@@ -178,9 +199,29 @@ impl Clusters for ClustersService {
     ) -> Result<Response<pb::FetchKubeconfigResponse>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        tracing::info!(session = %caller.session, client = %caller.client, cluster = %req.cluster_name, save = req.save, "fetch kubeconfig");
-        Ok(Response::new(
-            super::source::fetch(&self.app, &req.cluster_name, req.save).await?,
-        ))
+        tracing::info!(session = %caller.session, client = %caller.client, tool = %caller.tool, cluster = %req.cluster_name, save = req.save, "fetch kubeconfig");
+        let started = Instant::now();
+        let result = super::source::fetch(&self.app, &req.cluster_name, req.save).await;
+        let outcome = match &result {
+            Ok(f) => format!("ok ({})", f.outcome),
+            Err(e) => e.to_string(),
+        };
+        let verb = if req.save {
+            "save-kubeconfig"
+        } else {
+            "get-kubeconfig"
+        };
+        let mut entry = crate::audit::entry(
+            &caller,
+            verb,
+            &req.cluster_name,
+            &outcome,
+            started.elapsed(),
+        );
+        entry.resource = "kubeconfig".into();
+        entry.name = req.cluster_name.clone();
+        // Fetching credentials is always audited, saved or not.
+        self.app.audit.record(entry, true);
+        Ok(Response::new(result?))
     }
 }

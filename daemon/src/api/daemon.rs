@@ -45,6 +45,7 @@ impl Daemon for DaemonService {
             socket_path: app.location.path.display().to_string(),
             read_only: app.config.read_only,
             disable_destructive: app.config.disable_destructive,
+            audit_log: app.audit.path().display().to_string(),
         }))
     }
 }

@@ -78,7 +78,7 @@ impl Kube for KubeService {
         let caller = Caller::of(&request);
         let req = request.into_inner();
         let targets = self.targets(req.target.as_ref())?;
-        let span = tracing::debug_span!("list", session = %caller.session, client = %caller.client, kind = %req.kind, clusters = ?targets.names);
+        let span = tracing::debug_span!("list", session = %caller.session, client = %caller.client, tool = %caller.tool, kind = %req.kind, clusters = ?targets.names);
         let _enter = span.enter();
         let args = ListArgs {
             api_version: req.api_version,
@@ -90,7 +90,44 @@ impl Kube for KubeService {
             output: output(req.output),
         };
         drop(_enter);
+        let started = std::time::Instant::now();
+        let clusters = targets.names.join(",");
+        let (namespace, kind) = (
+            args.namespace.clone().unwrap_or_default(),
+            args.kind.clone(),
+        );
         let answers = self.app.list(targets.names, &args).await;
-        Ok(Response::new(result(answers, targets.skipped)))
+        let failed: Vec<String> = answers
+            .iter()
+            .filter_map(|a| {
+                a.result
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("{}: {e}", a.cluster))
+            })
+            .collect();
+        let outcome = if failed.is_empty() {
+            "ok".to_string()
+        } else {
+            failed.join("; ")
+        };
+        let mut entry =
+            crate::audit::entry(&caller, "list", &clusters, &outcome, started.elapsed());
+        entry.resource = kind;
+        entry.namespace = namespace;
+        self.app.audit.record(entry, false);
+        let total = answers.len();
+        let mut resp = Response::new(result(answers, targets.skipped));
+        if !failed.is_empty() {
+            super::mark_outcome(
+                &mut resp,
+                if failed.len() == total {
+                    "error"
+                } else {
+                    "partial"
+                },
+            );
+        }
+        Ok(resp)
     }
 }

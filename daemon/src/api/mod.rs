@@ -2,8 +2,10 @@
 
 mod clusters;
 mod convert;
+pub use convert::unix_ms as convert_unix_ms;
 mod daemon;
 mod kube;
+pub mod layer;
 mod source;
 
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use nskd_proto::v1::{
     clusters_server::ClustersServer, daemon_server::DaemonServer, kube_server::KubeServer,
 };
-use tonic::{Request, Status, transport::server::UdsConnectInfo};
+use tonic::{Request, Response, Status, transport::server::UdsConnectInfo};
 
 use crate::app::App;
 
@@ -24,6 +26,8 @@ pub struct Caller {
     pub client: String,
     /// Peer uid.
     pub uid: Option<u32>,
+    /// MCP tool served (shims say).
+    pub tool: String,
 }
 
 impl Caller {
@@ -40,6 +44,7 @@ impl Caller {
             session: text(nskd_proto::SESSION_HEADER),
             client: text(nskd_proto::CLIENT_HEADER),
             uid: peer_uid(req),
+            tool: text(nskd_proto::TOOL_HEADER),
         }
     }
 }
@@ -49,6 +54,15 @@ fn peer_uid<T>(req: &Request<T>) -> Option<u32> {
         .get::<UdsConnectInfo>()
         .and_then(|i| i.peer_cred)
         .map(|c| c.uid())
+}
+
+/// Marks a response as failed (or partly failed) for the agent, for the
+/// tool-call metrics.
+pub fn mark_outcome<T>(resp: &mut Response<T>, outcome: &'static str) {
+    resp.metadata_mut().insert(
+        nskd_proto::OUTCOME_HEADER,
+        tonic::metadata::MetadataValue::from_static(outcome),
+    );
 }
 
 /// Refuses every request whose peer is not the daemon's own uid, with a

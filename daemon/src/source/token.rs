@@ -16,6 +16,9 @@ pub struct TokenSource {
 impl TokenSource {
     /// From the resolved configuration (a file wins over a value).
     pub fn new(value: Option<Secret>, file: Option<PathBuf>) -> Self {
+        if let Some(v) = &value {
+            crate::redact::register_secret(v.expose());
+        }
         Self { value, file }
     }
 
@@ -59,6 +62,7 @@ impl TokenSource {
                 file.display()
             ));
         }
+        crate::redact::register_secret(token);
         Ok(Some(Secret::new(token)))
     }
 }

@@ -113,12 +113,16 @@ fn a_cluster_that_goes_down_and_comes_back_on_the_same_port_recovers() {
         "one dead cluster must not affect another: {sv5}"
     );
 
-    // Consecutive failures (live probes here) turn it NotReady.
-    let not_ready = eventually(10.0, || (state(&d) == "NotReady").then_some(()));
-    assert!(
-        not_ready.is_some(),
-        "still not NotReady after repeated failures: {}",
-        state(&d)
+    // Consecutive failures (live probes here) turn it NotReady, at the third.
+    let not_ready = eventually(10.0, || {
+        let v = d.nskctl_json(&["status", DISRUPTABLE]);
+        (v["clusters"][0]["status"] == "NotReady")
+            .then(|| v["clusters"][0]["consecutive_failures"].as_u64().unwrap())
+    });
+    assert_eq!(
+        not_ready,
+        Some(3),
+        "NotReady must come with the 3rd consecutive failure"
     );
 
     drop(restart_guard);
@@ -129,6 +133,22 @@ fn a_cluster_that_goes_down_and_comes_back_on_the_same_port_recovers() {
         "cluster did not recover; log:\n{}",
         d.log_text()
     );
+
+    // A node going NotReady makes the cluster Degraded, and back.
+    rig.set_node_ready(DISRUPTABLE, "node-2", false);
+    let v = d.nskctl_json(&["status", DISRUPTABLE]);
+    rig.set_node_ready(DISRUPTABLE, "node-2", true);
+    let c = &v["clusters"][0];
+    assert_eq!(c["status"], "Degraded", "{c}");
+    assert_eq!(c["nodes_ready"], 2, "{c}");
+    assert!(
+        c["degraded_reason"]
+            .as_str()
+            .unwrap()
+            .contains("1 of 3 nodes NotReady"),
+        "{c}"
+    );
+    assert_eq!(state(&d), "Ready");
 }
 
 /// Restarts the apiserver when dropped, even if the test fails midway.

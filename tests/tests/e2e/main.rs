@@ -5,6 +5,7 @@
 mod config;
 mod discovery;
 mod nsk;
+mod observe;
 mod rancher;
 mod shim;
 mod socket;

@@ -32,6 +32,17 @@ pub fn nsk_daemon(
     auto_refresh: bool,
     extra_nsk: &str,
 ) -> (Daemon, FakeNsk, tempfile::TempDir) {
+    nsk_daemon_with_server(rig, state, auto_refresh, extra_nsk, "")
+}
+
+/// Same, with extra `[server]` keys.
+pub fn nsk_daemon_with_server(
+    rig: &Rig,
+    state: FakeState,
+    auto_refresh: bool,
+    extra_nsk: &str,
+    server: &str,
+) -> (Daemon, FakeNsk, tempfile::TempDir) {
     let fake_home = tempfile::tempdir().unwrap();
     let fake = FakeNsk::create(
         &fake_home.path().join("fake"),
@@ -51,6 +62,7 @@ pub fn nsk_daemon(
             fake.path().display().to_string(),
             fake_home.path().join("nskconf").display().to_string(),
         ),
+        server: server.to_string(),
         ..DaemonSpec::default()
     };
     let d = Daemon::start(&spec, |_| {});
@@ -526,7 +538,11 @@ fn concurrent_refreshes_share_one_run() {
 fn a_failing_nsk_and_a_missing_one_are_explained() {
     let Some(rig) = rig_or_skip() else { return };
     let (d, fake, _home) = nsk_daemon(rig, FakeState::default(), false, "");
-    fake.update(|s| s.fail = Some(FakeFailure::new(1, "Error: something odd in nsk")));
+    // nsk echoing the token in its error: it appears nowhere.
+    let leaky = format!(
+        "Error: something odd in nsk (sent RANCHER_TOKEN {TOKEN} to https://rancher.example.com)"
+    );
+    fake.update(|s| s.fail = Some(FakeFailure::new(1, &leaky)));
     let (failed, code) = refresh(&d, &[]);
     assert_eq!(code, 1);
     assert!(
@@ -536,6 +552,13 @@ fn a_failing_nsk_and_a_missing_one_are_explained() {
             .contains("something odd in nsk"),
         "{failed}"
     );
+    assert_no_token("the refresh answer", &failed.to_string());
+    assert_no_token("the daemon log", &d.log_text());
+    assert_no_token(
+        "the audit log",
+        &std::fs::read_to_string(d.home.path().join("audit.jsonl")).unwrap(),
+    );
+    assert_no_token("nskctl history", &text(&d.nskctl(&["history"])).0);
     std::fs::remove_file(fake.path()).unwrap();
     let (missing, _) = refresh(&d, &["--force"]);
     assert!(

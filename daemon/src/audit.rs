@@ -1,0 +1,213 @@
+//! The audit trail: one JSON line per agent action (every mutating call,
+//! reads when `[server] audit_reads` is on), file 0600, rotated by size.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::Write,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::{Duration, SystemTime},
+};
+
+use serde::Serialize;
+
+/// Rotate when the file would grow past this.
+pub const MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Rotated files kept (`audit.jsonl.1` … `.5`).
+pub const KEEP: usize = 5;
+
+/// One audited action. Never holds a credential.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditEntry {
+    /// RFC 3339 time.
+    pub time: String,
+    /// MCP session id ("" for nskctl).
+    pub session: String,
+    /// Client name (MCP client, or "nskctl x.y").
+    pub client: String,
+    /// Peer uid of the connection.
+    pub peer_uid: Option<u32>,
+    /// Cluster(s) acted on.
+    pub cluster: String,
+    /// MCP tool, when a shim says.
+    pub tool: String,
+    /// Verb: list, refresh, get-kubeconfig, ...
+    pub verb: String,
+    /// Resource kind.
+    pub resource: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Object name.
+    pub name: String,
+    /// "ok" or the error, one line, redacted.
+    pub outcome: String,
+    /// Milliseconds taken.
+    pub duration_ms: u64,
+}
+
+/// The audit log.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    reads: bool,
+    max_bytes: u64,
+    file: Mutex<Option<File>>,
+}
+
+/// The default path: `$XDG_STATE_HOME/nskd/<env>-audit.jsonl`.
+pub fn default_path(environment: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("nskd").join(format!("{environment}-audit.jsonl"))
+}
+
+fn open_private(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+impl AuditLog {
+    /// Opens (creating 0600) the log at `path`.
+    pub fn open(path: PathBuf, reads: bool) -> Result<Self, String> {
+        Self::with_limit(path, reads, MAX_BYTES)
+    }
+
+    /// Same, rotating at `max_bytes`.
+    pub fn with_limit(path: PathBuf, reads: bool, max_bytes: u64) -> Result<Self, String> {
+        let file = open_private(&path).map_err(|e| {
+            format!(
+                "cannot open the audit log {}: {e}; set [server] audit_log to a writable path",
+                path.display()
+            )
+        })?;
+        Ok(Self {
+            path,
+            reads,
+            max_bytes,
+            file: Mutex::new(Some(file)),
+        })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records `entry`: always when `mutating`, reads only when enabled.
+    pub fn record(&self, mut entry: AuditEntry, mutating: bool) {
+        if !mutating && !self.reads {
+            return;
+        }
+        entry.time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        entry.outcome = crate::redact::redact(&entry.outcome);
+        let Ok(mut line) = serde_json::to_string(&entry) else {
+            return;
+        };
+        line.push('\n');
+        let mut guard = self.file.lock().expect("audit lock");
+        if let Err(e) = self.write(&mut guard, line.as_bytes()) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot write the audit log");
+        }
+    }
+
+    fn write(&self, file: &mut Option<File>, line: &[u8]) -> std::io::Result<()> {
+        let size = fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        if size > 0 && size + line.len() as u64 > self.max_bytes {
+            *file = None;
+            self.rotate();
+        }
+        if file.is_none() {
+            *file = Some(open_private(&self.path)?);
+        }
+        file.as_mut().expect("opened above").write_all(line)
+    }
+
+    fn rotate(&self) {
+        let numbered = |n: usize| PathBuf::from(format!("{}.{n}", self.path.display()));
+        let _ = fs::remove_file(numbered(KEEP));
+        for n in (1..KEEP).rev() {
+            let _ = fs::rename(numbered(n), numbered(n + 1));
+        }
+        let _ = fs::rename(&self.path, numbered(1));
+    }
+}
+
+/// Builds an entry from a call's facts.
+pub fn entry(
+    caller: &crate::api::Caller,
+    verb: &str,
+    cluster: &str,
+    outcome: &str,
+    took: Duration,
+) -> AuditEntry {
+    AuditEntry {
+        session: caller.session.clone(),
+        client: caller.client.clone(),
+        peer_uid: caller.uid,
+        cluster: cluster.to_string(),
+        tool: caller.tool.clone(),
+        verb: verb.to_string(),
+        outcome: outcome.to_string(),
+        duration_ms: took.as_millis() as u64,
+        ..AuditEntry::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn writes_private_json_lines_rotates_and_skips_reads_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/audit.jsonl");
+        let log = AuditLog::with_limit(path.clone(), false, 400).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        log.record(
+            AuditEntry {
+                verb: "list".into(),
+                ..Default::default()
+            },
+            false,
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "", "reads are off");
+        for i in 0..10 {
+            let e = AuditEntry {
+                verb: "refresh".into(),
+                outcome: format!("failed: token-abcde:SECRETSECRETSECRETSECRET {i}"),
+                ..Default::default()
+            };
+            log.record(e, true);
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("SECRETSECRET"), "{text}");
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["verb"], "refresh");
+        assert!(
+            PathBuf::from(format!("{}.1", path.display())).exists(),
+            "rotated at 400 bytes"
+        );
+        assert!(fs::metadata(&path).unwrap().len() <= 400);
+    }
+}

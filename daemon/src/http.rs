@@ -1,0 +1,119 @@
+//! The daemon's HTTP port: `/metrics` (Prometheus), `/healthz` (liveness)
+//! and `/readyz` (readiness), with the design document's `/health` and
+//! `/ready` as aliases. Loopback by default (`[server] http_bind`).
+
+use std::{convert::Infallible, sync::Arc, sync::atomic::Ordering};
+
+use http::{Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper_util::{rt::TokioExecutor, rt::TokioIo, server::conn::auto};
+use serde_json::json;
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{api::convert_unix_ms as unix_ms, app::App, health::Health};
+
+fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts")
+}
+
+/// Readiness: every component, and whether all are ready.
+pub fn readiness(app: &App) -> (bool, serde_json::Value) {
+    let names = app.registry.names();
+    let healthy = names
+        .iter()
+        .filter(|n| matches!(app.tracker.get(n).state, Health::Ready | Health::Degraded))
+        .count();
+    let serving = app.serving.load(Ordering::Relaxed);
+    let clusters_ok = names.is_empty() || healthy > 0;
+    let ready = serving && clusters_ok;
+    let last = app
+        .refresher
+        .history()
+        .into_iter()
+        .find(|r| r.note.is_none());
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "environment": app.config.environment(),
+        "total_clusters": names.len(),
+        "healthy_clusters": healthy,
+        "nsk_configured": app.refresher.source.is_some(),
+        "last_refresh": last.as_ref().map(|r| humantime::format_rfc3339_seconds(r.started).to_string()),
+        "last_refresh_outcome": last.as_ref().map(|r| r.outcome.word()),
+        "next_refresh": app.refresher.next_due().map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+        "next_refresh_ms": unix_ms(app.refresher.next_due()),
+        "components": {
+            "config": {"ready": true, "detail": "loaded"},
+            "discovery": {"ready": true, "detail": format!("{} clusters discovered", names.len())},
+            "socket": {"ready": serving, "detail": app.location.path.display().to_string()},
+            "clusters": {
+                "ready": clusters_ok,
+                "detail": if names.is_empty() {
+                    "no clusters known".to_string()
+                } else {
+                    format!("{healthy} of {} healthy", names.len())
+                },
+            },
+        },
+    });
+    (ready, body)
+}
+
+fn route(app: &App, path: &str) -> Response<Full<Bytes>> {
+    match path {
+        "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", crate::metrics::render(app)),
+        "/healthz" | "/health" => {
+            let body = json!({
+                "status": "ok",
+                "version": env!("CARGO_PKG_VERSION"),
+                "environment": app.config.environment(),
+                "uptime_seconds": app.started.elapsed().as_secs(),
+            });
+            respond(StatusCode::OK, "application/json", body.to_string())
+        }
+        "/readyz" | "/ready" => {
+            let (ready, body) = readiness(app);
+            let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            respond(status, "application/json", body.to_string())
+        }
+        other => respond(
+            StatusCode::NOT_FOUND,
+            "application/json",
+            json!({"error": format!("no such endpoint {other}; try /metrics, /healthz or /readyz")}).to_string(),
+        ),
+    }
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "http accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let resp = route(&app, req.uri().path());
+                    async move { Ok::<_, Infallible>(resp) }
+                });
+            if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "http connection ended");
+            }
+        });
+    }
+}

@@ -1,0 +1,161 @@
+//! Prometheus metrics with the design document's names (every series
+//! carries an `environment` label), rendered at `/metrics`.
+
+use std::{sync::OnceLock, time::Duration};
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::{
+    app::App,
+    health::Health,
+    refresh::{RefreshOutcome, RefreshRecord},
+    source::{FailureKind, contract::classify},
+};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder (once) with the `environment` label.
+pub fn install(environment: &str) -> Option<&'static PrometheusHandle> {
+    if HANDLE.get().is_none() {
+        let recorder = PrometheusBuilder::new()
+            .add_global_label("environment", environment)
+            .set_buckets(&[
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ])
+            .ok()?
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_ok() {
+            let _ = HANDLE.set(handle);
+            describe();
+        }
+    }
+    HANDLE.get()
+}
+
+fn describe() {
+    describe_gauge!(
+        "kubernetes_mcp_cluster_total",
+        "Clusters known to the daemon."
+    );
+    describe_gauge!(
+        "kubernetes_mcp_cluster_healthy",
+        "1 when the cluster is Ready or Degraded, else 0."
+    );
+    describe_counter!(
+        "kubernetes_mcp_refresh_success_total",
+        "Kubeconfig refreshes that succeeded."
+    );
+    describe_counter!(
+        "kubernetes_mcp_refresh_failure_total",
+        "Kubeconfig refreshes that failed or were partial, by reason."
+    );
+    describe_histogram!(
+        "kubernetes_mcp_refresh_duration_seconds",
+        "Duration of kubeconfig refreshes."
+    );
+    describe_histogram!(
+        "kubernetes_mcp_cluster_api_latency_seconds",
+        "Kubernetes API call latency by cluster and operation."
+    );
+    describe_counter!(
+        "nskd_tool_calls_total",
+        "MCP tool calls served, by tool and outcome."
+    );
+    describe_histogram!(
+        "nskd_tool_call_duration_seconds",
+        "MCP tool call duration, by tool and outcome."
+    );
+    describe_counter!(
+        "nskd_grpc_requests_total",
+        "gRPC requests, by method and code."
+    );
+    describe_gauge!(
+        "nskd_connected_clients",
+        "Open client connections on the socket (shims and nskctl)."
+    );
+}
+
+/// A Kubernetes API call's latency.
+pub fn api_latency(cluster: &str, operation: &'static str, elapsed: Duration) {
+    histogram!("kubernetes_mcp_cluster_api_latency_seconds", "cluster" => cluster.to_string(), "operation" => operation)
+        .record(elapsed.as_secs_f64());
+}
+
+/// Why a refresh failed, as a short label.
+fn failure_reason(r: &RefreshRecord) -> &'static str {
+    match (&r.error, r.outcome) {
+        (Some(e), _) => match classify(e) {
+            FailureKind::Auth => "auth",
+            FailureKind::Retryable => "unreachable",
+            FailureKind::NotFound => "not_found",
+            FailureKind::Other if e.contains("listed no clusters") => "empty_list",
+            FailureKind::Other => "error",
+        },
+        (None, RefreshOutcome::Partial) => "partial",
+        (None, _) => "clusters_failed",
+    }
+}
+
+/// A finished refresh run.
+pub fn refresh_done(r: &RefreshRecord) {
+    if r.note.is_some() {
+        return;
+    }
+    match r.outcome {
+        RefreshOutcome::Success | RefreshOutcome::Rescanned => {
+            counter!("kubernetes_mcp_refresh_success_total").increment(1)
+        }
+        RefreshOutcome::Partial | RefreshOutcome::Failed => {
+            counter!("kubernetes_mcp_refresh_failure_total", "reason" => failure_reason(r))
+                .increment(1)
+        }
+    }
+    histogram!("kubernetes_mcp_refresh_duration_seconds").record(r.duration.as_secs_f64());
+}
+
+/// One gRPC request (and the tool it served, when a shim says).
+pub fn grpc_request(
+    method: &str,
+    tool: Option<&str>,
+    code: &str,
+    verdict: Option<&str>,
+    elapsed: Duration,
+) {
+    counter!("nskd_grpc_requests_total", "method" => method.to_string(), "code" => code.to_string()).increment(1);
+    if let Some(tool) = tool.filter(|t| !t.is_empty()) {
+        let outcome = match (code, verdict) {
+            ("OK", None) => "ok",
+            ("OK", Some("partial")) => "partial",
+            _ => "error",
+        };
+        counter!("nskd_tool_calls_total", "tool" => tool.to_string(), "outcome" => outcome)
+            .increment(1);
+        histogram!("nskd_tool_call_duration_seconds", "tool" => tool.to_string(), "outcome" => outcome)
+            .record(elapsed.as_secs_f64());
+    }
+}
+
+/// Connection count changes.
+pub fn client_connected(delta: f64) {
+    gauge!("nskd_connected_clients").increment(delta);
+}
+
+/// Renders the metrics, refreshing the cluster gauges from the tracker.
+pub fn render(app: &App) -> String {
+    let names = app.registry.names();
+    gauge!("kubernetes_mcp_cluster_total").set(names.len() as f64);
+    for name in &names {
+        let healthy = matches!(
+            app.tracker.get(name).state,
+            Health::Ready | Health::Degraded
+        );
+        gauge!("kubernetes_mcp_cluster_healthy", "cluster" => name.clone()).set(if healthy {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    HANDLE.get().map(|h| h.render()).unwrap_or_default()
+}

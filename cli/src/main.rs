@@ -6,6 +6,7 @@
 mod audit;
 mod render;
 mod source_cmds;
+mod units;
 
 use std::{process::ExitCode, time::Duration};
 
@@ -78,6 +79,15 @@ enum Command {
     },
     /// The kubeconfig source: Rancher URL, profile, token check (now), auto-refresh.
     Source,
+    /// Install the systemd user units (nskd@.service, nskd@.socket) for this nskd.
+    InstallUnits {
+        /// Where to write them (default: ~/.config/systemd/user).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// The nskd binary the units run (default: the nskd next to nskctl, else on PATH).
+        #[arg(long)]
+        nskd: Option<std::path::PathBuf>,
+    },
     /// The audit trail: the last entries of the daemon's audit log.
     Audit {
         /// How many entries to show.
@@ -102,6 +112,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::InstallUnits { dir, nskd } = &cli.command {
+        return units::install(dir.clone(), nskd.clone(), cli.environment.as_deref());
+    }
     let location = SocketLocation::resolve(cli.socket.as_deref(), cli.environment.as_deref())?;
     let client_name = format!("nskctl {}", env!("CARGO_PKG_VERSION"));
     let client = NskdClient::connect(&location, &client_name).await?;
@@ -142,6 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get { cluster, save } => source_cmds::get(&client, cluster, save, cli.json).await,
         Command::Source => source_cmds::source(&client, cli.json).await,
         Command::Audit { tail, follow } => audit::show(client.info(), tail, follow, cli.json).await,
+        Command::InstallUnits { .. } => unreachable!("handled before connecting"),
         Command::Status {
             cluster,
             cached,

@@ -22,7 +22,13 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds, serves until a signal, cleans up.
 pub async fn run(config: Config, location: SocketLocation) -> anyhow::Result<()> {
-    let (listener, guard) = socket::bind(&location)?;
+    let (listener, guard) = match socket::inherited()? {
+        Some(inherited) => {
+            tracing::info!(path = %location.path.display(), "using the socket passed by systemd (socket activation)");
+            socket::adopt(&location, inherited)?
+        }
+        None => socket::bind(&location)?,
+    };
     crate::metrics::install(config.environment());
     let http = match config.server.port {
         Some(port) => {
@@ -105,6 +111,7 @@ pub async fn serve(
     let shutdown = async move {
         shutdown.await;
         tracing::info!("stop requested: no new connections, finishing in-flight calls");
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         let _ = drained_tx.send(());
     };
     let server = Server::builder()

@@ -152,9 +152,9 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), SocketError> {
     }
 }
 
-/// Takes the environment's lock, clears a stale socket and binds a fresh
-/// one with mode 0600.
-pub fn bind(location: &SocketLocation) -> Result<(UnixListener, SocketGuard), SocketError> {
+/// Takes the environment's lock (next to the socket), or says which
+/// daemon holds it.
+fn take_lock(location: &SocketLocation) -> Result<(PathBuf, File), SocketError> {
     let dir = location.dir();
     ensure_private_dir(dir)?;
     let lock_path = location.lock_path();
@@ -183,7 +183,47 @@ pub fn bind(location: &SocketLocation) -> Result<(UnixListener, SocketGuard), So
     lock.set_len(0)
         .map_err(io("cannot write lock file", &lock_path))?;
     writeln!(lock, "{}", std::process::id()).map_err(io("cannot write lock file", &lock_path))?;
+    Ok((lock_path, lock))
+}
 
+/// A listening socket passed by systemd (socket activation,
+/// `LISTEN_FDS`), if there is one.
+pub fn inherited() -> Result<Option<std::os::unix::net::UnixListener>, SocketError> {
+    listenfd::ListenFd::from_env()
+        .take_unix_listener(0)
+        .map_err(|source| SocketError::Io {
+            what: "cannot use the socket passed by systemd (LISTEN_FDS)",
+            path: PathBuf::from("fd 3"),
+            source,
+        })
+}
+
+/// Serves on a socket systemd created and owns: the lock is taken as
+/// usual, but the socket is never unlinked or re-created.
+pub fn adopt(
+    location: &SocketLocation,
+    listener: std::os::unix::net::UnixListener,
+) -> Result<(UnixListener, SocketGuard), SocketError> {
+    let (lock_path, lock) = take_lock(location)?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io("cannot use the inherited socket", &location.path))?;
+    let listener = UnixListener::from_std(listener)
+        .map_err(io("cannot use the inherited socket", &location.path))?;
+    Ok((
+        listener,
+        SocketGuard {
+            path: location.path.clone(),
+            lock_path,
+            _lock: lock,
+            remove_socket: false,
+        },
+    ))
+}
+
+/// Binds the socket: private directory, lock, stale socket removed, 0600.
+pub fn bind(location: &SocketLocation) -> Result<(UnixListener, SocketGuard), SocketError> {
+    let (lock_path, lock) = take_lock(location)?;
     match fs::symlink_metadata(&location.path) {
         Ok(meta) if meta.file_type().is_socket() => {
             // We hold the lock, so whoever made it is gone.

@@ -10,6 +10,7 @@ mod rancher;
 mod shim;
 mod socket;
 mod status;
+mod units;
 mod version;
 
 use nskd_e2e::rig::{self, Rig};

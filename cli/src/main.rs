@@ -4,6 +4,7 @@
 //! cluster in `status`... ), 2 usage.
 
 mod audit;
+mod doctor;
 mod render;
 mod source_cmds;
 mod units;
@@ -79,6 +80,8 @@ enum Command {
     },
     /// The kubeconfig source: Rancher URL, profile, token check (now), auto-refresh.
     Source,
+    /// Check everything: socket, daemon, versions, token, refresh, each cluster, expiries.
+    Doctor,
     /// Install the systemd user units (nskd@.service, nskd@.socket) for this nskd.
     InstallUnits {
         /// Where to write them (default: ~/.config/systemd/user).
@@ -116,6 +119,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return units::install(dir.clone(), nskd.clone(), cli.environment.as_deref());
     }
     let location = SocketLocation::resolve(cli.socket.as_deref(), cli.environment.as_deref())?;
+    if let Command::Doctor = cli.command {
+        return doctor::run(&location).await;
+    }
     let client_name = format!("nskctl {}", env!("CARGO_PKG_VERSION"));
     let client = NskdClient::connect(&location, &client_name).await?;
     match cli.command {
@@ -155,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get { cluster, save } => source_cmds::get(&client, cluster, save, cli.json).await,
         Command::Source => source_cmds::source(&client, cli.json).await,
         Command::Audit { tail, follow } => audit::show(client.info(), tail, follow, cli.json).await,
-        Command::InstallUnits { .. } => unreachable!("handled before connecting"),
+        Command::InstallUnits { .. } | Command::Doctor => unreachable!("handled before connecting"),
         Command::Status {
             cluster,
             cached,

@@ -60,7 +60,137 @@ pub fn runtime_checks(config: &Config) -> Vec<Problem> {
             "the rancher source needs a token: set RANCHER_TOKEN, [nsk] rancher_token = \"${VAR}\" or rancher_token_file".into(),
         ));
     }
+    if config.nsk.source == SourceKind::Nsk {
+        check_nsk(config, &mut out);
+    }
+    check_default_cluster(config, &mut out);
     out
+}
+
+/// The nsk binary: found, executable, and answering `nsk version`.
+fn check_nsk(config: &Config, out: &mut Vec<Problem>) {
+    let program = &config.nsk.nsk_path;
+    let path = if program.contains('/') {
+        Some(std::path::PathBuf::from(program))
+    } else {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    };
+    let Some(path) = path.filter(|p| p.is_file()) else {
+        out.push(problem(
+            "nsk.nsk_path",
+            Severity::Error,
+            format!("nsk binary {program:?} not found (PATH is searched for a bare name); install nsk or set [nsk] nsk_path to its full path"),
+        ));
+        return;
+    };
+    match std::fs::metadata(&path) {
+        Ok(m) if m.mode() & 0o111 == 0 => {
+            out.push(problem(
+                "nsk.nsk_path",
+                Severity::Error,
+                format!(
+                    "{} is not executable; run `chmod +x {}`",
+                    path.display(),
+                    path.display()
+                ),
+            ));
+            return;
+        }
+        _ => {}
+    }
+    match answers(&path) {
+        Ok(()) => {}
+        Err(why) => out.push(problem(
+            "nsk.nsk_path",
+            Severity::Warning,
+            format!("`{} version` {why}; check the installation", path.display()),
+        )),
+    }
+    if config.nsk.rancher_token.is_none() && config.nsk.rancher_token_file.is_none() {
+        out.push(problem(
+            "nsk.rancher_token",
+            Severity::Warning,
+            "no Rancher token configured: nsk must then authenticate from its own profile (NSK_PROFILE); set RANCHER_TOKEN or [nsk] rancher_token to be sure".into(),
+        ));
+    }
+    if let Some(dir) = &config.nsk.config_dir
+        && dir.exists()
+        && std::fs::metadata(dir).is_ok_and(|m| m.permissions().readonly())
+    {
+        out.push(problem(
+            "nsk.config_dir",
+            Severity::Error,
+            format!(
+                "{} is not writable; nsk writes its files there",
+                dir.display()
+            ),
+        ));
+    }
+}
+
+/// Runs `nsk version` with a 5 s limit.
+fn answers(path: &Path) -> Result<(), String> {
+    let mut child = std::process::Command::new(path)
+        .arg("version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run: {e}"))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("exited with {status}")),
+            Ok(None) if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("did not answer within 5 s".into());
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// default_cluster must be among the discovered clusters (with a fetching
+/// source it may only appear after the first refresh: a warning then).
+fn check_default_cluster(config: &Config, out: &mut Vec<Problem>) {
+    let Some(default) = &config.default_cluster else {
+        return;
+    };
+    let scan = crate::discovery::Scanner::new(crate::discovery::ScanPlan::from_config(config))
+        .scan(config, true);
+    let names: Vec<&str> = scan.entries.iter().map(|e| e.name.as_str()).collect();
+    if names.contains(&default.as_str()) {
+        return;
+    }
+    let fetching = config.nsk.source != SourceKind::Directory;
+    out.push(problem(
+        "default_cluster",
+        if fetching {
+            Severity::Warning
+        } else {
+            Severity::Error
+        },
+        format!(
+            "{default:?} is not among the discovered clusters ({}){}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            },
+            if fetching {
+                "; it may appear after the first refresh"
+            } else {
+                "; fix default_cluster or add its kubeconfig"
+            }
+        ),
+    ));
 }
 
 fn check_dir(dir: &Path, must_write: bool, out: &mut Vec<Problem>) {

@@ -66,3 +66,83 @@ fn a_missing_config_file_is_named() {
     assert!(!out.status.success());
     assert!(stderr.contains("/nonexistent/nskd.toml"), "{stderr}");
 }
+
+#[test]
+fn packaged_environment_configs_pass_check_config_with_their_variables_set() {
+    let home = tempfile::tempdir().unwrap();
+    let fake = nskd_e2e::fake_nsk::FakeNsk::create(&home.path().join("fake"), Default::default());
+    let path = format!(
+        "{}:{}",
+        fake.dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let packaging = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging");
+    for name in ["production", "staging", "development"] {
+        let file = packaging.join(format!("config-{name}.toml"));
+        let run = |with_token: bool| {
+            let mut cmd = Command::new(bin("nskd"));
+            cmd.arg("check-config")
+                .arg("--config")
+                .arg(&file)
+                .env("HOME", home.path())
+                .env("PATH", &path);
+            for var in [
+                "PROD_RANCHER_TOKEN",
+                "STAGING_RANCHER_TOKEN",
+                "DEV_RANCHER_TOKEN",
+            ] {
+                if with_token {
+                    cmd.env(var, "token-pkgcf:PACKAGEDCONFIGTOKEN0123456789");
+                } else {
+                    cmd.env_remove(var);
+                }
+            }
+            cmd.output().unwrap()
+        };
+        let ok = run(true);
+        let (stdout, stderr) = text(&ok);
+        assert!(ok.status.success(), "{name}: {stdout}{stderr}");
+        assert!(!stdout.contains("PACKAGEDCONFIGTOKEN"), "{stdout}");
+        let missing = run(false);
+        let (stdout, _) = text(&missing);
+        assert!(
+            !missing.status.success(),
+            "{name} without its token must fail"
+        );
+        assert!(
+            stdout.contains("nsk.rancher_token") && stdout.contains("RANCHER_TOKEN"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn check_config_finds_a_missing_nsk_and_an_unknown_default_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kc");
+    std::fs::create_dir(&kc).unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "kubeconfig_dir = {:?}\ndefault_cluster = \"c1-nowhere\"\n[nsk]\nsource = \"nsk\"\nnsk_path = \"/nonexistent/nsk\"\nrancher_url = \"https://rancher.example.com\"\n",
+            kc.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin("nskd"))
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let (stdout, _) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("nsk.nsk_path") && stdout.contains("/nonexistent/nsk"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("default_cluster") && stdout.contains("c1-nowhere"),
+        "{stdout}"
+    );
+}

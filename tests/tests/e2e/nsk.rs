@@ -417,6 +417,14 @@ fn an_expired_token_is_not_retried_and_says_what_to_do() {
         stdout.contains("check FAILED") && stdout.contains("renew"),
         "{stdout}"
     );
+    let doctor = d.nskctl(&["doctor"]);
+    let (report, _) = text(&doctor);
+    assert_eq!(doctor.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FAIL  rancher token:") && report.contains("renew"),
+        "{report}"
+    );
+    assert_no_token("nskctl doctor", &report);
     assert_no_token("nskctl source", &stdout);
     // A wrong token: the invalid-token message, also not retried.
     fake.update(|s| {

@@ -175,3 +175,48 @@ fn nskctl_exit_codes_and_messages() {
         "{stderr}"
     );
 }
+
+#[test]
+fn doctor_passes_a_clean_setup_and_names_each_problem_of_a_broken_one() {
+    let Some(rig) = rig_or_skip() else { return };
+    let clean = Daemon::start(&DaemonSpec::default(), |dir| {
+        rig.write_kubeconfigs(dir, &SHARED)
+    });
+    let out = clean.nskctl(&["doctor"]);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("PASS  daemon")
+            && stdout.contains("PASS  cluster c1-lax1: Ready v1.20.2 3/3 nodes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("certificate expiry"), "{stdout}");
+
+    let port = refused_port();
+    let broken = Daemon::start(&DaemonSpec::default(), |dir| {
+        rig.write_kubeconfigs(dir, &["c1-sv5"]);
+        rig.write_unreachable(dir, "c9-dead", "c1-sv5", port);
+    });
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&broken.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = broken.nskctl(&["doctor"]);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  socket:") && stdout.contains("0666"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL  cluster c9-dead: NotReady"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PASS  cluster c1-sv5"), "{stdout}");
+
+    let gone = nskctl(&broken.home.path().join("nowhere.sock"), &["doctor"]);
+    let (stdout, _) = text(&gone);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        stdout.contains("FAIL  daemon: nskd is not running"),
+        "{stdout}"
+    );
+}

@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod autostart;
 pub mod client;
 pub mod present;
 pub mod refresh_view;

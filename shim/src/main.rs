@@ -24,6 +24,13 @@ struct Cli {
     /// Socket path (default: $XDG_RUNTIME_DIR/nskd/<env>.sock).
     #[arg(long, env = "NSKD_SOCKET")]
     socket: Option<std::path::PathBuf>,
+    /// Start nskd for this environment when it is not running (for hosts
+    /// without systemd); many shims starting at once start one daemon.
+    #[arg(long, env = "NSKD_START_DAEMON")]
+    start_daemon: bool,
+    /// Config file for a daemon started with --start-daemon (default: nskd's own).
+    #[arg(long, requires = "start_daemon")]
+    daemon_config: Option<std::path::PathBuf>,
     /// Log level for the shim's own stderr log.
     #[arg(long, env = "NSKD_LOG_LEVEL", default_value = "warn")]
     log_level: String,
@@ -58,7 +65,20 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let session = session::Session::new(location);
+        let starter = if cli.start_daemon {
+            match nskd_proto::autostart::Starter::find(cli.daemon_config.clone()) {
+                Some(s) => Some(s),
+                None => {
+                    eprintln!(
+                        "mcp-shim: --start-daemon: nskd not found next to mcp-shim or on PATH"
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            None
+        };
+        let session = session::Session::new(location).with_starter(starter);
         tracing::debug!(session = session.id(), "mcp-shim starting");
         let server = match tools::NskdTools::new(session)
             .serve(rmcp::transport::stdio())

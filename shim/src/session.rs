@@ -4,7 +4,8 @@
 use std::{future::Future, sync::Arc};
 
 use nskd_proto::{
-    client::{Identity, Link, is_connection_lost},
+    autostart::Starter,
+    client::{ConnectError, Identity, Link, is_connection_lost},
     socket::SocketLocation,
     v1::DaemonInfo,
 };
@@ -25,6 +26,8 @@ pub struct Session {
     link: Arc<OnceCell<Link>>,
     /// `None` until the agent picks a cluster or the daemon's default is known.
     active: Arc<Mutex<Option<String>>>,
+    /// Starts the daemon when it is not running (opt-in).
+    starter: Option<Starter>,
 }
 
 impl Session {
@@ -39,6 +42,28 @@ impl Session {
             session_id: format!("{:x}-{:x}", std::process::id(), nanos),
             link: Arc::new(OnceCell::new()),
             active: Arc::new(Mutex::new(None)),
+            starter: None,
+        }
+    }
+
+    /// Starts the daemon on demand with `starter`, if given.
+    pub fn with_starter(mut self, starter: Option<Starter>) -> Self {
+        self.starter = starter;
+        self
+    }
+
+    /// The link's channel, starting the daemon first when allowed and needed.
+    async fn channel(&self, link: &Link) -> Result<(Channel, DaemonInfo), String> {
+        match link.channel().await {
+            Err(ConnectError::NotRunning { .. }) if self.starter.is_some() => {
+                let starter = self.starter.clone().expect("checked above");
+                let location = self.location.clone();
+                tokio::task::spawn_blocking(move || starter.ensure_running(&location))
+                    .await
+                    .map_err(|e| format!("starting nskd failed: {e}"))??;
+                link.channel().await.map_err(|e| e.to_string())
+            }
+            other => other.map_err(|e| e.to_string()),
         }
     }
 
@@ -72,7 +97,7 @@ impl Session {
         let link = self.link(client_name).await;
         let mut attempt = 0;
         loop {
-            let (channel, info) = link.channel().await.map_err(|e| e.to_string())?;
+            let (channel, info) = self.channel(link).await?;
             let mut identity = link.identity().clone();
             identity.tool = CURRENT_TOOL.try_with(Clone::clone).unwrap_or_default();
             match f(channel, &identity).await {

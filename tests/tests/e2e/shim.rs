@@ -271,3 +271,58 @@ async fn shim_starts_without_daemon_explains_and_connects_once_it_runs() {
     assert_eq!(data_lines(&again).len(), 2, "{again}");
     shim.close().await;
 }
+
+/// nskd processes serving `socket` (by command line).
+fn daemons_on(socket: &std::path::Path) -> Vec<i32> {
+    let want = socket.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.split_whitespace()
+                .next()
+                .is_some_and(|exe| exe.ends_with("/nskd"))
+                && cmd.contains(&want)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shims_with_start_daemon_start_exactly_one_daemon() {
+    let Some(rig) = rig_or_skip() else { return };
+    let d = Daemon::prepare(&DaemonSpec::default(), |dir| {
+        rig.write_kubeconfigs(dir, &["c1-dfw1"])
+    });
+    let config = d.config.display().to_string();
+    let extra = ["--start-daemon", "--daemon-config", config.as_str()];
+    let shims = tokio::join!(
+        Shim::start_with(&d.socket, &extra),
+        Shim::start_with(&d.socket, &extra),
+        Shim::start_with(&d.socket, &extra),
+    );
+    let answers = tokio::join!(
+        shims.0.call("namespaces_list", json!({})),
+        shims.1.call("namespaces_list", json!({})),
+        shims.2.call("namespaces_list", json!({})),
+    );
+    let pids = daemons_on(&d.socket);
+    for pid in &pids {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(*pid).unwrap(),
+            rustix::process::Signal::TERM,
+        );
+    }
+    for a in [&answers.0, &answers.1, &answers.2] {
+        assert!(!a.is_error && a.text.contains("shop"), "{}", a.text);
+    }
+    assert_eq!(
+        pids.len(),
+        1,
+        "exactly one daemon for three shims: {pids:?}"
+    );
+    for s in [shims.0, shims.1, shims.2] {
+        s.close().await;
+    }
+}

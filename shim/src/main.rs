@@ -3,6 +3,7 @@
 //! is contacted on the first tool call, and again after it restarts.
 
 mod args;
+mod http;
 mod nsk_tools;
 mod render;
 mod session;
@@ -31,6 +32,14 @@ struct Cli {
     /// Config file for a daemon started with --start-daemon (default: nskd's own).
     #[arg(long, requires = "start_daemon")]
     daemon_config: Option<std::path::PathBuf>,
+    /// Serve MCP over streamable HTTP on this address (e.g. 127.0.0.1:8080,
+    /// path /mcp) instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// File holding the bearer token HTTP clients must send (default:
+    /// $NSKD_SHIM_TOKEN). Required when --http binds beyond loopback.
+    #[arg(long, requires = "http")]
+    http_token_file: Option<std::path::PathBuf>,
     /// Log level for the shim's own stderr log.
     #[arg(long, env = "NSKD_LOG_LEVEL", default_value = "warn")]
     log_level: String,
@@ -78,6 +87,30 @@ fn main() -> ExitCode {
         } else {
             None
         };
+        if let Some(addr) = cli.http {
+            let token = match &cli.http_token_file {
+                Some(f) => match std::fs::read_to_string(f) {
+                    Ok(t) => Some(t.trim().to_string()).filter(|t| !t.is_empty()),
+                    Err(e) => {
+                        eprintln!(
+                            "mcp-shim: cannot read --http-token-file {}: {e}",
+                            f.display()
+                        );
+                        return ExitCode::from(2);
+                    }
+                },
+                None => std::env::var("NSKD_SHIM_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty()),
+            };
+            return match http::serve(addr, location, starter, token).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mcp-shim: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         let session = session::Session::new(location).with_starter(starter);
         tracing::debug!(session = session.id(), "mcp-shim starting");
         let server = match tools::NskdTools::new(session)

@@ -4,6 +4,7 @@
 
 mod config;
 mod discovery;
+mod http_shim;
 mod nsk;
 mod observe;
 mod rancher;

@@ -1,0 +1,184 @@
+//! mcp-shim --http: MCP over streamable HTTP, per-session active clusters,
+//! and the bearer token beyond loopback.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use nskd_e2e::{
+    bins::bin,
+    daemon::{Daemon, DaemonSpec},
+    endpoints::refused_port,
+    rig::SHARED,
+};
+use serde_json::{Value, json};
+
+use crate::{eventually, rig_or_skip};
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One POST /mcp: status, session id header, and the JSON-RPC message in the body (SSE or JSON).
+fn post(
+    port: u16,
+    session: Option<&str>,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, Option<String>, Option<Value>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.to_string();
+    let mut head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(id) = session {
+        head.push_str(&format!("Mcp-Session-Id: {id}\r\n"));
+    }
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    write!(s, "{head}\r\n{body}").unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (headers, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let session = headers.lines().find_map(|l| {
+        l.to_lowercase()
+            .starts_with("mcp-session-id:")
+            .then(|| l.split_once(':').unwrap().1.trim().to_string())
+    });
+    let message = rest
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("data:")
+                .map(str::trim)
+                .or(l.trim().starts_with('{').then_some(l.trim()))
+        })
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.get("id").is_some());
+    (status, session, message)
+}
+
+fn initialize(port: u16, token: Option<&str>) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e-http", "version": "1"}}});
+    let (status, session, message) = post(port, None, token, &init);
+    assert_eq!(status, 200, "{message:?}");
+    let session = session.expect("Mcp-Session-Id");
+    post(
+        port,
+        Some(&session),
+        token,
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
+    session
+}
+
+fn call(port: u16, session: &str, token: Option<&str>, tool: &str, args: Value) -> String {
+    let req = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+    let (status, _, message) = post(port, Some(session), token, &req);
+    assert_eq!(status, 200, "{tool}: {message:?}");
+    let message = message.unwrap_or_else(|| panic!("{tool}: no JSON-RPC answer"));
+    message["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{message}"))
+        .to_string()
+}
+
+fn start_shim(socket: &std::path::Path, addr: &str, token: Option<&str>) -> Killed {
+    let mut cmd = Command::new(bin("mcp-shim"));
+    cmd.arg("--http")
+        .arg(addr)
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    match token {
+        Some(t) => cmd.env("NSKD_SHIM_TOKEN", t),
+        None => cmd.env_remove("NSKD_SHIM_TOKEN"),
+    };
+    Killed(cmd.spawn().unwrap())
+}
+
+#[test]
+fn http_sessions_keep_their_own_active_cluster() {
+    let Some(rig) = rig_or_skip() else { return };
+    let spec = DaemonSpec {
+        default_cluster: Some("c1-sv5".into()),
+        ..DaemonSpec::default()
+    };
+    let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &SHARED));
+    let port = refused_port();
+    let _shim = start_shim(&d.socket, &format!("127.0.0.1:{port}"), None);
+    assert!(
+        eventually(10.0, || TcpStream::connect(("127.0.0.1", port)).ok()).is_some(),
+        "shim did not listen"
+    );
+
+    let a = initialize(port, None);
+    let b = initialize(port, None);
+    assert_ne!(a, b);
+    call(port, &a, None, "cluster_use", json!({"cluster": "c1-lax1"}));
+    assert!(call(port, &a, None, "cluster_current", json!({})).contains("c1-lax1"));
+    assert!(call(port, &b, None, "cluster_current", json!({})).contains("c1-sv5"));
+    let ns = call(
+        port,
+        &a,
+        None,
+        "namespaces_list",
+        json!({"labelSelector": "cluster=c1-lax1"}),
+    );
+    assert_eq!(
+        ns.lines().filter(|l| !l.trim().is_empty()).count(),
+        4,
+        "header + 3 namespaces of c1-lax1:\n{ns}"
+    );
+}
+
+#[test]
+fn beyond_loopback_a_bearer_token_is_required() {
+    let Some(rig) = rig_or_skip() else { return };
+    let d = Daemon::start(&DaemonSpec::default(), |dir| {
+        rig.write_kubeconfigs(dir, &["c1-sv5"])
+    });
+    let port = refused_port();
+    let mut open = start_shim(&d.socket, &format!("0.0.0.0:{port}"), None);
+    let status =
+        eventually(5.0, || open.0.try_wait().ok().flatten()).expect("must refuse to start");
+    assert!(!status.success());
+    let mut stderr = String::new();
+    open.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("NSKD_SHIM_TOKEN"), "{stderr}");
+
+    let token = "e2e-shim-token-0123456789";
+    let _shim = start_shim(&d.socket, &format!("0.0.0.0:{port}"), Some(token));
+    assert!(eventually(10.0, || TcpStream::connect(("127.0.0.1", port)).ok()).is_some());
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}});
+    assert_eq!(post(port, None, None, &init).0, 401);
+    assert_eq!(
+        post(port, None, Some("wrong-token-wrong-token-0"), &init).0,
+        401
+    );
+    let session = initialize(port, Some(token));
+    assert!(call(port, &session, Some(token), "namespaces_list", json!({})).contains("shop"));
+}

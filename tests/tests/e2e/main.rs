@@ -7,6 +7,7 @@ mod discovery;
 mod http_shim;
 mod nsk;
 mod observe;
+mod packaging;
 mod rancher;
 mod shim;
 mod socket;

@@ -82,6 +82,13 @@ enum Command {
     Source,
     /// Check everything: socket, daemon, versions, token, refresh, each cluster, expiries.
     Doctor,
+    /// Print shell completions for nskctl (e.g. `nskctl completions bash > /etc/bash_completion.d/nskctl`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print nskctl's man page (roff): `nskctl man > ~/.local/share/man/man1/nskctl.1`.
+    Man,
     /// Install the systemd user units (nskd@.service, nskd@.socket) for this nskd.
     InstallUnits {
         /// Where to write them (default: ~/.config/systemd/user).
@@ -119,6 +126,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return units::install(dir.clone(), nskd.clone(), cli.environment.as_deref());
     }
     let location = SocketLocation::resolve(cli.socket.as_deref(), cli.environment.as_deref())?;
+    match &cli.command {
+        Command::Completions { shell } => {
+            nskd_proto::cli_docs::handle(
+                <Cli as clap::CommandFactory>::command(),
+                Some(*shell),
+                false,
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            nskd_proto::cli_docs::handle(<Cli as clap::CommandFactory>::command(), None, true);
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     if let Command::Doctor = cli.command {
         return doctor::run(&location).await;
     }
@@ -161,7 +183,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get { cluster, save } => source_cmds::get(&client, cluster, save, cli.json).await,
         Command::Source => source_cmds::source(&client, cli.json).await,
         Command::Audit { tail, follow } => audit::show(client.info(), tail, follow, cli.json).await,
-        Command::InstallUnits { .. } | Command::Doctor => unreachable!("handled before connecting"),
+        Command::InstallUnits { .. }
+        | Command::Doctor
+        | Command::Completions { .. }
+        | Command::Man => {
+            unreachable!("handled before connecting")
+        }
         Command::Status {
             cluster,
             cached,

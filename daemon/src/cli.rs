@@ -12,6 +12,12 @@ use crate::config::{Overrides, parse_bool};
 #[derive(Debug, Parser)]
 #[command(name = "nskd", version, about, long_about = None)]
 pub struct Cli {
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL", hide = true)]
+    pub completions: Option<clap_complete::Shell>,
+    /// Print the man page (roff) and exit.
+    #[arg(long, hide = true)]
+    pub man: bool,
     /// What to do (default: run the daemon).
     #[command(subcommand)]
     pub command: Option<Command>,

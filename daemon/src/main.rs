@@ -12,6 +12,13 @@ use nskd_proto::socket::SocketLocation;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if nskd_proto::cli_docs::handle(
+        <Cli as clap::CommandFactory>::command(),
+        cli.completions,
+        cli.man,
+    ) {
+        return ExitCode::SUCCESS;
+    }
     let file = cli.config_file();
     let overrides = cli.overrides();
     match cli.command {

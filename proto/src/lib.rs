@@ -14,6 +14,7 @@
 //! ```
 
 pub mod autostart;
+pub mod cli_docs;
 pub mod client;
 pub mod present;
 pub mod refresh_view;

@@ -19,6 +19,12 @@ use rmcp::ServiceExt;
 #[derive(Debug, Parser)]
 #[command(name = "mcp-shim", version, about)]
 struct Cli {
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL", hide = true)]
+    completions: Option<clap_complete::Shell>,
+    /// Print the man page (roff) and exit.
+    #[arg(long, hide = true)]
+    man: bool,
     /// Environment whose daemon to use (names the socket).
     #[arg(long = "env", env = "NSKD_ENV")]
     environment: Option<String>,
@@ -47,6 +53,13 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if nskd_proto::cli_docs::handle(
+        <Cli as clap::CommandFactory>::command(),
+        cli.completions,
+        cli.man,
+    ) {
+        return ExitCode::SUCCESS;
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)

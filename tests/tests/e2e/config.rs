@@ -146,3 +146,18 @@ fn check_config_finds_a_missing_nsk_and_an_unknown_default_cluster() {
         "{stdout}"
     );
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_real_flags() {
+    let run = |bin_name: &str, args: &[&str]| {
+        let out = Command::new(bin(bin_name)).args(args).output().unwrap();
+        assert!(out.status.success(), "{bin_name} {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run("nskctl", &["completions", "bash"]).contains("install-units"));
+    assert!(run("nskctl", &["man"]).contains(".TH nskctl 1"));
+    assert!(run("nskd", &["--man"]).contains("nsk\\-refresh\\-interval"));
+    assert!(run("nskd", &["--completions", "zsh"]).contains("--kubeconfig-dir"));
+    assert!(run("mcp-shim", &["--man"]).contains("start\\-daemon"));
+    assert!(run("mcp-shim", &["--completions", "fish"]).contains("http-token-file"));
+}

@@ -229,9 +229,20 @@ impl App {
         }
     }
 
-    /// Lists on every target cluster in parallel, each within its deadline.
-    pub async fn list(&self, targets: Vec<String>, args: &ListArgs) -> Vec<ClusterAnswer> {
+    /// Runs `op` on every target cluster in parallel, each within its
+    /// deadline, feeding the health tracker and the latency metric.
+    pub async fn each<F, Fut>(
+        &self,
+        targets: Vec<String>,
+        operation: &'static str,
+        op: F,
+    ) -> Vec<ClusterAnswer>
+    where
+        F: Fn(Arc<crate::pool::ClusterClient>, OpOptions) -> Fut,
+        Fut: std::future::Future<Output = Result<Rendered, OpError>>,
+    {
         let opts = self.op_options();
+        let op = &op;
         join_all(targets.into_iter().map(|name| {
             let opts = opts.clone();
             async move {
@@ -239,11 +250,11 @@ impl App {
                 let result = async {
                     let entry = self.cluster(&name)?;
                     let cc = self.pool.get(&entry).await?;
-                    list(&cc, args, &opts).await
+                    op(cc, opts).await
                 }
                 .await;
                 let elapsed = started.elapsed();
-                self.note_call(&name, &result, elapsed);
+                self.note_call(&name, operation, &result, elapsed);
                 ClusterAnswer {
                     cluster: name,
                     result,
@@ -254,14 +265,35 @@ impl App {
         .await
     }
 
+    /// Lists on every target cluster.
+    pub async fn list(&self, targets: Vec<String>, args: &ListArgs) -> Vec<ClusterAnswer> {
+        self.each(targets, "list", |cc, opts| async move {
+            list(&cc, args, &opts).await
+        })
+        .await
+    }
+
+    /// Gets one object on every target cluster.
+    pub async fn get(
+        &self,
+        targets: Vec<String>,
+        args: &crate::ops::get::GetArgs,
+    ) -> Vec<ClusterAnswer> {
+        self.each(targets, "get", |cc, opts| async move {
+            crate::ops::get::get(&cc, args, &opts).await
+        })
+        .await
+    }
+
     /// Feeds a real call's outcome to the health tracker.
     fn note_call<T>(
         &self,
         cluster: &str,
+        operation: &'static str,
         result: &Result<T, OpError>,
         elapsed: std::time::Duration,
     ) {
-        crate::metrics::api_latency(cluster, "list", elapsed);
+        crate::metrics::api_latency(cluster, operation, elapsed);
         match result {
             Ok(_) => self.tracker.record_call(cluster, Ok(elapsed)),
             Err(e) if e.is_cluster_failure() => {

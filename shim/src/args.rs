@@ -132,3 +132,133 @@ pub struct NskGetArgs {
     #[serde(default)]
     pub save: bool,
 }
+
+/// resources_list.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesListArgs {
+    /// apiVersion of the kind, e.g. "v1", "apps/v1", "networking.k8s.io/v1" (empty: found through discovery).
+    #[serde(default, rename = "apiVersion")]
+    pub api_version: String,
+    /// Kind, e.g. "Deployment", "ConfigMap", or a CRD's kind (plural and short names work too).
+    pub kind: String,
+    /// Namespace (default: all namespaces).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Label selector, e.g. "app=web".
+    #[serde(default, rename = "labelSelector")]
+    pub label_selector: Option<String>,
+    /// Field selector, e.g. "metadata.name=web".
+    #[serde(default, rename = "fieldSelector")]
+    pub field_selector: Option<String>,
+    /// At most this many objects per cluster.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    /// table (default), yaml or json.
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// resources_get.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesGetArgs {
+    /// apiVersion of the kind, e.g. "v1", "apps/v1" (empty: found through discovery).
+    #[serde(default, rename = "apiVersion")]
+    pub api_version: String,
+    /// Kind, e.g. "Deployment" (plural and short names work too).
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace of a namespaced kind (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    /// yaml (default) or json.
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// pods_get.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PodsGetArgs {
+    /// Pod name.
+    pub name: String,
+    /// Namespace (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    /// yaml (default) or json.
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// pods_list_in_namespace.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PodsInNamespaceArgs {
+    /// Namespace to list pods from.
+    pub namespace: String,
+    /// Label selector, e.g. "app=web".
+    #[serde(default, rename = "labelSelector")]
+    pub label_selector: Option<String>,
+    /// Field selector, e.g. "status.phase=Running".
+    #[serde(default, rename = "fieldSelector")]
+    pub field_selector: Option<String>,
+    /// At most this many pods per cluster.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    /// table (default), yaml or json.
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// nodes_list and events_list.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SimpleListArgs {
+    /// Namespace (events only; default: all namespaces).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Label selector.
+    #[serde(default, rename = "labelSelector")]
+    pub label_selector: Option<String>,
+    /// Field selector, e.g. "involvedObject.name=web-1" for events.
+    #[serde(default, rename = "fieldSelector")]
+    pub field_selector: Option<String>,
+    /// At most this many items per cluster.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    /// table (default), yaml or json.
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}

@@ -4,6 +4,7 @@
 
 mod args;
 mod http;
+mod kube_tools;
 mod nsk_tools;
 mod render;
 mod session;

@@ -44,7 +44,7 @@ pub(crate) fn client_name(ctx: &RequestContext<RoleServer>) -> String {
         .unwrap_or_else(|| "unknown-mcp-client".into())
 }
 
-fn output(o: Option<OutputFormat>) -> i32 {
+pub(crate) fn output(o: Option<OutputFormat>) -> i32 {
     match o.unwrap_or_default() {
         OutputFormat::Table => pb::OutputFormat::Table as i32,
         OutputFormat::Yaml => pb::OutputFormat::Yaml as i32,
@@ -57,13 +57,17 @@ impl NskdTools {
     pub fn new(session: Session) -> Self {
         Self {
             session,
-            tool_router: Self::tool_router() + Self::nsk_tool_router(),
+            tool_router: Self::tool_router() + Self::nsk_tool_router() + Self::kube_tool_router(),
         }
     }
 
     /// The target of a call: `clusters` if given, else `cluster`, else the
     /// session's active cluster (the daemon falls back to its default).
-    async fn target(&self, cluster: Option<String>, clusters: Option<&ClusterSet>) -> pb::Target {
+    pub(crate) async fn target(
+        &self,
+        cluster: Option<String>,
+        clusters: Option<&ClusterSet>,
+    ) -> pb::Target {
         let cluster = match cluster.filter(|c| !c.is_empty()) {
             Some(c) => c,
             None => self.session.active().await.unwrap_or_default(),
@@ -74,7 +78,7 @@ impl NskdTools {
         }
     }
 
-    async fn list(
+    pub(crate) async fn list(
         &self,
         ctx: &RequestContext<RoleServer>,
         request: pb::ListRequest,
@@ -109,7 +113,7 @@ impl NskdTools {
             open_world_hint = false
         )
     )]
-    async fn clusters_list(
+    pub(crate) async fn clusters_list(
         &self,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::Caller;
 use crate::{
     app::{App, ClusterAnswer, Targets},
-    ops::{Output, list::ListArgs},
+    ops::{Output, get::GetArgs, list::ListArgs},
 };
 
 /// The Kube service.
@@ -69,34 +69,26 @@ fn result(answers: Vec<ClusterAnswer>, skipped: Vec<String>) -> pb::KubeResult {
     }
 }
 
-#[tonic::async_trait]
-impl Kube for KubeService {
-    async fn list(
+/// What a read call was about, for the audit log.
+struct ReadFacts {
+    verb: &'static str,
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+impl KubeService {
+    /// Audits a read, marks partial/failed answers for the metrics, and
+    /// builds the response.
+    fn answer(
         &self,
-        request: Request<pb::ListRequest>,
-    ) -> Result<Response<pb::KubeResult>, Status> {
-        let caller = Caller::of(&request);
-        let req = request.into_inner();
-        let targets = self.targets(req.target.as_ref())?;
-        let span = tracing::debug_span!("list", session = %caller.session, client = %caller.client, tool = %caller.tool, kind = %req.kind, clusters = ?targets.names);
-        let _enter = span.enter();
-        let args = ListArgs {
-            api_version: req.api_version,
-            kind: req.kind,
-            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
-            label_selector: Some(req.label_selector),
-            field_selector: Some(req.field_selector),
-            limit: req.limit,
-            output: output(req.output),
-        };
-        drop(_enter);
-        let started = std::time::Instant::now();
-        let clusters = targets.names.join(",");
-        let (namespace, kind) = (
-            args.namespace.clone().unwrap_or_default(),
-            args.kind.clone(),
-        );
-        let answers = self.app.list(targets.names, &args).await;
+        caller: &Caller,
+        facts: ReadFacts,
+        clusters: &str,
+        started: std::time::Instant,
+        answers: Vec<ClusterAnswer>,
+        skipped: Vec<String>,
+    ) -> Response<pb::KubeResult> {
         let failed: Vec<String> = answers
             .iter()
             .filter_map(|a| {
@@ -112,12 +104,13 @@ impl Kube for KubeService {
             failed.join("; ")
         };
         let mut entry =
-            crate::audit::entry(&caller, "list", &clusters, &outcome, started.elapsed());
-        entry.resource = kind;
-        entry.namespace = namespace;
+            crate::audit::entry(caller, facts.verb, clusters, &outcome, started.elapsed());
+        entry.resource = facts.kind;
+        entry.namespace = facts.namespace;
+        entry.name = facts.name;
         self.app.audit.record(entry, false);
         let total = answers.len();
-        let mut resp = Response::new(result(answers, targets.skipped));
+        let mut resp = Response::new(result(answers, skipped));
         if !failed.is_empty() {
             super::mark_outcome(
                 &mut resp,
@@ -128,6 +121,65 @@ impl Kube for KubeService {
                 },
             );
         }
-        Ok(resp)
+        resp
+    }
+}
+
+#[tonic::async_trait]
+impl Kube for KubeService {
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        let targets = self.targets(req.target.as_ref())?;
+        tracing::debug!(session = %caller.session, client = %caller.client, tool = %caller.tool, kind = %req.kind, clusters = ?targets.names, "list");
+        let args = ListArgs {
+            api_version: req.api_version,
+            kind: req.kind,
+            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
+            label_selector: Some(req.label_selector),
+            field_selector: Some(req.field_selector),
+            limit: req.limit,
+            output: output(req.output),
+        };
+        let started = std::time::Instant::now();
+        let clusters = targets.names.join(",");
+        let facts = ReadFacts {
+            verb: "list",
+            kind: args.kind.clone(),
+            namespace: args.namespace.clone().unwrap_or_default(),
+            name: String::new(),
+        };
+        let answers = self.app.list(targets.names, &args).await;
+        Ok(self.answer(&caller, facts, &clusters, started, answers, targets.skipped))
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        let targets = self.targets(req.target.as_ref())?;
+        tracing::debug!(session = %caller.session, client = %caller.client, tool = %caller.tool, kind = %req.kind, name = %req.name, clusters = ?targets.names, "get");
+        let args = GetArgs {
+            api_version: req.api_version,
+            kind: req.kind,
+            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
+            name: req.name,
+            output: output(req.output),
+        };
+        let started = std::time::Instant::now();
+        let clusters = targets.names.join(",");
+        let facts = ReadFacts {
+            verb: "get",
+            kind: args.kind.clone(),
+            namespace: args.namespace.clone().unwrap_or_default(),
+            name: args.name.clone(),
+        };
+        let answers = self.app.get(targets.names, &args).await;
+        Ok(self.answer(&caller, facts, &clusters, started, answers, targets.skipped))
     }
 }

@@ -2,6 +2,7 @@
 //! discovery, calls with deadlines, and output shaped for agents.
 
 pub mod discovery;
+pub mod get;
 pub mod list;
 pub mod shape;
 pub mod table;

@@ -5,6 +5,7 @@
 mod config;
 mod discovery;
 mod http_shim;
+mod kube_tools;
 mod nsk;
 mod observe;
 mod packaging;

@@ -1,0 +1,219 @@
+//! Generic Kubernetes read tools with the Go kubernetes-mcp-server's names
+//! and argument names: any kind through API discovery, per-call cluster
+//! targeting, `clusters` for many clusters at once.
+
+use nskd_proto::v1::{self as pb, kube_client::KubeClient};
+use rmcp::{
+    ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
+    service::RequestContext, tool, tool_router,
+};
+
+use crate::{
+    args::{
+        OutputFormat, PodsGetArgs, PodsInNamespaceArgs, ResourcesGetArgs, ResourcesListArgs,
+        SimpleListArgs,
+    },
+    render,
+    tools::{NskdTools, client_name, fail, ok, output},
+};
+
+impl NskdTools {
+    async fn get(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        request: pb::GetRequest,
+    ) -> Result<CallToolResult, McpError> {
+        let result = self
+            .session
+            .call(&client_name(ctx), |ch, id| {
+                let mut client = KubeClient::new(ch);
+                let req = id.request(request.clone());
+                async move { client.get(req).await }
+            })
+            .await;
+        match result {
+            Ok((r, _)) => {
+                let (text, failed) = render::kube_result(&r);
+                if failed { fail(text) } else { ok(text) }
+            }
+            Err(e) => fail(e),
+        }
+    }
+
+    /// A list of `api_version`/`kind` with the common arguments.
+    async fn list_kind(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        api_version: &str,
+        kind: &str,
+        args: SimpleListArgs,
+    ) -> Result<CallToolResult, McpError> {
+        let target = self.target(args.cluster, args.clusters.as_ref()).await;
+        let request = pb::ListRequest {
+            target: Some(target),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: args.namespace.unwrap_or_default(),
+            label_selector: args.label_selector.unwrap_or_default(),
+            field_selector: args.field_selector.unwrap_or_default(),
+            limit: args.limit.unwrap_or(0),
+            output: output(args.output),
+        };
+        self.list(ctx, request).await
+    }
+}
+
+/// YAML unless JSON was asked for (a single object has no table).
+fn object_output(o: Option<OutputFormat>) -> i32 {
+    match o {
+        Some(OutputFormat::Json) => pb::OutputFormat::Json as i32,
+        _ => pb::OutputFormat::Yaml as i32,
+    }
+}
+
+#[tool_router(router = kube_tool_router, vis = "pub(crate)")]
+impl NskdTools {
+    #[tool(
+        name = "resources_list",
+        description = "List Kubernetes resources of any kind (including CRDs, resolved through API discovery) by apiVersion and kind, in all namespaces or in `namespace`, filtered by labelSelector / fieldSelector; on the active cluster, `cluster`, or several `clusters` (\"*\" = all healthy). Large answers are capped with a note on how to narrow.",
+        annotations(
+            title = "Resources: List",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn resources_list(
+        &self,
+        Parameters(args): Parameters<ResourcesListArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let target = self.target(args.cluster, args.clusters.as_ref()).await;
+        let request = pb::ListRequest {
+            target: Some(target),
+            api_version: args.api_version,
+            kind: args.kind,
+            namespace: args.namespace.unwrap_or_default(),
+            label_selector: args.label_selector.unwrap_or_default(),
+            field_selector: args.field_selector.unwrap_or_default(),
+            limit: args.limit.unwrap_or(0),
+            output: output(args.output),
+        };
+        self.list(&ctx, request).await
+    }
+
+    #[tool(
+        name = "resources_get",
+        description = "Get one Kubernetes resource of any kind by apiVersion, kind, name (and namespace), as YAML (or JSON). managedFields are stripped; Secret values are masked unless the daemon is configured to reveal them.",
+        annotations(
+            title = "Resources: Get",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn resources_get(
+        &self,
+        Parameters(args): Parameters<ResourcesGetArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let target = self.target(args.cluster, args.clusters.as_ref()).await;
+        let request = pb::GetRequest {
+            target: Some(target),
+            api_version: args.api_version,
+            kind: args.kind,
+            namespace: args.namespace.unwrap_or_default(),
+            name: args.name,
+            output: object_output(args.output),
+        };
+        self.get(&ctx, request).await
+    }
+
+    #[tool(
+        name = "pods_get",
+        description = "Get one pod by name (and namespace, default \"default\") as YAML (or JSON), managedFields stripped.",
+        annotations(title = "Pods: Get", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn pods_get(
+        &self,
+        Parameters(args): Parameters<PodsGetArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let target = self.target(args.cluster, args.clusters.as_ref()).await;
+        let request = pb::GetRequest {
+            target: Some(target),
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            namespace: args.namespace.unwrap_or_default(),
+            name: args.name,
+            output: object_output(args.output),
+        };
+        self.get(&ctx, request).await
+    }
+
+    #[tool(
+        name = "pods_list_in_namespace",
+        description = "List the pods of one namespace, filtered by labelSelector / fieldSelector; on the active cluster, `cluster`, or several `clusters`.",
+        annotations(
+            title = "Pods: List in Namespace",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn pods_list_in_namespace(
+        &self,
+        Parameters(args): Parameters<PodsInNamespaceArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let simple = SimpleListArgs {
+            namespace: Some(args.namespace),
+            label_selector: args.label_selector,
+            field_selector: args.field_selector,
+            limit: args.limit,
+            cluster: args.cluster,
+            clusters: args.clusters,
+            output: args.output,
+        };
+        self.list_kind(&ctx, "v1", "Pod", simple).await
+    }
+
+    #[tool(
+        name = "nodes_list",
+        description = "List the nodes of a cluster with status, roles, age and version; filtered by labelSelector; on the active cluster, `cluster`, or several `clusters`.",
+        annotations(title = "Nodes: List", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn nodes_list(
+        &self,
+        Parameters(args): Parameters<SimpleListArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        self.list_kind(&ctx, "v1", "Node", args).await
+    }
+
+    #[tool(
+        name = "configuration_contexts_list",
+        description = "List the contexts (clusters) this environment offers, with their API servers; `*` marks this session's active one. Same as clusters_list, under the Go server's name.",
+        annotations(
+            title = "Configuration: Contexts List",
+            read_only_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn configuration_contexts_list(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        self.clusters_list(ctx).await
+    }
+
+    #[tool(
+        name = "events_list",
+        description = "List Kubernetes events (warnings, scheduling, pulls...) in all namespaces or in `namespace`; narrow with fieldSelector, e.g. \"involvedObject.name=web-1\" or \"type=Warning\".",
+        annotations(title = "Events: List", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn events_list(
+        &self,
+        Parameters(args): Parameters<SimpleListArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        self.list_kind(&ctx, "v1", "Event", args).await
+    }
+}

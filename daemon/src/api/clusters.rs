@@ -79,8 +79,24 @@ impl Clusters for ClustersService {
             req.clusters.clone()
         };
         tracing::debug!(session = %caller.session, clusters = names.len(), refresh = req.refresh, detail = req.detail, "cluster status");
+        let asked_at = std::time::SystemTime::now();
+        let mut probe_deadline = None;
         if req.refresh {
-            self.app.prober.probe_many(names.clone()).await;
+            // Probe in a task of its own and wait at most one probe timeout
+            // (plus a margin): a status answer never waits for more, however
+            // many clusters are dead; late probes still update the tracker.
+            let prober = self.app.prober.clone();
+            let probing = names.clone();
+            let task = tokio::spawn(async move { prober.probe_many(probing).await });
+            let limit =
+                self.app.config.health.probe_timeout + std::time::Duration::from_millis(500);
+            if tokio::time::timeout(limit, task).await.is_err() {
+                tracing::debug!(
+                    clusters = names.len(),
+                    "status answered before every probe finished"
+                );
+                probe_deadline = Some(limit);
+            }
         }
         let details = join_all(names.iter().map(|name| async {
             if req.detail {
@@ -93,11 +109,17 @@ impl Clusters for ClustersService {
         let mut clusters = Vec::with_capacity(names.len());
         for (name, detail) in names.iter().zip(details) {
             let info = self.info(name)?;
-            clusters.push(convert::cluster_health(
-                info,
-                &self.app.tracker.get(name),
-                detail,
-            ));
+            let mut health = self.app.tracker.get(name);
+            // Probed during this call but not answered yet: say so.
+            if let Some(limit) = probe_deadline
+                && health.last_checked.is_none_or(|t| t < asked_at)
+            {
+                health.error = Some(format!(
+                    "cluster {name}: no answer within {} (probe still running; the cluster may be down or overloaded)",
+                    humantime::format_duration(limit)
+                ));
+            }
+            clusters.push(convert::cluster_health(info, &health, detail));
         }
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Response::new(pb::ClusterStatusResponse {

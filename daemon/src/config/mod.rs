@@ -749,7 +749,7 @@ fn read_health(r: &mut Reader) -> HealthConfig {
             .duration("degraded_latency")
             .unwrap_or(Duration::from_secs(1)),
         unhealthy_after: r.integer("unhealthy_after").unwrap_or(3),
-        probe_concurrency: r.integer("probe_concurrency").unwrap_or(32),
+        probe_concurrency: r.integer("probe_concurrency").unwrap_or(64),
     };
     if h.probe_timeout.is_zero() {
         r.error("probe_timeout", "must be more than 0 (e.g. \"5s\")");

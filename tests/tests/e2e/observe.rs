@@ -193,17 +193,20 @@ fn two_hundred_clusters_with_twenty_dead_answer_within_one_probe_timeout() {
     let started = Instant::now();
     let status = d.nskctl_json(&["status"]);
     let took = started.elapsed();
+    eprintln!("status of 200 clusters (20 black-holed) took {took:?}");
     let clusters = status["clusters"].as_array().unwrap();
     assert_eq!(clusters.len(), 200);
     let ready = clusters.iter().filter(|c| c["status"] == "Ready").count();
+    // Dead ones are NotReady, or (probe still running at the deadline)
+    // Unknown with an error saying so.
     let dead = clusters
         .iter()
-        .filter(|c| c["status"] == "NotReady")
+        .filter(|c| c["status"] != "Ready" && c["error"].as_str().is_some_and(|e| !e.is_empty()))
         .count();
     assert_eq!((ready, dead), (180, 20), "{status}");
     // probe_timeout is 3 s; one timeout plus client setup, never 20 timeouts.
     assert!(
-        took.as_secs_f64() < 6.0,
+        took.as_secs_f64() < 4.5,
         "status of 200 clusters took {took:?}"
     );
     let cached = Instant::now();

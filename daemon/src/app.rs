@@ -226,6 +226,7 @@ impl App {
             timeout: self.config.pool.request_timeout,
             max_bytes: self.config.output.max_bytes,
             reveal_secrets: self.config.reveal_secrets,
+            policy: crate::safety::Policy::of(&self.config),
         }
     }
 

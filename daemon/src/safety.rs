@@ -3,6 +3,90 @@
 
 use serde_json::Value;
 
+use crate::{config::Config, error::OpError, ops::discovery::ResolvedKind};
+
+/// The safety switches of an environment.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Environment name (for messages).
+    pub environment: String,
+    /// Only reads.
+    pub read_only: bool,
+    /// No delete/scale/overwriting apply.
+    pub disable_destructive: bool,
+    /// Kinds nobody may touch.
+    pub denied_resources: Vec<String>,
+}
+
+impl Policy {
+    /// From the configuration.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            environment: config.environment().to_string(),
+            read_only: config.read_only,
+            disable_destructive: config.disable_destructive,
+            denied_resources: config.denied_resources.clone(),
+        }
+    }
+}
+
+/// What an operation does, for the safety switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// list, get, status.
+    Read,
+    /// Create or update (apply) where nothing exists yet, rollout restart.
+    Write,
+    /// Delete, scale, exec, run, apply over an existing object.
+    Destructive,
+}
+
+/// Whether `pattern` (`group/version/kind`, `version/kind` for the core
+/// group, or `kind`; `*` matches anything) names `kind`.
+fn denies(pattern: &str, kind: &ResolvedKind) -> bool {
+    let r = &kind.resource;
+    let parts: Vec<&str> = pattern.trim().split('/').collect();
+    let eq = |want: &str, have: &str| want == "*" || want.eq_ignore_ascii_case(have);
+    match parts.as_slice() {
+        [k] => eq(k, &r.kind) || eq(k, &r.plural),
+        [v, k] => r.group.is_empty() && eq(v, &r.version) && (eq(k, &r.kind) || eq(k, &r.plural)),
+        [g, v, k] => eq(g, &r.group) && eq(v, &r.version) && (eq(k, &r.kind) || eq(k, &r.plural)),
+        _ => false,
+    }
+}
+
+/// Refuses `verb` on `kind` when the configuration forbids it, saying
+/// which switch and how to change it.
+pub fn check(
+    policy: &Policy,
+    cluster: &str,
+    verb: Verb,
+    kind: &ResolvedKind,
+    what: &str,
+) -> Result<(), OpError> {
+    let config = policy;
+    if let Some(p) = config.denied_resources.iter().find(|p| denies(p, kind)) {
+        return Err(OpError::InvalidArgument(format!(
+            "cluster {cluster}: {what} refused: {} is in denied_resources ({p:?}) of environment {}; an operator can change that in the daemon's config",
+            kind.display_name(),
+            config.environment
+        )));
+    }
+    if verb != Verb::Read && config.read_only {
+        return Err(OpError::InvalidArgument(format!(
+            "cluster {cluster}: {what} refused: environment {} is read-only (read_only = true / --read-only); only read tools work here",
+            config.environment
+        )));
+    }
+    if verb == Verb::Destructive && config.disable_destructive {
+        return Err(OpError::InvalidArgument(format!(
+            "cluster {cluster}: {what} refused: destructive operations are disabled in environment {} (disable_destructive = true)",
+            config.environment
+        )));
+    }
+    Ok(())
+}
+
 /// Replaces every value of a Secret's `data` / `stringData` with a note of
 /// its size, keeping the keys. Non-Secret objects are left alone.
 pub fn mask_secret(object: &mut Value) {

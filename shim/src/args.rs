@@ -262,3 +262,72 @@ pub struct SimpleListArgs {
     #[serde(default)]
     pub output: Option<OutputFormat>,
 }
+
+/// resources_delete, rollout_restart, rollout_status.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectArgs {
+    /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
+    #[serde(default, rename = "apiVersion")]
+    pub api_version: String,
+    /// Kind, e.g. "Deployment".
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+}
+
+/// pods_delete.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PodsDeleteArgs {
+    /// Pod name.
+    pub name: String,
+    /// Namespace (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+}
+
+/// resources_scale.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleArgs {
+    /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
+    #[serde(default, rename = "apiVersion")]
+    pub api_version: String,
+    /// Kind: Deployment, StatefulSet or ReplicaSet.
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Desired number of replicas.
+    #[serde(alias = "replicas")]
+    pub scale: u32,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+}
+
+/// resources_create_or_update.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyArgs {
+    /// The object(s) as YAML or JSON; several YAML documents separated by "---".
+    pub resource: String,
+    /// Namespace for namespaced objects that name none (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+}

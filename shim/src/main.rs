@@ -3,6 +3,7 @@
 //! is contacted on the first tool call, and again after it restarts.
 
 mod args;
+mod change_tools;
 mod http;
 mod kube_tools;
 mod nsk_tools;

@@ -57,7 +57,10 @@ impl NskdTools {
     pub fn new(session: Session) -> Self {
         Self {
             session,
-            tool_router: Self::tool_router() + Self::nsk_tool_router() + Self::kube_tool_router(),
+            tool_router: Self::tool_router()
+                + Self::nsk_tool_router()
+                + Self::kube_tool_router()
+                + Self::change_tool_router(),
         }
     }
 

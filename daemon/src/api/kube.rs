@@ -182,4 +182,151 @@ impl Kube for KubeService {
         let answers = self.app.get(targets.names, &args).await;
         Ok(self.answer(&caller, facts, &clusters, started, answers, targets.skipped))
     }
+
+    async fn delete(
+        &self,
+        request: Request<pb::ObjectRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let c = self.change(Some(request.into_inner()))?;
+        let started = std::time::Instant::now();
+        let o = c.object.clone();
+        let answers = self
+            .app
+            .each(vec![c.cluster.clone()], "delete", |cc, opts| {
+                let o = o.clone();
+                async move { crate::ops::mutate::delete(&cc, &o, &opts).await }
+            })
+            .await;
+        Ok(self.changed(&caller, "delete", &c, started, answers, true))
+    }
+
+    async fn scale(
+        &self,
+        request: Request<pb::ScaleRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        let c = self.change(req.object)?;
+        let started = std::time::Instant::now();
+        let (o, replicas) = (c.object.clone(), req.replicas);
+        let answers = self
+            .app
+            .each(vec![c.cluster.clone()], "scale", |cc, opts| {
+                let o = o.clone();
+                async move { crate::ops::mutate::scale(&cc, &o, replicas, &opts).await }
+            })
+            .await;
+        Ok(self.changed(&caller, "scale", &c, started, answers, true))
+    }
+
+    async fn apply(
+        &self,
+        request: Request<pb::ApplyRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        let c = self.change(Some(pb::ObjectRequest {
+            cluster: req.cluster.clone(),
+            ..Default::default()
+        }))?;
+        let started = std::time::Instant::now();
+        let namespace = Some(req.namespace).filter(|n| !n.is_empty());
+        let manifest = req.manifest;
+        let answers = self
+            .app
+            .each(vec![c.cluster.clone()], "apply", |cc, opts| {
+                let (manifest, namespace) = (manifest.clone(), namespace.clone());
+                async move {
+                    crate::ops::mutate::apply(&cc, &manifest, namespace.as_deref(), &opts).await
+                }
+            })
+            .await;
+        Ok(self.changed(&caller, "apply", &c, started, answers, true))
+    }
+
+    async fn rollout_restart(
+        &self,
+        request: Request<pb::ObjectRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let c = self.change(Some(request.into_inner()))?;
+        let started = std::time::Instant::now();
+        let o = c.object.clone();
+        let answers = self
+            .app
+            .each(vec![c.cluster.clone()], "rollout_restart", |cc, opts| {
+                let o = o.clone();
+                async move { crate::ops::mutate::rollout_restart(&cc, &o, &opts).await }
+            })
+            .await;
+        Ok(self.changed(&caller, "rollout-restart", &c, started, answers, true))
+    }
+
+    async fn rollout_status(
+        &self,
+        request: Request<pb::ObjectRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let c = self.change(Some(request.into_inner()))?;
+        let started = std::time::Instant::now();
+        let o = c.object.clone();
+        let answers = self
+            .app
+            .each(vec![c.cluster.clone()], "rollout_status", |cc, opts| {
+                let o = o.clone();
+                async move { crate::ops::mutate::rollout_status(&cc, &o, &opts).await }
+            })
+            .await;
+        Ok(self.changed(&caller, "rollout-status", &c, started, answers, false))
+    }
+}
+
+/// What a change request is about, resolved to one cluster.
+struct Change {
+    cluster: String,
+    object: crate::ops::mutate::ObjectRef,
+}
+
+impl KubeService {
+    fn change(&self, r: Option<pb::ObjectRequest>) -> Result<Change, Status> {
+        let r = r.unwrap_or_default();
+        let targets = self.app.targets(&r.cluster, &[])?;
+        Ok(Change {
+            cluster: targets.names.into_iter().next().unwrap_or_default(),
+            object: crate::ops::mutate::ObjectRef {
+                api_version: r.api_version,
+                kind: r.kind,
+                namespace: Some(r.namespace).filter(|n| !n.is_empty()),
+                name: r.name,
+            },
+        })
+    }
+
+    /// Audits a change (always) and answers.
+    fn changed(
+        &self,
+        caller: &Caller,
+        verb: &str,
+        c: &Change,
+        started: std::time::Instant,
+        answers: Vec<ClusterAnswer>,
+        mutating: bool,
+    ) -> Response<pb::KubeResult> {
+        let outcome = match answers.first().map(|a| &a.result) {
+            Some(Err(e)) => e.to_string(),
+            _ => "ok".to_string(),
+        };
+        let mut entry = crate::audit::entry(caller, verb, &c.cluster, &outcome, started.elapsed());
+        entry.resource = c.object.kind.clone();
+        entry.namespace = c.object.namespace.clone().unwrap_or_default();
+        entry.name = c.object.name.clone();
+        self.app.audit.record(entry, mutating);
+        let failed = answers.iter().any(|a| a.result.is_err());
+        let mut resp = Response::new(result(answers, Vec::new()));
+        if failed {
+            super::mark_outcome(&mut resp, "error");
+        }
+        resp
+    }
 }

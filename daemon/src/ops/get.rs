@@ -42,6 +42,13 @@ pub async fn get(
     }
     let started = tokio::time::Instant::now();
     let kind = resolve_kind(cc, &args.api_version, &args.kind, opts.timeout).await?;
+    crate::safety::check(
+        &opts.policy,
+        &cc.name,
+        crate::safety::Verb::Read,
+        &kind,
+        &format!("get {} {}", kind.display_name(), args.name),
+    )?;
     let namespace = kind.namespaced.then(|| {
         args.namespace
             .clone()

@@ -47,6 +47,8 @@ pub struct OpOptions {
     pub max_bytes: usize,
     /// Show Secret values.
     pub reveal_secrets: bool,
+    /// read_only, disable_destructive, denied_resources.
+    pub policy: crate::safety::Policy,
 }
 
 /// Resolves `api_version`/`kind` on this cluster, within `timeout`.
@@ -88,6 +90,13 @@ pub async fn list(
     }
     let started = tokio::time::Instant::now();
     let kind = resolve_kind(cc, &args.api_version, &args.kind, opts.timeout).await?;
+    crate::safety::check(
+        &opts.policy,
+        &cc.name,
+        crate::safety::Verb::Read,
+        &kind,
+        &format!("list {}", kind.display_name()),
+    )?;
     let namespace = args
         .namespace
         .as_deref()

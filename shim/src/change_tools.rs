@@ -1,0 +1,224 @@
+//! Tools that change clusters: delete, scale, create-or-update (server-side
+//! apply), rollout restart, plus rollout status. The daemon enforces
+//! read_only / disable_destructive / denied_resources and audits each call.
+
+use nskd_proto::v1::{self as pb, kube_client::KubeClient};
+use rmcp::{
+    ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
+    service::RequestContext, tool, tool_router,
+};
+
+use crate::{
+    args::{ApplyArgs, ObjectArgs, PodsDeleteArgs, ScaleArgs},
+    render,
+    tools::{NskdTools, client_name, fail, ok},
+};
+
+/// Which Kube RPC a change goes to.
+#[derive(Debug, Clone)]
+enum ChangeCall {
+    Delete(pb::ObjectRequest),
+    Scale(pb::ScaleRequest),
+    Apply(pb::ApplyRequest),
+    Restart(pb::ObjectRequest),
+    Status(pb::ObjectRequest),
+}
+
+impl NskdTools {
+    async fn cluster_or_active(&self, cluster: Option<String>) -> String {
+        match cluster.filter(|c| !c.is_empty()) {
+            Some(c) => c,
+            None => self.session.active().await.unwrap_or_default(),
+        }
+    }
+
+    async fn object(&self, a: ObjectArgs) -> pb::ObjectRequest {
+        pb::ObjectRequest {
+            cluster: self.cluster_or_active(a.cluster).await,
+            api_version: a.api_version,
+            kind: a.kind,
+            namespace: a.namespace.unwrap_or_default(),
+            name: a.name,
+        }
+    }
+
+    async fn change(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        call: ChangeCall,
+    ) -> Result<CallToolResult, McpError> {
+        let result = self
+            .session
+            .call(&client_name(ctx), |ch, id| {
+                let mut client = KubeClient::new(ch);
+                let call = call.clone();
+                let id = id.clone();
+                async move {
+                    match call {
+                        ChangeCall::Delete(r) => client.delete(id.request(r)).await,
+                        ChangeCall::Scale(r) => client.scale(id.request(r)).await,
+                        ChangeCall::Apply(r) => client.apply(id.request(r)).await,
+                        ChangeCall::Restart(r) => client.rollout_restart(id.request(r)).await,
+                        ChangeCall::Status(r) => client.rollout_status(id.request(r)).await,
+                    }
+                }
+            })
+            .await;
+        match result {
+            Ok((r, _)) => {
+                let (text, failed) = render::kube_result(&r);
+                if failed { fail(text) } else { ok(text) }
+            }
+            Err(e) => fail(e),
+        }
+    }
+}
+
+#[tool_router(router = change_tool_router, vis = "pub(crate)")]
+impl NskdTools {
+    #[tool(
+        name = "resources_delete",
+        description = "Delete one Kubernetes resource by apiVersion, kind, name and namespace. Refused when the environment is read-only or destructive operations are disabled.",
+        annotations(
+            title = "Resources: Delete",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn resources_delete(
+        &self,
+        Parameters(a): Parameters<ObjectArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let r = self.object(a).await;
+        self.change(&ctx, ChangeCall::Delete(r)).await
+    }
+
+    #[tool(
+        name = "pods_delete",
+        description = "Delete one pod by name and namespace (its controller, if any, creates a replacement).",
+        annotations(
+            title = "Pods: Delete",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn pods_delete(
+        &self,
+        Parameters(a): Parameters<PodsDeleteArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let r = self
+            .object(ObjectArgs {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                name: a.name,
+                namespace: a.namespace,
+                cluster: a.cluster,
+            })
+            .await;
+        self.change(&ctx, ChangeCall::Delete(r)).await
+    }
+
+    #[tool(
+        name = "resources_scale",
+        description = "Set the number of replicas of a Deployment, StatefulSet or ReplicaSet (`scale`). Says the previous count.",
+        annotations(
+            title = "Resources: Scale",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn resources_scale(
+        &self,
+        Parameters(a): Parameters<ScaleArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let replicas = a.scale;
+        let object = self
+            .object(ObjectArgs {
+                api_version: a.api_version,
+                kind: a.kind,
+                name: a.name,
+                namespace: a.namespace,
+                cluster: a.cluster,
+            })
+            .await;
+        self.change(
+            &ctx,
+            ChangeCall::Scale(pb::ScaleRequest {
+                object: Some(object),
+                replicas,
+            }),
+        )
+        .await
+    }
+
+    #[tool(
+        name = "resources_create_or_update",
+        description = "Create or update Kubernetes resources from a YAML or JSON manifest (`resource`; several YAML documents allowed) with server-side apply. Overwriting an existing object counts as destructive.",
+        annotations(
+            title = "Resources: Create or Update",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn resources_create_or_update(
+        &self,
+        Parameters(a): Parameters<ApplyArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let r = pb::ApplyRequest {
+            cluster: self.cluster_or_active(a.cluster).await,
+            manifest: a.resource,
+            namespace: a.namespace.unwrap_or_default(),
+        };
+        self.change(&ctx, ChangeCall::Apply(r)).await
+    }
+
+    #[tool(
+        name = "rollout_restart",
+        description = "Restart the pods of a Deployment, StatefulSet or DaemonSet (like `kubectl rollout restart`).",
+        annotations(
+            title = "Rollout: Restart",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn rollout_restart(
+        &self,
+        Parameters(a): Parameters<ObjectArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let r = self.object(a).await;
+        self.change(&ctx, ChangeCall::Restart(r)).await
+    }
+
+    #[tool(
+        name = "rollout_status",
+        description = "Where the rollout of a Deployment, StatefulSet or DaemonSet stands (like `kubectl rollout status`, without waiting).",
+        annotations(
+            title = "Rollout: Status",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn rollout_status(
+        &self,
+        Parameters(a): Parameters<ObjectArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let r = self.object(a).await;
+        self.change(&ctx, ChangeCall::Status(r)).await
+    }
+}

@@ -1,0 +1,251 @@
+//! Tools that change clusters, on the disruptable cluster only, and the
+//! safety switches that refuse them.
+
+use nskd_e2e::{
+    daemon::{Daemon, DaemonSpec},
+    mcp::Shim,
+    rig::DISRUPTABLE,
+};
+use serde_json::json;
+
+use crate::rig_or_skip;
+
+const MANIFEST: &str = r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: e2e-changes
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: e2e-changes
+data:
+  mode: blue
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: e2e-changes
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: api}
+  template:
+    metadata:
+      labels: {app: api}
+    spec:
+      containers:
+        - name: api
+          image: registry.invalid/api:1
+"#;
+
+fn spec(extra_top: &str) -> DaemonSpec {
+    DaemonSpec {
+        default_cluster: Some(DISRUPTABLE.into()),
+        top: extra_top.into(),
+        ..DaemonSpec::default()
+    }
+}
+
+// The guard of the disruptable cluster is held for the whole test on
+// purpose; every test has its own runtime and thread.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_scale_restart_status_and_delete_on_a_real_cluster() {
+    let Some(rig) = rig_or_skip() else { return };
+    let _exclusive = rig.disrupt();
+    let d = Daemon::start(&spec(""), |dir| rig.write_kubeconfigs(dir, &[DISRUPTABLE]));
+    let shim = Shim::start(&d.socket).await;
+
+    let created = shim
+        .ok("resources_create_or_update", json!({"resource": MANIFEST}))
+        .await;
+    assert!(
+        created.contains("namespaces/e2e-changes created")
+            || created.contains("namespaces/e2e-changes configured"),
+        "{created}"
+    );
+    assert!(
+        created.contains("deployments.apps/api in namespace e2e-changes"),
+        "{created}"
+    );
+    let again = shim
+        .ok(
+            "resources_create_or_update",
+            json!({"resource": MANIFEST.replace("mode: blue", "mode: green")}),
+        )
+        .await;
+    assert!(
+        again.contains("configmaps/settings in namespace e2e-changes configured"),
+        "{again}"
+    );
+    let cm = shim
+        .ok(
+            "resources_get",
+            json!({"kind": "ConfigMap", "name": "settings", "namespace": "e2e-changes"}),
+        )
+        .await;
+    assert!(cm.contains("mode: green"), "{cm}");
+
+    let scaled = shim.ok("resources_scale", json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "api", "namespace": "e2e-changes", "scale": 3})).await;
+    assert!(scaled.contains("scaled from 1 to 3"), "{scaled}");
+    let restarted = shim
+        .ok(
+            "rollout_restart",
+            json!({"kind": "Deployment", "name": "api", "namespace": "e2e-changes"}),
+        )
+        .await;
+    assert!(restarted.contains("restarted"), "{restarted}");
+    let deploy = shim
+        .ok(
+            "resources_get",
+            json!({"kind": "Deployment", "name": "api", "namespace": "e2e-changes"}),
+        )
+        .await;
+    assert!(
+        deploy.contains("replicas: 3") && deploy.contains("kubectl.kubernetes.io/restartedAt"),
+        "{deploy}"
+    );
+    // No controller-manager runs in the test clusters: the rollout is never observed.
+    let status = shim
+        .ok(
+            "rollout_status",
+            json!({"kind": "Deployment", "name": "api", "namespace": "e2e-changes"}),
+        )
+        .await;
+    assert!(status.contains("Waiting"), "{status}");
+
+    let deleted = shim.ok("resources_delete", json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "settings", "namespace": "e2e-changes"})).await;
+    assert!(deleted.contains("deleted"), "{deleted}");
+    let gone = shim
+        .call(
+            "resources_get",
+            json!({"kind": "ConfigMap", "name": "settings", "namespace": "e2e-changes"}),
+        )
+        .await;
+    assert!(gone.is_error && gone.text.contains("404"), "{}", gone.text);
+
+    let audit = std::fs::read_to_string(d.home.path().join("audit.jsonl")).unwrap();
+    for verb in [
+        "\"apply\"",
+        "\"scale\"",
+        "\"rollout-restart\"",
+        "\"delete\"",
+    ] {
+        assert!(audit.contains(verb), "{verb} not audited:\n{audit}");
+    }
+    shim.ok(
+        "resources_delete",
+        json!({"apiVersion": "v1", "kind": "Namespace", "name": "e2e-changes"}),
+    )
+    .await;
+    shim.close().await;
+}
+
+// The guard of the disruptable cluster is held for the whole test on
+// purpose; every test has its own runtime and thread.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_no_destructive_and_denied_resources_refuse_with_the_reason() {
+    let Some(rig) = rig_or_skip() else { return };
+    let _exclusive = rig.disrupt();
+
+    let ro = Daemon::start(&spec("read_only = true\n"), |dir| {
+        rig.write_kubeconfigs(dir, &[DISRUPTABLE])
+    });
+    let shim = Shim::start(&ro.socket).await;
+    let refused = shim
+        .call("resources_create_or_update", json!({"resource": MANIFEST}))
+        .await;
+    assert!(
+        refused.is_error && refused.text.contains("read-only"),
+        "{}",
+        refused.text
+    );
+    assert!(
+        shim.ok("nodes_list", json!({})).await.contains("node-1"),
+        "reads still work"
+    );
+    shim.close().await;
+    drop(ro);
+
+    let nd = Daemon::start(
+        &spec("disable_destructive = true\ndenied_resources = [\"v1/Secret\"]\n"),
+        |dir| rig.write_kubeconfigs(dir, &[DISRUPTABLE]),
+    );
+    let shim = Shim::start(&nd.socket).await;
+    let new_ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: e2e-nodestroy\n";
+    let created = shim
+        .ok("resources_create_or_update", json!({"resource": new_ns}))
+        .await;
+    assert!(
+        created.contains("created"),
+        "creating is not destructive: {created}"
+    );
+    let overwrite = shim
+        .call("resources_create_or_update", json!({"resource": new_ns}))
+        .await;
+    assert!(
+        overwrite.is_error && overwrite.text.contains("disable_destructive"),
+        "{}",
+        overwrite.text
+    );
+    let delete = shim
+        .call(
+            "resources_delete",
+            json!({"apiVersion": "v1", "kind": "Namespace", "name": "e2e-nodestroy"}),
+        )
+        .await;
+    assert!(
+        delete.is_error && delete.text.contains("destructive operations are disabled"),
+        "{}",
+        delete.text
+    );
+    let scale = shim
+        .call(
+            "resources_scale",
+            json!({"kind": "Deployment", "name": "frontend", "namespace": "shop", "scale": 5}),
+        )
+        .await;
+    assert!(
+        scale.is_error && scale.text.contains("disabled"),
+        "{}",
+        scale.text
+    );
+    let secret = shim
+        .call(
+            "resources_get",
+            json!({"kind": "Secret", "name": "db-credentials", "namespace": "shop"}),
+        )
+        .await;
+    assert!(
+        secret.is_error && secret.text.contains("denied_resources"),
+        "{}",
+        secret.text
+    );
+    let listed = shim
+        .call(
+            "resources_list",
+            json!({"kind": "secrets", "namespace": "shop"}),
+        )
+        .await;
+    assert!(
+        listed.is_error && listed.text.contains("denied_resources"),
+        "{}",
+        listed.text
+    );
+    shim.close().await;
+    drop(nd);
+
+    // Clean up with a permissive daemon.
+    let d = Daemon::start(&spec(""), |dir| rig.write_kubeconfigs(dir, &[DISRUPTABLE]));
+    let shim = Shim::start(&d.socket).await;
+    shim.ok(
+        "resources_delete",
+        json!({"apiVersion": "v1", "kind": "Namespace", "name": "e2e-nodestroy"}),
+    )
+    .await;
+    shim.close().await;
+}

@@ -163,7 +163,8 @@ impl CallContext<'_> {
             kube::Error::Api(status) => {
                 let hint = match status.code {
                     401 => "the kubeconfig's credentials were rejected (expired token?): run `nskctl refresh --force` or renew the token".to_string(),
-                    403 => "the kubeconfig's user lacks RBAC permission for this; use a narrower namespace or ask for a role binding".to_string(),
+                    403 if status.message.contains("being terminated") => "the namespace is being deleted; use another namespace".to_string(),
+                    403 => "the kubeconfig's user lacks RBAC permission for this (or an admission rule refused it; see the message); use a narrower namespace or ask for a role binding".to_string(),
                     404 => "check the name and namespace".to_string(),
                     429 => "the API server is throttling; retry in a moment".to_string(),
                     c if c >= 500 => "the API server failed; retry, and check `nskctl status`".to_string(),

@@ -354,8 +354,51 @@ impl NskdTools {
     }
 }
 
+/// Tools that change clusters, hidden in a read-only environment.
+const CHANGE_TOOLS: [&str; 5] = [
+    "resources_create_or_update",
+    "resources_delete",
+    "pods_delete",
+    "resources_scale",
+    "rollout_restart",
+];
+/// Tools hidden when destructive operations are disabled.
+const DESTRUCTIVE_TOOLS: [&str; 3] = ["resources_delete", "pods_delete", "resources_scale"];
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for NskdTools {
+    /// Every tool, minus those the daemon's safety switches forbid (when
+    /// the daemon can be asked; it refuses them anyway).
+    async fn list_tools(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, McpError> {
+        let mut tools = self.tool_router.list_all();
+        let asked = self
+            .session
+            .call(&client_name(&ctx), |ch, id| {
+                let mut client = DaemonClient::new(ch);
+                let req = id.request(pb::GetInfoRequest {
+                    client_api_version: nskd_proto::API_VERSION,
+                    client_name: format!("mcp-shim {}", env!("CARGO_PKG_VERSION")),
+                });
+                async move { client.get_info(req).await }
+            })
+            .await;
+        if let Ok((info, _)) = asked {
+            tools.retain(|t| {
+                let name = t.name.as_ref();
+                !(info.read_only && CHANGE_TOOLS.contains(&name)
+                    || info.disable_destructive && DESTRUCTIVE_TOOLS.contains(&name))
+            });
+        }
+        Ok(rmcp::model::ListToolsResult {
+            tools,
+            ..Default::default()
+        })
+    }
+
     async fn call_tool(
         &self,
         request: rmcp::model::CallToolRequestParams,

@@ -59,49 +59,52 @@ async fn apply_scale_restart_status_and_delete_on_a_real_cluster() {
     let d = Daemon::start(&spec(""), |dir| rig.write_kubeconfigs(dir, &[DISRUPTABLE]));
     let shim = Shim::start(&d.socket).await;
 
+    // Unique per run: the test clusters run no namespace controller, so a
+    // deleted namespace stays Terminating for good.
+    let ns = format!("e2e-changes-{}", std::process::id());
+    let manifest = MANIFEST.replace("e2e-changes", &ns);
     let created = shim
-        .ok("resources_create_or_update", json!({"resource": MANIFEST}))
+        .ok("resources_create_or_update", json!({"resource": manifest}))
         .await;
     assert!(
-        created.contains("namespaces/e2e-changes created")
-            || created.contains("namespaces/e2e-changes configured"),
+        created.contains(&format!("namespaces/{ns} created")),
         "{created}"
     );
     assert!(
-        created.contains("deployments.apps/api in namespace e2e-changes"),
+        created.contains(&format!("deployments.apps/api in namespace {ns} created")),
         "{created}"
     );
     let again = shim
         .ok(
             "resources_create_or_update",
-            json!({"resource": MANIFEST.replace("mode: blue", "mode: green")}),
+            json!({"resource": manifest.replace("mode: blue", "mode: green")}),
         )
         .await;
     assert!(
-        again.contains("configmaps/settings in namespace e2e-changes configured"),
+        again.contains(&format!("configmaps/settings in namespace {ns} configured")),
         "{again}"
     );
     let cm = shim
         .ok(
             "resources_get",
-            json!({"kind": "ConfigMap", "name": "settings", "namespace": "e2e-changes"}),
+            json!({"kind": "ConfigMap", "name": "settings", "namespace": ns}),
         )
         .await;
     assert!(cm.contains("mode: green"), "{cm}");
 
-    let scaled = shim.ok("resources_scale", json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "api", "namespace": "e2e-changes", "scale": 3})).await;
+    let scaled = shim.ok("resources_scale", json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "api", "namespace": ns, "scale": 3})).await;
     assert!(scaled.contains("scaled from 1 to 3"), "{scaled}");
     let restarted = shim
         .ok(
             "rollout_restart",
-            json!({"kind": "Deployment", "name": "api", "namespace": "e2e-changes"}),
+            json!({"kind": "Deployment", "name": "api", "namespace": ns}),
         )
         .await;
     assert!(restarted.contains("restarted"), "{restarted}");
     let deploy = shim
         .ok(
             "resources_get",
-            json!({"kind": "Deployment", "name": "api", "namespace": "e2e-changes"}),
+            json!({"kind": "Deployment", "name": "api", "namespace": ns}),
         )
         .await;
     assert!(
@@ -112,17 +115,22 @@ async fn apply_scale_restart_status_and_delete_on_a_real_cluster() {
     let status = shim
         .ok(
             "rollout_status",
-            json!({"kind": "Deployment", "name": "api", "namespace": "e2e-changes"}),
+            json!({"kind": "Deployment", "name": "api", "namespace": ns}),
         )
         .await;
     assert!(status.contains("Waiting"), "{status}");
 
-    let deleted = shim.ok("resources_delete", json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "settings", "namespace": "e2e-changes"})).await;
+    let deleted = shim
+        .ok(
+            "resources_delete",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "settings", "namespace": ns}),
+        )
+        .await;
     assert!(deleted.contains("deleted"), "{deleted}");
     let gone = shim
         .call(
             "resources_get",
-            json!({"kind": "ConfigMap", "name": "settings", "namespace": "e2e-changes"}),
+            json!({"kind": "ConfigMap", "name": "settings", "namespace": ns}),
         )
         .await;
     assert!(gone.is_error && gone.text.contains("404"), "{}", gone.text);
@@ -138,7 +146,7 @@ async fn apply_scale_restart_status_and_delete_on_a_real_cluster() {
     }
     shim.ok(
         "resources_delete",
-        json!({"apiVersion": "v1", "kind": "Namespace", "name": "e2e-changes"}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "name": ns}),
     )
     .await;
     shim.close().await;
@@ -156,6 +164,19 @@ async fn read_only_no_destructive_and_denied_resources_refuse_with_the_reason() 
         rig.write_kubeconfigs(dir, &[DISRUPTABLE])
     });
     let shim = Shim::start(&ro.socket).await;
+    let listed: Vec<String> = shim
+        .tools()
+        .await
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(
+        !listed
+            .iter()
+            .any(|n| n == "resources_delete" || n == "resources_create_or_update"),
+        "read-only lists only read tools: {listed:?}"
+    );
+    assert!(listed.iter().any(|n| n == "resources_get"));
     let refused = shim
         .call("resources_create_or_update", json!({"resource": MANIFEST}))
         .await;
@@ -176,7 +197,24 @@ async fn read_only_no_destructive_and_denied_resources_refuse_with_the_reason() 
         |dir| rig.write_kubeconfigs(dir, &[DISRUPTABLE]),
     );
     let shim = Shim::start(&nd.socket).await;
-    let new_ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: e2e-nodestroy\n";
+    let listed: Vec<String> = shim
+        .tools()
+        .await
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(
+        !listed
+            .iter()
+            .any(|n| n == "resources_delete" || n == "resources_scale"),
+        "{listed:?}"
+    );
+    assert!(
+        listed.iter().any(|n| n == "resources_create_or_update"),
+        "{listed:?}"
+    );
+    let ns_name = format!("e2e-nodestroy-{}", std::process::id());
+    let new_ns = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns_name}\n");
     let created = shim
         .ok("resources_create_or_update", json!({"resource": new_ns}))
         .await;
@@ -195,7 +233,7 @@ async fn read_only_no_destructive_and_denied_resources_refuse_with_the_reason() 
     let delete = shim
         .call(
             "resources_delete",
-            json!({"apiVersion": "v1", "kind": "Namespace", "name": "e2e-nodestroy"}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "name": ns_name}),
         )
         .await;
     assert!(
@@ -244,7 +282,7 @@ async fn read_only_no_destructive_and_denied_resources_refuse_with_the_reason() 
     let shim = Shim::start(&d.socket).await;
     shim.ok(
         "resources_delete",
-        json!({"apiVersion": "v1", "kind": "Namespace", "name": "e2e-nodestroy"}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "name": ns_name}),
     )
     .await;
     shim.close().await;

@@ -331,3 +331,29 @@ pub struct ApplyArgs {
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
 }
+
+/// pods_log.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PodsLogArgs {
+    /// Pod name.
+    pub name: String,
+    /// Namespace (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Container (needed when the pod has several).
+    #[serde(default)]
+    pub container: Option<String>,
+    /// The log of the previous (crashed) container instance.
+    #[serde(default)]
+    pub previous: bool,
+    /// Only the last N lines.
+    #[serde(default)]
+    pub tail: Option<i64>,
+    /// Only lines from the last N seconds.
+    #[serde(default)]
+    pub since: Option<i64>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+}

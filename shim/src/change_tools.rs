@@ -9,7 +9,7 @@ use rmcp::{
 };
 
 use crate::{
-    args::{ApplyArgs, ObjectArgs, PodsDeleteArgs, ScaleArgs},
+    args::{ApplyArgs, ObjectArgs, PodsDeleteArgs, PodsLogArgs, ScaleArgs},
     render,
     tools::{NskdTools, client_name, fail, ok},
 };
@@ -22,6 +22,7 @@ enum ChangeCall {
     Apply(pb::ApplyRequest),
     Restart(pb::ObjectRequest),
     Status(pb::ObjectRequest),
+    Logs(pb::LogsRequest),
 }
 
 impl NskdTools {
@@ -60,6 +61,7 @@ impl NskdTools {
                         ChangeCall::Apply(r) => client.apply(id.request(r)).await,
                         ChangeCall::Restart(r) => client.rollout_restart(id.request(r)).await,
                         ChangeCall::Status(r) => client.rollout_status(id.request(r)).await,
+                        ChangeCall::Logs(r) => client.logs(id.request(r)).await,
                     }
                 }
             })
@@ -202,6 +204,28 @@ impl NskdTools {
     ) -> Result<CallToolResult, McpError> {
         let r = self.object(a).await;
         self.change(&ctx, ChangeCall::Restart(r)).await
+    }
+
+    #[tool(
+        name = "pods_log",
+        description = "Get a pod container's log (through the API server and the node's kubelet): `container` when the pod has several, `previous` for the crashed instance, `tail` lines, `since` seconds. Long logs keep the newest lines.",
+        annotations(title = "Pods: Log", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn pods_log(
+        &self,
+        Parameters(a): Parameters<PodsLogArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let r = pb::LogsRequest {
+            cluster: self.cluster_or_active(a.cluster).await,
+            namespace: a.namespace.unwrap_or_default(),
+            name: a.name,
+            container: a.container.unwrap_or_default(),
+            previous: a.previous,
+            tail: a.tail.unwrap_or(0),
+            since_seconds: a.since.unwrap_or(0),
+        };
+        self.change(&ctx, ChangeCall::Logs(r)).await
     }
 
     #[tool(

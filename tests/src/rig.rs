@@ -258,6 +258,38 @@ impl Rig {
         );
     }
 
+    /// Starts the fake kubelet (tests/rig/fake-kubelet.py) for cluster
+    /// `name`, registered on its nodes, its log lines labelled with the
+    /// cluster name. It exits when the returned child is dropped (stdin EOF).
+    pub fn start_fake_kubelet(&self, name: &str) -> FakeKubelet {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg(scripts().join("fake-kubelet.py"))
+            .args([
+                "--port",
+                "0",
+                "--exit-on-stdin-eof",
+                "-q",
+                "--label",
+                name,
+                "--kubeconfig",
+            ])
+            .arg(&self.cluster(name).kubeconfig)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start fake-kubelet.py");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("fake kubelet port");
+        assert!(
+            line.trim().parse::<u16>().is_ok(),
+            "fake-kubelet.py did not print its port: {line:?}"
+        );
+        FakeKubelet(child)
+    }
+
     /// Writes admin kubeconfigs of `names` into `dir` as `<name>.yaml`.
     pub fn write_kubeconfigs(&self, dir: &Path, names: &[&str]) {
         for name in names {
@@ -274,5 +306,17 @@ impl Rig {
         let text = std::fs::read_to_string(&c.kubeconfig).expect("read kubeconfig");
         let text = text.replace(&c.server, &format!("https://127.0.0.1:{port}"));
         std::fs::write(dir.join(format!("{name}.yaml")), text).expect("write kubeconfig");
+    }
+}
+
+/// A running fake kubelet; stopped when dropped.
+#[derive(Debug)]
+pub struct FakeKubelet(std::process::Child);
+
+impl Drop for FakeKubelet {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -263,6 +263,38 @@ impl Kube for KubeService {
         Ok(self.changed(&caller, "rollout-restart", &c, started, answers, true))
     }
 
+    async fn logs(
+        &self,
+        request: Request<pb::LogsRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        let c = self.change(Some(pb::ObjectRequest {
+            cluster: req.cluster.clone(),
+            kind: "Pod".into(),
+            namespace: req.namespace.clone(),
+            name: req.name.clone(),
+            ..Default::default()
+        }))?;
+        let started = std::time::Instant::now();
+        let args = crate::ops::logs::LogArgs {
+            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
+            name: req.name,
+            container: Some(req.container).filter(|n| !n.is_empty()),
+            previous: req.previous,
+            tail: req.tail,
+            since_seconds: req.since_seconds,
+        };
+        let answers = self
+            .app
+            .each(vec![c.cluster.clone()], "logs", |cc, opts| {
+                let args = args.clone();
+                async move { crate::ops::logs::logs(&cc, &args, &opts).await }
+            })
+            .await;
+        Ok(self.changed(&caller, "logs", &c, started, answers, false))
+    }
+
     async fn rollout_status(
         &self,
         request: Request<pb::ObjectRequest>,

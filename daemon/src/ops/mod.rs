@@ -4,6 +4,7 @@
 pub mod discovery;
 pub mod get;
 pub mod list;
+pub mod logs;
 pub mod mutate;
 pub mod shape;
 pub mod table;

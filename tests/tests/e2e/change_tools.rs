@@ -287,3 +287,82 @@ async fn read_only_no_destructive_and_denied_resources_refuse_with_the_reason() 
     .await;
     shim.close().await;
 }
+
+// The guard of the disruptable cluster is held for the whole test on
+// purpose; every test has its own runtime and thread.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_log_reads_through_the_apiserver_from_the_nodes_kubelet() {
+    let Some(rig) = rig_or_skip() else { return };
+    let _exclusive = rig.disrupt();
+    let _kubelet = rig.start_fake_kubelet(DISRUPTABLE);
+    let d = Daemon::start(&spec(""), |dir| rig.write_kubeconfigs(dir, &[DISRUPTABLE]));
+    let shim = Shim::start(&d.socket).await;
+    let running = shim
+        .ok(
+            "pods_list",
+            json!({"namespace": "shop", "fieldSelector": "status.phase=Running"}),
+        )
+        .await;
+    let pod = running
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let got = shim
+        .ok(
+            "pods_get",
+            json!({"name": pod, "namespace": "shop", "output": "json"}),
+        )
+        .await;
+    let got: serde_json::Value = serde_json::from_str(&got).unwrap();
+    let container = got["spec"]["containers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let tail = shim
+        .ok(
+            "pods_log",
+            json!({"name": pod, "namespace": "shop", "tail": 3}),
+        )
+        .await;
+    let lines: Vec<&str> = tail.lines().collect();
+    assert_eq!(lines.len(), 3, "{tail}");
+    assert_eq!(
+        lines[2],
+        format!("line 10 of shop/{pod}/{container} ({DISRUPTABLE})"),
+        "{tail}"
+    );
+    let previous = shim
+        .ok(
+            "pods_log",
+            json!({"name": pod, "namespace": "shop", "previous": true, "tail": 1}),
+        )
+        .await;
+    assert!(previous.starts_with("previous line 10 of"), "{previous}");
+    let since = shim
+        .ok(
+            "pods_log",
+            json!({"name": pod, "namespace": "shop", "since": 2, "container": container}),
+        )
+        .await;
+    assert_eq!(since.lines().count(), 2, "{since}");
+    let missing = shim
+        .call(
+            "pods_log",
+            json!({"name": "no-such-pod", "namespace": "shop"}),
+        )
+        .await;
+    assert!(
+        missing.is_error
+            && missing.text.contains("no-such-pod")
+            && missing.text.contains(DISRUPTABLE),
+        "{}",
+        missing.text
+    );
+    shim.close().await;
+}

@@ -357,3 +357,50 @@ pub struct PodsLogArgs {
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
 }
+
+/// configuration_view.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigViewArgs {
+    /// Only this session's current context (default true); false shows every context.
+    #[serde(default)]
+    pub minified: Option<bool>,
+}
+
+/// pods_top and nodes_top.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TopArgs {
+    /// Namespace (pods_top; default: all namespaces).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Label selector.
+    #[serde(default, rename = "labelSelector")]
+    pub label_selector: Option<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+}
+
+/// pods_run.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PodsRunArgs {
+    /// Container image, e.g. "nginx:1.27".
+    pub image: String,
+    /// Pod name (default: derived from the image).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Namespace (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Container port to declare.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+}

@@ -9,7 +9,7 @@ use rmcp::{
 };
 
 use crate::{
-    args::{ApplyArgs, ObjectArgs, PodsDeleteArgs, PodsLogArgs, ScaleArgs},
+    args::{ApplyArgs, ObjectArgs, PodsDeleteArgs, PodsLogArgs, PodsRunArgs, ScaleArgs},
     render,
     tools::{NskdTools, client_name, fail, ok},
 };
@@ -204,6 +204,61 @@ impl NskdTools {
     ) -> Result<CallToolResult, McpError> {
         let r = self.object(a).await;
         self.change(&ctx, ChangeCall::Restart(r)).await
+    }
+
+    #[tool(
+        name = "pods_run",
+        description = "Run a pod with one container from `image` (name derived from the image unless given), optionally declaring `port`.",
+        annotations(
+            title = "Pods: Run",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn pods_run(
+        &self,
+        Parameters(a): Parameters<PodsRunArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let base: String = a
+            .image
+            .rsplit('/')
+            .next()
+            .unwrap_or("pod")
+            .split([':', '@'])
+            .next()
+            .unwrap_or("pod")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let suffix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() % 100_000)
+            .unwrap_or(0);
+        let name = a.name.unwrap_or_else(|| format!("{base}-{suffix}"));
+        let mut container = serde_json::json!({"name": base, "image": a.image});
+        if let Some(p) = a.port {
+            container["ports"] = serde_json::json!([{"containerPort": p}]);
+        }
+        let pod = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/name": base, "app.kubernetes.io/managed-by": "nskd"}},
+            "spec": {"containers": [container]},
+        });
+        let r = pb::ApplyRequest {
+            cluster: self.cluster_or_active(a.cluster).await,
+            manifest: pod.to_string(),
+            namespace: a.namespace.unwrap_or_default(),
+        };
+        self.change(&ctx, ChangeCall::Apply(r)).await
     }
 
     #[tool(

@@ -10,8 +10,8 @@ use rmcp::{
 
 use crate::{
     args::{
-        OutputFormat, PodsGetArgs, PodsInNamespaceArgs, ResourcesGetArgs, ResourcesListArgs,
-        SimpleListArgs,
+        ConfigViewArgs, OutputFormat, PodsGetArgs, PodsInNamespaceArgs, ResourcesGetArgs,
+        ResourcesListArgs, SimpleListArgs, TopArgs,
     },
     render,
     tools::{NskdTools, client_name, fail, ok, output},
@@ -202,6 +202,119 @@ impl NskdTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         self.clusters_list(ctx).await
+    }
+
+    #[tool(
+        name = "pods_top",
+        description = "CPU and memory usage of pods (from the metrics API, metrics.k8s.io), in all namespaces or in `namespace`. Says so plainly when the cluster has no metrics-server.",
+        annotations(title = "Pods: Top", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn pods_top(
+        &self,
+        Parameters(a): Parameters<TopArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let args = SimpleListArgs {
+            namespace: a.namespace,
+            label_selector: a.label_selector,
+            cluster: a.cluster,
+            clusters: a.clusters,
+            ..Default::default()
+        };
+        self.list_kind(&ctx, "metrics.k8s.io/v1beta1", "PodMetrics", args)
+            .await
+    }
+
+    #[tool(
+        name = "nodes_top",
+        description = "CPU and memory usage of nodes (from the metrics API, metrics.k8s.io). Says so plainly when the cluster has no metrics-server.",
+        annotations(title = "Nodes: Top", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn nodes_top(
+        &self,
+        Parameters(a): Parameters<TopArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let args = SimpleListArgs {
+            label_selector: a.label_selector,
+            cluster: a.cluster,
+            clusters: a.clusters,
+            ..Default::default()
+        };
+        self.list_kind(&ctx, "metrics.k8s.io/v1beta1", "NodeMetrics", args)
+            .await
+    }
+
+    #[tool(
+        name = "configuration_view",
+        description = "The environment's kubeconfig as this session sees it (current context = the active cluster): clusters and their servers, contexts, users with credentials redacted. `minified` (default true) shows only the current context.",
+        annotations(
+            title = "Configuration: View",
+            read_only_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn configuration_view(
+        &self,
+        Parameters(a): Parameters<ConfigViewArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let result = self
+            .session
+            .call(&client_name(&ctx), |ch, id| {
+                let mut client = nskd_proto::v1::clusters_client::ClustersClient::new(ch);
+                let req = id.request(pb::ListClustersRequest {});
+                async move { client.list_clusters(req).await }
+            })
+            .await;
+        let list = match result {
+            Ok((l, _)) => l,
+            Err(e) => return fail(e),
+        };
+        let current = self.session.active().await.unwrap_or_default();
+        let shown: Vec<&pb::ClusterInfo> = list
+            .clusters
+            .iter()
+            .filter(|c| !a.minified.unwrap_or(true) || c.name == current)
+            .collect();
+        let quoted = |s: &str| {
+            if s.is_empty() {
+                "\"\"".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        let mut y = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: {}\nclusters:\n",
+            quoted(&current)
+        );
+        for c in &shown {
+            y.push_str(&format!(
+                "- name: {}\n  cluster:\n    server: {}\n",
+                c.name,
+                quoted(&c.server)
+            ));
+        }
+        y.push_str("contexts:\n");
+        for c in &shown {
+            y.push_str(&format!(
+                "- name: {0}\n  context:\n    cluster: {0}\n    user: {0}\n",
+                c.name
+            ));
+        }
+        y.push_str("users:\n");
+        for c in &shown {
+            let kind = if c.auth.is_empty() {
+                "auth"
+            } else {
+                c.auth.as_str()
+            };
+            y.push_str(&format!(
+                "- name: {}\n  user:\n    {kind}: REDACTED\n",
+                c.name
+            ));
+        }
+        ok(y)
     }
 
     #[tool(

@@ -68,6 +68,12 @@ pub async fn resolve_kind(
     match tokio::time::timeout(timeout, cc.discovery.resolve(&cc.client, api_version, kind)).await {
         Err(_) => Err(ctx.timeout(timeout)),
         Ok(Err(e)) => Err(ctx.error(e)),
+        Ok(Ok(None)) if api_version.starts_with("metrics.k8s.io") => {
+            Err(OpError::InvalidArgument(format!(
+                "cluster {}: the metrics API (metrics.k8s.io) is not served, so there is no CPU/memory usage to show; install metrics-server on the cluster",
+                cc.name
+            )))
+        }
         Ok(Ok(None)) => Err(OpError::UnknownKind {
             cluster: cc.name.clone(),
             kind: kind.to_string(),

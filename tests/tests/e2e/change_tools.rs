@@ -135,6 +135,36 @@ async fn apply_scale_restart_status_and_delete_on_a_real_cluster() {
         .await;
     assert!(gone.is_error && gone.text.contains("404"), "{}", gone.text);
 
+    let run = shim
+        .ok(
+            "pods_run",
+            json!({"image": "registry.invalid/team/web:2.1", "namespace": ns, "port": 8080}),
+        )
+        .await;
+    assert!(
+        run.contains("pods/web-") && run.contains("created"),
+        "{run}"
+    );
+    let pod_name = run
+        .split("pods/")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let pod = shim
+        .ok("pods_get", json!({"name": pod_name, "namespace": ns}))
+        .await;
+    assert!(
+        pod.contains("image: registry.invalid/team/web:2.1") && pod.contains("containerPort: 8080"),
+        "{pod}"
+    );
+    let deleted_pod = shim
+        .ok("pods_delete", json!({"name": pod_name, "namespace": ns}))
+        .await;
+    assert!(deleted_pod.contains("deleted"), "{deleted_pod}");
+
     let audit = std::fs::read_to_string(d.home.path().join("audit.jsonl")).unwrap();
     for verb in [
         "\"apply\"",

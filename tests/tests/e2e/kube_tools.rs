@@ -178,6 +178,33 @@ async fn read_tools_answer_from_real_clusters_with_secrets_masked() {
         "{across}"
     );
 
+    let view = shim.ok("configuration_view", json!({})).await;
+    assert!(
+        view.contains("current-context: c1-sv5") && view.contains("token: REDACTED"),
+        "{view}"
+    );
+    assert_eq!(
+        view.matches("- name: ").count(),
+        3,
+        "minified: one cluster, context, user:\n{view}"
+    );
+    assert!(!view.contains(&rig.cluster("c1-sv5").admin_token), "{view}");
+    let full = shim
+        .ok("configuration_view", json!({"minified": false}))
+        .await;
+    assert!(
+        full.contains("c1-lax1") && full.contains("c9-dead"),
+        "{full}"
+    );
+    for tool in ["pods_top", "nodes_top"] {
+        let top = shim.call(tool, json!({})).await;
+        assert!(
+            top.is_error && top.text.contains("metrics-server") && top.text.contains("c1-sv5"),
+            "{tool}: {}",
+            top.text
+        );
+    }
+
     let contexts = shim.ok("configuration_contexts_list", json!({})).await;
     assert!(
         contexts.contains("c1-sv5 *") && contexts.contains("c9-dead"),

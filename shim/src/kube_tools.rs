@@ -128,6 +128,46 @@ impl NskdTools {
     }
 
     #[tool(
+        name = "resources_describe",
+        description = "Describe one Kubernetes resource like `kubectl describe`: identity, labels, the fields that matter for its kind (pod containers and states, replicas, service ports, node capacity), conditions, and its recent events.",
+        annotations(
+            title = "Resources: Describe",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn resources_describe(
+        &self,
+        Parameters(args): Parameters<ResourcesGetArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let target = self.target(args.cluster, args.clusters.as_ref()).await;
+        let request = pb::GetRequest {
+            target: Some(target),
+            api_version: args.api_version,
+            kind: args.kind,
+            namespace: args.namespace.unwrap_or_default(),
+            name: args.name,
+            output: pb::OutputFormat::Table as i32,
+        };
+        let result = self
+            .session
+            .call(&client_name(&ctx), |ch, id| {
+                let mut client = KubeClient::new(ch);
+                let req = id.request(request.clone());
+                async move { client.describe(req).await }
+            })
+            .await;
+        match result {
+            Ok((r, _)) => {
+                let (text, failed) = render::kube_result(&r);
+                if failed { fail(text) } else { ok(text) }
+            }
+            Err(e) => fail(e),
+        }
+    }
+
+    #[tool(
         name = "pods_get",
         description = "Get one pod by name (and namespace, default \"default\") as YAML (or JSON), managedFields stripped.",
         annotations(title = "Pods: Get", read_only_hint = true, open_world_hint = true)

@@ -183,6 +183,39 @@ impl Kube for KubeService {
         Ok(self.answer(&caller, facts, &clusters, started, answers, targets.skipped))
     }
 
+    async fn describe(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        let targets = self.targets(req.target.as_ref())?;
+        tracing::debug!(session = %caller.session, client = %caller.client, tool = %caller.tool, kind = %req.kind, name = %req.name, clusters = ?targets.names, "describe");
+        let args = GetArgs {
+            api_version: req.api_version,
+            kind: req.kind,
+            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
+            name: req.name,
+            output: output(req.output),
+        };
+        let started = std::time::Instant::now();
+        let clusters = targets.names.join(",");
+        let facts = ReadFacts {
+            verb: "describe",
+            kind: args.kind.clone(),
+            namespace: args.namespace.clone().unwrap_or_default(),
+            name: args.name.clone(),
+        };
+        let answers = self
+            .app
+            .each(targets.names, "describe", |cc, opts| {
+                let args = args.clone();
+                async move { crate::ops::describe::describe(&cc, &args, &opts).await }
+            })
+            .await;
+        Ok(self.answer(&caller, facts, &clusters, started, answers, targets.skipped))
+    }
+
     async fn delete(
         &self,
         request: Request<pb::ObjectRequest>,

@@ -1,6 +1,7 @@
 //! Kubernetes operations behind the tools: kind resolution through API
 //! discovery, calls with deadlines, and output shaped for agents.
 
+pub mod describe;
 pub mod discovery;
 pub mod get;
 pub mod list;

@@ -178,6 +178,40 @@ async fn read_tools_answer_from_real_clusters_with_secrets_masked() {
         "{across}"
     );
 
+    let described = shim
+        .ok(
+            "resources_describe",
+            json!({"kind": "Pod", "name": pod_name, "namespace": "payments"}),
+        )
+        .await;
+    for want in [
+        "Name:         ",
+        "Namespace:    payments",
+        "Kind:         Pod (v1)",
+        "Containers:",
+        "Image:",
+        "Events:",
+    ] {
+        assert!(described.contains(want), "missing {want:?}:\n{described}");
+    }
+    let svc = shim
+        .ok(
+            "resources_describe",
+            json!({"kind": "Service", "name": "frontend", "namespace": "shop"}),
+        )
+        .await;
+    assert!(
+        svc.contains("ClusterIP:") && svc.contains("Selector:     app=frontend"),
+        "{svc}"
+    );
+    let secret = shim
+        .ok(
+            "resources_describe",
+            json!({"kind": "Secret", "name": "db-credentials", "namespace": "shop"}),
+        )
+        .await;
+    assert!(!secret.contains("s3cr3t"), "{secret}");
+
     let view = shim.ok("configuration_view", json!({})).await;
     assert!(
         view.contains("current-context: c1-sv5") && view.contains("token: REDACTED"),

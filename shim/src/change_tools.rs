@@ -10,8 +10,7 @@ use rmcp::{
 
 use crate::{
     args::{ApplyArgs, ObjectArgs, PodsDeleteArgs, PodsLogArgs, PodsRunArgs, ScaleArgs},
-    render,
-    tools::{NskdTools, client_name, fail, ok},
+    tools::{NskdTools, client_name, kube_answer},
 };
 
 /// Which Kube RPC a change goes to.
@@ -66,13 +65,7 @@ impl NskdTools {
                 }
             })
             .await;
-        match result {
-            Ok((r, _)) => {
-                let (text, failed) = render::kube_result(&r);
-                if failed { fail(text) } else { ok(text) }
-            }
-            Err(e) => fail(e),
-        }
+        kube_answer(result)
     }
 }
 

@@ -13,31 +13,32 @@ use crate::{
         ConfigViewArgs, OutputFormat, PodsGetArgs, PodsInNamespaceArgs, ResourcesGetArgs,
         ResourcesListArgs, SimpleListArgs, TopArgs,
     },
-    render,
-    tools::{NskdTools, client_name, fail, ok, output},
+    tools::{NskdTools, client_name, fail, kube_answer, ok, output},
 };
 
 impl NskdTools {
+    /// `get` or (with `describe`) `describe` of one object.
     async fn get(
         &self,
         ctx: &RequestContext<RoleServer>,
         request: pb::GetRequest,
+        describe: bool,
     ) -> Result<CallToolResult, McpError> {
         let result = self
             .session
             .call(&client_name(ctx), |ch, id| {
                 let mut client = KubeClient::new(ch);
                 let req = id.request(request.clone());
-                async move { client.get(req).await }
+                async move {
+                    if describe {
+                        client.describe(req).await
+                    } else {
+                        client.get(req).await
+                    }
+                }
             })
             .await;
-        match result {
-            Ok((r, _)) => {
-                let (text, failed) = render::kube_result(&r);
-                if failed { fail(text) } else { ok(text) }
-            }
-            Err(e) => fail(e),
-        }
+        kube_answer(result)
     }
 
     /// A list of `api_version`/`kind` with the common arguments.
@@ -124,7 +125,7 @@ impl NskdTools {
             name: args.name,
             output: object_output(args.output),
         };
-        self.get(&ctx, request).await
+        self.get(&ctx, request, false).await
     }
 
     #[tool(
@@ -150,21 +151,7 @@ impl NskdTools {
             name: args.name,
             output: pb::OutputFormat::Table as i32,
         };
-        let result = self
-            .session
-            .call(&client_name(&ctx), |ch, id| {
-                let mut client = KubeClient::new(ch);
-                let req = id.request(request.clone());
-                async move { client.describe(req).await }
-            })
-            .await;
-        match result {
-            Ok((r, _)) => {
-                let (text, failed) = render::kube_result(&r);
-                if failed { fail(text) } else { ok(text) }
-            }
-            Err(e) => fail(e),
-        }
+        self.get(&ctx, request, true).await
     }
 
     #[tool(
@@ -186,7 +173,7 @@ impl NskdTools {
             name: args.name,
             output: object_output(args.output),
         };
-        self.get(&ctx, request).await
+        self.get(&ctx, request, false).await
     }
 
     #[tool(

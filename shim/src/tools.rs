@@ -33,6 +33,20 @@ pub(crate) fn ok(text: impl Into<String>) -> Result<CallToolResult, McpError> {
     Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
 }
 
+/// A Kube answer (one section per cluster) as a tool result; an error
+/// result when every cluster failed.
+pub(crate) fn kube_answer(
+    result: Result<(pb::KubeResult, pb::DaemonInfo), String>,
+) -> Result<CallToolResult, McpError> {
+    match result {
+        Ok((r, _)) => {
+            let (text, failed) = render::kube_result(&r);
+            if failed { fail(text) } else { ok(text) }
+        }
+        Err(e) => fail(e),
+    }
+}
+
 pub(crate) fn fail(text: impl Into<String>) -> Result<CallToolResult, McpError> {
     Ok(CallToolResult::error(vec![ContentBlock::text(text)]))
 }
@@ -95,13 +109,7 @@ impl NskdTools {
                 async move { client.list(req).await }
             })
             .await;
-        match result {
-            Ok((r, _)) => {
-                let (text, failed) = render::kube_result(&r);
-                if failed { fail(text) } else { ok(text) }
-            }
-            Err(e) => fail(e),
-        }
+        kube_answer(result)
     }
 }
 

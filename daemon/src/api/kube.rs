@@ -160,60 +160,14 @@ impl Kube for KubeService {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::KubeResult>, Status> {
-        let caller = Caller::of(&request);
-        let req = request.into_inner();
-        let targets = self.targets(req.target.as_ref())?;
-        tracing::debug!(session = %caller.session, client = %caller.client, tool = %caller.tool, kind = %req.kind, name = %req.name, clusters = ?targets.names, "get");
-        let args = GetArgs {
-            api_version: req.api_version,
-            kind: req.kind,
-            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
-            name: req.name,
-            output: output(req.output),
-        };
-        let started = std::time::Instant::now();
-        let clusters = targets.names.join(",");
-        let facts = ReadFacts {
-            verb: "get",
-            kind: args.kind.clone(),
-            namespace: args.namespace.clone().unwrap_or_default(),
-            name: args.name.clone(),
-        };
-        let answers = self.app.get(targets.names, &args).await;
-        Ok(self.answer(&caller, facts, &clusters, started, answers, targets.skipped))
+        self.one_object(request, "get").await
     }
 
     async fn describe(
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::KubeResult>, Status> {
-        let caller = Caller::of(&request);
-        let req = request.into_inner();
-        let targets = self.targets(req.target.as_ref())?;
-        tracing::debug!(session = %caller.session, client = %caller.client, tool = %caller.tool, kind = %req.kind, name = %req.name, clusters = ?targets.names, "describe");
-        let args = GetArgs {
-            api_version: req.api_version,
-            kind: req.kind,
-            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
-            name: req.name,
-            output: output(req.output),
-        };
-        let started = std::time::Instant::now();
-        let clusters = targets.names.join(",");
-        let facts = ReadFacts {
-            verb: "describe",
-            kind: args.kind.clone(),
-            namespace: args.namespace.clone().unwrap_or_default(),
-            name: args.name.clone(),
-        };
-        let answers = self
-            .app
-            .each(targets.names, "describe", |cc, opts| {
-                let args = args.clone();
-                async move { crate::ops::describe::describe(&cc, &args, &opts).await }
-            })
-            .await;
-        Ok(self.answer(&caller, facts, &clusters, started, answers, targets.skipped))
+        self.one_object(request, "describe").await
     }
 
     async fn delete(
@@ -344,6 +298,48 @@ impl Kube for KubeService {
             })
             .await;
         Ok(self.changed(&caller, "rollout-status", &c, started, answers, false))
+    }
+}
+
+impl KubeService {
+    /// `get` or `describe` of one object on the target clusters.
+    async fn one_object(
+        &self,
+        request: Request<pb::GetRequest>,
+        verb: &'static str,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        let targets = self.targets(req.target.as_ref())?;
+        tracing::debug!(session = %caller.session, client = %caller.client, tool = %caller.tool, kind = %req.kind, name = %req.name, clusters = ?targets.names, verb);
+        let args = GetArgs {
+            api_version: req.api_version,
+            kind: req.kind,
+            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
+            name: req.name,
+            output: output(req.output),
+        };
+        let started = std::time::Instant::now();
+        let clusters = targets.names.join(",");
+        let facts = ReadFacts {
+            verb,
+            kind: args.kind.clone(),
+            namespace: args.namespace.clone().unwrap_or_default(),
+            name: args.name.clone(),
+        };
+        let answers = self
+            .app
+            .each(targets.names, verb, |cc, opts| {
+                let args = args.clone();
+                async move {
+                    match verb {
+                        "describe" => crate::ops::describe::describe(&cc, &args, &opts).await,
+                        _ => crate::ops::get::get(&cc, &args, &opts).await,
+                    }
+                }
+            })
+            .await;
+        Ok(self.answer(&caller, facts, &clusters, started, answers, targets.skipped))
     }
 }
 

@@ -174,18 +174,7 @@ impl Kube for KubeService {
         &self,
         request: Request<pb::ObjectRequest>,
     ) -> Result<Response<pb::KubeResult>, Status> {
-        let caller = Caller::of(&request);
-        let c = self.change(Some(request.into_inner()))?;
-        let started = std::time::Instant::now();
-        let o = c.object.clone();
-        let answers = self
-            .app
-            .each(vec![c.cluster.clone()], "delete", |cc, opts| {
-                let o = o.clone();
-                async move { crate::ops::mutate::delete(&cc, &o, &opts).await }
-            })
-            .await;
-        Ok(self.changed(&caller, "delete", &c, started, answers, true))
+        self.object_op(request, ObjectOp::Delete).await
     }
 
     async fn scale(
@@ -236,18 +225,7 @@ impl Kube for KubeService {
         &self,
         request: Request<pb::ObjectRequest>,
     ) -> Result<Response<pb::KubeResult>, Status> {
-        let caller = Caller::of(&request);
-        let c = self.change(Some(request.into_inner()))?;
-        let started = std::time::Instant::now();
-        let o = c.object.clone();
-        let answers = self
-            .app
-            .each(vec![c.cluster.clone()], "rollout_restart", |cc, opts| {
-                let o = o.clone();
-                async move { crate::ops::mutate::rollout_restart(&cc, &o, &opts).await }
-            })
-            .await;
-        Ok(self.changed(&caller, "rollout-restart", &c, started, answers, true))
+        self.object_op(request, ObjectOp::RolloutRestart).await
     }
 
     async fn logs(
@@ -286,18 +264,7 @@ impl Kube for KubeService {
         &self,
         request: Request<pb::ObjectRequest>,
     ) -> Result<Response<pb::KubeResult>, Status> {
-        let caller = Caller::of(&request);
-        let c = self.change(Some(request.into_inner()))?;
-        let started = std::time::Instant::now();
-        let o = c.object.clone();
-        let answers = self
-            .app
-            .each(vec![c.cluster.clone()], "rollout_status", |cc, opts| {
-                let o = o.clone();
-                async move { crate::ops::mutate::rollout_status(&cc, &o, &opts).await }
-            })
-            .await;
-        Ok(self.changed(&caller, "rollout-status", &c, started, answers, false))
+        self.object_op(request, ObjectOp::RolloutStatus).await
     }
 }
 
@@ -340,6 +307,48 @@ impl KubeService {
             })
             .await;
         Ok(self.answer(&caller, facts, &clusters, started, answers, targets.skipped))
+    }
+}
+
+/// Operations on one named object.
+#[derive(Debug, Clone, Copy)]
+enum ObjectOp {
+    Delete,
+    RolloutRestart,
+    RolloutStatus,
+}
+
+impl KubeService {
+    /// Runs `op` on the object of `request` (one cluster), audited.
+    async fn object_op(
+        &self,
+        request: Request<pb::ObjectRequest>,
+        op: ObjectOp,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        use crate::ops::mutate;
+        let caller = Caller::of(&request);
+        let c = self.change(Some(request.into_inner()))?;
+        let started = std::time::Instant::now();
+        let (verb, mutating) = match op {
+            ObjectOp::Delete => ("delete", true),
+            ObjectOp::RolloutRestart => ("rollout-restart", true),
+            ObjectOp::RolloutStatus => ("rollout-status", false),
+        };
+        let o = c.object.clone();
+        let answers = self
+            .app
+            .each(vec![c.cluster.clone()], verb, |cc, opts| {
+                let o = o.clone();
+                async move {
+                    match op {
+                        ObjectOp::Delete => mutate::delete(&cc, &o, &opts).await,
+                        ObjectOp::RolloutRestart => mutate::rollout_restart(&cc, &o, &opts).await,
+                        ObjectOp::RolloutStatus => mutate::rollout_status(&cc, &o, &opts).await,
+                    }
+                }
+            })
+            .await;
+        Ok(self.changed(&caller, verb, &c, started, answers, mutating))
     }
 }
 

@@ -404,3 +404,22 @@ pub struct PodsRunArgs {
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
 }
+
+/// pods_exec.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PodsExecArgs {
+    /// Pod name.
+    pub name: String,
+    /// Namespace (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Container (needed when the pod has several).
+    #[serde(default)]
+    pub container: Option<String>,
+    /// The command and its arguments, e.g. ["ls", "-l", "/tmp"].
+    pub command: Vec<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+}

@@ -9,7 +9,9 @@ use rmcp::{
 };
 
 use crate::{
-    args::{ApplyArgs, ObjectArgs, PodsDeleteArgs, PodsLogArgs, PodsRunArgs, ScaleArgs},
+    args::{
+        ApplyArgs, ObjectArgs, PodsDeleteArgs, PodsExecArgs, PodsLogArgs, PodsRunArgs, ScaleArgs,
+    },
     tools::{NskdTools, client_name, kube_answer},
 };
 
@@ -22,6 +24,7 @@ enum ChangeCall {
     Restart(pb::ObjectRequest),
     Status(pb::ObjectRequest),
     Logs(pb::LogsRequest),
+    Exec(pb::ExecRequest),
 }
 
 impl NskdTools {
@@ -61,6 +64,7 @@ impl NskdTools {
                         ChangeCall::Restart(r) => client.rollout_restart(id.request(r)).await,
                         ChangeCall::Status(r) => client.rollout_status(id.request(r)).await,
                         ChangeCall::Logs(r) => client.logs(id.request(r)).await,
+                        ChangeCall::Exec(r) => client.exec(id.request(r)).await,
                     }
                 }
             })
@@ -252,6 +256,32 @@ impl NskdTools {
             namespace: a.namespace.unwrap_or_default(),
         };
         self.change(&ctx, ChangeCall::Apply(r)).await
+    }
+
+    #[tool(
+        name = "pods_exec",
+        description = "Run a command in a pod's container (through the API server and the node's kubelet) and return its stdout and stderr; a non-zero exit is an error with the exit code. Refused when destructive operations are disabled.",
+        annotations(
+            title = "Pods: Exec",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn pods_exec(
+        &self,
+        Parameters(a): Parameters<PodsExecArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let r = pb::ExecRequest {
+            cluster: self.cluster_or_active(a.cluster).await,
+            namespace: a.namespace.unwrap_or_default(),
+            name: a.name,
+            container: a.container.unwrap_or_default(),
+            command: a.command,
+        };
+        self.change(&ctx, ChangeCall::Exec(r)).await
     }
 
     #[tool(

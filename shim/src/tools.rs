@@ -363,15 +363,22 @@ impl NskdTools {
 }
 
 /// Tools that change clusters, hidden in a read-only environment.
-const CHANGE_TOOLS: [&str; 5] = [
+const CHANGE_TOOLS: [&str; 7] = [
     "resources_create_or_update",
     "resources_delete",
     "pods_delete",
+    "pods_run",
+    "pods_exec",
     "resources_scale",
     "rollout_restart",
 ];
 /// Tools hidden when destructive operations are disabled.
-const DESTRUCTIVE_TOOLS: [&str; 3] = ["resources_delete", "pods_delete", "resources_scale"];
+const DESTRUCTIVE_TOOLS: [&str; 4] = [
+    "resources_delete",
+    "pods_delete",
+    "pods_exec",
+    "resources_scale",
+];
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for NskdTools {

@@ -228,6 +228,49 @@ impl Kube for KubeService {
         self.object_op(request, ObjectOp::RolloutRestart).await
     }
 
+    async fn exec(
+        &self,
+        request: Request<pb::ExecRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        let c = self.change(Some(pb::ObjectRequest {
+            cluster: req.cluster.clone(),
+            kind: "Pod".into(),
+            namespace: req.namespace.clone(),
+            name: req.name.clone(),
+            ..Default::default()
+        }))?;
+        let policy = crate::safety::Policy::of(&self.app.config);
+        if policy.read_only || policy.disable_destructive {
+            let why = if policy.read_only {
+                "the environment is read-only"
+            } else {
+                "destructive operations (exec) are disabled"
+            };
+            return Err(crate::error::OpError::InvalidArgument(format!(
+                "cluster {}: exec in pod {} refused: {why} in environment {}",
+                c.cluster, req.name, policy.environment
+            ))
+            .into());
+        }
+        let started = std::time::Instant::now();
+        let args = crate::ops::exec::ExecArgs {
+            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
+            name: req.name,
+            container: Some(req.container).filter(|n| !n.is_empty()),
+            command: req.command,
+        };
+        let answers = self
+            .app
+            .each(vec![c.cluster.clone()], "exec", |cc, opts| {
+                let args = args.clone();
+                async move { crate::ops::exec::exec(&cc, &args, &opts).await }
+            })
+            .await;
+        Ok(self.changed(&caller, "exec", &c, started, answers, true))
+    }
+
     async fn logs(
         &self,
         request: Request<pb::LogsRequest>,

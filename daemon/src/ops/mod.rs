@@ -3,6 +3,7 @@
 
 pub mod describe;
 pub mod discovery;
+pub mod exec;
 pub mod get;
 pub mod list;
 pub mod logs;

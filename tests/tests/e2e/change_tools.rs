@@ -236,7 +236,7 @@ async fn read_only_no_destructive_and_denied_resources_refuse_with_the_reason() 
     assert!(
         !listed
             .iter()
-            .any(|n| n == "resources_delete" || n == "resources_scale"),
+            .any(|n| n == "resources_delete" || n == "resources_scale" || n == "pods_exec"),
         "{listed:?}"
     );
     assert!(
@@ -381,6 +381,31 @@ async fn pods_log_reads_through_the_apiserver_from_the_nodes_kubelet() {
         )
         .await;
     assert_eq!(since.lines().count(), 2, "{since}");
+    let echo = shim
+        .ok(
+            "pods_exec",
+            json!({"name": pod, "namespace": "shop", "command": ["echo", "hello", "world"]}),
+        )
+        .await;
+    assert_eq!(echo, "hello world\n");
+    let seq = shim.ok("pods_exec", json!({"name": pod, "namespace": "shop", "container": container, "command": ["seq", "3"]})).await;
+    assert_eq!(seq, "1\n2\n3\n");
+    let both = shim.ok("pods_exec", json!({"name": pod, "namespace": "shop", "command": ["sh", "-c", "echo out; echo err >&2"]})).await;
+    assert!(
+        both.starts_with("out\n") && both.contains("--- stderr ---\nerr"),
+        "{both}"
+    );
+    let failed = shim
+        .call(
+            "pods_exec",
+            json!({"name": pod, "namespace": "shop", "command": ["false"]}),
+        )
+        .await;
+    assert!(
+        failed.is_error && failed.text.contains("exit code 1") && failed.text.contains(DISRUPTABLE),
+        "{}",
+        failed.text
+    );
     let missing = shim
         .call(
             "pods_log",

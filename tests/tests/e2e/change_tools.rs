@@ -421,3 +421,75 @@ async fn pods_log_reads_through_the_apiserver_from_the_nodes_kubelet() {
     );
     shim.close().await;
 }
+
+// The guard of the disruptable cluster is held for the whole test on
+// purpose; every test has its own runtime and thread.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_pods_give_a_capped_useful_answer() {
+    let Some(rig) = rig_or_skip() else { return };
+    let _exclusive = rig.disrupt();
+    let d = Daemon::start(&spec(""), |dir| rig.write_kubeconfigs(dir, &[DISRUPTABLE]));
+    let shim = Shim::start(&d.socket).await;
+    let ns = format!("e2e-many-{}", std::process::id());
+    let mut manifest = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n");
+    for i in 0..500 {
+        manifest.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: worker-{i:03}\n  namespace: {ns}\n  labels: {{shard: \"s{}\"}}\nspec:\n  containers:\n    - name: w\n      image: registry.invalid/worker:1\n",
+            i % 10
+        ));
+    }
+    let created = shim
+        .ok("resources_create_or_update", json!({"resource": manifest}))
+        .await;
+    assert_eq!(
+        created.matches(" created").count(),
+        501,
+        "{}",
+        &created[..created.len().min(500)]
+    );
+
+    let listed = shim.ok("pods_list", json!({"namespace": ns})).await;
+    eprintln!("500 pods: {} bytes answered", listed.len());
+    assert!(
+        listed.len() <= 33 * 1024,
+        "capped near 32 KiB: {} bytes",
+        listed.len()
+    );
+    // Compact rows: all 500 fit in the table under the cap.
+    let shown = listed.lines().filter(|l| l.starts_with("worker-")).count();
+    assert_eq!(shown, 500, "{} bytes", listed.len());
+    let narrowed = shim
+        .ok(
+            "pods_list",
+            json!({"namespace": ns, "labelSelector": "shard=s3"}),
+        )
+        .await;
+    assert_eq!(
+        narrowed
+            .lines()
+            .filter(|l| l.starts_with("worker-"))
+            .count(),
+        50,
+        "narrowing works"
+    );
+    // Full objects do not fit: capped, saying how many were left out and how to narrow.
+    let as_yaml = shim
+        .ok("pods_list", json!({"namespace": ns, "output": "yaml"}))
+        .await;
+    eprintln!("500 pods as YAML: {} bytes answered", as_yaml.len());
+    assert!(as_yaml.len() <= 34 * 1024, "{} bytes", as_yaml.len());
+    let note = as_yaml.lines().last().unwrap();
+    let kept = as_yaml.matches("kind: Pod").count();
+    assert!(
+        note.contains(&format!("{} more pods not shown", 500 - kept))
+            && note.contains("labelSelector"),
+        "{kept} shown; {note}"
+    );
+    shim.ok(
+        "resources_delete",
+        json!({"apiVersion": "v1", "kind": "Namespace", "name": ns}),
+    )
+    .await;
+    shim.close().await;
+}

@@ -423,3 +423,31 @@ pub struct PodsExecArgs {
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
 }
+
+/// nodes_log.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodesLogArgs {
+    /// Node name.
+    pub name: String,
+    /// Log under the kubelet's /logs/, e.g. "kubelet.log", "syslog", or "" for the list of files.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Only the last N lines.
+    #[serde(default, rename = "tailLines", alias = "tail")]
+    pub tail_lines: Option<u32>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+}
+
+/// nodes_stats_summary.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodeNameArgs {
+    /// Node name.
+    pub name: String,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+}

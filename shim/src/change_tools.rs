@@ -10,7 +10,8 @@ use rmcp::{
 
 use crate::{
     args::{
-        ApplyArgs, ObjectArgs, PodsDeleteArgs, PodsExecArgs, PodsLogArgs, PodsRunArgs, ScaleArgs,
+        ApplyArgs, NodeNameArgs, NodesLogArgs, ObjectArgs, PodsDeleteArgs, PodsExecArgs,
+        PodsLogArgs, PodsRunArgs, ScaleArgs,
     },
     tools::{NskdTools, client_name, kube_answer},
 };
@@ -25,6 +26,7 @@ enum ChangeCall {
     Status(pb::ObjectRequest),
     Logs(pb::LogsRequest),
     Exec(pb::ExecRequest),
+    NodeRead(pb::NodeReadRequest),
 }
 
 impl NskdTools {
@@ -65,6 +67,7 @@ impl NskdTools {
                         ChangeCall::Status(r) => client.rollout_status(id.request(r)).await,
                         ChangeCall::Logs(r) => client.logs(id.request(r)).await,
                         ChangeCall::Exec(r) => client.exec(id.request(r)).await,
+                        ChangeCall::NodeRead(r) => client.node_read(id.request(r)).await,
                     }
                 }
             })
@@ -282,6 +285,51 @@ impl NskdTools {
             command: a.command,
         };
         self.change(&ctx, ChangeCall::Exec(r)).await
+    }
+
+    #[tool(
+        name = "nodes_log",
+        description = "Read a log file of a node's kubelet host through the API server's node proxy (`query`, e.g. \"kubelet.log\"; empty lists the files), optionally only the last `tailLines`.",
+        annotations(title = "Nodes: Log", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn nodes_log(
+        &self,
+        Parameters(a): Parameters<NodesLogArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let r = pb::NodeReadRequest {
+            cluster: self.cluster_or_active(a.cluster).await,
+            node: a.name,
+            path: format!(
+                "logs/{}",
+                a.query.unwrap_or_default().trim_start_matches('/')
+            ),
+            tail: a.tail_lines.unwrap_or(0),
+        };
+        self.change(&ctx, ChangeCall::NodeRead(r)).await
+    }
+
+    #[tool(
+        name = "nodes_stats_summary",
+        description = "The kubelet's stats summary of a node (CPU, memory, filesystem, network, per-pod usage) through the API server's node proxy.",
+        annotations(
+            title = "Nodes: Stats Summary",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn nodes_stats_summary(
+        &self,
+        Parameters(a): Parameters<NodeNameArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let r = pb::NodeReadRequest {
+            cluster: self.cluster_or_active(a.cluster).await,
+            node: a.name,
+            path: "stats/summary".into(),
+            tail: 0,
+        };
+        self.change(&ctx, ChangeCall::NodeRead(r)).await
     }
 
     #[tool(

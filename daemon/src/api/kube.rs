@@ -228,6 +228,34 @@ impl Kube for KubeService {
         self.object_op(request, ObjectOp::RolloutRestart).await
     }
 
+    async fn node_read(
+        &self,
+        request: Request<pb::NodeReadRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        let c = self.change(Some(pb::ObjectRequest {
+            cluster: req.cluster.clone(),
+            kind: "Node".into(),
+            name: req.node.clone(),
+            ..Default::default()
+        }))?;
+        let started = std::time::Instant::now();
+        let read = crate::ops::nodeproxy::NodeRead {
+            node: req.node,
+            path: req.path,
+            tail: req.tail as usize,
+        };
+        let answers = self
+            .app
+            .each(vec![c.cluster.clone()], "node_read", |cc, opts| {
+                let read = read.clone();
+                async move { crate::ops::nodeproxy::read(&cc, &read, &opts).await }
+            })
+            .await;
+        Ok(self.changed(&caller, "node-read", &c, started, answers, false))
+    }
+
     async fn exec(
         &self,
         request: Request<pb::ExecRequest>,

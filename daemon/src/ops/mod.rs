@@ -8,6 +8,7 @@ pub mod get;
 pub mod list;
 pub mod logs;
 pub mod mutate;
+pub mod nodeproxy;
 pub mod shape;
 pub mod table;
 

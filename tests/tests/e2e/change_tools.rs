@@ -406,6 +406,36 @@ async fn pods_log_reads_through_the_apiserver_from_the_nodes_kubelet() {
         "{}",
         failed.text
     );
+    // Node logs and stats go through the node proxy to the kubelet; the fake
+    // kubelet serves neither, so the answer is the kubelet's 404, clearly attributed.
+    for (tool, args) in [
+        (
+            "nodes_log",
+            json!({"name": "node-1", "query": "kubelet.log", "tailLines": 10}),
+        ),
+        ("nodes_stats_summary", json!({"name": "node-1"})),
+    ] {
+        let a = shim.call(tool, args).await;
+        assert!(
+            a.is_error
+                && a.text.contains("node-1")
+                && a.text.contains(DISRUPTABLE)
+                && a.text.contains("nodes/proxy"),
+            "{tool}: {}",
+            a.text
+        );
+    }
+    let bad = shim
+        .call(
+            "nodes_log",
+            json!({"name": "node-1", "query": "../../etc/passwd"}),
+        )
+        .await;
+    assert!(
+        bad.is_error && bad.text.contains("not allowed"),
+        "{}",
+        bad.text
+    );
     let missing = shim
         .call(
             "pods_log",

@@ -267,6 +267,9 @@ pub struct SimpleListArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectArgs {
+    /// resources_delete only: grace period in seconds before the object is killed.
+    #[serde(default, rename = "gracePeriodSeconds")]
+    pub grace_period_seconds: Option<i64>,
     /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
     #[serde(default, rename = "apiVersion")]
     pub api_version: String,
@@ -374,8 +377,14 @@ pub struct TopArgs {
     /// Namespace (pods_top; default: all namespaces).
     #[serde(default)]
     pub namespace: Option<String>,
-    /// Label selector.
-    #[serde(default, rename = "labelSelector")]
+    /// All namespaces (the default when `namespace` is not given).
+    #[serde(default)]
+    pub all_namespaces: Option<bool>,
+    /// Only this pod or node.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Label selector (`label_selector` accepted too).
+    #[serde(default, rename = "labelSelector", alias = "label_selector")]
     pub label_selector: Option<String>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]

@@ -44,6 +44,7 @@ impl NskdTools {
             kind: a.kind,
             namespace: a.namespace.unwrap_or_default(),
             name: a.name,
+            grace_period_seconds: a.grace_period_seconds.unwrap_or(-1),
         }
     }
 
@@ -121,6 +122,7 @@ impl NskdTools {
                 name: a.name,
                 namespace: a.namespace,
                 cluster: a.cluster,
+                grace_period_seconds: None,
             })
             .await;
         self.change(&ctx, ChangeCall::Delete(r)).await
@@ -150,6 +152,7 @@ impl NskdTools {
                 name: a.name,
                 namespace: a.namespace,
                 cluster: a.cluster,
+                grace_period_seconds: None,
             })
             .await;
         self.change(

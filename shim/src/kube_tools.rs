@@ -242,8 +242,9 @@ impl NskdTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let args = SimpleListArgs {
-            namespace: a.namespace,
+            namespace: a.namespace.filter(|_| a.all_namespaces != Some(true)),
             label_selector: a.label_selector,
+            field_selector: a.name.map(|n| format!("metadata.name={n}")),
             cluster: a.cluster,
             clusters: a.clusters,
             ..Default::default()
@@ -264,6 +265,7 @@ impl NskdTools {
     ) -> Result<CallToolResult, McpError> {
         let args = SimpleListArgs {
             label_selector: a.label_selector,
+            field_selector: a.name.map(|n| format!("metadata.name={n}")),
             cluster: a.cluster,
             clusters: a.clusters,
             ..Default::default()

@@ -440,6 +440,9 @@ impl KubeService {
                 kind: r.kind,
                 namespace: Some(r.namespace).filter(|n| !n.is_empty()),
                 name: r.name,
+                grace_period_seconds: u32::try_from(r.grace_period_seconds)
+                    .ok()
+                    .filter(|_| r.grace_period_seconds >= 0),
             },
         })
     }

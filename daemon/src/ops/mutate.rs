@@ -29,6 +29,8 @@ pub struct ObjectRef {
     pub namespace: Option<String>,
     /// Name.
     pub name: String,
+    /// Delete only: grace period (`None` = the object's default).
+    pub grace_period_seconds: Option<u32>,
 }
 
 /// A resolved object: its kind, namespace and URL.
@@ -109,7 +111,13 @@ pub async fn delete(
     )?;
     let url = DynamicObject::url_path(&t.kind.resource, t.namespace.as_deref());
     let request = kube::core::Request::new(url)
-        .delete(&o.name, &DeleteParams::background())
+        .delete(
+            &o.name,
+            &DeleteParams {
+                grace_period_seconds: o.grace_period_seconds,
+                ..DeleteParams::background()
+            },
+        )
         .map_err(|e| OpError::InvalidArgument(format!("cannot build the delete request: {e}")))?;
     send(cc, request, &ctx(cc, "delete", &t.label), opts).await?;
     Ok(done(format!(

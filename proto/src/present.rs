@@ -106,7 +106,9 @@ pub fn error_gist(error: &str, cluster: &str, width: usize) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     });
-    let gist = if lower.contains("connection refused") {
+    let gist = if lower.contains("deadline has elapsed") {
+        Some("timed out connecting".to_string())
+    } else if lower.contains("connection refused") {
         Some("connection refused".to_string())
     } else if let Some(t) = timed_out {
         Some(t)

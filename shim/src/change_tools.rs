@@ -185,6 +185,7 @@ impl NskdTools {
             cluster: self.cluster_or_active(a.cluster).await,
             manifest: a.resource,
             namespace: a.namespace.unwrap_or_default(),
+            run: false,
         };
         self.change(&ctx, ChangeCall::Apply(r)).await
     }
@@ -260,6 +261,7 @@ impl NskdTools {
             cluster: self.cluster_or_active(a.cluster).await,
             manifest: pod.to_string(),
             namespace: a.namespace.unwrap_or_default(),
+            run: true,
         };
         self.change(&ctx, ChangeCall::Apply(r)).await
     }

@@ -373,10 +373,11 @@ const CHANGE_TOOLS: [&str; 7] = [
     "rollout_restart",
 ];
 /// Tools hidden when destructive operations are disabled.
-const DESTRUCTIVE_TOOLS: [&str; 4] = [
+const DESTRUCTIVE_TOOLS: [&str; 5] = [
     "resources_delete",
     "pods_delete",
     "pods_exec",
+    "pods_run",
     "resources_scale",
 ];
 

@@ -208,13 +208,14 @@ impl Kube for KubeService {
         }))?;
         let started = std::time::Instant::now();
         let namespace = Some(req.namespace).filter(|n| !n.is_empty());
-        let manifest = req.manifest;
+        let (manifest, run) = (req.manifest, req.run);
         let answers = self
             .app
             .each(vec![c.cluster.clone()], "apply", |cc, opts| {
                 let (manifest, namespace) = (manifest.clone(), namespace.clone());
                 async move {
-                    crate::ops::mutate::apply(&cc, &manifest, namespace.as_deref(), &opts).await
+                    crate::ops::mutate::apply(&cc, &manifest, namespace.as_deref(), run, &opts)
+                        .await
                 }
             })
             .await;

@@ -282,6 +282,7 @@ pub async fn apply(
     cc: &ClusterClient,
     manifest: &str,
     namespace: Option<&str>,
+    run: bool,
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
     let docs: Vec<Value> = manifest
@@ -342,7 +343,8 @@ pub async fn apply(
                 Err(e) => return Err(e),
             }
         };
-        let verb = if exists {
+        // Overwriting an object, or running a workload, is destructive.
+        let verb = if exists || run {
             Verb::Destructive
         } else {
             Verb::Write

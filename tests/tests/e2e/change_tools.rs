@@ -234,9 +234,10 @@ async fn read_only_no_destructive_and_denied_resources_refuse_with_the_reason() 
         .map(|t| t.name.to_string())
         .collect();
     assert!(
-        !listed
-            .iter()
-            .any(|n| n == "resources_delete" || n == "resources_scale" || n == "pods_exec"),
+        !listed.iter().any(|n| n == "resources_delete"
+            || n == "resources_scale"
+            || n == "pods_exec"
+            || n == "pods_run"),
         "{listed:?}"
     );
     assert!(
@@ -281,6 +282,17 @@ async fn read_only_no_destructive_and_denied_resources_refuse_with_the_reason() 
         scale.is_error && scale.text.contains("disabled"),
         "{}",
         scale.text
+    );
+    let run = shim
+        .call(
+            "pods_run",
+            json!({"image": "registry.invalid/x:1", "namespace": "default"}),
+        )
+        .await;
+    assert!(
+        run.is_error && run.text.contains("disable_destructive"),
+        "{}",
+        run.text
     );
     let secret = shim
         .call(

@@ -300,3 +300,55 @@ async fn tools_list_matches_the_golden_snapshot() {
     );
     shim.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reveal_secrets_is_the_only_way_to_see_secret_values() {
+    let Some(rig) = rig_or_skip() else { return };
+    let spec = DaemonSpec {
+        top: "reveal_secrets = true\n".into(),
+        ..DaemonSpec::default()
+    };
+    let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &["c1-lax1"]));
+    let shim = Shim::start(&d.socket).await;
+    let text = shim
+        .ok(
+            "resources_get",
+            json!({"kind": "Secret", "name": "db-credentials", "namespace": "shop"}),
+        )
+        .await;
+    assert!(
+        text.contains("czNjcjN0LWMxLWxheDE="),
+        "reveal_secrets = true shows the value:\n{text}"
+    );
+    shim.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn star_over_three_clusters_with_a_black_hole_answers_within_the_request_timeout() {
+    let Some(rig) = rig_or_skip() else { return };
+    let hole = nskd_e2e::endpoints::BlackHole::open();
+    let spec = DaemonSpec {
+        sections: "[health]\nprobe_timeout = \"2s\"\nprobe_interval = \"1h\"\n[pool]\nrequest_timeout = \"2s\"\n".into(),
+        ..DaemonSpec::default()
+    };
+    let d = Daemon::start(&spec, |dir| {
+        rig.write_kubeconfigs(dir, &["c1-sv5", "c1-dfw1"]);
+        rig.write_unreachable(dir, "c9-hole", "c1-sv5", hole.port);
+    });
+    let shim = Shim::start(&d.socket).await;
+    let started = std::time::Instant::now();
+    let every = shim.ok("namespaces_list", json!({"clusters": "*"})).await;
+    let took = started.elapsed();
+    eprintln!("\"*\" over 3 clusters, one black-holed: {took:?}");
+    assert!(took.as_secs_f64() < 4.0, "{took:?}");
+    assert!(
+        every.contains("=== cluster c1-sv5 ===") && every.contains("=== cluster c1-dfw1 ==="),
+        "{every}"
+    );
+    assert!(
+        every.contains("c9-hole")
+            && (every.contains("timed out after 2s") || every.contains("deadline has elapsed")),
+        "{every}"
+    );
+    shim.close().await;
+}

@@ -70,11 +70,10 @@ fn status_probes_live_dead_and_black_holed_clusters_in_parallel_within_one_timeo
     );
     let hole_c = by_name(&status, "c9-blackhole");
     assert_eq!(hole_c["status"], "NotReady", "{hole_c}");
+    // The probe's deadline or the connect deadline (both 3 s) fires first.
+    let why = hole_c["error"].as_str().unwrap();
     assert!(
-        hole_c["error"]
-            .as_str()
-            .unwrap()
-            .contains("timed out after 3s"),
+        why.contains("timed out after 3s") || why.contains("deadline has elapsed"),
         "{hole_c}"
     );
 
@@ -108,7 +107,7 @@ fn status_probes_live_dead_and_black_holed_clusters_in_parallel_within_one_timeo
     );
     assert!(
         rows.iter()
-            .any(|r| r.starts_with("c9-blackhole") && r.contains("timed out after 3s")),
+            .any(|r| r.starts_with("c9-blackhole") && r.contains("timed out")),
         "{stdout}"
     );
     assert!(rows.iter().any(|r| r.contains("c1-dfw1 *")), "{stdout}");

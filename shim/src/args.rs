@@ -283,6 +283,9 @@ pub struct ObjectArgs {
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
+    /// Read several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
 }
 
 /// pods_delete.
@@ -359,6 +362,9 @@ pub struct PodsLogArgs {
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
+    /// Read several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
 }
 
 /// configuration_view.
@@ -448,6 +454,9 @@ pub struct NodesLogArgs {
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
+    /// Read several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
 }
 
 /// nodes_stats_summary.
@@ -459,4 +468,7 @@ pub struct NodeNameArgs {
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
+    /// Read several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
 }

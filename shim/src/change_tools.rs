@@ -45,6 +45,7 @@ impl NskdTools {
             namespace: a.namespace.unwrap_or_default(),
             name: a.name,
             grace_period_seconds: a.grace_period_seconds.unwrap_or(-1),
+            clusters: a.clusters.map(|c| c.names()).unwrap_or_default(),
         }
     }
 
@@ -123,6 +124,7 @@ impl NskdTools {
                 namespace: a.namespace,
                 cluster: a.cluster,
                 grace_period_seconds: None,
+                clusters: None,
             })
             .await;
         self.change(&ctx, ChangeCall::Delete(r)).await
@@ -153,6 +155,7 @@ impl NskdTools {
                 namespace: a.namespace,
                 cluster: a.cluster,
                 grace_period_seconds: None,
+                clusters: None,
             })
             .await;
         self.change(
@@ -310,6 +313,7 @@ impl NskdTools {
                 a.query.unwrap_or_default().trim_start_matches('/')
             ),
             tail: a.tail_lines.unwrap_or(0),
+            clusters: a.clusters.map(|c| c.names()).unwrap_or_default(),
         };
         self.change(&ctx, ChangeCall::NodeRead(r)).await
     }
@@ -333,6 +337,7 @@ impl NskdTools {
             node: a.name,
             path: "stats/summary".into(),
             tail: 0,
+            clusters: a.clusters.map(|c| c.names()).unwrap_or_default(),
         };
         self.change(&ctx, ChangeCall::NodeRead(r)).await
     }
@@ -355,6 +360,7 @@ impl NskdTools {
             previous: a.previous,
             tail: a.tail.unwrap_or(0),
             since_seconds: a.since.unwrap_or(0),
+            clusters: a.clusters.map(|c| c.names()).unwrap_or_default(),
         };
         self.change(&ctx, ChangeCall::Logs(r)).await
     }

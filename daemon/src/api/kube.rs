@@ -183,12 +183,12 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let c = self.change(req.object)?;
+        let c = self.change(req.object, false)?;
         let started = std::time::Instant::now();
         let (o, replicas) = (c.object.clone(), req.replicas);
         let answers = self
             .app
-            .each(vec![c.cluster.clone()], "scale", |cc, opts| {
+            .each(c.clusters.clone(), "scale", |cc, opts| {
                 let o = o.clone();
                 async move { crate::ops::mutate::scale(&cc, &o, replicas, &opts).await }
             })
@@ -202,16 +202,19 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let c = self.change(Some(pb::ObjectRequest {
-            cluster: req.cluster.clone(),
-            ..Default::default()
-        }))?;
+        let c = self.change(
+            Some(pb::ObjectRequest {
+                cluster: req.cluster.clone(),
+                ..Default::default()
+            }),
+            false,
+        )?;
         let started = std::time::Instant::now();
         let namespace = Some(req.namespace).filter(|n| !n.is_empty());
         let (manifest, run) = (req.manifest, req.run);
         let answers = self
             .app
-            .each(vec![c.cluster.clone()], "apply", |cc, opts| {
+            .each(c.clusters.clone(), "apply", |cc, opts| {
                 let (manifest, namespace) = (manifest.clone(), namespace.clone());
                 async move {
                     crate::ops::mutate::apply(&cc, &manifest, namespace.as_deref(), run, &opts)
@@ -235,12 +238,16 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let c = self.change(Some(pb::ObjectRequest {
-            cluster: req.cluster.clone(),
-            kind: "Node".into(),
-            name: req.node.clone(),
-            ..Default::default()
-        }))?;
+        let c = self.change(
+            Some(pb::ObjectRequest {
+                cluster: req.cluster.clone(),
+                kind: "Node".into(),
+                name: req.node.clone(),
+                clusters: req.clusters.clone(),
+                ..Default::default()
+            }),
+            true,
+        )?;
         let started = std::time::Instant::now();
         let read = crate::ops::nodeproxy::NodeRead {
             node: req.node,
@@ -249,7 +256,7 @@ impl Kube for KubeService {
         };
         let answers = self
             .app
-            .each(vec![c.cluster.clone()], "node_read", |cc, opts| {
+            .each(c.clusters.clone(), "node_read", |cc, opts| {
                 let read = read.clone();
                 async move { crate::ops::nodeproxy::read(&cc, &read, &opts).await }
             })
@@ -263,13 +270,16 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let c = self.change(Some(pb::ObjectRequest {
-            cluster: req.cluster.clone(),
-            kind: "Pod".into(),
-            namespace: req.namespace.clone(),
-            name: req.name.clone(),
-            ..Default::default()
-        }))?;
+        let c = self.change(
+            Some(pb::ObjectRequest {
+                cluster: req.cluster.clone(),
+                kind: "Pod".into(),
+                namespace: req.namespace.clone(),
+                name: req.name.clone(),
+                ..Default::default()
+            }),
+            false,
+        )?;
         let policy = crate::safety::Policy::of(&self.app.config);
         if policy.read_only || policy.disable_destructive {
             let why = if policy.read_only {
@@ -292,7 +302,7 @@ impl Kube for KubeService {
         };
         let answers = self
             .app
-            .each(vec![c.cluster.clone()], "exec", |cc, opts| {
+            .each(c.clusters.clone(), "exec", |cc, opts| {
                 let args = args.clone();
                 async move { crate::ops::exec::exec(&cc, &args, &opts).await }
             })
@@ -306,13 +316,17 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let c = self.change(Some(pb::ObjectRequest {
-            cluster: req.cluster.clone(),
-            kind: "Pod".into(),
-            namespace: req.namespace.clone(),
-            name: req.name.clone(),
-            ..Default::default()
-        }))?;
+        let c = self.change(
+            Some(pb::ObjectRequest {
+                cluster: req.cluster.clone(),
+                kind: "Pod".into(),
+                namespace: req.namespace.clone(),
+                name: req.name.clone(),
+                clusters: req.clusters.clone(),
+                ..Default::default()
+            }),
+            true,
+        )?;
         let started = std::time::Instant::now();
         let args = crate::ops::logs::LogArgs {
             namespace: Some(req.namespace).filter(|n| !n.is_empty()),
@@ -324,7 +338,7 @@ impl Kube for KubeService {
         };
         let answers = self
             .app
-            .each(vec![c.cluster.clone()], "logs", |cc, opts| {
+            .each(c.clusters.clone(), "logs", |cc, opts| {
                 let args = args.clone();
                 async move { crate::ops::logs::logs(&cc, &args, &opts).await }
             })
@@ -399,7 +413,10 @@ impl KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         use crate::ops::mutate;
         let caller = Caller::of(&request);
-        let c = self.change(Some(request.into_inner()))?;
+        let c = self.change(
+            Some(request.into_inner()),
+            matches!(op, ObjectOp::RolloutStatus),
+        )?;
         let started = std::time::Instant::now();
         let (verb, mutating) = match op {
             ObjectOp::Delete => ("delete", true),
@@ -409,7 +426,7 @@ impl KubeService {
         let o = c.object.clone();
         let answers = self
             .app
-            .each(vec![c.cluster.clone()], verb, |cc, opts| {
+            .each(c.clusters.clone(), verb, |cc, opts| {
                 let o = o.clone();
                 async move {
                     match op {
@@ -426,16 +443,30 @@ impl KubeService {
 
 /// What a change request is about, resolved to one cluster.
 struct Change {
+    /// Clusters to run on (one for changes).
+    clusters: Vec<String>,
+    /// What "*" skipped.
+    skipped: Vec<String>,
+    /// For the audit log.
     cluster: String,
     object: crate::ops::mutate::ObjectRef,
 }
 
 impl KubeService {
-    fn change(&self, r: Option<pb::ObjectRequest>) -> Result<Change, Status> {
+    /// Resolves the object and its clusters: several only for reads.
+    fn change(&self, r: Option<pb::ObjectRequest>, read: bool) -> Result<Change, Status> {
         let r = r.unwrap_or_default();
-        let targets = self.app.targets(&r.cluster, &[])?;
+        if !read && !r.clusters.is_empty() {
+            return Err(crate::error::OpError::InvalidArgument(
+                "changes run on one cluster at a time: pass `cluster`, not `clusters`".into(),
+            )
+            .into());
+        }
+        let targets = self.app.targets(&r.cluster, &r.clusters)?;
         Ok(Change {
-            cluster: targets.names.into_iter().next().unwrap_or_default(),
+            cluster: targets.names.join(","),
+            skipped: targets.skipped,
+            clusters: targets.names,
             object: crate::ops::mutate::ObjectRef {
                 api_version: r.api_version,
                 kind: r.kind,
@@ -468,7 +499,7 @@ impl KubeService {
         entry.name = c.object.name.clone();
         self.app.audit.record(entry, mutating);
         let failed = answers.iter().any(|a| a.result.is_err());
-        let mut resp = Response::new(result(answers, Vec::new()));
+        let mut resp = Response::new(result(answers, c.skipped.clone()));
         if failed {
             super::mark_outcome(&mut resp, "error");
         }

@@ -212,6 +212,32 @@ async fn read_tools_answer_from_real_clusters_with_secrets_masked() {
         .await;
     assert!(!secret.contains("s3cr3t"), "{secret}");
 
+    // Single-object reads take `clusters` too; changes refuse it.
+    let rollouts = shim.ok("rollout_status", json!({"kind": "Deployment", "name": "frontend", "namespace": "shop", "clusters": ["c1-sv5", "c1-lax1"]})).await;
+    assert!(
+        rollouts.contains("=== cluster c1-sv5 ===")
+            && rollouts.contains("=== cluster c1-lax1 ===")
+            && rollouts.contains("Waiting"),
+        "{rollouts}"
+    );
+    let stats = shim
+        .call(
+            "nodes_stats_summary",
+            json!({"name": "node-1", "clusters": ["c1-sv5", "c1-dfw1"]}),
+        )
+        .await;
+    assert!(
+        stats.text.contains("=== cluster c1-dfw1 (error) ==="),
+        "{}",
+        stats.text
+    );
+    let many_delete = shim.call("resources_delete", json!({"kind": "ConfigMap", "name": "app-config", "namespace": "shop", "clusters": ["c1-sv5", "c1-lax1"]})).await;
+    assert!(
+        many_delete.is_error && many_delete.text.contains("one cluster at a time"),
+        "{}",
+        many_delete.text
+    );
+
     let view = shim.ok("configuration_view", json!({})).await;
     assert!(
         view.contains("current-context: c1-sv5") && view.contains("token: REDACTED"),

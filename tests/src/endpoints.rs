@@ -31,11 +31,20 @@ impl BlackHole {
 }
 
 /// A plain HTTP/1.1 GET on 127.0.0.1:`port` (the daemon's metrics and
-/// health port): status code and body.
+/// health port): status code and body. The port opens a moment after the
+/// socket (a starting daemon): connecting is retried for up to 5 s.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
-        .expect("connect to the daemon's HTTP port");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if std::time::Instant::now() > deadline => {
+                panic!("connect to the daemon's HTTP port {port}: {e}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .expect("timeout");

@@ -167,14 +167,13 @@ impl Refresher {
         self.auth.lock().expect("auth lock").clone()
     }
 
-    /// Why `name`'s kubeconfig is stale (its last refresh failed), with
-    /// since when; `None` when fresh or never refreshed by us.
-    pub fn stale(&self, name: &str) -> Option<(String, SystemTime)> {
+    /// Refresh facts of one cluster (no copy of the others).
+    pub fn cluster(&self, name: &str) -> Option<ClusterRefresh> {
         self.clusters
             .lock()
             .expect("clusters lock")
             .get(name)
-            .and_then(|c| c.failure.clone())
+            .cloned()
     }
 
     /// Checks the token now and remembers the answer.

@@ -10,8 +10,7 @@ use crate::{app::App, error::OpError, health::Health, source::RemoteCluster, sto
 
 /// Marks `info` stale when the cluster's last refresh failed.
 pub fn add_refresh_facts(app: &App, info: &mut pb::ClusterInfo) {
-    let facts = app.refresher.clusters();
-    if let Some(f) = facts.get(&info.name) {
+    if let Some(f) = app.refresher.cluster(&info.name) {
         info.last_refreshed_ms = unix_ms(f.last_refreshed);
         if let Some((reason, since)) = &f.failure {
             info.stale = true;

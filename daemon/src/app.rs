@@ -80,6 +80,8 @@ pub struct App {
     pub serving: std::sync::atomic::AtomicBool,
     /// The audit trail.
     pub audit: AuditLog,
+    /// Safety switches, read once from the configuration.
+    pub policy: Arc<crate::safety::Policy>,
 }
 
 impl App {
@@ -112,6 +114,7 @@ impl App {
             .clone()
             .unwrap_or_else(|| crate::audit::default_path(config.environment()));
         let audit = AuditLog::open(audit_path, config.server.audit_reads)?;
+        let policy = Arc::new(crate::safety::Policy::of(&config));
         let registry = Arc::new(Registry::new());
         let connect_timeout = config.health.probe_timeout.min(config.pool.request_timeout);
         let pool = Arc::new(Pool::new(config.pool.clone(), connect_timeout));
@@ -130,6 +133,7 @@ impl App {
             refresher,
             serving: std::sync::atomic::AtomicBool::new(false),
             audit,
+            policy,
         });
         app.rescan(false);
         Ok(app)
@@ -226,7 +230,7 @@ impl App {
             timeout: self.config.pool.request_timeout,
             max_bytes: self.config.output.max_bytes,
             reveal_secrets: self.config.reveal_secrets,
-            policy: crate::safety::Policy::of(&self.config),
+            policy: self.policy.clone(),
         }
     }
 

@@ -280,19 +280,6 @@ impl Kube for KubeService {
             }),
             false,
         )?;
-        let policy = crate::safety::Policy::of(&self.app.config);
-        if policy.read_only || policy.disable_destructive {
-            let why = if policy.read_only {
-                "the environment is read-only"
-            } else {
-                "destructive operations (exec) are disabled"
-            };
-            return Err(crate::error::OpError::InvalidArgument(format!(
-                "cluster {}: exec in pod {} refused: {why} in environment {}",
-                c.cluster, req.name, policy.environment
-            ))
-            .into());
-        }
         let started = std::time::Instant::now();
         let args = crate::ops::exec::ExecArgs {
             namespace: Some(req.namespace).filter(|n| !n.is_empty()),

@@ -68,6 +68,14 @@ pub async fn exec(
     if let Some(c) = args.container.clone().filter(|c| !c.is_empty()) {
         params = params.container(c);
     }
+    let pod_kind = super::list::resolve_kind(cc, "v1", "Pod", opts.timeout).await?;
+    crate::safety::check(
+        &opts.policy,
+        &cc.name,
+        crate::safety::Verb::Destructive,
+        &pod_kind,
+        &format!("exec in pod {} in namespace {ns}", args.name),
+    )?;
     let api: Api<Pod> = Api::namespaced(cc.client.clone(), &ns);
     let run = async {
         let mut process = api

@@ -48,7 +48,7 @@ pub struct OpOptions {
     /// Show Secret values.
     pub reveal_secrets: bool,
     /// read_only, disable_destructive, denied_resources.
-    pub policy: crate::safety::Policy,
+    pub policy: std::sync::Arc<crate::safety::Policy>,
 }
 
 /// Resolves `api_version`/`kind` on this cluster, within `timeout`.

@@ -184,16 +184,13 @@ impl Kube for KubeService {
         let caller = Caller::of(&request);
         let req = request.into_inner();
         let c = self.change(req.object, false)?;
-        let started = std::time::Instant::now();
         let (o, replicas) = (c.object.clone(), req.replicas);
-        let answers = self
-            .app
-            .each(c.clusters.clone(), "scale", |cc, opts| {
+        Ok(self
+            .run_change(&caller, &c, "scale", true, |cc, opts| {
                 let o = o.clone();
                 async move { crate::ops::mutate::scale(&cc, &o, replicas, &opts).await }
             })
-            .await;
-        Ok(self.changed(&caller, "scale", &c, started, answers, true))
+            .await)
     }
 
     async fn apply(
@@ -209,20 +206,17 @@ impl Kube for KubeService {
             }),
             false,
         )?;
-        let started = std::time::Instant::now();
         let namespace = Some(req.namespace).filter(|n| !n.is_empty());
         let (manifest, run) = (req.manifest, req.run);
-        let answers = self
-            .app
-            .each(c.clusters.clone(), "apply", |cc, opts| {
+        Ok(self
+            .run_change(&caller, &c, "apply", true, |cc, opts| {
                 let (manifest, namespace) = (manifest.clone(), namespace.clone());
                 async move {
                     crate::ops::mutate::apply(&cc, &manifest, namespace.as_deref(), run, &opts)
                         .await
                 }
             })
-            .await;
-        Ok(self.changed(&caller, "apply", &c, started, answers, true))
+            .await)
     }
 
     async fn rollout_restart(
@@ -248,20 +242,17 @@ impl Kube for KubeService {
             }),
             true,
         )?;
-        let started = std::time::Instant::now();
         let read = crate::ops::nodeproxy::NodeRead {
             node: req.node,
             path: req.path,
             tail: req.tail as usize,
         };
-        let answers = self
-            .app
-            .each(c.clusters.clone(), "node_read", |cc, opts| {
+        Ok(self
+            .run_change(&caller, &c, "node-read", false, |cc, opts| {
                 let read = read.clone();
                 async move { crate::ops::nodeproxy::read(&cc, &read, &opts).await }
             })
-            .await;
-        Ok(self.changed(&caller, "node-read", &c, started, answers, false))
+            .await)
     }
 
     async fn exec(
@@ -280,21 +271,18 @@ impl Kube for KubeService {
             }),
             false,
         )?;
-        let started = std::time::Instant::now();
         let args = crate::ops::exec::ExecArgs {
             namespace: Some(req.namespace).filter(|n| !n.is_empty()),
             name: req.name,
             container: Some(req.container).filter(|n| !n.is_empty()),
             command: req.command,
         };
-        let answers = self
-            .app
-            .each(c.clusters.clone(), "exec", |cc, opts| {
+        Ok(self
+            .run_change(&caller, &c, "exec", true, |cc, opts| {
                 let args = args.clone();
                 async move { crate::ops::exec::exec(&cc, &args, &opts).await }
             })
-            .await;
-        Ok(self.changed(&caller, "exec", &c, started, answers, true))
+            .await)
     }
 
     async fn logs(
@@ -314,7 +302,6 @@ impl Kube for KubeService {
             }),
             true,
         )?;
-        let started = std::time::Instant::now();
         let args = crate::ops::logs::LogArgs {
             namespace: Some(req.namespace).filter(|n| !n.is_empty()),
             name: req.name,
@@ -323,14 +310,12 @@ impl Kube for KubeService {
             tail: req.tail,
             since_seconds: req.since_seconds,
         };
-        let answers = self
-            .app
-            .each(c.clusters.clone(), "logs", |cc, opts| {
+        Ok(self
+            .run_change(&caller, &c, "logs", false, |cc, opts| {
                 let args = args.clone();
                 async move { crate::ops::logs::logs(&cc, &args, &opts).await }
             })
-            .await;
-        Ok(self.changed(&caller, "logs", &c, started, answers, false))
+            .await)
     }
 
     async fn rollout_status(
@@ -404,16 +389,14 @@ impl KubeService {
             Some(request.into_inner()),
             matches!(op, ObjectOp::RolloutStatus),
         )?;
-        let started = std::time::Instant::now();
         let (verb, mutating) = match op {
             ObjectOp::Delete => ("delete", true),
             ObjectOp::RolloutRestart => ("rollout-restart", true),
             ObjectOp::RolloutStatus => ("rollout-status", false),
         };
         let o = c.object.clone();
-        let answers = self
-            .app
-            .each(c.clusters.clone(), verb, |cc, opts| {
+        Ok(self
+            .run_change(&caller, &c, verb, mutating, |cc, opts| {
                 let o = o.clone();
                 async move {
                     match op {
@@ -423,8 +406,7 @@ impl KubeService {
                     }
                 }
             })
-            .await;
-        Ok(self.changed(&caller, verb, &c, started, answers, mutating))
+            .await)
     }
 }
 
@@ -466,16 +448,22 @@ impl KubeService {
         })
     }
 
-    /// Audits a change (always) and answers.
-    fn changed(
+    /// Runs `op` on the clusters of `c`, audits it (changes always, reads
+    /// when enabled) and answers.
+    async fn run_change<F, Fut>(
         &self,
         caller: &Caller,
-        verb: &str,
         c: &Change,
-        started: std::time::Instant,
-        answers: Vec<ClusterAnswer>,
+        verb: &'static str,
         mutating: bool,
-    ) -> Response<pb::KubeResult> {
+        op: F,
+    ) -> Response<pb::KubeResult>
+    where
+        F: Fn(std::sync::Arc<crate::pool::ClusterClient>, crate::ops::list::OpOptions) -> Fut,
+        Fut: std::future::Future<Output = Result<crate::ops::Rendered, crate::error::OpError>>,
+    {
+        let started = std::time::Instant::now();
+        let answers = self.app.each(c.clusters.clone(), verb, op).await;
         let outcome = match answers.first().map(|a| &a.result) {
             Some(Err(e)) => e.to_string(),
             _ => "ok".to_string(),

@@ -400,6 +400,20 @@ pub struct TopArgs {
     pub clusters: Option<ClusterSet>,
 }
 
+impl TopArgs {
+    /// As a list of the metrics kind: `name` becomes a field selector.
+    pub fn into_list(self) -> SimpleListArgs {
+        SimpleListArgs {
+            namespace: self.namespace.filter(|_| self.all_namespaces != Some(true)),
+            label_selector: self.label_selector,
+            field_selector: self.name.map(|n| format!("metadata.name={n}")),
+            cluster: self.cluster,
+            clusters: self.clusters,
+            ..Default::default()
+        }
+    }
+}
+
 /// pods_run.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]

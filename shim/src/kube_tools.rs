@@ -241,15 +241,7 @@ impl NskdTools {
         Parameters(a): Parameters<TopArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let args = SimpleListArgs {
-            namespace: a.namespace.filter(|_| a.all_namespaces != Some(true)),
-            label_selector: a.label_selector,
-            field_selector: a.name.map(|n| format!("metadata.name={n}")),
-            cluster: a.cluster,
-            clusters: a.clusters,
-            ..Default::default()
-        };
-        self.list_kind(&ctx, "metrics.k8s.io/v1beta1", "PodMetrics", args)
+        self.list_kind(&ctx, "metrics.k8s.io/v1beta1", "PodMetrics", a.into_list())
             .await
     }
 
@@ -263,14 +255,8 @@ impl NskdTools {
         Parameters(a): Parameters<TopArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let args = SimpleListArgs {
-            label_selector: a.label_selector,
-            field_selector: a.name.map(|n| format!("metadata.name={n}")),
-            cluster: a.cluster,
-            clusters: a.clusters,
-            ..Default::default()
-        };
-        self.list_kind(&ctx, "metrics.k8s.io/v1beta1", "NodeMetrics", args)
+        // NodeMetrics is cluster-scoped: a namespace is ignored.
+        self.list_kind(&ctx, "metrics.k8s.io/v1beta1", "NodeMetrics", a.into_list())
             .await
     }
 

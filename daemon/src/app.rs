@@ -117,7 +117,12 @@ impl App {
         let policy = Arc::new(crate::safety::Policy::of(&config));
         let registry = Arc::new(Registry::new());
         let connect_timeout = config.health.probe_timeout.min(config.pool.request_timeout);
-        let pool = Arc::new(Pool::new(config.pool.clone(), connect_timeout));
+        let caches = Arc::new(crate::cache::WatchCaches::new(
+            config.cache.clone(),
+            config.reveal_secrets,
+            config.pool.request_timeout,
+        ));
+        let pool = Arc::new(Pool::new(config.pool.clone(), connect_timeout, caches));
         let tracker = Arc::new(Tracker::new(config.health.clone()));
         let prober = Arc::new(Prober::new(registry.clone(), pool.clone(), tracker.clone()));
         let scanner = Scanner::new(ScanPlan::from_config(&config));
@@ -231,6 +236,7 @@ impl App {
             max_bytes: self.config.output.max_bytes,
             reveal_secrets: self.config.reveal_secrets,
             policy: self.policy.clone(),
+            caches: self.pool.caches().clone(),
         }
     }
 
@@ -259,7 +265,10 @@ impl App {
                 }
                 .await;
                 let elapsed = started.elapsed();
-                self.note_call(&name, operation, &result, elapsed);
+                // A cached answer says nothing about the cluster's latency.
+                if !result.as_ref().is_ok_and(|r| r.from_cache) {
+                    self.note_call(&name, operation, &result, elapsed);
+                }
                 ClusterAnswer {
                     cluster: name,
                     result,

@@ -75,6 +75,53 @@ fn describe() {
         "nskd_connected_clients",
         "Open client connections on the socket (shims and nskctl)."
     );
+    describe_counter!(
+        "nskd_cache_hits_total",
+        "Reads answered from a watch cache, by cluster and resource."
+    );
+    describe_counter!(
+        "nskd_cache_misses_total",
+        "Reads of a cacheable kind that went to the API server, by cluster, resource and reason."
+    );
+    describe_gauge!(
+        "nskd_cache_objects",
+        "Objects held by a cluster's watch caches."
+    );
+    describe_gauge!(
+        "nskd_cache_bytes",
+        "Bytes (serialized) held by a cluster's watch caches."
+    );
+    describe_counter!(
+        "nskd_cache_watch_restarts_total",
+        "Watches re-established after an error, by cluster and resource."
+    );
+}
+
+/// A read answered from a watch cache.
+pub fn cache_hit(cluster: &str, resource: &str) {
+    counter!("nskd_cache_hits_total", "cluster" => cluster.to_string(), "resource" => resource.to_string())
+        .increment(1);
+}
+
+/// A read of a cacheable kind that went to the API server.
+pub fn cache_miss(cluster: &str, resource: &str, reason: &'static str) {
+    counter!("nskd_cache_misses_total", "cluster" => cluster.to_string(), "resource" => resource.to_string(), "reason" => reason)
+        .increment(1);
+}
+
+/// A watch re-established after an error.
+pub fn cache_watch_restart(cluster: &str, resource: &str) {
+    counter!("nskd_cache_watch_restarts_total", "cluster" => cluster.to_string(), "resource" => resource.to_string())
+        .increment(1);
+}
+
+/// What a cluster's caches hold now.
+pub fn cache_usage(cluster: &str, usage: &crate::cache::Usage) {
+    use std::sync::atomic::Ordering::Relaxed;
+    gauge!("nskd_cache_objects", "cluster" => cluster.to_string())
+        .set(usage.objects.load(Relaxed) as f64);
+    gauge!("nskd_cache_bytes", "cluster" => cluster.to_string())
+        .set(usage.bytes.load(Relaxed) as f64);
 }
 
 /// A Kubernetes API call's latency.

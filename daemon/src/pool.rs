@@ -14,7 +14,8 @@ use std::{
 use kube::config::KubeConfigOptions;
 
 use crate::{
-    config::PoolConfig, error::OpError, ops::discovery::ApiDiscovery, registry::ClusterEntry,
+    cache::WatchCaches, config::PoolConfig, error::OpError, ops::discovery::ApiDiscovery,
+    registry::ClusterEntry,
 };
 
 /// A cluster's client and what hangs off it.
@@ -59,17 +60,25 @@ pub struct Pool {
     connect_timeout: Duration,
     epoch: Instant,
     clients: Mutex<HashMap<String, Arc<ClusterClient>>>,
+    caches: Arc<WatchCaches>,
 }
 
 impl Pool {
-    /// An empty pool.
-    pub fn new(config: PoolConfig, connect_timeout: Duration) -> Self {
+    /// An empty pool; `caches` are the watch caches that hang off its
+    /// clients (dropped with them).
+    pub fn new(config: PoolConfig, connect_timeout: Duration, caches: Arc<WatchCaches>) -> Self {
         Self {
             config,
             connect_timeout,
             epoch: Instant::now(),
             clients: Mutex::new(HashMap::new()),
+            caches,
         }
+    }
+
+    /// The watch caches of every cluster.
+    pub fn caches(&self) -> &Arc<WatchCaches> {
+        &self.caches
     }
 
     /// The pool's settings.
@@ -148,16 +157,24 @@ impl Pool {
         })
     }
 
-    /// Drops the clients of `names` (their kubeconfig changed or is gone).
-    pub fn invalidate<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
+    /// Drops the clients and watch caches of `names` (their kubeconfig
+    /// changed or is gone).
+    pub fn invalidate<'a>(&self, names: impl IntoIterator<Item = &'a String> + Clone) {
         let mut clients = self.clients.lock().expect("pool lock poisoned");
-        for name in names {
+        for name in names.clone() {
             clients.remove(name);
         }
+        drop(clients);
+        self.caches.invalidate(names);
     }
 
-    /// Drops clients unused for longer than the idle timeout; returns how many.
+    /// Drops clients unused for longer than the idle timeout, and watch
+    /// caches unused for longer than theirs; returns how many clients.
     pub fn evict_idle(&self) -> usize {
+        let caches = self.caches.sweep();
+        if caches > 0 {
+            tracing::debug!(caches, "dropped idle watch caches");
+        }
         let now_ms = self.epoch.elapsed().as_millis() as u64;
         let idle_ms = self.config.idle_timeout.as_millis() as u64;
         let mut clients = self.clients.lock().expect("pool lock poisoned");

@@ -88,7 +88,8 @@ pub fn check(
 }
 
 /// Replaces every value of a Secret's `data` / `stringData` with a note of
-/// its size, keeping the keys. Non-Secret objects are left alone.
+/// its size, keeping the keys. Non-Secret objects are left alone; masking
+/// twice (a cached object is masked when cached) changes nothing.
 pub fn mask_secret(object: &mut Value) {
     if object.get("kind").and_then(Value::as_str) != Some("Secret") {
         return;
@@ -96,6 +97,10 @@ pub fn mask_secret(object: &mut Value) {
     for field in ["data", "stringData"] {
         if let Some(Value::Object(map)) = object.get_mut(field) {
             for value in map.values_mut() {
+                // Base64 data never starts with '[': this is a mask already.
+                if value.as_str().is_some_and(|v| v.starts_with("[MASKED: ")) {
+                    continue;
+                }
                 let len = value.as_str().map(str::len).unwrap_or(0);
                 *value = Value::String(format!("[MASKED: {len} bytes; reveal_secrets is off]"));
             }
@@ -117,6 +122,9 @@ mod tests {
         let mut s = json!({"kind": "Secret", "data": {"password": "czNjcjN0"}, "stringData": {"x": "plain"},
             "metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"password\":\"czNjcjN0\"}}"}}});
         mask_secret(&mut s);
+        let once = s.clone();
+        mask_secret(&mut s);
+        assert_eq!(s, once, "masking twice changes nothing");
         let text = s.to_string();
         assert!(
             !text.contains("czNjcjN0") && !text.contains("plain"),

@@ -75,6 +75,9 @@ pub struct NamespacesListArgs {
     /// table (default), yaml or json.
     #[serde(default)]
     pub output: Option<OutputFormat>,
+    /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// pods_list.
@@ -102,6 +105,9 @@ pub struct PodsListArgs {
     /// table (default), yaml or json.
     #[serde(default)]
     pub output: Option<OutputFormat>,
+    /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// nsk_refresh.
@@ -163,6 +169,9 @@ pub struct ResourcesListArgs {
     /// table (default), yaml or json.
     #[serde(default)]
     pub output: Option<OutputFormat>,
+    /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// resources_get.
@@ -188,6 +197,9 @@ pub struct ResourcesGetArgs {
     /// yaml (default) or json.
     #[serde(default)]
     pub output: Option<OutputFormat>,
+    /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// pods_get.
@@ -208,6 +220,9 @@ pub struct PodsGetArgs {
     /// yaml (default) or json.
     #[serde(default)]
     pub output: Option<OutputFormat>,
+    /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// pods_list_in_namespace.
@@ -234,6 +249,9 @@ pub struct PodsInNamespaceArgs {
     /// table (default), yaml or json.
     #[serde(default)]
     pub output: Option<OutputFormat>,
+    /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// nodes_list and events_list.
@@ -261,6 +279,9 @@ pub struct SimpleListArgs {
     /// table (default), yaml or json.
     #[serde(default)]
     pub output: Option<OutputFormat>,
+    /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// resources_delete, rollout_restart, rollout_status.

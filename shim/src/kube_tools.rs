@@ -49,7 +49,9 @@ impl NskdTools {
         kind: &str,
         args: SimpleListArgs,
     ) -> Result<CallToolResult, McpError> {
-        let target = self.target(args.cluster, args.clusters.as_ref()).await;
+        let target = self
+            .target(args.cluster, args.clusters.as_ref(), args.live)
+            .await;
         let request = pb::ListRequest {
             target: Some(target),
             api_version: api_version.into(),
@@ -88,7 +90,9 @@ impl NskdTools {
         Parameters(args): Parameters<ResourcesListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let target = self.target(args.cluster, args.clusters.as_ref()).await;
+        let target = self
+            .target(args.cluster, args.clusters.as_ref(), args.live)
+            .await;
         let request = pb::ListRequest {
             target: Some(target),
             api_version: args.api_version,
@@ -116,7 +120,9 @@ impl NskdTools {
         Parameters(args): Parameters<ResourcesGetArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let target = self.target(args.cluster, args.clusters.as_ref()).await;
+        let target = self
+            .target(args.cluster, args.clusters.as_ref(), args.live)
+            .await;
         let request = pb::GetRequest {
             target: Some(target),
             api_version: args.api_version,
@@ -142,7 +148,9 @@ impl NskdTools {
         Parameters(args): Parameters<ResourcesGetArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let target = self.target(args.cluster, args.clusters.as_ref()).await;
+        let target = self
+            .target(args.cluster, args.clusters.as_ref(), args.live)
+            .await;
         let request = pb::GetRequest {
             target: Some(target),
             api_version: args.api_version,
@@ -164,7 +172,9 @@ impl NskdTools {
         Parameters(args): Parameters<PodsGetArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let target = self.target(args.cluster, args.clusters.as_ref()).await;
+        let target = self
+            .target(args.cluster, args.clusters.as_ref(), args.live)
+            .await;
         let request = pb::GetRequest {
             target: Some(target),
             api_version: "v1".into(),
@@ -198,6 +208,7 @@ impl NskdTools {
             cluster: args.cluster,
             clusters: args.clusters,
             output: args.output,
+            live: args.live,
         };
         self.list_kind(&ctx, "v1", "Pod", simple).await
     }

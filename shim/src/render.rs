@@ -55,7 +55,7 @@ pub fn status_table(resp: &ClusterStatusResponse, active: Option<&str>) -> Strin
 pub fn kube_result(result: &KubeResult) -> (String, bool) {
     let all_failed = result.results.iter().all(|r| !r.ok);
     if let ([only], []) = (result.results.as_slice(), result.skipped.as_slice()) {
-        return (only.text.clone(), !only.ok);
+        return (cluster_text(only), !only.ok);
     }
     let mut out = String::new();
     if result.results.is_empty() {
@@ -66,10 +66,7 @@ pub fn kube_result(result: &KubeResult) -> (String, bool) {
     for r in &result.results {
         let verdict = if r.ok { "" } else { " (error)" };
         out.push_str(&format!("=== cluster {}{verdict} ===\n", r.cluster));
-        out.push_str(&r.text);
-        if !r.text.ends_with('\n') {
-            out.push('\n');
-        }
+        out.push_str(&cluster_text(r));
     }
     if !result.skipped.is_empty() {
         out.push_str("=== skipped (known to be down; name the cluster to try anyway) ===\n");
@@ -78,6 +75,24 @@ pub fn kube_result(result: &KubeResult) -> (String, bool) {
         }
     }
     (out, all_failed)
+}
+
+/// The line under an answer that came from the watch cache.
+pub const FROM_CACHE: &str =
+    "(from nskd's watch cache, in sync with the API server; live: true reads the API server)";
+
+/// One cluster's text, newline-terminated, with the cache line when it
+/// was answered from the watch cache.
+fn cluster_text(r: &nskd_proto::v1::ClusterResult) -> String {
+    let mut text = r.text.clone();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if r.from_cache {
+        text.push_str(FROM_CACHE);
+        text.push('\n');
+    }
+    text
 }
 
 #[cfg(test)]

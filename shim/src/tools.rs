@@ -84,6 +84,7 @@ impl NskdTools {
         &self,
         cluster: Option<String>,
         clusters: Option<&ClusterSet>,
+        live: bool,
     ) -> pb::Target {
         let cluster = match cluster.filter(|c| !c.is_empty()) {
             Some(c) => c,
@@ -92,6 +93,7 @@ impl NskdTools {
         pb::Target {
             cluster,
             clusters: clusters.map(ClusterSet::names).unwrap_or_default(),
+            live,
         }
     }
 
@@ -286,7 +288,9 @@ impl NskdTools {
         Parameters(args): Parameters<NamespacesListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let target = self.target(args.cluster, args.clusters.as_ref()).await;
+        let target = self
+            .target(args.cluster, args.clusters.as_ref(), args.live)
+            .await;
         let request = pb::ListRequest {
             target: Some(target),
             api_version: "v1".into(),
@@ -308,7 +312,9 @@ impl NskdTools {
         Parameters(args): Parameters<PodsListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let target = self.target(args.cluster, args.clusters.as_ref()).await;
+        let target = self
+            .target(args.cluster, args.clusters.as_ref(), args.live)
+            .await;
         let request = pb::ListRequest {
             target: Some(target),
             api_version: "v1".into(),

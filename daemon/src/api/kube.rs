@@ -54,6 +54,7 @@ fn result(answers: Vec<ClusterAnswer>, skipped: Vec<String>) -> pb::KubeResult {
                         items: r.items,
                         omitted: r.omitted,
                         elapsed_us,
+                        from_cache: r.from_cache,
                     },
                     Err(e) => pb::ClusterResult {
                         cluster: a.cluster,
@@ -62,6 +63,7 @@ fn result(answers: Vec<ClusterAnswer>, skipped: Vec<String>) -> pb::KubeResult {
                         items: 0,
                         omitted: 0,
                         elapsed_us,
+                        from_cache: false,
                     },
                 }
             })
@@ -143,6 +145,7 @@ impl Kube for KubeService {
             field_selector: Some(req.field_selector),
             limit: req.limit,
             output: output(req.output),
+            live: req.target.as_ref().is_some_and(|t| t.live),
         };
         let started = std::time::Instant::now();
         let clusters = targets.names.join(",");
@@ -343,6 +346,7 @@ impl KubeService {
             namespace: Some(req.namespace).filter(|n| !n.is_empty()),
             name: req.name,
             output: output(req.output),
+            live: req.target.as_ref().is_some_and(|t| t.live),
         };
         let started = std::time::Instant::now();
         let clusters = targets.names.join(",");

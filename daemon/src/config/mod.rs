@@ -190,6 +190,11 @@ pub struct CacheConfig {
     pub max_objects: usize,
     /// Memory cap of all caches, bytes.
     pub max_bytes: usize,
+    /// Memory cap of one cluster's caches, bytes.
+    pub max_cluster_bytes: usize,
+    /// Kinds to cache, as plural names (`pods`, `deployments.apps`);
+    /// `"*"` caches every kind that can be listed and watched.
+    pub kinds: Vec<String>,
 }
 
 /// The resolved configuration.
@@ -332,7 +337,14 @@ const POOL_KEYS: &[&str] = &[
     "kubeconfig_ttl",
 ];
 const OUTPUT_KEYS: &[&str] = &["max_bytes"];
-const CACHE_KEYS: &[&str] = &["enabled", "idle_timeout", "max_objects", "max_bytes"];
+const CACHE_KEYS: &[&str] = &[
+    "enabled",
+    "idle_timeout",
+    "max_objects",
+    "max_bytes",
+    "max_cluster_bytes",
+    "kinds",
+];
 
 /// Why the configuration could not be loaded at all.
 #[derive(Debug, thiserror::Error)]
@@ -492,6 +504,18 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
             .unwrap_or(Duration::from_secs(600)),
         max_objects: cache_r.integer("max_objects").unwrap_or(5000),
         max_bytes: cache_r.integer("max_bytes").unwrap_or(256 * 1024 * 1024),
+        max_cluster_bytes: cache_r
+            .integer("max_cluster_bytes")
+            .unwrap_or(64 * 1024 * 1024),
+        kinds: cache_r
+            .strings("kinds")
+            .map(|k| k.into_iter().map(|k| k.to_ascii_lowercase()).collect())
+            .unwrap_or_else(|| {
+                crate::cache::DEFAULT_KINDS
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect()
+            }),
     };
     cache_r.finish(CACHE_KEYS);
 

@@ -237,5 +237,6 @@ pub async fn describe(
         text: out,
         items: 1,
         omitted: 0,
+        ..Default::default()
     })
 }

@@ -126,5 +126,6 @@ pub async fn exec(
         text,
         items: 1,
         omitted: 0,
+        ..Default::default()
     })
 }

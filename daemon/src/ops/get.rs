@@ -27,6 +27,8 @@ pub struct GetArgs {
     pub name: String,
     /// YAML (default for Table) or JSON.
     pub output: Output,
+    /// Read from the API server even when a watch cache could answer.
+    pub live: bool,
 }
 
 /// Gets one object.
@@ -66,17 +68,34 @@ pub async fn get(
         verb: "get",
         resource: &resource,
     };
-    let url = DynamicObject::url_path(&kind.resource, namespace.as_deref());
-    let request = kube::core::Request::new(url)
-        .get(&args.name, &Default::default())
-        .map_err(|e| OpError::InvalidArgument(format!("cannot build the get request: {e}")))?;
-    let remaining = opts.timeout.saturating_sub(started.elapsed());
-    let mut object: Value =
-        match tokio::time::timeout(remaining, cc.client.request::<Value>(request)).await {
-            Err(_) => return Err(ctx.timeout(opts.timeout)),
-            Ok(Err(e)) => return Err(ctx.error(e)),
-            Ok(Ok(v)) => v,
-        };
+    let cached = if args.live {
+        None
+    } else {
+        opts.caches
+            .answering(cc, &kind, namespace.as_deref())
+            .and_then(|w| w.object(namespace.as_deref(), &args.name))
+    };
+    let from_cache = cached.is_some();
+    let mut object = match cached {
+        Some(object) => {
+            crate::metrics::cache_hit(&cc.name, &kind.display_name());
+            object
+        }
+        None => {
+            let url = DynamicObject::url_path(&kind.resource, namespace.as_deref());
+            let request = kube::core::Request::new(url)
+                .get(&args.name, &Default::default())
+                .map_err(|e| {
+                    OpError::InvalidArgument(format!("cannot build the get request: {e}"))
+                })?;
+            let remaining = opts.timeout.saturating_sub(started.elapsed());
+            match tokio::time::timeout(remaining, cc.client.request::<Value>(request)).await {
+                Err(_) => return Err(ctx.timeout(opts.timeout)),
+                Ok(Err(e)) => return Err(ctx.error(e)),
+                Ok(Ok(v)) => v,
+            }
+        }
+    };
     clean_object(&mut object, opts.reveal_secrets);
     let text = match args.output {
         Output::Json => serde_json::to_string_pretty(&object).unwrap_or_default() + "\n",
@@ -86,5 +105,6 @@ pub async fn get(
         text,
         items: 1,
         omitted: 0,
+        from_cache,
     })
 }

@@ -15,6 +15,7 @@ use super::{
     table::{self, TABLE_ACCEPT, TableStyle},
 };
 use crate::{
+    cache::Query,
     error::{CallContext, OpError},
     pool::ClusterClient,
 };
@@ -36,6 +37,8 @@ pub struct ListArgs {
     pub limit: u32,
     /// Output format.
     pub output: Output,
+    /// Read from the API server even when a watch cache could answer.
+    pub live: bool,
 }
 
 /// Limits every operation respects.
@@ -49,6 +52,8 @@ pub struct OpOptions {
     pub reveal_secrets: bool,
     /// read_only, disable_destructive, denied_resources.
     pub policy: std::sync::Arc<crate::safety::Policy>,
+    /// Watch caches that may answer reads.
+    pub caches: std::sync::Arc<crate::cache::WatchCaches>,
 }
 
 /// Resolves `api_version`/`kind` on this cluster, within `timeout`.
@@ -118,29 +123,16 @@ pub async fn list(
         verb: "list",
         resource: &resource,
     };
-    let params = ListParams {
-        label_selector: args.label_selector.clone().filter(|s| !s.is_empty()),
-        field_selector: args.field_selector.clone().filter(|s| !s.is_empty()),
-        limit: (args.limit > 0).then_some(args.limit),
-        ..ListParams::default()
+    let cached = if args.live {
+        None
+    } else {
+        cached_answer(cc, &kind, namespace, args, opts)
     };
-    let url = DynamicObject::url_path(&kind.resource, namespace);
-    let mut request = kube::core::Request::new(url)
-        .list(&params)
-        .map_err(|e| OpError::InvalidArgument(format!("cannot build the list request: {e}")))?;
-    if args.output == Output::Table {
-        request.headers_mut().insert(
-            http::header::ACCEPT,
-            http::HeaderValue::from_static(TABLE_ACCEPT),
-        );
-    }
-    let remaining = opts.timeout.saturating_sub(started.elapsed());
-    let body: Value =
-        match tokio::time::timeout(remaining, cc.client.request::<Value>(request)).await {
-            Err(_) => return Err(ctx.timeout(opts.timeout)),
-            Ok(Err(e)) => return Err(ctx.error(e)),
-            Ok(Ok(v)) => v,
-        };
+    let from_cache = cached.is_some();
+    let body = match cached {
+        Some(body) => body,
+        None => live_list(cc, &kind, namespace, args, &ctx, opts, started).await?,
+    };
     let more = body
         .pointer("/metadata/continue")
         .and_then(Value::as_str)
@@ -158,7 +150,9 @@ pub async fn list(
             max_bytes: opts.max_bytes,
             remaining: more,
         };
-        return Ok(table::render(&body, &style));
+        let mut rendered = table::render(&body, &style);
+        rendered.from_cache = from_cache;
+        return Ok(rendered);
     }
     let items: Vec<Value> = body["items"]
         .as_array()
@@ -184,10 +178,77 @@ pub async fn list(
         args.output
     };
     let mut rendered = render_objects(items, output, opts.max_bytes, &noun);
+    rendered.from_cache = from_cache;
     if more.is_some() {
         rendered.text.push_str(&format!(
             "... the server has more {noun} beyond the limit.\n"
         ));
     }
     Ok(rendered)
+}
+
+/// Lists through the API server (a Table when the output is one).
+async fn live_list(
+    cc: &ClusterClient,
+    kind: &ResolvedKind,
+    namespace: Option<&str>,
+    args: &ListArgs,
+    ctx: &CallContext<'_>,
+    opts: &OpOptions,
+    started: tokio::time::Instant,
+) -> Result<Value, OpError> {
+    let params = ListParams {
+        label_selector: args.label_selector.clone().filter(|s| !s.is_empty()),
+        field_selector: args.field_selector.clone().filter(|s| !s.is_empty()),
+        limit: (args.limit > 0).then_some(args.limit),
+        ..ListParams::default()
+    };
+    let url = DynamicObject::url_path(&kind.resource, namespace);
+    let mut request = kube::core::Request::new(url)
+        .list(&params)
+        .map_err(|e| OpError::InvalidArgument(format!("cannot build the list request: {e}")))?;
+    if args.output == Output::Table {
+        request.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static(TABLE_ACCEPT),
+        );
+    }
+    let remaining = opts.timeout.saturating_sub(started.elapsed());
+    match tokio::time::timeout(remaining, cc.client.request::<Value>(request)).await {
+        Err(_) => Err(ctx.timeout(opts.timeout)),
+        Ok(Err(e)) => Err(ctx.error(e)),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+/// The same answer from an in-sync watch cache, when one holds this kind
+/// and can evaluate the selectors exactly.
+fn cached_answer(
+    cc: &ClusterClient,
+    kind: &ResolvedKind,
+    namespace: Option<&str>,
+    args: &ListArgs,
+    opts: &OpOptions,
+) -> Option<Value> {
+    if !opts.caches.caches_kind(kind) {
+        return None;
+    }
+    let Some(query) = Query::new(
+        namespace,
+        args.label_selector.as_deref(),
+        args.field_selector.as_deref(),
+        args.limit,
+        &kind.resource.group,
+        &kind.resource.plural,
+    ) else {
+        crate::metrics::cache_miss(&cc.name, &kind.display_name(), "selector");
+        return None;
+    };
+    let watch = opts.caches.answering(cc, kind, namespace)?;
+    crate::metrics::cache_hit(&cc.name, &kind.display_name());
+    Some(if args.output == Output::Table {
+        watch.table(&query)
+    } else {
+        watch.list(&query)
+    })
 }

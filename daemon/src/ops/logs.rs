@@ -76,6 +76,7 @@ pub async fn logs(
             text,
             items: total,
             omitted: 0,
+            ..Default::default()
         });
     }
     // Keep the newest lines that fit.
@@ -98,5 +99,6 @@ pub async fn logs(
         ),
         items: kept.len() as u32,
         omitted,
+        ..Default::default()
     })
 }

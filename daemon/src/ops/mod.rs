@@ -33,4 +33,6 @@ pub struct Rendered {
     pub items: u32,
     /// Items left out (byte cap or limit).
     pub omitted: u32,
+    /// Answered from a watch cache rather than the API server.
+    pub from_cache: bool,
 }

@@ -92,6 +92,7 @@ fn done(text: String) -> Rendered {
         text,
         items: 1,
         omitted: 0,
+        ..Default::default()
     }
 }
 
@@ -375,5 +376,6 @@ pub async fn apply(
         text: format!("{} on cluster {}\n", lines.join("\n"), cc.name),
         items: lines.len() as u32,
         omitted: 0,
+        ..Default::default()
     })
 }

@@ -80,5 +80,6 @@ pub async fn read(cc: &ClusterClient, r: &NodeRead, opts: &OpOptions) -> Result<
         text: out,
         items: kept.len() as u32,
         omitted,
+        ..Default::default()
     })
 }

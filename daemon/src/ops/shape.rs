@@ -121,6 +121,7 @@ pub fn render_objects(items: Vec<Value>, output: Output, max_bytes: usize, noun:
         text,
         items: total,
         omitted,
+        ..Default::default()
     }
 }
 

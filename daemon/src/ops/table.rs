@@ -78,6 +78,7 @@ pub fn render(table: &Value, style: &TableStyle<'_>) -> Rendered {
             text: format!("No {} found.\n", style.noun),
             items: 0,
             omitted: 0,
+            ..Default::default()
         };
     }
     let fit = rows_that_fit(&rows, style.max_bytes.saturating_sub(200));
@@ -105,6 +106,7 @@ pub fn render(table: &Value, style: &TableStyle<'_>) -> Rendered {
         text,
         items,
         omitted,
+        ..Default::default()
     }
 }
 

@@ -56,7 +56,7 @@ fn refresh(d: &Daemon, args: &[&str]) -> Value {
 fn data_lines(text: &str) -> usize {
     text.lines()
         .skip(1)
-        .filter(|l| !l.trim().is_empty())
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("(from nskd's watch cache"))
         .count()
 }
 

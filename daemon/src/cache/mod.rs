@@ -1,0 +1,344 @@
+//! Watch caches: what agents list and get often, kept in memory per
+//! cluster and answered without a round trip.
+//!
+//! A cache is keyed by (cluster, kind, namespace scope) and started by the
+//! first list or get of that kind there; every session shares it. It holds
+//! the API server's own table rows, so cached answers render exactly like
+//! live ones, and answers only while its watch is in sync; otherwise (and
+//! with `live: true`) calls go to the API server. Caches are dropped when
+//! idle, when the cluster's kubeconfig changes, or when they would pass a
+//! memory cap.
+
+pub mod age;
+pub mod select;
+mod serve;
+mod watch;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    hash::{Hash, Hasher},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use kube::discovery::ApiResource;
+
+pub use serve::Query;
+pub use watch::{Limits, Usage, Watch};
+
+use crate::{config::CacheConfig, ops::discovery::ResolvedKind, pool::ClusterClient};
+
+/// Kinds cached when `[cache] kinds` is not set: what agents ask for most,
+/// with small, slowly changing objects. Events are left out on purpose
+/// (many, short-lived, always wanted fresh).
+pub const DEFAULT_KINDS: &[&str] = &[
+    "pods",
+    "namespaces",
+    "nodes",
+    "services",
+    "configmaps",
+    "secrets",
+    "serviceaccounts",
+    "persistentvolumeclaims",
+    "persistentvolumes",
+    "deployments.apps",
+    "replicasets.apps",
+    "statefulsets.apps",
+    "daemonsets.apps",
+    "ingresses.networking.k8s.io",
+];
+
+/// What one cache watches: a kind, everywhere or in one namespace.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// The kind.
+    pub resource: ApiResource,
+    /// One namespace, or every namespace (and cluster-scoped kinds).
+    pub namespace: Option<String>,
+}
+
+impl Scope {
+    fn key(&self) -> (&str, &str, &str, Option<&str>) {
+        (
+            &self.resource.group,
+            &self.resource.version,
+            &self.resource.plural,
+            self.namespace.as_deref(),
+        )
+    }
+
+    /// `pods` or `deployments.apps`, for metrics.
+    pub fn resource_label(&self) -> String {
+        resource_label(&self.resource)
+    }
+}
+
+impl PartialEq for Scope {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Scope {}
+
+impl Hash for Scope {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} in namespace {ns}", self.resource_label()),
+            None => f.write_str(&self.resource_label()),
+        }
+    }
+}
+
+fn resource_label(r: &ApiResource) -> String {
+    if r.group.is_empty() {
+        r.plural.clone()
+    } else {
+        format!("{}.{}", r.plural, r.group)
+    }
+}
+
+/// Outcome of looking for a cache that can answer.
+#[derive(Debug)]
+pub enum Lookup {
+    /// This in-sync cache answers.
+    Hit(Arc<Watch>),
+    /// Go to the API server, for this reason (a metrics label).
+    Miss(&'static str),
+}
+
+/// One cluster's caches, valid for one kubeconfig.
+#[derive(Debug, Default)]
+struct ClusterCaches {
+    hash: u64,
+    usage: Arc<Usage>,
+    watches: HashMap<Scope, Arc<Watch>>,
+}
+
+impl ClusterCaches {
+    fn stop_all(&mut self) {
+        for (_, w) in self.watches.drain() {
+            w.stop();
+        }
+    }
+}
+
+/// A row of `nskctl`-style cache statistics.
+#[derive(Debug, Clone)]
+pub struct CacheStat {
+    /// Cluster.
+    pub cluster: String,
+    /// Kind and scope.
+    pub scope: String,
+    /// Answering now.
+    pub in_sync: bool,
+    /// Objects held.
+    pub objects: usize,
+    /// Bytes held.
+    pub bytes: usize,
+    /// Watch restarts after errors.
+    pub restarts: u64,
+    /// Why it does not cache, if it gave up; else its last error.
+    pub note: Option<String>,
+}
+
+/// Every cluster's watch caches.
+#[derive(Debug)]
+pub struct WatchCaches {
+    config: CacheConfig,
+    reveal_secrets: bool,
+    request_timeout: Duration,
+    total: Arc<Usage>,
+    clusters: Mutex<HashMap<String, ClusterCaches>>,
+}
+
+impl WatchCaches {
+    /// No caches yet.
+    pub fn new(config: CacheConfig, reveal_secrets: bool, request_timeout: Duration) -> Self {
+        Self {
+            config,
+            reveal_secrets,
+            request_timeout,
+            total: Arc::new(Usage::default()),
+            clusters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `kind` is one this daemon caches.
+    pub fn caches_kind(&self, kind: &ResolvedKind) -> bool {
+        let verbs = |v: &str| kind.verbs.iter().any(|k| k == v);
+        if !self.config.enabled || !verbs("list") || !verbs("watch") {
+            return false;
+        }
+        let label = resource_label(&kind.resource);
+        let plural = &kind.resource.plural;
+        self.config
+            .kinds
+            .iter()
+            .any(|k| k == "*" || k == &label || (kind.resource.group.is_empty() && k == plural))
+    }
+
+    /// A cache that can answer for `kind` in `namespace` (`None` = every
+    /// namespace) on `cc`'s cluster. Without one, starts one (the call at
+    /// hand goes to the API server) and says why it missed.
+    pub fn lookup(
+        &self,
+        cc: &ClusterClient,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+    ) -> Lookup {
+        if !self.caches_kind(kind) {
+            return Lookup::Miss("not_cached_kind");
+        }
+        let exact = Scope {
+            resource: kind.resource.clone(),
+            namespace: namespace.filter(|_| kind.namespaced).map(str::to_string),
+        };
+        let everywhere = Scope {
+            namespace: None,
+            ..exact.clone()
+        };
+        let mut clusters = self.clusters.lock().expect("cache lock poisoned");
+        let caches = clusters.entry(cc.name.clone()).or_default();
+        if caches.hash != cc.hash {
+            // A new kubeconfig: what was cached came through the old one.
+            caches.stop_all();
+            caches.hash = cc.hash;
+        }
+        let mut refused = false;
+        for scope in [&exact, &everywhere] {
+            if let Some(w) = caches.watches.get(scope) {
+                w.touch();
+                if w.in_sync() {
+                    return Lookup::Hit(w.clone());
+                }
+                refused |= w.refused().is_some();
+            }
+        }
+        if refused {
+            return Lookup::Miss("refused");
+        }
+        if caches.watches.contains_key(&exact) {
+            return Lookup::Miss("out_of_sync");
+        }
+        let limits = Limits {
+            max_objects: self.config.max_objects,
+            max_cluster_bytes: self.config.max_cluster_bytes,
+            max_total_bytes: self.config.max_bytes,
+            reveal_secrets: self.reveal_secrets,
+            request_timeout: self.request_timeout,
+        };
+        let watch = Arc::new(Watch::new(
+            exact.clone(),
+            cc.name.clone(),
+            limits,
+            caches.usage.clone(),
+            self.total.clone(),
+        ));
+        watch.start(cc.client.clone());
+        tracing::debug!(cluster = %cc.name, resource = %exact, "started a watch cache");
+        caches.watches.insert(exact, watch);
+        Lookup::Miss("starting")
+    }
+
+    /// The in-sync cache that can answer for `kind` in `namespace`, if
+    /// any; a miss is counted (by reason) and may start a cache for the
+    /// next call. The caller counts the hit when it answers.
+    pub fn answering(
+        &self,
+        cc: &ClusterClient,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+    ) -> Option<Arc<Watch>> {
+        if !self.caches_kind(kind) {
+            return None;
+        }
+        match self.lookup(cc, kind, namespace) {
+            Lookup::Hit(w) => Some(w),
+            Lookup::Miss(reason) => {
+                crate::metrics::cache_miss(&cc.name, &kind.display_name(), reason);
+                None
+            }
+        }
+    }
+
+    /// Drops the caches of `names` (their kubeconfig changed or is gone).
+    pub fn invalidate<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
+        let mut clusters = self.clusters.lock().expect("cache lock poisoned");
+        for name in names {
+            if let Some(mut caches) = clusters.remove(name) {
+                caches.stop_all();
+            }
+        }
+    }
+
+    /// Drops caches unused for longer than `[cache] idle_timeout`; returns
+    /// how many.
+    pub fn sweep(&self) -> usize {
+        let idle = self.config.idle_timeout;
+        let mut clusters = self.clusters.lock().expect("cache lock poisoned");
+        let mut dropped = 0;
+        for caches in clusters.values_mut() {
+            caches.watches.retain(|_, w| {
+                let keep = w.idle() < idle;
+                if !keep {
+                    w.stop();
+                    dropped += 1;
+                }
+                keep
+            });
+        }
+        clusters.retain(|_, c| !c.watches.is_empty());
+        dropped
+    }
+
+    /// Objects and bytes held by all caches.
+    pub fn total(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.total.objects.load(Relaxed),
+            self.total.bytes.load(Relaxed),
+        )
+    }
+
+    /// One row per cache, sorted by cluster and scope.
+    pub fn stats(&self) -> Vec<CacheStat> {
+        let clusters = self.clusters.lock().expect("cache lock poisoned");
+        let mut rows: Vec<CacheStat> = clusters
+            .iter()
+            .flat_map(|(cluster, caches)| {
+                caches.watches.values().map(move |w| {
+                    let (objects, bytes) = w.size();
+                    CacheStat {
+                        cluster: cluster.clone(),
+                        scope: w.scope.to_string(),
+                        in_sync: w.in_sync(),
+                        objects,
+                        bytes,
+                        restarts: w.restarts(),
+                        note: w.refused().or_else(|| w.last_error()),
+                    }
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.cluster, &a.scope).cmp(&(&b.cluster, &b.scope)));
+        rows
+    }
+}
+
+impl Drop for WatchCaches {
+    fn drop(&mut self) {
+        if let Ok(mut clusters) = self.clusters.lock() {
+            for caches in clusters.values_mut() {
+                caches.stop_all();
+            }
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! One watch cache: the API server's own table rows (cells plus the full
+//! object) of one kind in one scope, listed once and kept current by a
+//! watch in the same Table format, so cached answers render exactly like
+//! live ones.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::StreamExt;
+use kube::{
+    Resource,
+    api::{DynamicObject, ListParams, WatchParams},
+    core::WatchEvent,
+};
+use serde_json::Value;
+
+use super::Scope;
+use crate::ops::shape::clean_object;
+
+/// Accept header for tables only: a kind the server cannot print as a
+/// table is not cached.
+const TABLE_ONLY: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+
+/// One cached object.
+#[derive(Debug, Clone)]
+pub struct CachedRow {
+    /// The server's table cells.
+    pub cells: Vec<Value>,
+    /// The object, cleaned (managedFields gone, Secret values masked
+    /// unless revealing is configured).
+    pub object: Value,
+    bytes: usize,
+}
+
+/// The cached state of one scope.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The table's column definitions.
+    pub columns: Value,
+    /// Rows keyed like the server's storage (`namespace/name`), so
+    /// iteration order is the server's list order.
+    pub rows: BTreeMap<String, CachedRow>,
+    /// Resource version of the last event applied.
+    pub resource_version: String,
+}
+
+/// Memory accounting shared by every watch (total) and by one cluster.
+#[derive(Debug, Default)]
+pub struct Usage {
+    /// Bytes (serialized size of the cached rows).
+    pub bytes: AtomicUsize,
+    /// Objects.
+    pub objects: AtomicUsize,
+}
+
+/// Caps a watch must stay within.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Objects in one scope.
+    pub max_objects: usize,
+    /// Bytes of one cluster's caches.
+    pub max_cluster_bytes: usize,
+    /// Bytes of all caches.
+    pub max_total_bytes: usize,
+    /// Keep Secret values (the `reveal_secrets` setting).
+    pub reveal_secrets: bool,
+    /// The cluster's request deadline: watches end a second before it,
+    /// and a silent server is noticed within it.
+    pub request_timeout: Duration,
+}
+
+/// What interrupted a list or watch.
+enum Setback {
+    /// Try again after a backoff (the server is unreachable, the watch
+    /// broke).
+    Retry(String),
+    /// Give up caching this scope (too large, not printable as a table);
+    /// its answers come from the API server until the watch is dropped.
+    Refuse(String),
+}
+
+/// One watch and its cache.
+#[derive(Debug)]
+pub struct Watch {
+    /// What it watches.
+    pub scope: Scope,
+    /// Cluster name.
+    pub cluster: String,
+    state: RwLock<Snapshot>,
+    in_sync: AtomicBool,
+    refused: Mutex<Option<String>>,
+    last_error: Mutex<Option<String>>,
+    restarts: AtomicU64,
+    last_used_ms: AtomicU64,
+    epoch: Instant,
+    own: Usage,
+    cluster_usage: Arc<Usage>,
+    total_usage: Arc<Usage>,
+    limits: Limits,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Watch {
+    /// A watch not yet started.
+    pub fn new(
+        scope: Scope,
+        cluster: String,
+        limits: Limits,
+        cluster_usage: Arc<Usage>,
+        total_usage: Arc<Usage>,
+    ) -> Self {
+        Self {
+            scope,
+            cluster,
+            state: RwLock::new(Snapshot::default()),
+            in_sync: AtomicBool::new(false),
+            refused: Mutex::new(None),
+            last_error: Mutex::new(None),
+            restarts: AtomicU64::new(0),
+            last_used_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            own: Usage::default(),
+            cluster_usage,
+            total_usage,
+            limits,
+            task: Mutex::new(None),
+        }
+    }
+
+    /// Starts listing and watching with `client`.
+    pub fn start(self: &Arc<Self>, client: kube::Client) {
+        self.touch();
+        let task = tokio::spawn(self.clone().run(client));
+        *self.task.lock().expect("watch lock poisoned") = Some(task.abort_handle());
+    }
+
+    /// Stops the watch and releases its memory.
+    pub fn stop(&self) {
+        if let Some(task) = self.task.lock().expect("watch lock poisoned").take() {
+            task.abort();
+        }
+        self.in_sync.store(false, Ordering::SeqCst);
+        let mut state = self.state.write().expect("watch lock poisoned");
+        state.rows.clear();
+        // Releasing memory never passes a cap.
+        let _ = self.charge(-(self.own.bytes.load(Ordering::SeqCst) as isize));
+        self.recount(0);
+    }
+
+    /// Whether answers may come from this cache now: listed, watching,
+    /// and no error since.
+    pub fn in_sync(&self) -> bool {
+        self.in_sync.load(Ordering::SeqCst)
+    }
+
+    /// Why it gave up caching, if it did.
+    pub fn refused(&self) -> Option<String> {
+        self.refused.lock().expect("watch lock poisoned").clone()
+    }
+
+    /// The last error of its list or watch.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().expect("watch lock poisoned").clone()
+    }
+
+    /// Times the watch had to be re-established after an error.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Marks it used now.
+    pub fn touch(&self) {
+        self.last_used_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Time since it was last used.
+    pub fn idle(&self) -> Duration {
+        let used = Duration::from_millis(self.last_used_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(used)
+    }
+
+    /// Objects and bytes it holds.
+    pub fn size(&self) -> (usize, usize) {
+        (
+            self.own.objects.load(Ordering::Relaxed),
+            self.own.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Reads the snapshot (only meaningful while [`Watch::in_sync`]).
+    pub fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
+        f(&self.state.read().expect("watch lock poisoned"))
+    }
+
+    async fn run(self: Arc<Self>, client: kube::Client) {
+        let mut backoff = new_backoff();
+        let mut resource_version: Option<String> = None;
+        loop {
+            let step = match resource_version.take() {
+                None => self.relist(&client).await.map(Some),
+                Some(rv) => self.follow(&client, rv).await,
+            };
+            match step {
+                Ok(next) => {
+                    resource_version = next;
+                    backoff = new_backoff();
+                }
+                Err(Setback::Refuse(reason)) => {
+                    tracing::info!(cluster = %self.cluster, resource = %self.scope, %reason, "not caching; answers for it come from the API server");
+                    *self.refused.lock().expect("watch lock poisoned") = Some(reason);
+                    self.stop();
+                    return;
+                }
+                Err(Setback::Retry(error)) => {
+                    self.in_sync.store(false, Ordering::SeqCst);
+                    self.restarts.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::cache_watch_restart(
+                        &self.cluster,
+                        &self.scope.resource_label(),
+                    );
+                    tracing::debug!(cluster = %self.cluster, resource = %self.scope, %error, "watch cache lost its watch; answers come from the API server until it is back");
+                    *self.last_error.lock().expect("watch lock poisoned") = Some(error);
+                    resource_version =
+                        Some(self.read(|s| s.resource_version.clone())).filter(|rv| !rv.is_empty());
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// Lists the scope as a table; returns the resource version to watch
+    /// from.
+    async fn relist(&self, client: &kube::Client) -> Result<String, Setback> {
+        self.in_sync.store(false, Ordering::SeqCst);
+        let params = ListParams {
+            limit: Some(self.limits.max_objects as u32 + 1),
+            ..ListParams::default()
+        };
+        let request = kube::core::Request::new(self.url())
+            .list(&params)
+            .map_err(|e| Setback::Retry(e.to_string()))?;
+        let request = as_table(request);
+        let table: Value = tokio::time::timeout(
+            self.limits.request_timeout,
+            client.request::<Value>(request),
+        )
+        .await
+        .map_err(|_| {
+            Setback::Retry(format!(
+                "list timed out after {:?}",
+                self.limits.request_timeout
+            ))
+        })?
+        .map_err(|e| Setback::Retry(crate::error::error_chain(&e)))?;
+        if table["kind"] != "Table" {
+            return Err(Setback::Refuse(
+                "the API server does not print this kind as a table".into(),
+            ));
+        }
+        let rows = table["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let more = table
+            .pointer("/metadata/continue")
+            .and_then(Value::as_str)
+            .is_some_and(|c| !c.is_empty());
+        if more || rows.len() > self.limits.max_objects {
+            return Err(Setback::Refuse(format!(
+                "more than {} objects (cache.max_objects)",
+                self.limits.max_objects
+            )));
+        }
+        let mut fresh = BTreeMap::new();
+        let mut bytes = 0usize;
+        for row in rows {
+            if let Some((key, row)) = self.cached_row(row) {
+                bytes += row.bytes;
+                fresh.insert(key, row);
+            }
+        }
+        let rv = table
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut state = self.state.write().expect("watch lock poisoned");
+        let old = self.own.bytes.load(Ordering::SeqCst);
+        self.charge(bytes as isize - old as isize)
+            .map_err(Setback::Refuse)?;
+        let count = fresh.len();
+        state.columns = table["columnDefinitions"].clone();
+        state.rows = fresh;
+        state.resource_version = rv.clone();
+        drop(state);
+        self.recount(count);
+        Ok(rv)
+    }
+
+    /// Watches from `rv` until the server ends the watch. `Ok(Some(rv))`
+    /// continues from `rv`; `Ok(None)` asks for a relist (the version is
+    /// too old).
+    async fn follow(&self, client: &kube::Client, rv: String) -> Result<Option<String>, Setback> {
+        let seconds = self
+            .limits
+            .request_timeout
+            .as_secs()
+            .saturating_sub(1)
+            .clamp(1, 290) as u32;
+        let params = WatchParams::default().disable_bookmarks().timeout(seconds);
+        let request = kube::core::Request::new(self.url())
+            .watch(&params, &rv)
+            .map_err(|e| Setback::Retry(e.to_string()))?;
+        let started = tokio::time::timeout(
+            self.limits.request_timeout,
+            client.request_events::<Value>(as_table(request)),
+        )
+        .await
+        .map_err(|_| {
+            Setback::Retry(format!(
+                "watch did not start within {:?}",
+                self.limits.request_timeout
+            ))
+        })?;
+        let events = match started {
+            Ok(events) => events,
+            Err(kube::Error::Api(status)) if status.code == 410 => return Ok(None),
+            Err(e) => return Err(Setback::Retry(crate::error::error_chain(&e))),
+        };
+        self.in_sync.store(true, Ordering::SeqCst);
+        *self.last_error.lock().expect("watch lock poisoned") = None;
+        let mut events = std::pin::pin!(events);
+        let mut last = rv;
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| {
+                self.in_sync.store(false, Ordering::SeqCst);
+                Setback::Retry(crate::error::error_chain(&e))
+            })?;
+            match event {
+                WatchEvent::Added(table) | WatchEvent::Modified(table) => {
+                    if let Some(rv) = self.apply(&table, false).map_err(Setback::Refuse)? {
+                        last = rv;
+                    }
+                }
+                WatchEvent::Deleted(table) => {
+                    if let Some(rv) = self.apply(&table, true).map_err(Setback::Refuse)? {
+                        last = rv;
+                    }
+                }
+                WatchEvent::Bookmark(b) => last = b.metadata.resource_version,
+                WatchEvent::Error(status) if status.code == 410 => {
+                    self.in_sync.store(false, Ordering::SeqCst);
+                    return Ok(None);
+                }
+                WatchEvent::Error(status) => {
+                    self.in_sync.store(false, Ordering::SeqCst);
+                    return Err(Setback::Retry(format!(
+                        "watch error {}: {}",
+                        status.code, status.message
+                    )));
+                }
+            }
+        }
+        // The server ended the watch (its timeout, or the connection went
+        // quiet): out of sync until the next watch is established.
+        self.in_sync.store(false, Ordering::SeqCst);
+        Ok(Some(last))
+    }
+
+    /// Applies one watch event's table; returns its resource version.
+    fn apply(&self, table: &Value, deleted: bool) -> Result<Option<String>, String> {
+        let mut rv = table
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string);
+        let rows = table["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let mut state = self.state.write().expect("watch lock poisoned");
+        for row in rows {
+            let Some((key, fresh)) = self.cached_row(row) else {
+                continue;
+            };
+            if let Some(v) = fresh
+                .object
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+            {
+                rv = Some(v.to_string());
+            }
+            let old = if deleted {
+                state.rows.remove(&key)
+            } else {
+                let bytes = fresh.bytes as isize;
+                let old = state.rows.insert(key, fresh);
+                let delta = bytes - old.as_ref().map_or(0, |o| o.bytes as isize);
+                self.charge(delta)?;
+                old
+            };
+            if deleted && let Some(old) = &old {
+                self.charge(-(old.bytes as isize))?;
+            }
+        }
+        if let Some(rv) = &rv {
+            state.resource_version = rv.clone();
+        }
+        let count = state.rows.len();
+        drop(state);
+        self.recount(count);
+        Ok(rv)
+    }
+
+    /// A table row as cached: cleaned object, its storage key, its size.
+    fn cached_row(&self, row: &Value) -> Option<(String, CachedRow)> {
+        let mut object = row.get("object")?.clone();
+        clean_object(&mut object, self.limits.reveal_secrets);
+        let name = object.pointer("/metadata/name")?.as_str()?.to_string();
+        let key = match object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+        {
+            Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+            _ => name,
+        };
+        let cells = row["cells"].as_array().cloned().unwrap_or_default();
+        let bytes = serde_json::to_vec(&object).map_or(0, |v| v.len())
+            + serde_json::to_vec(&cells).map_or(0, |v| v.len());
+        Some((
+            key,
+            CachedRow {
+                cells,
+                object,
+                bytes,
+            },
+        ))
+    }
+
+    /// Adds `delta` bytes to this watch, its cluster and the total; fails
+    /// (without undoing) when a cap is passed.
+    fn charge(&self, delta: isize) -> Result<(), String> {
+        let apply = |u: &AtomicUsize| {
+            if delta >= 0 {
+                u.fetch_add(delta as usize, Ordering::SeqCst) + delta as usize
+            } else {
+                u.fetch_sub(delta.unsigned_abs(), Ordering::SeqCst) - delta.unsigned_abs()
+            }
+        };
+        apply(&self.own.bytes);
+        let cluster = apply(&self.cluster_usage.bytes);
+        let total = apply(&self.total_usage.bytes);
+        crate::metrics::cache_usage(&self.cluster, &self.cluster_usage);
+        if delta > 0 && cluster > self.limits.max_cluster_bytes {
+            return Err(format!(
+                "cluster caches would pass {} bytes (cache.max_cluster_bytes)",
+                self.limits.max_cluster_bytes
+            ));
+        }
+        if delta > 0 && total > self.limits.max_total_bytes {
+            return Err(format!(
+                "all caches would pass {} bytes (cache.max_bytes)",
+                self.limits.max_total_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records that it now holds `count` objects.
+    fn recount(&self, count: usize) {
+        let old = self.own.objects.swap(count, Ordering::SeqCst);
+        for usage in [&self.cluster_usage, &self.total_usage] {
+            if count >= old {
+                usage.objects.fetch_add(count - old, Ordering::SeqCst);
+            } else {
+                usage.objects.fetch_sub(old - count, Ordering::SeqCst);
+            }
+        }
+        crate::metrics::cache_usage(&self.cluster, &self.cluster_usage);
+    }
+
+    fn url(&self) -> String {
+        DynamicObject::url_path(&self.scope.resource, self.scope.namespace.as_deref())
+    }
+}
+
+/// Asks for the server's table with full objects in each row.
+fn as_table(mut request: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+    let uri = request.uri().to_string();
+    let joiner = if uri.contains('?') { '&' } else { '?' };
+    if let Ok(uri) = format!("{uri}{joiner}includeObject=Object").parse() {
+        *request.uri_mut() = uri;
+    }
+    request.headers_mut().insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static(TABLE_ONLY),
+    );
+    request
+}
+
+fn new_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}

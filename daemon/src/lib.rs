@@ -26,4 +26,5 @@ pub mod server;
 pub mod socket;
 pub mod source;
 pub mod store;
+pub mod throttle;
 pub mod watch;

@@ -15,7 +15,7 @@ use kube::config::KubeConfigOptions;
 
 use crate::{
     cache::WatchCaches, config::PoolConfig, error::OpError, ops::discovery::ApiDiscovery,
-    registry::ClusterEntry,
+    registry::ClusterEntry, throttle::ThrottleLayer,
 };
 
 /// A cluster's client and what hangs off it.
@@ -137,15 +137,22 @@ impl Pool {
                 ))
             })?;
         config.connect_timeout = Some(self.connect_timeout);
-        config.read_timeout = Some(self.config.request_timeout);
-        config.write_timeout = Some(self.config.request_timeout);
-        let client = kube::Client::try_from(config).map_err(|e| {
-            unusable(format!(
-                "cannot build a client from {}: {}",
-                entry.path.display(),
-                crate::kubeconfig::one_line(&crate::error::error_chain(&e))
-            ))
-        })?;
+        // A little beyond the call's own deadline, so a server that stops
+        // answering mid-call gets the call's "timed out after N s" message;
+        // still bounded for watches whose server went silent.
+        let silence = self.config.request_timeout + Duration::from_secs(1);
+        config.read_timeout = Some(silence);
+        config.write_timeout = Some(silence);
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| {
+                unusable(format!(
+                    "cannot build a client from {}: {}",
+                    entry.path.display(),
+                    crate::kubeconfig::one_line(&crate::error::error_chain(&e))
+                ))
+            })?
+            .with_layer(&ThrottleLayer::new(self.config.qps, self.config.burst))
+            .build();
         Ok(ClusterClient {
             name: entry.name.clone(),
             server: entry.server.clone(),

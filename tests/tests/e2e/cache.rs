@@ -410,3 +410,80 @@ async fn cache_follows_changes_and_goes_live_while_its_watch_is_down() {
         http_get(port, "/metrics").1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caches_respect_their_bounds_idle_time_and_kubeconfig_changes() {
+    let Some(rig) = rig_or_skip() else { return };
+    let port = refused_port();
+    let spec = DaemonSpec {
+        server: format!("port = {port}"),
+        sections: "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"1s\"\n[cache]\nmax_objects = 10\nidle_timeout = \"2s\"\n".into(),
+        ..DaemonSpec::default()
+    };
+    let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &["c1-sv5"]));
+    let shim = Shim::start(&d.socket).await;
+
+    // 25 pods are more than max_objects: always answered live, and said so
+    // in the metrics.
+    for _ in 0..5 {
+        let text = shim.ok("pods_list", json!({})).await;
+        assert!(!is_cached(&text) && text.contains("frontend"), "{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        daemon_metric(
+            port,
+            "nskd_cache_misses_total",
+            &["resource=\"pods\"", "reason=\"refused\""]
+        ) >= 1.0,
+        "{}",
+        http_get(port, "/metrics").1
+    );
+    // Events are not a cached kind by default.
+    for _ in 0..3 {
+        let text = shim.ok("events_list", json!({})).await;
+        assert!(!is_cached(&text), "{text}");
+    }
+    // 7 namespaces fit; cached, then dropped once idle for 2 s (the next
+    // call is live again and starts a new cache).
+    until_cached(&shim, "namespaces_list", json!({})).await;
+    assert!(daemon_metric(port, "nskd_cache_objects", &["cluster=\"c1-sv5\""]) >= 7.0);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        daemon_metric(port, "nskd_cache_objects", &["cluster=\"c1-sv5\""]),
+        0.0,
+        "an idle cache must be dropped: {}",
+        http_get(port, "/metrics").1
+    );
+    let after_idle = shim.ok("namespaces_list", json!({})).await;
+    assert!(!is_cached(&after_idle), "{after_idle}");
+    until_cached(&shim, "namespaces_list", json!({})).await;
+
+    // The cluster's kubeconfig now points at another API server: nothing
+    // cached through the old one is answered again.
+    let own = json!({"labelSelector": "cluster=c1-sv5"});
+    let text = until_cached(&shim, "namespaces_list", own.clone()).await;
+    assert!(text.contains("shop"), "{text}");
+    let kubeconfig = d.kubeconfig_dir.join("c1-sv5.yaml");
+    let other = std::fs::read_to_string(&rig.cluster("c1-dfw1").kubeconfig).expect("read");
+    std::fs::write(&kubeconfig, other.replace("c1-dfw1", "c1-sv5")).expect("write");
+    let started = Instant::now();
+    loop {
+        let text = shim.ok("namespaces_list", own.clone()).await;
+        if text.starts_with("No namespaces found.") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still answering from the old API server: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let moved = until_cached(
+        &shim,
+        "namespaces_list",
+        json!({"labelSelector": "cluster=c1-dfw1"}),
+    )
+    .await;
+    assert!(moved.contains("shop"), "{moved}");
+}

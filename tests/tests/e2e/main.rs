@@ -15,6 +15,7 @@ mod rancher;
 mod shim;
 mod socket;
 mod status;
+mod throttle;
 mod units;
 mod version;
 

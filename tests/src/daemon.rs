@@ -179,6 +179,14 @@ impl Daemon {
         }
     }
 
+    /// SIGKILL (no cleanup at all, as in a crash), then reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Runs `nskctl` against this daemon.
     pub fn nskctl(&self, args: &[&str]) -> Output {
         nskctl(&self.socket, args)

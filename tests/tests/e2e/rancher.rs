@@ -13,7 +13,8 @@ use crate::{eventually, rig_or_skip};
 
 const IDS: [&str; 3] = ["c-m-0001", "c-m-0002", "c-m-0003"];
 
-fn start_rancher(rig: &Rig, dir: &std::path::Path) -> FakeRancher {
+/// The fake Rancher serving the three shared rig clusters (pages of 2).
+pub fn start_rancher(rig: &Rig, dir: &std::path::Path) -> FakeRancher {
     let state = RancherState {
         page_size: 2,
         token_expires_at: Some("2027-01-01T00:00:00Z".into()),
@@ -27,7 +28,8 @@ fn start_rancher(rig: &Rig, dir: &std::path::Path) -> FakeRancher {
     FakeRancher::start(dir, state)
 }
 
-fn rancher_daemon(rancher: &FakeRancher, tls: &str, auto_refresh: bool) -> Daemon {
+/// A daemon on the Rancher source with the fake's token and `tls` keys.
+pub fn rancher_daemon(rancher: &FakeRancher, tls: &str, auto_refresh: bool) -> Daemon {
     rancher_daemon_with(
         rancher,
         &format!("rancher_token = {:?}\n{tls}", rancher.token),

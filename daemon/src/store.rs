@@ -211,8 +211,21 @@ impl Store {
             .dir
             .join(format!(".{name}.yaml.tmp-{}", std::process::id()));
         let fail = |e: std::io::Error, what: &str| {
+            let full = matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            );
+            let hint = if full {
+                format!(
+                    "; the file system of {} is full: free space there (`df -h {}`) and refresh again",
+                    self.dir.display(),
+                    self.dir.display()
+                )
+            } else {
+                String::new()
+            };
             StoreError(format!(
-                "cannot {what} {}: {e}; the previous kubeconfig is kept",
+                "cannot {what} {}: {e}{hint}; the previous kubeconfig is kept",
                 path.display()
             ))
         };

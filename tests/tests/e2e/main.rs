@@ -5,6 +5,7 @@
 mod change_tools;
 mod config;
 mod discovery;
+mod faults;
 mod http_shim;
 mod kube_tools;
 mod nsk;

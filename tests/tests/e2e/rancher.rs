@@ -290,7 +290,11 @@ fn a_failing_or_slow_rancher_ends_in_a_clear_failure_after_retries() {
     assert_eq!(refresh(&d, &[])["outcome"], "Success");
     rancher.update(|s| s.fail_status = Some(503));
     rancher.clear_requests();
+    let started = std::time::Instant::now();
     let down = refresh(&d, &["--force"]);
+    // 3 jittered backoffs, at most 2 + 4 + 8 s.
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
     assert_eq!(down["outcome"], "Failed", "{down}");
     assert!(down["error"].as_str().unwrap().contains("503"), "{down}");
     let v3 = rancher
@@ -303,7 +307,11 @@ fn a_failing_or_slow_rancher_ends_in_a_clear_failure_after_retries() {
         s.fail_status = None;
         s.slow_ms = 1500;
     });
+    let started = std::time::Instant::now();
     let slow = refresh(&d, &["--force"]);
+    // 4 attempts cut at 1 s, and the backoffs.
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(25), "{took:?}");
     assert_eq!(slow["outcome"], "Failed", "{slow}");
     assert!(
         slow["error"]

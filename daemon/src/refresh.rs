@@ -228,15 +228,23 @@ pub async fn refresh(
         ));
         return Ok((skipped, false));
     }
+    // The run is a task of its own: a caller that goes away (a killed
+    // nskctl drops its request) neither stops it nor leaves it in `running`.
     let task_app = app.clone();
-    let shared = async move { run(&task_app, opts).await }.boxed().shared();
+    let shared = async move {
+        let record = run(&task_app, opts).await;
+        crate::metrics::refresh_done(&record);
+        let r = &task_app.refresher;
+        r.push(record.clone());
+        *r.running.lock().await = None;
+        record
+    }
+    .boxed()
+    .shared();
     *running = Some(shared.clone());
     drop(running);
-    let record = shared.await;
-    *r.running.lock().await = None;
-    crate::metrics::refresh_done(&record);
-    r.push(record.clone());
-    Ok((record, false))
+    tokio::spawn(shared.clone());
+    Ok((shared.await, false))
 }
 
 fn rescan_record(app: &App, trigger: &str) -> RefreshRecord {

@@ -63,6 +63,18 @@ pub enum SocketError {
         /// The path.
         path: PathBuf,
     },
+    /// A socket of another user sits at the socket path.
+    #[error(
+        "refusing to replace {path}: it is a socket of uid {owner}, not of this user (uid {uid}), so not a stale socket of ours; leave it to its owner and choose another path with --socket (or remove it yourself if you know it is stale)"
+    )]
+    ForeignSocket {
+        /// The path.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Our uid.
+        uid: u32,
+    },
     /// Any other I/O failure.
     #[error("{what} {path}: {source}")]
     Io {
@@ -225,6 +237,14 @@ pub fn adopt(
 pub fn bind(location: &SocketLocation) -> Result<(UnixListener, SocketGuard), SocketError> {
     let (lock_path, lock) = take_lock(location)?;
     match fs::symlink_metadata(&location.path) {
+        Ok(meta) if meta.file_type().is_socket() && meta.uid() != own_uid() => {
+            // Our lock says nothing about another user's daemon.
+            return Err(SocketError::ForeignSocket {
+                path: location.path.clone(),
+                owner: meta.uid(),
+                uid: own_uid(),
+            });
+        }
         Ok(meta) if meta.file_type().is_socket() => {
             // We hold the lock, so whoever made it is gone.
             tracing::info!(path = %location.path.display(), "removing stale socket of a previous daemon");

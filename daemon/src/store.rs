@@ -123,6 +123,7 @@ impl Store {
         let store = Self {
             dir: dir.to_path_buf(),
         };
+        store.sweep_temp_files();
         for path in store.files() {
             if let Ok(m) = fs::metadata(&path)
                 && m.mode() & 0o077 != 0
@@ -137,6 +138,32 @@ impl Store {
             }
         }
         Ok(store)
+    }
+
+    /// Removes temp files of writes cut short by a crash (`.NAME.yaml.tmp-PID`
+    /// whose PID is gone); those of a live process are left alone.
+    fn sweep_temp_files(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((_, pid)) = name
+                .strip_prefix('.')
+                .and_then(|n| n.rsplit_once(".yaml.tmp-"))
+            else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            if pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            if fs::remove_file(entry.path()).is_ok() {
+                tracing::info!(file = %entry.path().display(), "removed the temp file of an interrupted kubeconfig write");
+            }
+        }
     }
 
     /// The directory.
@@ -184,8 +211,21 @@ impl Store {
             .dir
             .join(format!(".{name}.yaml.tmp-{}", std::process::id()));
         let fail = |e: std::io::Error, what: &str| {
+            let full = matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            );
+            let hint = if full {
+                format!(
+                    "; the file system of {} is full: free space there (`df -h {}`) and refresh again",
+                    self.dir.display(),
+                    self.dir.display()
+                )
+            } else {
+                String::new()
+            };
             StoreError(format!(
-                "cannot {what} {}: {e}; the previous kubeconfig is kept",
+                "cannot {what} {}: {e}{hint}; the previous kubeconfig is kept",
                 path.display()
             ))
         };
@@ -255,6 +295,20 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster:\n    server: https://r.example.com/k8s/clusters/c-1\ncontexts:\n- name: a\n  context:\n    cluster: a\n    user: a\nusers:\n- name: a\n  user:\n    token: t\ncurrent-context: a\n";
+
+    #[test]
+    fn temp_files_of_dead_writers_are_swept_at_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dead = tmp.path().join(".a.yaml.tmp-999999999");
+        let alive = tmp.path().join(".b.yaml.tmp-1");
+        let other = tmp.path().join(".notes.tmp-5");
+        for p in [&dead, &alive, &other] {
+            fs::write(p, "partial").unwrap();
+        }
+        Store::open(tmp.path()).unwrap();
+        assert!(!dead.exists(), "a dead writer's temp file is removed");
+        assert!(alive.exists() && other.exists(), "anything else stays");
+    }
 
     #[test]
     fn names_that_escape_the_directory_are_refused() {

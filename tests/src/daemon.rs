@@ -102,8 +102,15 @@ impl Daemon {
         d
     }
 
-    /// Starts (or restarts) the process and waits for the socket.
+    /// Starts (or, after `kill`/`terminate`, restarts) the process and waits
+    /// for the socket.
     pub fn spawn(&mut self) {
+        // A second process would fail on the lock while the first answers
+        // on the socket, and the first would outlive the test.
+        assert!(
+            self.child.is_none(),
+            "spawn: this daemon is still running; kill() or terminate() it first"
+        );
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -176,6 +183,14 @@ impl Daemon {
                 return child.wait().ok();
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL (no cleanup at all, as in a crash), then reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 

@@ -67,3 +67,102 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// A TCP proxy to `127.0.0.1:upstream` that holds every chunk of bytes, both
+/// ways, for a delay that can be changed at any time: a cluster that works,
+/// but late. Latency only; throughput is not limited. Stops accepting when
+/// dropped.
+#[derive(Debug)]
+pub struct DelayProxy {
+    /// Its port.
+    pub port: u16,
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DelayProxy {
+    /// Starts one in front of `upstream`.
+    pub fn start(upstream: u16, delay: std::time::Duration) -> Self {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicBool, AtomicU64, Ordering},
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let delay_ms = Arc::new(AtomicU64::new(delay.as_millis() as u64));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (d, s) = (delay_ms.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = conn else { continue };
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                    delayed_pipe(client, s2, d.clone());
+                    delayed_pipe(server, c2, d.clone());
+                }
+            }
+        });
+        Self {
+            port,
+            delay_ms,
+            stop,
+        }
+    }
+
+    /// Changes the delay (applies to bytes read from now on).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.delay_ms.store(
+            delay.as_millis() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Copies `from` to `to`, each chunk written `delay` after it was read.
+fn delayed_pipe(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    delay: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::io::{Read, Write};
+    let (tx, rx) = std::sync::mpsc::channel::<(std::time::Instant, Vec<u8>)>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let ms = delay.load(std::sync::atomic::Ordering::SeqCst);
+                    let due = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+                    if tx.send((due, buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for (due, bytes) in rx {
+            std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+            if to.write_all(&bytes).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    });
+}

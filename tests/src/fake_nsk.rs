@@ -172,6 +172,11 @@ pub struct FakeState {
     pub list_only: Option<Vec<String>>,
     /// Behave like an old nsk: `cluster list --output` is an unknown flag.
     pub no_json_output: bool,
+    /// Kubeconfigs end with at least this many bytes of comment lines.
+    pub pad_bytes: usize,
+    /// Kubeconfigs end with `# generation N` (when non-zero), so two
+    /// states give two distinct contents per cluster.
+    pub generation: u64,
     /// Append one JSON line per run here ([`FakeNsk::create`] sets
     /// `DIR/calls.jsonl` when unset).
     pub calls_log: Option<PathBuf>,
@@ -192,6 +197,8 @@ impl Default for FakeState {
             garbage: false,
             list_only: None,
             no_json_output: false,
+            pad_bytes: 0,
+            generation: 0,
             calls_log: None,
         }
     }

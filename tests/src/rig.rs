@@ -211,6 +211,26 @@ impl Rig {
         self.restart_script(name, "start");
     }
 
+    /// Process id of `name`'s running apiserver (from `DIR/NAME/pids`).
+    pub fn apiserver_pid(&self, name: &str) -> Option<i32> {
+        let pids = std::fs::read_to_string(self.dir.join(name).join("pids")).ok()?;
+        pids.lines()
+            .rev()
+            .filter_map(|l| l.strip_prefix("apiserver "))
+            .find_map(|p| p.trim().parse().ok())
+    }
+
+    /// Sends `signal` to `name`'s apiserver (SIGSTOP: it hangs, SIGKILL: it
+    /// dies mid-call). Panics when it is not running.
+    pub fn signal_apiserver(&self, name: &str, signal: rustix::process::Signal) {
+        let pid = self
+            .apiserver_pid(name)
+            .unwrap_or_else(|| panic!("no apiserver pid for {name}"));
+        let pid = rustix::process::Pid::from_raw(pid).expect("pid");
+        rustix::process::kill_process(pid, signal)
+            .unwrap_or_else(|e| panic!("signal {signal:?} to the apiserver of {name}: {e}"));
+    }
+
     fn restart_script(&self, name: &str, action: &str) {
         let out = Command::new(scripts().join("restart.sh"))
             .args([self.dir.as_os_str(), name.as_ref(), action.as_ref()])

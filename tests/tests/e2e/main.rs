@@ -6,6 +6,7 @@ mod cache;
 mod change_tools;
 mod config;
 mod discovery;
+mod faults;
 mod http_shim;
 mod kube_tools;
 mod nsk;

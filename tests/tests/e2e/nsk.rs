@@ -397,7 +397,9 @@ fn an_expired_token_is_not_retried_and_says_what_to_do() {
     refresh(&d, &[]);
     let calls_before = fake.calls().len();
     fake.update(|s| s.token_expired = true);
+    let started = std::time::Instant::now();
     let (failed, code) = refresh(&d, &["--force"]);
+    assert!(started.elapsed() < Duration::from_secs(5), "not retried");
     assert_eq!(code, 1);
     let error = failed["error"].as_str().unwrap();
     assert!(
@@ -492,7 +494,11 @@ fn a_hanging_nsk_is_killed_with_its_children_at_the_timeout() {
     let Some(rig) = rig_or_skip() else { return };
     let (d, fake, _home) = nsk_daemon(rig, FakeState::default(), false, "timeout = \"1s\"\n");
     fake.update(|s| s.hang = true);
+    let started = std::time::Instant::now();
     let (failed, code) = refresh(&d, &[]);
+    // 4 attempts of 1 s and 3 jittered backoffs (at most 2 + 4 + 8 s).
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(25), "{took:?}");
     assert_eq!(code, 1, "{failed}");
     assert!(
         failed["error"]

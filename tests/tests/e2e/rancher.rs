@@ -13,7 +13,8 @@ use crate::{eventually, rig_or_skip};
 
 const IDS: [&str; 3] = ["c-m-0001", "c-m-0002", "c-m-0003"];
 
-fn start_rancher(rig: &Rig, dir: &std::path::Path) -> FakeRancher {
+/// The fake Rancher serving the three shared rig clusters (pages of 2).
+pub fn start_rancher(rig: &Rig, dir: &std::path::Path) -> FakeRancher {
     let state = RancherState {
         page_size: 2,
         token_expires_at: Some("2027-01-01T00:00:00Z".into()),
@@ -27,7 +28,8 @@ fn start_rancher(rig: &Rig, dir: &std::path::Path) -> FakeRancher {
     FakeRancher::start(dir, state)
 }
 
-fn rancher_daemon(rancher: &FakeRancher, tls: &str, auto_refresh: bool) -> Daemon {
+/// A daemon on the Rancher source with the fake's token and `tls` keys.
+pub fn rancher_daemon(rancher: &FakeRancher, tls: &str, auto_refresh: bool) -> Daemon {
     rancher_daemon_with(
         rancher,
         &format!("rancher_token = {:?}\n{tls}", rancher.token),
@@ -288,7 +290,11 @@ fn a_failing_or_slow_rancher_ends_in_a_clear_failure_after_retries() {
     assert_eq!(refresh(&d, &[])["outcome"], "Success");
     rancher.update(|s| s.fail_status = Some(503));
     rancher.clear_requests();
+    let started = std::time::Instant::now();
     let down = refresh(&d, &["--force"]);
+    // 3 jittered backoffs, at most 2 + 4 + 8 s.
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
     assert_eq!(down["outcome"], "Failed", "{down}");
     assert!(down["error"].as_str().unwrap().contains("503"), "{down}");
     let v3 = rancher
@@ -301,7 +307,11 @@ fn a_failing_or_slow_rancher_ends_in_a_clear_failure_after_retries() {
         s.fail_status = None;
         s.slow_ms = 1500;
     });
+    let started = std::time::Instant::now();
     let slow = refresh(&d, &["--force"]);
+    // 4 attempts cut at 1 s, and the backoffs.
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(25), "{took:?}");
     assert_eq!(slow["outcome"], "Failed", "{slow}");
     assert!(
         slow["error"]

@@ -36,6 +36,13 @@ pub fn readiness(app: &App) -> (bool, serde_json::Value) {
         .history()
         .into_iter()
         .find(|r| r.note.is_none());
+    let caches = app.pool.caches().stats();
+    let (objects, bytes) = app.pool.caches().total();
+    let cache_detail = format!(
+        "{} watch caches ({} in sync), {objects} objects, {bytes} bytes",
+        caches.len(),
+        caches.iter().filter(|c| c.in_sync).count()
+    );
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "environment": app.config.environment(),
@@ -50,6 +57,7 @@ pub fn readiness(app: &App) -> (bool, serde_json::Value) {
             "config": {"ready": true, "detail": "loaded"},
             "discovery": {"ready": true, "detail": format!("{} clusters discovered", names.len())},
             "socket": {"ready": serving, "detail": app.location.path.display().to_string()},
+            "cache": {"ready": true, "detail": cache_detail},
             "clusters": {
                 "ready": clusters_ok,
                 "detail": if names.is_empty() {

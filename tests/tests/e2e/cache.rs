@@ -448,6 +448,11 @@ async fn caches_respect_their_bounds_idle_time_and_kubeconfig_changes() {
     // call is live again and starts a new cache).
     until_cached(&shim, "namespaces_list", json!({})).await;
     assert!(daemon_metric(port, "nskd_cache_objects", &["cluster=\"c1-sv5\""]) >= 7.0);
+    let (_, ready) = http_get(port, "/readyz");
+    assert!(
+        ready.contains("watch caches (1 in sync)"),
+        "the pods cache refused, the namespaces one in sync: {ready}"
+    );
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
         daemon_metric(port, "nskd_cache_objects", &["cluster=\"c1-sv5\""]),

@@ -492,3 +492,40 @@ async fn caches_respect_their_bounds_idle_time_and_kubeconfig_changes() {
     .await;
     assert!(moved.contains("shop"), "{moved}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_over_its_memory_cap_is_served_live() {
+    let Some(rig) = rig_or_skip() else { return };
+    let port = refused_port();
+    let spec = DaemonSpec {
+        server: format!("port = {port}"),
+        sections: "[health]\nprobe_interval = \"1h\"\n[cache]\nmax_cluster_bytes = 30000\n".into(),
+        ..DaemonSpec::default()
+    };
+    let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &["c1-dfw1"]));
+    let shim = Shim::start(&d.socket).await;
+    // Seven namespaces fit in 30 kB; 25 pods do not.
+    until_cached(&shim, "namespaces_list", json!({})).await;
+    for _ in 0..5 {
+        let text = shim.ok("pods_list", json!({})).await;
+        assert!(!is_cached(&text) && text.contains("frontend"), "{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cached_bytes = daemon_metric(port, "nskd_cache_bytes", &["cluster=\"c1-dfw1\""]);
+    assert!(
+        cached_bytes > 0.0 && cached_bytes <= 30000.0,
+        "{}",
+        http_get(port, "/metrics").1
+    );
+    assert!(
+        daemon_metric(
+            port,
+            "nskd_cache_misses_total",
+            &["resource=\"pods\"", "reason=\"refused\""]
+        ) >= 1.0,
+        "{}",
+        http_get(port, "/metrics").1
+    );
+    // The namespaces cache still answers.
+    assert!(is_cached(&shim.ok("namespaces_list", json!({})).await));
+}

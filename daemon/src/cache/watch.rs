@@ -260,7 +260,7 @@ impl Watch {
                 self.limits.request_timeout
             ))
         })?
-        .map_err(|e| Setback::Retry(crate::error::error_chain(&e)))?;
+        .map_err(setback)?;
         if table["kind"] != "Table" {
             return Err(Setback::Refuse(
                 "the API server does not print this kind as a table".into(),
@@ -331,7 +331,7 @@ impl Watch {
         let events = match started {
             Ok(events) => events,
             Err(kube::Error::Api(status)) if status.code == 410 => return Ok(None),
-            Err(e) => return Err(Setback::Retry(crate::error::error_chain(&e))),
+            Err(e) => return Err(setback(e)),
         };
         self.in_sync.store(true, Ordering::SeqCst);
         *self.last_error.lock().expect("watch lock poisoned") = None;
@@ -499,6 +499,20 @@ fn as_table(mut request: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
         http::HeaderValue::from_static(TABLE_ONLY),
     );
     request
+}
+
+/// A failed request: retried, unless the server said the caller may not
+/// list or watch this kind (or it is gone), which a retry cannot change.
+fn setback(e: kube::Error) -> Setback {
+    match &e {
+        kube::Error::Api(status) if matches!(status.code, 401 | 403 | 404 | 405) => {
+            Setback::Refuse(format!(
+                "the API server refused to list or watch it ({} {})",
+                status.code, status.message
+            ))
+        }
+        _ => Setback::Retry(crate::error::error_chain(&e)),
+    }
 }
 
 fn new_backoff() -> impl Iterator<Item = Duration> {

@@ -529,3 +529,43 @@ async fn a_cluster_over_its_memory_cap_is_served_live() {
     // The namespaces cache still answers.
     assert!(is_cached(&shim.ok("namespaces_list", json!({})).await));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_without_list_rights_gets_the_api_servers_refusal_not_a_cache() {
+    let Some(rig) = rig_or_skip() else { return };
+    let port = refused_port();
+    let spec = DaemonSpec {
+        server: format!("port = {port}"),
+        sections: "[health]\nprobe_interval = \"1h\"\n".into(),
+        ..DaemonSpec::default()
+    };
+    let d = Daemon::start(&spec, |dir| {
+        let noperm = &rig.cluster("c1-sv5").kubeconfig_noperm;
+        std::fs::copy(noperm, dir.join("c1-sv5.yaml")).expect("copy kubeconfig");
+    });
+    let shim = Shim::start(&d.socket).await;
+    for _ in 0..5 {
+        let a = shim
+            .call("pods_list_in_namespace", json!({"namespace": "shop"}))
+            .await;
+        assert!(a.is_error && a.text.contains("403"), "{}", a.text);
+        assert!(!is_cached(&a.text), "{}", a.text);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The watch gave up at the refusal instead of retrying it forever.
+    assert!(
+        daemon_metric(
+            port,
+            "nskd_cache_misses_total",
+            &["resource=\"pods\"", "reason=\"refused\""]
+        ) >= 1.0,
+        "{}",
+        http_get(port, "/metrics").1
+    );
+    assert_eq!(
+        daemon_metric(port, "nskd_cache_watch_restarts_total", &[]),
+        0.0,
+        "{}",
+        http_get(port, "/metrics").1
+    );
+}

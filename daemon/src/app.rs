@@ -237,6 +237,7 @@ impl App {
             reveal_secrets: self.config.reveal_secrets,
             policy: self.policy.clone(),
             caches: self.pool.caches().clone(),
+            use_cache: true,
         }
     }
 
@@ -255,7 +256,8 @@ impl App {
         let opts = self.op_options();
         let op = &op;
         join_all(targets.into_iter().map(|name| {
-            let opts = opts.clone();
+            let mut opts = opts.clone();
+            opts.use_cache = !self.tracker.failing(&name);
             async move {
                 let started = Instant::now();
                 let result = async {

@@ -89,6 +89,16 @@ impl Tracker {
         &self.config
     }
 
+    /// Whether `name`'s last probe or call failed (or it is NotReady):
+    /// then no cached answer stands in for it.
+    pub fn failing(&self, name: &str) -> bool {
+        self.states
+            .read()
+            .expect("health lock poisoned")
+            .get(name)
+            .is_some_and(|h| h.consecutive_failures > 0 || h.state == Health::NotReady)
+    }
+
     /// The current health of `name` (Unknown if never seen).
     pub fn get(&self, name: &str) -> ClusterHealth {
         self.states

@@ -68,7 +68,7 @@ pub async fn get(
         verb: "get",
         resource: &resource,
     };
-    let cached = if args.live {
+    let cached = if args.live || !opts.use_cache {
         None
     } else {
         opts.caches

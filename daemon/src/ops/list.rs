@@ -54,6 +54,9 @@ pub struct OpOptions {
     pub policy: std::sync::Arc<crate::safety::Policy>,
     /// Watch caches that may answer reads.
     pub caches: std::sync::Arc<crate::cache::WatchCaches>,
+    /// Whether a cache may answer for this cluster now (not while its last
+    /// probe or call failed: a watch can look open on a server that hangs).
+    pub use_cache: bool,
 }
 
 /// Resolves `api_version`/`kind` on this cluster, within `timeout`.
@@ -123,7 +126,7 @@ pub async fn list(
         verb: "list",
         resource: &resource,
     };
-    let cached = if args.live {
+    let cached = if args.live || !opts.use_cache {
         None
     } else {
         cached_answer(cc, &kind, namespace, args, opts)

@@ -302,8 +302,10 @@ async fn an_apiserver_that_hangs_or_dies_mid_call_fails_that_call_in_time_and_re
         let shim = shim.clone();
         tokio::spawn(async move {
             let started = Instant::now();
+            // live: the first read of a hung server goes to it (a watch
+            // cache cannot tell a hang from quiet until a call fails).
             let a = shim
-                .call("pods_list", json!({"cluster": DISRUPTABLE}))
+                .call("pods_list", json!({"cluster": DISRUPTABLE, "live": true}))
                 .await;
             (a, started.elapsed())
         })
@@ -334,6 +336,21 @@ async fn an_apiserver_that_hangs_or_dies_mid_call_fails_that_call_in_time_and_re
         "{}",
         a.text
     );
+    // Once a call has failed, no cached answer stands in for the cluster.
+    let started = Instant::now();
+    let after = shim
+        .call("pods_list", json!({"cluster": DISRUPTABLE}))
+        .await;
+    assert!(
+        after.is_error && !after.text.contains("watch cache"),
+        "{}",
+        after.text
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Dies mid-call: a call is in flight when the process is killed.
     let inflight = {
@@ -343,7 +360,7 @@ async fn an_apiserver_that_hangs_or_dies_mid_call_fails_that_call_in_time_and_re
             let a = shim
                 .call(
                     "pods_list",
-                    json!({"cluster": DISRUPTABLE, "namespace": "shop"}),
+                    json!({"cluster": DISRUPTABLE, "namespace": "shop", "live": true}),
                 )
                 .await;
             (a, started.elapsed())

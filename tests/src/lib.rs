@@ -7,5 +7,6 @@ pub mod daemon;
 pub mod endpoints;
 pub mod fake_nsk;
 pub mod fake_rancher;
+pub mod go_server;
 pub mod mcp;
 pub mod rig;

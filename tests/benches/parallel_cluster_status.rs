@@ -4,7 +4,7 @@
 //! benchmark line; `-- --out FILE` also writes it as JSON (scripts/bench
 //! copies it into docs/benchmarks.md).
 //!
-//! Usage: cargo build --release --bins && cargo bench -p nskd-e2e --bench parallel_cluster_status
+//! Usage: cargo build --release --workspace --bins && cargo bench --workspace --bench parallel_cluster_status
 
 use std::time::{Duration, Instant};
 

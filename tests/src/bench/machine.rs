@@ -19,7 +19,15 @@ pub fn describe() -> String {
     )
 }
 
-/// Today's date (UTC), `YYYY-MM-DD`.
+/// The 1-minute load average (other work sharing the machine).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Now (UTC), `YYYY-MM-DD HH:MM UTC`.
 pub fn today() -> String {
     let out = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])

@@ -258,7 +258,7 @@ async fn session_start(sides: &Sides<'_>, sizes: &Sizes, rows: &mut Vec<Row>) {
         met: Met::check(
             ours.median() <= Duration::from_millis(30),
             human(ours.median()),
-            "the shim does nothing but parse flags and answer `initialize` (the daemon is contacted on the first call): look at process start (dynamic linking, TLS provider set-up) with `perf stat`.",
+            "The shim does nothing but parse flags and answer `initialize` (the daemon is contacted on the first call): look at process start (dynamic linking, TLS provider set-up) with `perf stat`.",
         ),
     });
     let (shim, go) = (sides.ours().await, sides.go().await);
@@ -314,7 +314,7 @@ async fn latency(sides: &Sides<'_>, sizes: &Sizes, live_variant: bool, rows: &mu
                 let mut checks = vec![Met::check(
                     overhead <= 2.0,
                     format!("+{overhead:.2} ms over the GET"),
-                    "the time over the raw GET is the shim → nskd hop (gRPC on the Unix socket, JSON and Table rendering) plus nskd's own client: profile one call (`perf record` on nskd) and cut what dominates; serving reads from the watch cache removes the apiserver's share entirely.",
+                    "The overhead grows with the size of the answer (compare the namespaces rows): it is the Table → text rendering and the copies through gRPC and MCP JSON. Profile one call (`perf record` on nskd and the shim) and cut what dominates; serving the read from the watch cache (in progress) removes the apiserver round trip, the floor itself.",
                 )];
                 let mut target = "≤ floor + 2 ms p50".to_string();
                 if gap.is_none() {
@@ -324,7 +324,7 @@ async fn latency(sides: &Sides<'_>, sizes: &Sizes, live_variant: bool, rows: &mu
                     checks.push(Met::check(
                         r >= 2.0,
                         format!("{r:.1}× Go's calls/s"),
-                        "one session's back-to-back calls are bounded by the apiserver's answer time (the floor): only answering from memory (the watch cache) gets well past 2× a server that also asks the apiserver.",
+                        "One session's back-to-back calls are bounded by the apiserver's answer time (the floor): only answering from memory (the watch cache) gets well past 2× a server that also asks the apiserver.",
                     ));
                 }
                 rows.push(Row {
@@ -399,7 +399,7 @@ async fn switch(sides: &Sides<'_>, sizes: &Sizes, live_variant: bool, rows: &mut
             met: Met::check(
                 ours.median() < Duration::from_millis(5) && first(&ours) < Duration::from_millis(5),
                 format!("median {} · first {}", human(ours.median()), human(first(&ours))),
-                "`cluster_use` itself is a session-local assignment; the rest is the first read on the other cluster, which the watch cache answers from memory once it lands.",
+                "`cluster_use` itself is a session-local assignment (its own column); the rest is the first read on the other cluster, an apiserver round trip (the floor). Answering that read from the watch cache (in progress) takes the round trip out of the switch.",
             ),
         });
     }
@@ -490,7 +490,7 @@ async fn memory(sides: &Sides<'_>, sizes: &Sizes, rows: &mut Vec<Row>) {
         met: Met::check(
             total * 5 <= go,
             format!("{:.2} of Go's", total as f64 / go as f64),
-            "the daemon's share is fixed (one per environment); the shims' share is per session: trim the shim's allocator arenas and thread count.",
+            "The daemon's share is fixed (one per environment); the shims' share is per session: trim the shim's allocator arenas and thread count.",
         ),
     });
 }
@@ -565,12 +565,12 @@ async fn throughput(sides: &Sides<'_>, sizes: &Sizes, rows: &mut Vec<Row>) -> St
             Met::check(
                 r >= 2.0,
                 format!("{r:.1}× Go's calls/s"),
-                "under load every read is still an apiserver round trip (compare the floor column): the watch cache answering from memory is what can double Go's rate; until then the ceiling is the apiserver's.",
+                "Under load every read is still an apiserver round trip (compare the floor column): the watch cache answering from memory is what can double Go's rate; until then the ceiling is the apiserver's.",
             ),
             Met::check(
                 ours.errors == 0,
                 format!("{} errors", ours.errors),
-                "see the daemon log of the run for the failed calls.",
+                "See the daemon log of the run for the failed calls.",
             ),
         ]),
     });
@@ -620,7 +620,7 @@ async fn cluster_status(rig: &Rig, sizes: &Sizes, rows: &mut Vec<Row>) {
             met: Met::check(
                 cached.median() < Duration::from_secs(1),
                 human(cached.median()),
-                "render the table once per tracker change instead of per call.",
+                "Render the table once per tracker change instead of per call.",
             ),
         });
         rows.push(Row {
@@ -633,7 +633,7 @@ async fn cluster_status(rig: &Rig, sizes: &Sizes, rows: &mut Vec<Row>) {
             met: Met::check(
                 live.median() <= limit,
                 format!("{} for a {} timeout", human(live.median()), human(timeout)),
-                "probe every cluster at once (no concurrency cap below the cluster count) and give each probe the same deadline.",
+                "Probe every cluster at once (no concurrency cap below the cluster count) and give each probe the same deadline.",
             ),
         });
     }
@@ -661,7 +661,7 @@ fn parallel_status_row(path: &Path, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         met: Met::check(
             per_op <= limit,
             format!("{} for a {} timeout", human(per_op), human(timeout)),
-            "probe every cluster at once (no concurrency cap below the cluster count) and give each probe the same deadline.",
+            "Probe every cluster at once (no concurrency cap below the cluster count) and give each probe the same deadline.",
         ),
     });
     Ok(())
@@ -689,10 +689,11 @@ fn refresh_row(rig: &Rig, sizes: &Sizes, rows: &mut Vec<Row>) {
     });
 }
 
-fn render(args: &Args, rows: &[Row], started: Instant) -> String {
+fn render(args: &Args, rows: &[Row], started: Instant, load_at_start: &str) -> String {
     let mut md = String::from("# Benchmarks\n\n");
     md.push_str(&format!(
-        "Generated by `{}` on {} in {:.0} s — {}. Release build, against real kube-apiserver 1.20 + etcd \
+        "Generated by `{}` on {} in {:.0} s — {}; load average {} at the start, {} at the end (other work \
+         shares this machine). {} build, against real kube-apiserver 1.20 + etcd \
          pairs on loopback (the rig of `tests/rig/start.sh`: 4 clusters, each with 3 nodes and namespaces shop \
          (20 pods), payments, monitoring). nskd = one `nskd` daemon + one `mcp-shim` per session; Go = \
          kubernetes-mcp-server 0.0.67 (npm), one process per session, `--disable-multi-cluster` on the same \
@@ -703,6 +704,13 @@ fn render(args: &Args, rows: &[Row], started: Instant) -> String {
         machine::today(),
         started.elapsed().as_secs_f64(),
         machine::describe(),
+        load_at_start,
+        machine::load_average(),
+        if cfg!(debug_assertions) {
+            "Debug (not representative)"
+        } else {
+            "Release"
+        },
     ));
     md.push_str("| what | nskd | Go 0.0.67 | nskd vs Go | floor (raw GET) | target | met |\n");
     md.push_str("|---|---|---|---|---|---|---|\n");
@@ -743,6 +751,9 @@ const NOTES: &str = "
 - Latency rows: one MCP session, 5 warm-up calls, then the calls timed from request sent to answer read;
   \"paced\" leaves a gap after each answer (an agent reading it), \"back-to-back\" none. calls/s back to back =
   calls ÷ summed call time.
+- The Go server's reads wait on client-go's client-side rate limiter (its own log, at `--log-level 9`, says
+  \"Waited before sending request ... client-side throttling\"): once its burst is spent, most of its time per
+  call, paced or back to back, is that wait, not the apiserver.
 - The switch row times `cluster_use` plus the first read on the new cluster (nskd), against the Go server's
   read with a `context` argument (its multi-cluster mode, one process over a kubeconfig of all rig clusters):
   the Go server has no session-wide switch. \"first\" is the first switch of the session.
@@ -773,6 +784,7 @@ rig, runs the `parallel_cluster_status` cargo bench and `target/release/bench`, 
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let started = Instant::now();
+    let load_at_start = machine::load_average();
     let sizes = Sizes::new(args.quick);
     let rig = rig::shared().context("no kube-apiserver rig: build it with tests/rig/build.sh")?;
     let spec = DaemonSpec {
@@ -805,7 +817,7 @@ async fn main() -> anyhow::Result<()> {
     }
     step("refresh");
     refresh_row(rig, &sizes, &mut rows);
-    let md = render(&args, &rows, started);
+    let md = render(&args, &rows, started, &load_at_start);
     std::fs::write(&args.out, &md).with_context(|| format!("write {}", args.out.display()))?;
     std::fs::write(&args.soak_out, format!("# Concurrency soak\n\nA section for docs/reliability.md, written by `scripts/bench`.\n\n{soak}"))
         .with_context(|| format!("write {}", args.soak_out.display()))?;

@@ -21,6 +21,8 @@ pub struct DaemonSpec {
     pub default_cluster: Option<String>,
     /// Extra `[server]` keys (e.g. `port = 9100`).
     pub server: String,
+    /// `NSKD_LOG_LEVEL` of the daemon.
+    pub log_level: String,
 }
 
 impl Default for DaemonSpec {
@@ -31,6 +33,19 @@ impl Default for DaemonSpec {
             sections: "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n".into(),
             default_cluster: None,
             server: String::new(),
+            log_level: "debug".into(),
+        }
+    }
+}
+
+impl DaemonSpec {
+    /// For benchmarks: info logs (debug lines cost time per call) and the
+    /// default probe interval (30 s), probes time out after 3 s.
+    pub fn bench() -> Self {
+        Self {
+            sections: "[health]\nprobe_timeout = \"3s\"\n".into(),
+            log_level: "info".into(),
+            ..Self::default()
         }
     }
 }
@@ -50,12 +65,14 @@ pub struct Daemon {
     pub log: PathBuf,
     /// Environment name.
     pub environment: String,
+    log_level: String,
     child: Option<Child>,
 }
 
 impl Daemon {
     /// Prepares a home (kubeconfig dir filled by `fill`) without starting.
     pub fn prepare(spec: &DaemonSpec, fill: impl FnOnce(&Path)) -> Daemon {
+        let log_level = spec.log_level.clone();
         let home = tempfile::Builder::new()
             .prefix("nskd-e2e-")
             .tempdir()
@@ -91,6 +108,7 @@ impl Daemon {
             kubeconfig_dir,
             config,
             environment: spec.environment.clone(),
+            log_level,
             child: None,
         }
     }
@@ -123,7 +141,7 @@ impl Daemon {
             .arg(&self.socket)
             .env_remove("NSKD_ENV")
             .env_remove("RUST_LOG")
-            .env("NSKD_LOG_LEVEL", "debug")
+            .env("NSKD_LOG_LEVEL", &self.log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

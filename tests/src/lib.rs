@@ -2,11 +2,13 @@
 //! and cached outside the repo), the real nskd / mcp-shim / nskctl
 //! binaries, an MCP client, and unreachable endpoints (refused, black hole).
 
+pub mod bench;
 pub mod bins;
 pub mod daemon;
 pub mod endpoints;
 pub mod fake_nsk;
 pub mod fake_rancher;
+pub mod go_server;
 pub mod kubeapi;
 pub mod mcp;
 pub mod rig;

@@ -1,4 +1,5 @@
-//! An MCP client driving the real `mcp-shim` binary over stdio.
+//! An MCP client driving the real `mcp-shim` binary (or any MCP server,
+//! e.g. the Go kubernetes-mcp-server) over stdio.
 
 use std::path::Path;
 
@@ -12,9 +13,10 @@ use serde_json::Value;
 
 use crate::bins::bin;
 
-/// One agent session (one shim process).
+/// One agent session (one shim process, or another MCP server's).
 pub struct Shim {
     client: RunningService<RoleClient, ()>,
+    pid: Option<u32>,
 }
 
 /// A tool's answer.
@@ -39,25 +41,37 @@ impl Shim {
             .arg(socket)
             .args(extra)
             .env_remove("NSKD_ENV");
-        let transport = TokioChildProcess::new(cmd).expect("spawn mcp-shim");
-        let client = ().serve(transport).await.expect("MCP initialize");
-        Shim { client }
+        Self::spawn(cmd).await.expect("start mcp-shim")
     }
 
-    /// Calls a tool with JSON arguments.
-    pub async fn call(&self, tool: &str, args: Value) -> Answer {
+    /// Spawns any MCP server speaking stdio and initializes MCP.
+    pub async fn spawn(cmd: tokio::process::Command) -> anyhow::Result<Shim> {
+        let transport = TokioChildProcess::new(cmd)?;
+        let pid = transport.id();
+        let client = ().serve(transport).await?;
+        Ok(Shim { client, pid })
+    }
+
+    /// The server process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// Calls a tool with JSON arguments; `Err` when the session itself
+    /// failed (transport closed, server gone).
+    pub async fn try_call(&self, tool: &str, args: Value) -> Result<Answer, String> {
         let params = CallToolRequestParams::new(tool.to_string())
             .with_arguments(args.as_object().cloned().unwrap_or_default());
         let result = match self.client.call_tool(params).await {
             Ok(r) => r,
             // Invalid arguments come back as a JSON-RPC error: an error answer too.
             Err(rmcp::ServiceError::McpError(e)) => {
-                return Answer {
+                return Ok(Answer {
                     text: e.message.to_string(),
                     is_error: true,
-                };
+                });
             }
-            Err(e) => panic!("{tool}: MCP call failed: {e}"),
+            Err(e) => return Err(format!("{tool}: MCP call failed: {e}")),
         };
         let text = result
             .content
@@ -65,10 +79,17 @@ impl Shim {
             .filter_map(|c| c.as_text().map(|t| t.text.clone()))
             .collect::<Vec<_>>()
             .join("\n");
-        Answer {
+        Ok(Answer {
             text,
             is_error: result.is_error.unwrap_or(false),
-        }
+        })
+    }
+
+    /// Calls a tool with JSON arguments (panics when the session failed).
+    pub async fn call(&self, tool: &str, args: Value) -> Answer {
+        self.try_call(tool, args)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Calls a tool that must succeed; returns its text.

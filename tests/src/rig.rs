@@ -322,10 +322,25 @@ impl Rig {
     /// Writes a kubeconfig named `name` that points `like`'s credentials at
     /// `127.0.0.1:port` (a dead or black-holed endpoint).
     pub fn write_unreachable(&self, dir: &Path, name: &str, like: &str, port: u16) {
+        self.write_named(dir, name, like, &format!("https://127.0.0.1:{port}"));
+    }
+
+    /// Writes `like`'s admin kubeconfig under another cluster name (many
+    /// clusters on a few real apiservers, for benchmarks).
+    pub fn write_alias(&self, dir: &Path, name: &str, like: &str) {
+        self.write_named(dir, name, like, &self.cluster(like).server);
+    }
+
+    fn write_named(&self, dir: &Path, name: &str, like: &str, server: &str) {
         let c = self.cluster(like);
         let text = std::fs::read_to_string(&c.kubeconfig).expect("read kubeconfig");
-        let text = text.replace(&c.server, &format!("https://127.0.0.1:{port}"));
+        let text = text.replace(&c.server, server);
         std::fs::write(dir.join(format!("{name}.yaml")), text).expect("write kubeconfig");
+    }
+
+    /// The kubeconfig holding every rig cluster as a context.
+    pub fn kubeconfig_all(&self) -> PathBuf {
+        self.dir.join("kubeconfig-all.yaml")
     }
 }
 

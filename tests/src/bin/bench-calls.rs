@@ -5,24 +5,14 @@
 //! Usage: cargo run --release -p nskd-e2e --bin bench-calls
 //! (needs the release binaries: cargo build --release --bins)
 
-use std::time::{Duration, Instant};
-
 use nskd_e2e::{
+    bench::stats::{Samples, human},
     daemon::{Daemon, DaemonSpec},
     endpoints::refused_port,
     mcp::Shim,
     rig::{self, SHARED},
 };
 use serde_json::json;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -41,29 +31,24 @@ async fn main() {
     });
 
     let mut rows = Vec::new();
-    let status: Vec<Duration> = (0..10)
-        .map(|_| {
-            let t = Instant::now();
-            let out = d.nskctl(&["status"]);
-            assert!(out.status.success());
-            t.elapsed()
-        })
-        .collect();
+    let mut status = Samples::default();
+    for _ in 0..10 {
+        let out = status.time(|| d.nskctl(&["status"]));
+        assert!(out.status.success());
+    }
     rows.push((
         "`nskctl status` (3 live + 1 refused, live probe), process start to exit".to_string(),
-        median(status),
+        status.median(),
     ));
 
-    let mut init = Vec::new();
+    let mut init = Samples::default();
     for _ in 0..10 {
-        let t = Instant::now();
-        let shim = Shim::start(&d.socket).await;
-        init.push(t.elapsed());
+        let shim = init.time_async(Shim::start(&d.socket)).await;
         shim.close().await;
     }
     rows.push((
         "MCP session start: spawn mcp-shim to `initialize` answered".into(),
-        median(init),
+        init.median(),
     ));
 
     let shim = Shim::start(&d.socket).await;
@@ -82,15 +67,13 @@ async fn main() {
     ];
     for (label, args) in calls {
         let tool = label.split_whitespace().next().unwrap();
-        let mut times = Vec::new();
+        let mut times = Samples::default();
         for _ in 0..30 {
-            let t = Instant::now();
-            shim.ok(tool, args.clone()).await;
-            times.push(t.elapsed());
+            times.time_async(shim.ok(tool, args.clone())).await;
         }
         rows.push((
             format!("`{tool}`: {}", &label[tool.len() + 1..]),
-            median(times),
+            times.median(),
         ));
     }
     shim.close().await;
@@ -98,6 +81,6 @@ async fn main() {
     println!("| what | median |");
     println!("|---|---|");
     for (what, t) in rows {
-        println!("| {what} | {} |", ms(t));
+        println!("| {what} | {} |", human(t));
     }
 }

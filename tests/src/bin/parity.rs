@@ -10,10 +10,10 @@ use std::{path::PathBuf, time::Instant};
 
 use nskd_e2e::{
     daemon::{Daemon, DaemonSpec},
+    go_server,
     mcp::Shim,
     rig,
 };
-use rmcp::{ServiceExt, model::CallToolRequestParams, transport::TokioChildProcess};
 use serde_json::{Value, json};
 
 struct Outcome {
@@ -23,46 +23,17 @@ struct Outcome {
     text: String,
 }
 
-async fn call_go(
-    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
-    tool: &str,
-    args: &Value,
-) -> Outcome {
+async fn call(session: &Shim, tool: &str, args: &Value) -> Outcome {
     let started = Instant::now();
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(args.as_object().cloned().unwrap_or_default());
-    match client.call_tool(params).await {
-        Ok(r) => {
-            let text: String = r
-                .content
-                .iter()
-                .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-                .collect::<Vec<_>>()
-                .join("\n");
-            Outcome {
-                ok: !r.is_error.unwrap_or(false),
-                bytes: text.len(),
-                ms: started.elapsed().as_secs_f64() * 1000.0,
-                text,
-            }
-        }
-        Err(e) => Outcome {
-            ok: false,
-            bytes: 0,
-            ms: started.elapsed().as_secs_f64() * 1000.0,
-            text: format!("MCP error: {e}"),
-        },
-    }
-}
-
-async fn call_ours(shim: &Shim, tool: &str, args: &Value) -> Outcome {
-    let started = Instant::now();
-    let a = shim.call(tool, args.clone()).await;
+    let (ok, text) = match session.try_call(tool, args.clone()).await {
+        Ok(a) => (!a.is_error, a.text),
+        Err(e) => (false, e),
+    };
     Outcome {
-        ok: !a.is_error,
-        bytes: a.text.len(),
+        ok,
+        bytes: text.len(),
         ms: started.elapsed().as_secs_f64() * 1000.0,
-        text: a.text,
+        text,
     }
 }
 
@@ -80,8 +51,9 @@ fn cell(o: &Option<Outcome>) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let go_bin = std::env::args()
+    let go_bin: PathBuf = std::env::args()
         .nth(1)
+        .map(PathBuf::from)
         .ok_or_else(|| anyhow::anyhow!("usage: parity PATH/TO/kubernetes-mcp-server"))?;
     let rig = rig::shared().ok_or_else(|| anyhow::anyhow!("no kube-apiserver rig"))?;
     let cluster = rig.cluster("c1-sv5");
@@ -91,15 +63,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &["c1-sv5"]));
     let shim = Shim::start(&d.socket).await;
-    let mut cmd = tokio::process::Command::new(&go_bin);
-    cmd.arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
-        .arg("--disable-multi-cluster");
-    let go = ().serve(TokioChildProcess::new(cmd)?).await?;
+    let go = go_server::start(&go_bin, &cluster.kubeconfig, false).await?;
 
     let go_tools: Vec<String> = go
-        .list_all_tools()
-        .await?
+        .tools()
+        .await
         .into_iter()
         .map(|t| t.name.to_string())
         .collect();
@@ -170,12 +138,12 @@ async fn main() -> anyhow::Result<()> {
     for (i, (tool, go_args, args)) in reads.chain(writes).enumerate() {
         let (tool, args) = (&tool, &args);
         let go_out = if go_tools.iter().any(|t| t == *tool) {
-            Some(call_go(&go, tool, &go_args).await)
+            Some(call(&go, tool, &go_args).await)
         } else {
             None
         };
         let our_out = if our_tools.iter().any(|t| t == *tool) {
-            Some(call_ours(&shim, tool, args).await)
+            Some(call(&shim, tool, args).await)
         } else {
             None
         };
@@ -254,7 +222,7 @@ async fn main() -> anyhow::Result<()> {
     md.push('\n');
     std::fs::write(root.join("parity.md"), md)?;
     println!("wrote docs/parity.md ({} calls)", rows.len());
-    go.cancel().await?;
+    go.close().await;
     shim.close().await;
     Ok(())
 }

@@ -123,6 +123,49 @@ fn daemon_metric(port: u16, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+/// A daemon serving `clusters` with `sections` of config and its metrics
+/// on a port, and one session.
+async fn start_observed(
+    rig: &nskd_e2e::rig::Rig,
+    sections: &str,
+    clusters: &[&str],
+) -> (Daemon, Shim, u16) {
+    let port = refused_port();
+    let spec = DaemonSpec {
+        server: format!("port = {port}"),
+        sections: sections.into(),
+        ..DaemonSpec::default()
+    };
+    let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, clusters));
+    let shim = Shim::start(&d.socket).await;
+    (d, shim, port)
+}
+
+/// The metrics say a cache of `resource` gave up (refused to cache).
+fn assert_refused(port: u16, resource: &str) {
+    let resource = format!("resource=\"{resource}\"");
+    assert!(
+        daemon_metric(
+            port,
+            "nskd_cache_misses_total",
+            &[&resource, "reason=\"refused\""]
+        ) >= 1.0,
+        "{}",
+        http_get(port, "/metrics").1
+    );
+}
+
+/// `tool` keeps being answered live (a cache for it gave up), and the
+/// metrics say why.
+async fn served_live_by_refusal(shim: &Shim, port: u16, tool: &str, args: Value, resource: &str) {
+    for _ in 0..5 {
+        let text = shim.ok(tool, args.clone()).await;
+        assert!(!is_cached(&text), "{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_refused(port, resource);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_answers_never_cross_clusters() {
     let Some(rig) = rig_or_skip() else { return };
@@ -414,31 +457,10 @@ async fn cache_follows_changes_and_goes_live_while_its_watch_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caches_respect_their_bounds_idle_time_and_kubeconfig_changes() {
     let Some(rig) = rig_or_skip() else { return };
-    let port = refused_port();
-    let spec = DaemonSpec {
-        server: format!("port = {port}"),
-        sections: "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"1s\"\n[cache]\nmax_objects = 10\nidle_timeout = \"2s\"\n".into(),
-        ..DaemonSpec::default()
-    };
-    let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &["c1-sv5"]));
-    let shim = Shim::start(&d.socket).await;
-
-    // 25 pods are more than max_objects: always answered live, and said so
-    // in the metrics.
-    for _ in 0..5 {
-        let text = shim.ok("pods_list", json!({})).await;
-        assert!(!is_cached(&text) && text.contains("frontend"), "{text}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(
-        daemon_metric(
-            port,
-            "nskd_cache_misses_total",
-            &["resource=\"pods\"", "reason=\"refused\""]
-        ) >= 1.0,
-        "{}",
-        http_get(port, "/metrics").1
-    );
+    let sections = "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"1s\"\n[cache]\nmax_objects = 10\nidle_timeout = \"2s\"\n";
+    let (d, shim, port) = start_observed(rig, sections, &["c1-sv5"]).await;
+    // 25 pods are more than max_objects: always answered live.
+    served_live_by_refusal(&shim, port, "pods_list", json!({}), "pods").await;
     // Events are not a cached kind by default.
     for _ in 0..3 {
         let text = shim.ok("events_list", json!({})).await;
@@ -496,33 +518,14 @@ async fn caches_respect_their_bounds_idle_time_and_kubeconfig_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_over_its_memory_cap_is_served_live() {
     let Some(rig) = rig_or_skip() else { return };
-    let port = refused_port();
-    let spec = DaemonSpec {
-        server: format!("port = {port}"),
-        sections: "[health]\nprobe_interval = \"1h\"\n[cache]\nmax_cluster_bytes = 30000\n".into(),
-        ..DaemonSpec::default()
-    };
-    let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &["c1-dfw1"]));
-    let shim = Shim::start(&d.socket).await;
+    let sections = "[health]\nprobe_interval = \"1h\"\n[cache]\nmax_cluster_bytes = 30000\n";
+    let (_d, shim, port) = start_observed(rig, sections, &["c1-dfw1"]).await;
     // Seven namespaces fit in 30 kB; 25 pods do not.
     until_cached(&shim, "namespaces_list", json!({})).await;
-    for _ in 0..5 {
-        let text = shim.ok("pods_list", json!({})).await;
-        assert!(!is_cached(&text) && text.contains("frontend"), "{text}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    served_live_by_refusal(&shim, port, "pods_list", json!({}), "pods").await;
     let cached_bytes = daemon_metric(port, "nskd_cache_bytes", &["cluster=\"c1-dfw1\""]);
     assert!(
         cached_bytes > 0.0 && cached_bytes <= 30000.0,
-        "{}",
-        http_get(port, "/metrics").1
-    );
-    assert!(
-        daemon_metric(
-            port,
-            "nskd_cache_misses_total",
-            &["resource=\"pods\"", "reason=\"refused\""]
-        ) >= 1.0,
         "{}",
         http_get(port, "/metrics").1
     );
@@ -553,15 +556,7 @@ async fn a_user_without_list_rights_gets_the_api_servers_refusal_not_a_cache() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The watch gave up at the refusal instead of retrying it forever.
-    assert!(
-        daemon_metric(
-            port,
-            "nskd_cache_misses_total",
-            &["resource=\"pods\"", "reason=\"refused\""]
-        ) >= 1.0,
-        "{}",
-        http_get(port, "/metrics").1
-    );
+    assert_refused(port, "pods");
     assert_eq!(
         daemon_metric(port, "nskd_cache_watch_restarts_total", &[]),
         0.0,

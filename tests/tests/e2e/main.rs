@@ -7,6 +7,7 @@ mod config;
 mod discovery;
 mod http_shim;
 mod kube_tools;
+mod malformed;
 mod nsk;
 mod observe;
 mod packaging;

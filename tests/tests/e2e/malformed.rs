@@ -1,5 +1,5 @@
 //! Malformed protocol input against the real binaries: the shim answers
-//! garbage on stdin with JSON-RPC errors (or ignores it) and keeps serving;
+//! garbage on stdin with JSON-RPC errors and keeps serving;
 //! the daemon drops bad socket clients and keeps serving the others.
 
 use std::{
@@ -145,21 +145,23 @@ fn shim_answers_malformed_json_rpc_with_errors_and_keeps_serving() {
     let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &["c1-sv5"]));
     let mut shim = RawShim::start(&d.socket);
 
-    // Not JSON: JSON-RPC would answer -32700; the MCP stdio transport (rmcp)
-    // skips such lines. Either is acceptable; silence or a crash is not.
+    // Not JSON: a parse error (-32700, id null) each; a blank line is no
+    // message at all.
     for garbage in [
         "garbage",
         "{",
         "\u{0}\u{1}\u{ff}",
         "{\"jsonrpc\": \"2.0\", \"id\": 1,",
-        "  ",
     ] {
         let before = shim.send_then_ping(garbage);
         assert!(
-            before.iter().all(|m| error_code(m) == Some(-32700)),
+            before.len() == 1
+                && error_code(&before[0]) == Some(-32700)
+                && before[0]["id"].is_null(),
             "{garbage:?} -> {before:?}"
         );
     }
+    assert_eq!(shim.send_then_ping("  "), Vec::<Value>::new());
 
     // JSON that is not a JSON-RPC request, or of the wrong version.
     for not_rpc in [

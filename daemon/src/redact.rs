@@ -124,13 +124,16 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
+        /// Secrets without '[' or ']': one holding a piece of the mask could
+        /// be re-formed across it ("CTED]x" in "CTED]xx" → "[REDACTED]x").
         #[test]
         fn a_registered_secret_never_survives(
-            secret in "[A-Za-z0-9\\[\\]_:.-]{8,40}",
+            secret in "[A-Za-z0-9_:./+=-]{8,40}",
             before in surrounding(),
             after in surrounding(),
         ) {
             prop_assume!(!before.contains(&secret) && !after.contains(&secret));
+            prop_assume!(!MASK.contains(&secret));
             register_secret(&secret);
             let out = redact(&format!("{before}{secret}{after}"));
             prop_assert!(!out.contains(&secret), "{:?}", out);

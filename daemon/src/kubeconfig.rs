@@ -402,11 +402,19 @@ current-context: ctx-a
         #![proptest_config(ProptestConfig::with_cases(128))]
 
         #[test]
-        fn arbitrary_text_never_panics(text in "\\PC*(\\n\\PC*){0,6}") {
+        fn arbitrary_text_never_panics(
+            text in "\\PC*(\\n\\PC*){0,6}",
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
             let dir = tempfile::tempdir().unwrap();
-            if let Ok(f) = read(&write(dir.path(), "k.yaml", &text)) {
-                for name in f.context_names() {
-                    let _ = f.summarize(&name);
+            let _ = crate::store::validate_kubeconfig("c", &text, Some("/k8s/clusters/c-1"));
+            let raw = dir.path().join("raw.yaml");
+            std::fs::write(&raw, &bytes).unwrap();
+            for path in [write(dir.path(), "k.yaml", &text), raw] {
+                if let Ok(f) = read(&path) {
+                    for name in f.context_names() {
+                        let _ = f.summarize(&name);
+                    }
                 }
             }
         }

@@ -408,6 +408,25 @@ mod tests {
         }
 
         #[test]
+        fn generated_bulk_lines_parse_back(
+            saved in proptest::collection::vec(("[a-z0-9][a-z0-9.-]{0,20}", "/[a-z0-9/._-]{1,40}"), 0..6),
+            failed in proptest::collection::vec(("[a-z0-9][a-z0-9.-]{0,20}", "[!-~][ -~]{0,39}"), 0..6),
+            noise in "(DEBUG [ -~]{0,20}\\n){0,3}",
+        ) {
+            let stdout: String = saved.iter().map(|(n, p)| format!("Saved kubeconfig for {n} to {p}\n")).collect();
+            let stderr: String = failed
+                .iter()
+                .map(|(n, r)| format!("{noise}Failed to get kubeconfig for {n}: {r}\n"))
+                .collect();
+            let expected: Vec<BulkLine> = saved
+                .iter()
+                .map(|(n, p)| BulkLine::Saved { name: n.clone(), path: p.clone() })
+                .chain(failed.iter().map(|(n, r)| BulkLine::Failed { name: n.clone(), reason: r.trim().to_string() }))
+                .collect();
+            prop_assert_eq!(parse_bulk(&stdout, &stderr), expected);
+        }
+
+        #[test]
         fn generated_auth_verify_lines_parse_back(
             user in "[a-z][a-z0-9.@_-]{0,20}",
             expires in proptest::option::of(0u64..253_402_300_799),

@@ -237,6 +237,8 @@ pub fn one_line(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -295,6 +297,167 @@ current-context: ctx-a
         assert!(e.contains("bad.yaml") && e.contains("malformed"), "{e}");
         let p = write(dir.path(), "empty.yaml", "apiVersion: v1\nkind: Config\n");
         assert!(read(&p).unwrap_err().to_string().contains("no contexts"));
+    }
+
+    /// One generated context: name, server, optional JWT expiry (seconds)
+    /// and optional client-certificate expiry (seconds).
+    type Generated = (String, String, Option<u64>, Option<u64>);
+
+    fn generated_context() -> impl Strategy<Value = Generated> {
+        (
+            // Not U+2028/U+2029: yaml_serde writes them unquoted and reads
+            // them back as line breaks (a serializer quirk, not ours).
+            "[A-Za-z0-9][A-Za-z0-9._@:-]{0,20}|[^\\p{C}\\p{Zl}\\p{Zp}]{1,12}",
+            "https://([a-z][a-z0-9-]{0,10}(\\.[a-z]{2,5}){0,2}|127\\.0\\.0\\.[0-9]{1,3}):[1-9][0-9]{2,4}(/k8s/clusters/c-[a-z0-9]{5})?",
+            proptest::option::of(0u64..4_102_444_800),
+            proptest::option::of(0u64..4_102_444_800),
+        )
+    }
+
+    /// A kubeconfig (as a YAML string) with one cluster and user per context.
+    fn kubeconfig_yaml(contexts: &[Generated]) -> String {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let b64url = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let mut clusters = Vec::new();
+        let mut users = Vec::new();
+        let mut ctxs = Vec::new();
+        for (i, (name, server, exp, cert)) in contexts.iter().enumerate() {
+            clusters.push(
+                serde_json::json!({"name": format!("cl-{i}"), "cluster": {"server": server}}),
+            );
+            let mut user = serde_json::Map::new();
+            if let Some(exp) = exp {
+                let claims = b64url(format!("{{\"exp\":{exp},\"sub\":\"u\"}}").as_bytes());
+                user.insert(
+                    "token".into(),
+                    format!("eyJhbGciOiJub25lIn0.{claims}.c2ln").into(),
+                );
+            }
+            if let Some(cert) = cert {
+                let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(*cert);
+                let der = crate::certexpiry::testcert::certificate(
+                    &crate::certexpiry::testcert::time(t, true),
+                    true,
+                    i * 37,
+                );
+                let pem = crate::certexpiry::testcert::pem(&der);
+                user.insert("client-certificate-data".into(), b64(pem.as_bytes()).into());
+                user.insert("client-key-data".into(), b64(b"not a key").into());
+            }
+            users.push(serde_json::json!({"name": format!("u-{i}"), "user": user}));
+            ctxs.push(serde_json::json!({"name": name, "context": {"cluster": format!("cl-{i}"), "user": format!("u-{i}")}}));
+        }
+        let doc = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": clusters,
+            "users": users,
+            "contexts": ctxs,
+            "current-context": contexts[0].0,
+        });
+        yaml_serde::to_string(&doc).unwrap()
+    }
+
+    /// YAML-ish values shaped like a kubeconfig, with wrong types and
+    /// missing pieces.
+    fn kubeconfig_like() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::from),
+            Just(Value::from("https://127.0.0.1:6443")),
+            Just(Value::from("bm90IHBlbQ==")),
+        ];
+        let keys = prop_oneof![
+            Just("clusters"),
+            Just("contexts"),
+            Just("users"),
+            Just("name"),
+            Just("cluster"),
+            Just("context"),
+            Just("user"),
+            Just("server"),
+            Just("token"),
+            Just("exec"),
+            Just("client-certificate-data"),
+            Just("certificate-authority-data"),
+            Just("current-context"),
+            Just("apiVersion"),
+            Just("kind"),
+            Just("extensions"),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(keys.clone().prop_map(String::from), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn arbitrary_text_never_panics(
+            text in "\\PC*(\\n\\PC*){0,6}",
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let _ = crate::store::validate_kubeconfig("c", &text, Some("/k8s/clusters/c-1"));
+            let raw = dir.path().join("raw.yaml");
+            std::fs::write(&raw, &bytes).unwrap();
+            for path in [write(dir.path(), "k.yaml", &text), raw] {
+                if let Ok(f) = read(&path) {
+                    for name in f.context_names() {
+                        let _ = f.summarize(&name);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_kubeconfig_shapes_never_panic(doc in kubeconfig_like()) {
+            let text = yaml_serde::to_string(&doc).unwrap();
+            if let Ok(config) = Kubeconfig::from_yaml(&text) {
+                let f = KubeconfigFile {
+                    path: PathBuf::from("/k.yaml"),
+                    hash: 0,
+                    modified: SystemTime::UNIX_EPOCH,
+                    len: 0,
+                    config: Arc::new(config),
+                };
+                for name in f.context_names() {
+                    let _ = f.summarize(&name);
+                }
+            }
+        }
+
+        #[test]
+        fn generated_kubeconfigs_parse_back(contexts in proptest::collection::vec(generated_context(), 1..5)) {
+            let mut seen = std::collections::HashSet::new();
+            prop_assume!(contexts.iter().all(|c| seen.insert(c.0.clone())));
+            let dir = tempfile::tempdir().unwrap();
+            let f = read(&write(dir.path(), "k.yaml", &kubeconfig_yaml(&contexts))).unwrap();
+            let names: Vec<String> = contexts.iter().map(|c| c.0.clone()).collect();
+            prop_assert_eq!(f.context_names(), names);
+            let at = |s: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s);
+            for (name, server, exp, cert) in &contexts {
+                let s = f.summarize(name).unwrap();
+                prop_assert_eq!(&s.server, server);
+                let auth = match (exp, cert) {
+                    (Some(_), _) => "token",
+                    (None, Some(_)) => "client-certificate",
+                    (None, None) => "none",
+                };
+                prop_assert_eq!(s.auth, auth);
+                prop_assert_eq!(s.token_expiry, exp.map(at));
+                prop_assert_eq!(s.cert_expiry, cert.map(at));
+            }
+        }
     }
 
     #[test]

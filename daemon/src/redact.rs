@@ -15,13 +15,14 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r"-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----", MASK),
         // Authorization headers.
         (r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=:-]{8,}", "$1 [REDACTED]"),
-        // Rancher API tokens: token-xxxxx:yyyy.
-        (r"\btoken-[a-z0-9]{5}:[A-Za-z0-9]{20,}", MASK),
+        // Rancher API tokens: token-xxxxx:yyyy. No `\b` on this and the next
+        // two: a letter glued in front (any script) must not unmask them.
+        (r"token-[a-z0-9]{5}:[A-Za-z0-9]{20,}", MASK),
         // JWTs.
-        (r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", MASK),
+        (r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", MASK),
         // key=value / key: value for secret-looking keys.
         (
-            r#"(?i)\b([a-z_-]*(?:token|password|passwd|secret|api[_-]?key|client[_-]key[_-]data)[a-z_-]*)(["']?\s*[:=]\s*["']?)([^\s"',;}&]{3,})"#,
+            r#"(?i)([a-z0-9_-]*(?:token|password|passwd|secret|api[_-]?key|client[_-]key[_-]data)[a-z0-9_-]*)(["']?\s*[:=]\s*["']?)([^\s"',;}&]{3,})"#,
             "$1$2[REDACTED]",
         ),
     ]
@@ -65,6 +66,8 @@ pub fn redact(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -100,6 +103,65 @@ mod tests {
             let out = redact(input);
             assert!(!out.contains(secret), "{input:?} -> {out:?}");
             assert!(out.contains("REDACTED"), "{input:?} -> {out:?}");
+        }
+    }
+
+    /// Text around a secret: anything printable, line breaks, and pieces of
+    /// the mask itself.
+    fn surrounding() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                "\\PC{0,12}",
+                "[\\s=:\"'{}]{0,3}",
+                Just(MASK.to_string()),
+                Just("CTED]".to_string())
+            ],
+            0..5,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Secrets without '[' or ']': one holding a piece of the mask could
+        /// be re-formed across it ("CTED]x" in "CTED]xx" → "[REDACTED]x").
+        #[test]
+        fn a_registered_secret_never_survives(
+            secret in "[A-Za-z0-9_:./+=-]{8,40}",
+            before in surrounding(),
+            after in surrounding(),
+        ) {
+            prop_assume!(!before.contains(&secret) && !after.contains(&secret));
+            prop_assume!(!MASK.contains(&secret));
+            register_secret(&secret);
+            let out = redact(&format!("{before}{secret}{after}"));
+            prop_assert!(!out.contains(&secret), "{:?}", out);
+        }
+
+        #[test]
+        fn token_shapes_never_survive(
+            id in "[a-z0-9]{5}",
+            rancher in "[A-Za-z0-9]{20,54}",
+            jwt in "eyJ[A-Za-z0-9_-]{5,30}\\.[A-Za-z0-9_-]{5,60}\\.[A-Za-z0-9_-]{0,40}",
+            bearer in "[A-Za-z0-9._~+/=:-]{8,60}",
+            key in "(?i)(rancher_)?(token|password|secret|api_key|client-key-data)[0-9]?",
+            value in "[A-Za-z0-9+/]{12,40}",
+            before in surrounding(),
+            after in surrounding(),
+        ) {
+            let cases = [
+                (format!("token-{id}:{rancher}"), rancher.clone()),
+                (jwt.clone(), jwt.split('.').nth(1).unwrap().to_string()),
+                (format!("Authorization: Bearer {bearer}"), bearer.clone()),
+                (format!("{key}={value}"), value.clone()),
+                (format!("\"{key}\": \"{value}\""), value.clone()),
+            ];
+            for (shape, secret) in cases {
+                prop_assume!(!before.contains(&secret) && !after.contains(&secret));
+                let out = redact(&format!("{before}{shape}{after}"));
+                prop_assert!(!out.contains(&secret), "{:?} leaks in {:?}", secret, out);
+            }
         }
     }
 

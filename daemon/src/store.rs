@@ -292,9 +292,84 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const GOOD: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster:\n    server: https://r.example.com/k8s/clusters/c-1\ncontexts:\n- name: a\n  context:\n    cluster: a\n    user: a\nusers:\n- name: a\n  user:\n    token: t\ncurrent-context: a\n";
+
+    /// Names built mostly from the characters that matter for paths.
+    fn name_like() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                4 => "[a-z0-9-]{1,4}",
+                2 => Just(".".to_string()),
+                1 => Just("/".to_string()),
+                1 => Just("\\".to_string()),
+                1 => Just("\0".to_string()),
+                1 => "\\PC{1,3}",
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    /// Names the rules accept: no '/', '\', NUL, "..", or leading '.'.
+    fn valid_name() -> impl Strategy<Value = String> {
+        r"[^/\\.\x00]{1,6}(\.[^/\\.\x00]{1,6}){0,4}\.?"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn names_are_accepted_exactly_as_documented(name in prop_oneof![name_like(), "\\PC{0,210}"]) {
+            let documented = !name.is_empty()
+                && name.len() <= 200
+                && !name.starts_with('.')
+                && !name.contains(['/', '\\', '\0'])
+                && !name.contains("..");
+            prop_assert_eq!(validate_name(&name).is_ok(), documented, "{:?}", name);
+        }
+
+        #[test]
+        fn an_accepted_name_stays_one_file_in_the_store(name in valid_name()) {
+            validate_name(&name).unwrap();
+            let dir = Path::new("/store");
+            let path = Store { dir: dir.to_path_buf() }.path(&name);
+            prop_assert_eq!(path.parent(), Some(dir));
+            let components: Vec<_> = path.strip_prefix(dir).unwrap().components().collect();
+            prop_assert_eq!(components.len(), 1);
+            prop_assert!(matches!(components[0], std::path::Component::Normal(_)));
+        }
+
+        #[test]
+        fn traversal_pieces_are_always_refused(
+            before in "\\PC{0,20}",
+            piece in prop_oneof![Just("/"), Just(".."), Just("\0"), Just("\\"), Just("../"), Just("/..")],
+            after in "\\PC{0,20}",
+            leading_dot in any::<bool>(),
+        ) {
+            let name = format!("{}{before}{piece}{after}", if leading_dot { "." } else { "" });
+            prop_assert!(validate_name(&name).is_err(), "{:?}", name);
+            let hidden = format!(".{before}");
+            prop_assert!(validate_name(&hidden).is_err(), "{:?}", hidden);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn an_accepted_name_is_written_and_listed_back(name in valid_name()) {
+            validate_name(&name).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            prop_assert_eq!(store.write(&name, GOOD).unwrap(), WriteOutcome::Added);
+            prop_assert_eq!(store.names(), vec![name.clone()]);
+            prop_assert!(store.path(&name).starts_with(dir.path()));
+        }
+    }
 
     #[test]
     fn temp_files_of_dead_writers_are_swept_at_open() {

@@ -507,3 +507,114 @@ pub struct NodeNameArgs {
     #[serde(default)]
     pub clusters: Option<ClusterSet>,
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde::de::DeserializeOwned;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    /// Names a type accepts: its schema's properties plus the serde aliases.
+    fn accepted<T: JsonSchema>() -> Vec<String> {
+        let schema = schemars::schema_for!(T);
+        let mut names: Vec<String> = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        names.extend(["context", "name", "tail"].map(String::from));
+        names
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,8}".prop_map(Value::from),
+            Just(Value::from("*")),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map("\\PC{0,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Objects mixing the type's own fields (any values) with other keys.
+    fn object(known: Vec<String>) -> impl Strategy<Value = Map<String, Value>> {
+        let key = prop_oneof![proptest::sample::select(known), "\\PC{0,12}"];
+        proptest::collection::btree_map(key, json(), 0..6).prop_map(|m| m.into_iter().collect())
+    }
+
+    /// Any object deserializes or fails without panicking; an object with a
+    /// key the type does not know always fails, and when only unknown keys
+    /// are given the error names one of them.
+    fn check<T: DeserializeOwned + JsonSchema>(
+        runner: &mut proptest::test_runner::TestRunner,
+    ) -> Result<(), proptest::test_runner::TestError<Map<String, Value>>> {
+        let known = accepted::<T>();
+        runner.run(&object(known.clone()), |obj| {
+            let unknown: Vec<&String> = obj.keys().filter(|k| !known.contains(k)).collect();
+            let result = serde_json::from_value::<T>(Value::Object(obj.clone()));
+            if !unknown.is_empty() {
+                prop_assert!(result.is_err(), "{obj:?} accepted");
+            }
+            if !unknown.is_empty() && unknown.len() == obj.len() {
+                let msg = result.err().unwrap().to_string();
+                prop_assert!(
+                    unknown
+                        .iter()
+                        .any(|k| msg.contains(&format!("unknown field `{k}`"))),
+                    "{msg} names none of {unknown:?}"
+                );
+            }
+            Ok(())
+        })
+    }
+
+    macro_rules! every_args_type {
+        ($($t:ty),* $(,)?) => {
+            #[test]
+            fn arbitrary_objects_never_panic_and_unknown_fields_are_named() {
+                let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(96));
+                $(
+                    if let Err(e) = check::<$t>(&mut runner) {
+                        panic!("{}: {e}", stringify!($t));
+                    }
+                )*
+            }
+        };
+    }
+
+    every_args_type!(
+        ClusterUseArgs,
+        ClustersStatusArgs,
+        NamespacesListArgs,
+        PodsListArgs,
+        NskRefreshArgs,
+        NskDiscoverArgs,
+        NskGetArgs,
+        ResourcesListArgs,
+        ResourcesGetArgs,
+        PodsGetArgs,
+        PodsInNamespaceArgs,
+        SimpleListArgs,
+        ObjectArgs,
+        PodsDeleteArgs,
+        ScaleArgs,
+        ApplyArgs,
+        PodsLogArgs,
+        ConfigViewArgs,
+        TopArgs,
+        PodsRunArgs,
+        PodsExecArgs,
+        NodesLogArgs,
+        NodeNameArgs,
+    );
+}

@@ -9,6 +9,7 @@ mod kube_tools;
 mod nsk_tools;
 mod render;
 mod session;
+mod stdio;
 mod tools;
 
 use std::process::ExitCode;
@@ -128,8 +129,9 @@ fn main() -> ExitCode {
         }
         let session = session::Session::new(location).with_starter(starter);
         tracing::debug!(session = session.id(), "mcp-shim starting");
+        let io = stdio::stdio();
         let server = match tools::NskdTools::new(session)
-            .serve(rmcp::transport::stdio())
+            .serve((io.reader, io.writer))
             .await
         {
             Ok(s) => s,
@@ -138,12 +140,14 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match server.waiting().await {
+        let code = match server.waiting().await {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("mcp-shim: {e}");
                 ExitCode::FAILURE
             }
-        }
+        };
+        let _ = io.flushed.await;
+        code
     })
 }

@@ -188,10 +188,15 @@ impl Daemon {
 
     /// SIGTERM, then waits for the exit status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.stop(Duration::from_secs(15))
+    }
+
+    /// SIGTERM, waits up to `grace` for the exit, then SIGKILL.
+    fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
         let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + grace;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 return Some(status);
@@ -233,11 +238,10 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Stops the daemon the way systemd does, so that an instrumented build
+    /// writes its coverage profile at exit (scripts/coverage).
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.stop(Duration::from_secs(5));
     }
 }
 

@@ -548,13 +548,14 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
     let allowed_clusters = top.strings("allowed_clusters").unwrap_or_default();
     let reveal_secrets = top.bool("reveal_secrets").unwrap_or(false);
 
-    for (i, name) in allowed_clusters
-        .iter()
-        .chain(&nsk.exclude_clusters)
-        .enumerate()
-    {
-        if name.is_empty() {
-            top.error("allowed_clusters", format!("entry {i} is empty"));
+    for (key, names) in [
+        ("allowed_clusters", &allowed_clusters),
+        ("nsk.exclude_clusters", &nsk.exclude_clusters),
+    ] {
+        for (i, name) in names.iter().enumerate() {
+            if name.is_empty() {
+                top.error(&format!("{key}[{i}]"), "is empty: remove the entry");
+            }
         }
     }
 

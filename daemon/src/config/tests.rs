@@ -207,3 +207,368 @@ fn packaged_example_has_every_key_and_parses_cleanly() {
         std::time::Duration::from_secs(5)
     );
 }
+
+/// Property tests: arbitrary files never panic, every problem names a field
+/// of the file, and generated valid files read back to what was generated.
+mod props {
+    use proptest::prelude::*;
+    use toml::Value;
+
+    use super::*;
+
+    /// `(section, key, kind)` of every typed key; section "" is the top.
+    const TYPED: &[(&str, &str, Kind)] = &[
+        ("", "kubeconfig", Kind::String),
+        ("", "kubeconfig_dir", Kind::String),
+        ("", "default_cluster", Kind::String),
+        ("", "auto_discovery", Kind::Bool),
+        ("", "read_only", Kind::Bool),
+        ("", "disable_destructive", Kind::Bool),
+        ("", "denied_resources", Kind::Strings),
+        ("", "allowed_clusters", Kind::Strings),
+        ("", "reveal_secrets", Kind::Bool),
+        ("nsk", "source", Kind::String),
+        ("nsk", "rancher_url", Kind::String),
+        ("nsk", "rancher_token", Kind::String),
+        ("nsk", "rancher_token_file", Kind::String),
+        ("nsk", "rancher_insecure", Kind::Bool),
+        ("nsk", "rancher_ca_file", Kind::String),
+        ("nsk", "profile", Kind::String),
+        ("nsk", "config_dir", Kind::String),
+        ("nsk", "auto_refresh", Kind::Bool),
+        ("nsk", "refresh_interval", Kind::Duration),
+        ("nsk", "nsk_path", Kind::String),
+        ("nsk", "timeout", Kind::Duration),
+        ("nsk", "cluster_pattern", Kind::String),
+        ("nsk", "exclude_clusters", Kind::Strings),
+        ("nsk", "bulk_refresh", Kind::Bool),
+        ("server", "environment", Kind::String),
+        ("server", "socket", Kind::String),
+        ("server", "http_bind", Kind::String),
+        ("server", "port", Kind::Integer),
+        ("server", "log_level", Kind::String),
+        ("server", "log_format", Kind::String),
+        ("server", "audit_log", Kind::String),
+        ("server", "audit_reads", Kind::Bool),
+        ("health", "probe_interval", Kind::Duration),
+        ("health", "probe_timeout", Kind::Duration),
+        ("health", "degraded_latency", Kind::Duration),
+        ("health", "unhealthy_after", Kind::Integer),
+        ("health", "probe_concurrency", Kind::Integer),
+        ("pool", "idle_timeout", Kind::Duration),
+        ("pool", "qps", Kind::Integer),
+        ("pool", "burst", Kind::Integer),
+        ("pool", "request_timeout", Kind::Duration),
+        ("pool", "kubeconfig_ttl", Kind::Duration),
+        ("output", "max_bytes", Kind::Integer),
+        ("cache", "enabled", Kind::Bool),
+        ("cache", "idle_timeout", Kind::Duration),
+        ("cache", "max_objects", Kind::Integer),
+        ("cache", "max_bytes", Kind::Integer),
+    ];
+
+    const SECTIONS: &[&str] = &["nsk", "server", "health", "pool", "output", "cache"];
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Kind {
+        String,
+        Bool,
+        Integer,
+        Duration,
+        Strings,
+    }
+
+    fn dotted(section: &str, key: &str) -> String {
+        if section.is_empty() {
+            key.to_string()
+        } else {
+            format!("{section}.{key}")
+        }
+    }
+
+    /// Any TOML value, strings with `${...}` references included.
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            "\\PC{0,10}".prop_map(Value::String),
+            "(\\$\\{[A-Z_]{0,6}(:-[a-z0-9 ]{0,4})?\\}?|\\$\\$|[0-9]{1,3}[smhd ]{0,2}){1,3}"
+                .prop_map(Value::String),
+            prop_oneof![
+                Just("true"),
+                Just("off"),
+                Just("1h"),
+                Just("0s"),
+                Just("-5"),
+                Just("127.0.0.1")
+            ]
+            .prop_map(|s| Value::String(s.into())),
+            any::<i64>().prop_map(Value::Integer),
+            (-5i64..100_000).prop_map(Value::Integer),
+            any::<bool>().prop_map(Value::Boolean),
+            any::<f64>().prop_map(Value::Float),
+            proptest::collection::vec("[a-z]{0,2}".prop_map(Value::String), 0..3)
+                .prop_map(Value::Array),
+        ];
+        leaf.prop_recursive(2, 12, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..3)
+                    .prop_map(|m| Value::Table(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A key: mostly a known one of `section`, sometimes anything.
+    fn key(section: &'static str) -> impl Strategy<Value = String> {
+        let known: Vec<String> = TYPED
+            .iter()
+            .filter(|(s, _, _)| *s == section)
+            .map(|(_, k, _)| k.to_string())
+            .collect();
+        prop_oneof![
+            3 => proptest::sample::select(known),
+            1 => "[a-z_]{1,12}",
+        ]
+    }
+
+    /// A whole configuration table of known and unknown keys.
+    fn table() -> impl Strategy<Value = toml::Table> {
+        let section =
+            |name: &'static str| proptest::collection::btree_map(key(name), value(), 0..5);
+        (
+            section(""),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("nsk"),
+                    Just("server"),
+                    Just("health"),
+                    Just("pool"),
+                    Just("output"),
+                    Just("cache"),
+                    Just("bogus")
+                ],
+                prop_oneof![
+                    section("nsk"),
+                    section("server"),
+                    section("health"),
+                    section("pool")
+                ],
+                0..4,
+            ),
+        )
+            .prop_map(|(top, sections)| {
+                let mut table: toml::Table = top.into_iter().collect();
+                for (name, keys) in sections {
+                    table.insert(name.to_string(), Value::Table(keys.into_iter().collect()));
+                }
+                table
+            })
+    }
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "SET" => Some("1h".into()),
+            "A" => Some("true".into()),
+            _ => None,
+        }
+    }
+
+    /// Every dotted key path of `table`, list entries as `key[i]`.
+    fn paths(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+        for (k, v) in table {
+            let path = format!("{prefix}{k}");
+            if let Value::Table(t) = v {
+                paths(t, &format!("{path}."), out);
+            }
+            if let Value::Array(items) = v {
+                out.extend((0..items.len()).map(|i| format!("{path}[{i}]")));
+            }
+            out.push(path);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC*(\\n\\PC*){0,5}") {
+            let (_, problems) = Config::from_toml_str(&text, &Overrides::default(), env);
+            if text.parse::<toml::Table>().is_err() {
+                prop_assert_eq!(problems[0].field.as_str(), "(file)");
+            }
+        }
+
+        #[test]
+        fn every_problem_names_a_field_of_the_file(table in table()) {
+            let text = toml::to_string(&table).unwrap();
+            let (_, problems) = Config::from_toml_str(&text, &Overrides::default(), env);
+            let mut present = Vec::new();
+            paths(&table, "", &mut present);
+            for p in &problems {
+                // A missing URL is the one problem about a key not written.
+                let missing_url = p.field == "nsk.rancher_url" && p.message.contains("needs a Rancher URL");
+                prop_assert!(
+                    present.contains(&p.field) || missing_url,
+                    "{} names no field of\n{}", p, text
+                );
+            }
+            for (section, keys) in std::iter::once(("", &table)).chain(
+                table
+                    .iter()
+                    .filter(|(k, _)| SECTIONS.contains(&k.as_str()))
+                    .filter_map(|(k, v)| Some((k.as_str(), v.as_table()?))),
+            ) {
+                for key in keys.keys() {
+                    let known = TYPED.iter().any(|(s, k, _)| *s == section && k == key)
+                        || (section.is_empty() && SECTIONS.contains(&key.as_str()))
+                        || (section == "nsk" && ["kubeconfig_dir", "default_cluster", "auto_discovery"].contains(&key.as_str()));
+                    if !known {
+                        let field = dotted(section, key);
+                        prop_assert!(
+                            problems.iter().any(|p| p.field == field && p.message.contains("unknown key")),
+                            "unknown {} not reported: {:?}", field, problems
+                        );
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn a_wrongly_typed_value_is_an_error_naming_its_field(
+            (section, key, kind) in proptest::sample::select(TYPED),
+            wrong in value(),
+        ) {
+            let right_type = matches!(
+                (kind, &wrong),
+                (Kind::String | Kind::Duration, Value::String(_))
+                    | (Kind::Bool, Value::Boolean(_) | Value::String(_))
+                    | (Kind::Integer, Value::Integer(_) | Value::String(_))
+                    | (Kind::Strings, Value::Array(_))
+            );
+            prop_assume!(!right_type);
+            let mut table = toml::Table::new();
+            let mut inner = toml::Table::new();
+            inner.insert(key.to_string(), wrong);
+            if section.is_empty() {
+                table = inner;
+            } else {
+                table.insert(section.to_string(), Value::Table(inner));
+            }
+            let text = toml::to_string(&table).unwrap();
+            let (_, problems) = Config::from_toml_str(&text, &Overrides::default(), env);
+            let field = dotted(section, key);
+            prop_assert!(
+                problems.iter().any(|p| p.field == field && p.severity == Severity::Error && p.message.contains("expected")),
+                "{}: {:?}", text, problems
+            );
+        }
+
+        #[test]
+        fn an_unset_variable_is_an_error_naming_field_and_variable(
+            (section, key, _) in proptest::sample::select(TYPED),
+            var in "UNSET_[A-Z_]{1,8}",
+        ) {
+            let reference = Value::String(format!("${{{var}}}"));
+            let value = if key.ends_with("resources") || key.ends_with("clusters") {
+                Value::Array(vec![reference])
+            } else {
+                reference
+            };
+            let text = if section.is_empty() {
+                format!("{key} = {value}\n")
+            } else {
+                format!("[{section}]\n{key} = {value}\n")
+            };
+            let (_, problems) = Config::from_toml_str(&text, &Overrides::default(), env);
+            let field = dotted(section, key);
+            prop_assert!(
+                problems.iter().any(|p| p.field.starts_with(&field) && p.message.contains(&format!("{var} is not set"))),
+                "{}: {:?}", text, problems
+            );
+        }
+
+        #[test]
+        fn generated_valid_configs_read_back(
+            refresh in 60u64..7 * 24 * 3600,
+            timeout in 1u64..3600,
+            probe_interval in 1u64..600,
+            unhealthy_after in 1u32..100,
+            qps in 1u32..10_000,
+            port in proptest::option::of(any::<u16>()),
+            read_only in any::<bool>(),
+            environment in "[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}",
+            env_override in proptest::option::of("[a-z][a-z0-9-]{0,20}"),
+            profile in "[^$]{0,12}",
+            profile_override in proptest::option::of("\\PC{1,12}"),
+            exclude in proptest::collection::vec("[a-z0-9-]{1,10}", 0..4),
+            through_default in any::<bool>(),
+        ) {
+            let d = |s: u64| humantime::format_duration(Duration::from_secs(s)).to_string();
+            let mut nsk = toml::Table::new();
+            nsk.insert("refresh_interval".into(), d(refresh).into());
+            nsk.insert("timeout".into(), d(timeout).into());
+            // The profile goes through ${VAR:-default} or a `$$` escape.
+            let profile_text = if through_default {
+                format!("${{UNSET:-{}}}", profile.replace('}', ""))
+            } else {
+                profile.replace('$', "$$")
+            };
+            nsk.insert("profile".into(), profile_text.into());
+            nsk.insert("exclude_clusters".into(), exclude.clone().into());
+            let mut server = toml::Table::new();
+            server.insert("environment".into(), environment.clone().into());
+            if let Some(p) = port {
+                server.insert("port".into(), i64::from(p).into());
+            }
+            let mut health = toml::Table::new();
+            health.insert("probe_interval".into(), d(probe_interval).into());
+            health.insert("unhealthy_after".into(), i64::from(unhealthy_after).into());
+            let mut pool = toml::Table::new();
+            pool.insert("qps".into(), format!("{qps}").into());
+            let mut table = toml::Table::new();
+            table.insert("read_only".into(), if read_only { "${A}" } else { "off" }.into());
+            table.insert("nsk".into(), nsk.into());
+            table.insert("server".into(), server.into());
+            table.insert("health".into(), health.into());
+            table.insert("pool".into(), pool.into());
+            let text = toml::to_string(&table).unwrap();
+            let overrides = Overrides {
+                environment: env_override.clone(),
+                profile: profile_override.clone(),
+                ..Default::default()
+            };
+            let (c, problems) = Config::from_toml_str(&text, &overrides, env);
+            prop_assert!(problems.iter().all(|p| p.severity == Severity::Warning), "{}\n{:?}", text, problems);
+            prop_assert_eq!(c.nsk.refresh_interval, Duration::from_secs(refresh));
+            prop_assert_eq!(c.nsk.timeout, Duration::from_secs(timeout));
+            let expected_profile = if through_default { profile.replace('}', "") } else { profile };
+            prop_assert_eq!(c.nsk.profile, Some(profile_override.unwrap_or(expected_profile)));
+            prop_assert_eq!(c.nsk.exclude_clusters, exclude);
+            prop_assert_eq!(c.server.environment, env_override.unwrap_or(environment));
+            prop_assert_eq!(c.server.port, port);
+            prop_assert_eq!(c.health.probe_interval, Duration::from_secs(probe_interval));
+            prop_assert_eq!(c.health.unhealthy_after, unhealthy_after);
+            prop_assert_eq!(c.pool.qps, qps);
+            prop_assert_eq!(c.read_only, read_only);
+        }
+
+        #[test]
+        fn environment_names_are_accepted_exactly_as_documented(name in "[A-Za-z0-9._/ -]{0,70}|\\PC{0,10}") {
+            let documented = !name.is_empty()
+                && name.len() <= 64
+                && !name.starts_with('.')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c));
+            let text = format!("[server]\nenvironment = {}\n", Value::String(name.clone()));
+            let (_, problems) = Config::from_toml_str(&text, &Overrides::default(), env);
+            let refused = problems.iter().any(|p| p.field == "server.environment");
+            prop_assert_eq!(refused, !documented, "{:?}", name);
+        }
+    }
+}
+
+#[test]
+fn an_empty_excluded_cluster_is_reported_on_its_own_field() {
+    let (_, problems) =
+        parse("allowed_clusters = [\"a\"]\n[nsk]\nexclude_clusters = [\"x\", \"\"]\n");
+    let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["nsk.exclude_clusters[1]"], "{problems:?}");
+}

@@ -231,6 +231,8 @@ pub fn classify(text: &str) -> FailureKind {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     macro_rules! fixture {
@@ -310,6 +312,132 @@ mod tests {
             matches!(&lines[2], BulkLine::Failed { name, reason } if name == "c1-lax1" && reason.contains("500"))
         );
         assert_eq!(parse_bulk(fixture!("bulk-kubeconfig.stdout"), "").len(), 3);
+    }
+
+    /// A cluster as nsk could list it: table cells cannot be empty or hold
+    /// whitespace.
+    fn remote_cluster() -> impl Strategy<Value = RemoteCluster> {
+        (
+            "c-(m-)?[a-z0-9]{5,8}",
+            "[a-z0-9][a-z0-9.-]{0,30}",
+            "active|error|provisioning|updating|\\PC{1,8}",
+            "v1\\.[0-9]{1,2}\\.[0-9]{1,2}(\\+rke2r[0-9])?",
+        )
+            .prop_filter("no whitespace in a cell", |(_, _, state, _)| {
+                !state.contains(char::is_whitespace)
+            })
+            .prop_map(|(id, name, state, version)| RemoteCluster {
+                id,
+                name,
+                state,
+                version,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_output_never_panics(stdout in "\\PC*(\\n\\PC*){0,4}", stderr in "\\PC*(\\n\\PC*){0,4}") {
+            let _ = parse_list_json(&stdout);
+            let _ = parse_list_table(&stdout);
+            let _ = parse_auth_verify(&stdout);
+            let _ = parse_bulk(&stdout, &stderr);
+            let _ = error_message(&stdout, &stderr);
+            let _ = classify(&stderr);
+        }
+
+        #[test]
+        fn table_like_output_never_panics(
+            header in proptest::sample::subsequence(vec!["ID", "NAME", "STATE", "PROVIDER", "VERSION", "AGE"], 0..=6),
+            rows in proptest::collection::vec(proptest::collection::vec("[a-z0-9-]{1,6}", 1..7), 0..6),
+        ) {
+            prop_assume!(!header.is_empty());
+            let text = std::iter::once(header.join(" "))
+                .chain(rows.iter().map(|r| r.join("   ")))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if let Ok(list) = parse_list_table(&text) {
+                prop_assert_eq!(list.len(), rows.len());
+            }
+        }
+
+        #[test]
+        fn generated_json_lists_parse_back(clusters in proptest::collection::vec(remote_cluster(), 0..8), pretty in any::<bool>()) {
+            let json: Vec<serde_json::Value> = clusters
+                .iter()
+                .map(|c| serde_json::json!({
+                    "id": c.id,
+                    "name": c.name,
+                    "state": c.state,
+                    "provider": "rke2",
+                    "kubernetesVersion": c.version,
+                }))
+                .collect();
+            let text = if pretty {
+                serde_json::to_string_pretty(&json).unwrap() + "\n"
+            } else {
+                serde_json::to_string(&json).unwrap()
+            };
+            prop_assert_eq!(parse_list_json(&text).unwrap(), clusters);
+        }
+
+        #[test]
+        fn generated_tables_parse_back(
+            clusters in proptest::collection::vec(remote_cluster(), 0..8),
+            gaps in proptest::collection::vec(1usize..6, 5),
+            lowercase in any::<bool>(),
+            blank_lines in any::<bool>(),
+        ) {
+            let row = |cells: [&str; 5]| {
+                cells
+                    .iter()
+                    .zip(&gaps)
+                    .map(|(c, g)| format!("{c}{}", " ".repeat(*g)))
+                    .collect::<String>()
+            };
+            let header = row(["ID", "NAME", "STATE", "PROVIDER", "VERSION"]);
+            let mut lines = vec![if lowercase { header.to_lowercase() } else { header }];
+            for c in &clusters {
+                lines.push(row([&c.id, &c.name, &c.state, "rke2", &c.version]));
+                if blank_lines {
+                    lines.push("  ".into());
+                }
+            }
+            prop_assert_eq!(parse_list_table(&lines.join("\n")).unwrap(), clusters);
+        }
+
+        #[test]
+        fn generated_bulk_lines_parse_back(
+            saved in proptest::collection::vec(("[a-z0-9][a-z0-9.-]{0,20}", "/[a-z0-9/._-]{1,40}"), 0..6),
+            failed in proptest::collection::vec(("[a-z0-9][a-z0-9.-]{0,20}", "[!-~][ -~]{0,39}"), 0..6),
+            noise in "(DEBUG [ -~]{0,20}\\n){0,3}",
+        ) {
+            let stdout: String = saved.iter().map(|(n, p)| format!("Saved kubeconfig for {n} to {p}\n")).collect();
+            let stderr: String = failed
+                .iter()
+                .map(|(n, r)| format!("{noise}Failed to get kubeconfig for {n}: {r}\n"))
+                .collect();
+            let expected: Vec<BulkLine> = saved
+                .iter()
+                .map(|(n, p)| BulkLine::Saved { name: n.clone(), path: p.clone() })
+                .chain(failed.iter().map(|(n, r)| BulkLine::Failed { name: n.clone(), reason: r.trim().to_string() }))
+                .collect();
+            prop_assert_eq!(parse_bulk(&stdout, &stderr), expected);
+        }
+
+        #[test]
+        fn generated_auth_verify_lines_parse_back(
+            user in "[a-z][a-z0-9.@_-]{0,20}",
+            expires in proptest::option::of(0u64..253_402_300_799),
+        ) {
+            let expires = expires.map(|s| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s));
+            let when = expires
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                .unwrap_or_else(|| "never".into());
+            let line = format!("Token is valid (user: {user}, rancher: https://r.example.com, expires: {when})\n");
+            prop_assert_eq!(parse_auth_verify(&line).unwrap(), AuthInfo { user, expires });
+        }
     }
 
     #[test]

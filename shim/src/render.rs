@@ -50,12 +50,18 @@ pub fn status_table(resp: &ClusterStatusResponse, active: Option<&str>) -> Strin
 }
 
 /// A Kube answer: the text alone for one cluster; a section per cluster
-/// for several, then the clusters `"*"` skipped. Returns the text and
-/// whether every cluster failed.
-pub fn kube_result(result: &KubeResult) -> (String, bool) {
+/// for several, then the clusters `"*"` skipped. One answer from the watch
+/// cache gets the cache line as a separate note (a JSON answer stays JSON);
+/// sections carry it inline.
+pub fn kube_result(result: &KubeResult) -> KubeText {
     let all_failed = result.results.iter().all(|r| !r.ok);
     if let ([only], []) = (result.results.as_slice(), result.skipped.as_slice()) {
-        return (cluster_text(only), !only.ok);
+        // The note is an item of its own, so a JSON answer stays JSON.
+        return KubeText {
+            text: only.text.clone(),
+            note: only.from_cache.then_some(FROM_CACHE),
+            failed: !only.ok,
+        };
     }
     let mut out = String::new();
     if result.results.is_empty() {
@@ -74,7 +80,22 @@ pub fn kube_result(result: &KubeResult) -> (String, bool) {
             out.push_str(&format!("{s}\n"));
         }
     }
-    (out, all_failed)
+    KubeText {
+        text: out,
+        note: None,
+        failed: all_failed,
+    }
+}
+
+/// A Kube answer as text for the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeText {
+    /// The answer (a section per cluster for several).
+    pub text: String,
+    /// A note to give as an item of its own (the watch-cache line).
+    pub note: Option<&'static str>,
+    /// Every cluster failed.
+    pub failed: bool,
 }
 
 /// The line under an answer that came from the watch cache.
@@ -119,12 +140,34 @@ mod tests {
             ],
             skipped: vec![],
         };
-        let (text, failed) = kube_result(&r);
+        let KubeText { text, failed, .. } = kube_result(&r);
         assert!(!failed);
         assert_eq!(
             text,
             "=== cluster a ===\nNAME\nx\n=== cluster b (error) ===\ncluster b: timed out\n"
         );
+    }
+
+    #[test]
+    fn the_cache_line_is_a_note_of_its_own_for_one_answer_and_inline_for_sections() {
+        let cached = |cluster: &str| ClusterResult {
+            cluster: cluster.into(),
+            ok: true,
+            text: "[]\n".into(),
+            from_cache: true,
+            ..Default::default()
+        };
+        let one = kube_result(&KubeResult {
+            results: vec![cached("a")],
+            skipped: vec![],
+        });
+        assert_eq!((one.text.as_str(), one.note), ("[]\n", Some(FROM_CACHE)));
+        let two = kube_result(&KubeResult {
+            results: vec![cached("a"), cached("b")],
+            skipped: vec![],
+        });
+        assert_eq!(two.note, None);
+        assert_eq!(two.text.matches(FROM_CACHE).count(), 2, "{}", two.text);
     }
 
     #[test]
@@ -138,7 +181,7 @@ mod tests {
             }],
             skipped: vec!["b: NotReady: connection refused".into()],
         };
-        let (text, failed) = kube_result(&r);
+        let KubeText { text, failed, .. } = kube_result(&r);
         assert!(!failed);
         assert!(text.starts_with("=== cluster a ===\n"), "{text}");
         assert!(
@@ -153,7 +196,7 @@ mod tests {
             results: vec![],
             skipped: vec!["b: NotReady: x".into()],
         };
-        let (text, failed) = kube_result(&r);
+        let KubeText { text, failed, .. } = kube_result(&r);
         assert!(
             failed
                 && text.contains("skips clusters known to be down")

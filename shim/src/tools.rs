@@ -40,8 +40,14 @@ pub(crate) fn kube_answer(
 ) -> Result<CallToolResult, McpError> {
     match result {
         Ok((r, _)) => {
-            let (text, failed) = render::kube_result(&r);
-            if failed { fail(text) } else { ok(text) }
+            let answer = render::kube_result(&r);
+            let mut content = vec![ContentBlock::text(answer.text)];
+            content.extend(answer.note.map(ContentBlock::text));
+            Ok(if answer.failed {
+                CallToolResult::error(content)
+            } else {
+                CallToolResult::success(content)
+            })
         }
         Err(e) => fail(e),
     }

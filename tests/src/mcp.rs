@@ -24,6 +24,9 @@ pub struct Shim {
 pub struct Answer {
     /// All text content joined.
     pub text: String,
+    /// Each text content item (the answer, then notes such as the
+    /// watch-cache line).
+    pub parts: Vec<String>,
     /// The tool reported an error.
     pub is_error: bool,
 }
@@ -68,19 +71,20 @@ impl Shim {
             Err(rmcp::ServiceError::McpError(e)) => {
                 return Ok(Answer {
                     text: e.message.to_string(),
+                    parts: vec![e.message.to_string()],
                     is_error: true,
                 });
             }
             Err(e) => return Err(format!("{tool}: MCP call failed: {e}")),
         };
-        let text = result
+        let parts: Vec<String> = result
             .content
             .iter()
             .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-            .collect::<Vec<_>>()
-            .join("\n");
+            .collect();
         Ok(Answer {
-            text,
+            text: parts.join("\n"),
+            parts,
             is_error: result.is_error.unwrap_or(false),
         })
     }

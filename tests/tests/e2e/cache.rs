@@ -24,10 +24,12 @@ fn is_cached(text: &str) -> bool {
 
 /// The answer without the cache line.
 fn without_note(text: &str) -> String {
-    text.lines()
+    let kept: String = text
+        .lines()
         .filter(|l| !l.starts_with(FROM_CACHE))
         .map(|l| format!("{l}\n"))
-        .collect()
+        .collect();
+    kept.trim_end().to_string()
 }
 
 /// Calls until the answer comes from the cache (the first call starts the

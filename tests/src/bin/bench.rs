@@ -444,7 +444,7 @@ async fn switch(sides: &Sides<'_>, sizes: &Sizes, live_variant: bool, rows: &mut
             met: Met::check(
                 ours.median() < Duration::from_millis(5) && first(&ours) < Duration::from_millis(5),
                 format!("median {} · first {}", human(ours.median()), human(first(&ours))),
-                "`cluster_use` itself is a session-local assignment (its own column); the rest is the first read on the other cluster, an apiserver round trip (the floor). Answering that read from the watch cache (in progress) takes the round trip out of the switch.",
+                "`cluster_use` itself is a session-local assignment (in parentheses); the rest is the first read on the other cluster, an apiserver round trip (the floor). Answering that read from the watch cache (in progress) takes the round trip out of the switch.",
             ),
         });
     }

@@ -113,7 +113,7 @@ fn cluster_names(d: &Daemon) -> Vec<String> {
 fn data_lines(text: &str) -> usize {
     text.lines()
         .skip(1)
-        .filter(|l| !l.trim().is_empty())
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("(from nskd's watch cache"))
         .count()
 }
 

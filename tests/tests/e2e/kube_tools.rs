@@ -11,10 +11,7 @@ use serde_json::json;
 use crate::rig_or_skip;
 
 fn rows(text: &str) -> usize {
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("...") && !l.starts_with('('))
-        .count()
+    crate::data_rows(text).len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

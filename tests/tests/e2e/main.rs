@@ -41,3 +41,12 @@ pub fn eventually<T>(secs: f64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// The data rows of a table answer: no header, blank lines, notes (`...`)
+/// or the watch-cache line.
+pub fn data_rows(text: &str) -> Vec<&str> {
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("...") && !l.starts_with('('))
+        .collect()
+}

@@ -56,10 +56,7 @@ fn refresh(d: &Daemon, args: &[&str]) -> Value {
 }
 
 fn data_lines(text: &str) -> usize {
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("(from nskd's watch cache"))
-        .count()
+    crate::data_rows(text).len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

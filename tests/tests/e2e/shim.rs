@@ -12,10 +12,7 @@ use serde_json::json;
 use crate::rig_or_skip;
 
 fn data_lines(text: &str) -> Vec<&str> {
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('(') && !l.starts_with("..."))
-        .collect()
+    crate::data_rows(text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

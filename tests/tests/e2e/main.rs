@@ -50,3 +50,18 @@ pub fn data_rows(text: &str) -> Vec<&str> {
         .filter(|l| !l.trim().is_empty() && !l.starts_with("...") && !l.starts_with('('))
         .collect()
 }
+
+/// `cluster` is still served from its kubeconfig after a failed refresh,
+/// and `status` shows it Degraded, "using cached kubeconfig".
+pub fn assert_served_stale(d: &nskd_e2e::daemon::Daemon, cluster: &str) {
+    let status = d.nskctl_json(&["status", cluster]);
+    let c = &status["clusters"][0];
+    assert_eq!(c["status"], "Degraded", "{c}");
+    assert!(
+        c["degraded_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("using cached kubeconfig"),
+        "{c}"
+    );
+}

@@ -322,16 +322,7 @@ fn failures_never_lose_a_good_kubeconfig_and_show_it_stale() {
         before,
         "the good kubeconfig must stay"
     );
-    let status = d.nskctl_json(&["status", "c1-dfw1"]);
-    let c = &status["clusters"][0];
-    assert_eq!(c["status"], "Degraded", "{c}");
-    assert!(
-        c["degraded_reason"]
-            .as_str()
-            .unwrap()
-            .contains("using cached kubeconfig"),
-        "{c}"
-    );
+    crate::assert_served_stale(&d, "c1-dfw1");
     let detail = text(&d.nskctl(&["status", "c1-dfw1"])).0;
     assert!(detail.contains("Kubeconfig Refresh: FAILING"), "{detail}");
     let history = text(&d.nskctl(&["history"])).0;

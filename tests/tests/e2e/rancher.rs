@@ -55,10 +55,6 @@ fn refresh(d: &Daemon, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {:?}", text(&out)))
 }
 
-fn data_lines(text: &str) -> usize {
-    crate::data_rows(text).len()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rancher_clusters_are_served_through_their_own_proxy_path_only() {
     let Some(rig) = rig_or_skip() else { return };
@@ -111,7 +107,7 @@ async fn rancher_clusters_are_served_through_their_own_proxy_path_only() {
                 json!({"cluster": name, "labelSelector": format!("cluster={name}")}),
             )
             .await;
-        assert_eq!(data_lines(&own), 3, "{name}: {own}");
+        assert_eq!(crate::data_rows(&own).len(), 3, "{name}: {own}");
         for other in SHARED.iter().filter(|o| **o != name) {
             let foreign = shim
                 .ok(
@@ -120,7 +116,7 @@ async fn rancher_clusters_are_served_through_their_own_proxy_path_only() {
                 )
                 .await;
             assert_eq!(
-                data_lines(&foreign),
+                crate::data_rows(&foreign).len(),
                 0,
                 "{name} answered with {other}'s data: {foreign}"
             );
@@ -132,7 +128,7 @@ async fn rancher_clusters_are_served_through_their_own_proxy_path_only() {
             json!({"cluster": "c1-lax1", "namespace": "shop"}),
         )
         .await;
-    assert_eq!(data_lines(&pods), 20, "{pods}");
+    assert_eq!(crate::data_rows(&pods).len(), 20, "{pods}");
     let status = d.nskctl_json(&["status"]);
     assert!(
         status["clusters"]

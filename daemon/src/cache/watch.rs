@@ -489,11 +489,7 @@ impl Watch {
 
 /// Asks for the server's table with full objects in each row.
 fn as_table(mut request: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
-    let uri = request.uri().to_string();
-    let joiner = if uri.contains('?') { '&' } else { '?' };
-    if let Ok(uri) = format!("{uri}{joiner}includeObject=Object").parse() {
-        *request.uri_mut() = uri;
-    }
+    crate::ops::table::include_object(&mut request, "Object");
     request.headers_mut().insert(
         http::header::ACCEPT,
         http::HeaderValue::from_static(TABLE_ONLY),

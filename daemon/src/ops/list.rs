@@ -215,6 +215,11 @@ async fn live_list(
             http::header::ACCEPT,
             http::HeaderValue::from_static(TABLE_ACCEPT),
         );
+        // Rows need their object's namespace only for a NAMESPACE column;
+        // otherwise cells alone are a much smaller answer to parse.
+        if namespace.is_some() || !kind.namespaced {
+            table::include_object(&mut request, "None");
+        }
     }
     let remaining = opts.timeout.saturating_sub(started.elapsed());
     match tokio::time::timeout(remaining, cc.client.request::<Value>(request)).await {

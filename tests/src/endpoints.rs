@@ -166,3 +166,15 @@ fn delayed_pipe(
         let _ = to.shutdown(std::net::Shutdown::Write);
     });
 }
+
+/// Sums the Prometheus series `name` on `port`'s /metrics whose labels
+/// contain every one of `labels` (e.g. `cluster="c1"`).
+pub fn metric_sum(port: u16, name: &str, labels: &[&str]) -> f64 {
+    let (_, text) = http_get(port, "/metrics");
+    let prefix = format!("{name}{{");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

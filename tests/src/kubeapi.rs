@@ -9,6 +9,16 @@ use crate::rig::RigCluster;
 /// Sends `method path` (with a JSON `body`) to `c`'s API server; returns
 /// the response body. Panics naming the call when it fails.
 pub fn call(c: &RigCluster, method: &str, path: &str, body: Option<&str>) -> String {
+    try_call(c, method, path, body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`call`] that reports a failure instead of panicking.
+pub fn try_call(
+    c: &RigCluster,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<String, String> {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--fail-with-body", "-X", method, "--cacert"])
         .arg(&c.ca)
@@ -29,15 +39,16 @@ pub fn call(c: &RigCluster, method: &str, path: &str, body: Option<&str>) -> Str
     let out = cmd
         .arg(format!("{}{path}", c.server))
         .output()
-        .expect("run curl");
+        .map_err(|e| format!("cannot run curl: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{method} {path} on {} failed: {text} {}",
-        c.name,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    if !out.status.success() {
+        return Err(format!(
+            "{method} {path} on {} failed: {text} {}",
+            c.name,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(text)
 }
 
 /// How many LIST requests for `resource` with `scope` ("namespace",

@@ -19,6 +19,15 @@ pub struct Shim {
     pid: Option<u32>,
 }
 
+/// How the line under an answer from nskd's watch cache begins
+/// (shim/src/render.rs).
+pub const FROM_CACHE: &str = "(from nskd's watch cache";
+
+/// Whether an answer's text came from nskd's watch cache.
+pub fn is_cached(text: &str) -> bool {
+    text.lines().any(|l| l.starts_with(FROM_CACHE))
+}
+
 /// A tool's answer.
 #[derive(Debug, Clone)]
 pub struct Answer {

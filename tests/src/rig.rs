@@ -252,29 +252,11 @@ impl Rig {
             r#"{{"status":{{"conditions":[{{"type":"Ready","status":"{}","reason":"Test","message":"set by the test","lastHeartbeatTime":"{now}","lastTransitionTime":"{now}"}}]}}}}"#,
             if ready { "True" } else { "False" }
         );
-        let out = Command::new("curl")
-            .args([
-                "-sf",
-                "-X",
-                "PATCH",
-                "-H",
-                "Content-Type: application/merge-patch+json",
-                "--cacert",
-            ])
-            .arg(&c.ca)
-            .args([
-                "-H",
-                &format!("Authorization: Bearer {}", c.admin_token),
-                "--data",
-                &body,
-            ])
-            .arg(format!("{}/api/v1/nodes/{node}/status", c.server))
-            .output()
-            .expect("run curl");
-        assert!(
-            out.status.success(),
-            "patching {node} on {name} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        crate::kubeapi::call(
+            c,
+            "PATCH",
+            &format!("/api/v1/nodes/{node}/status"),
+            Some(&body),
         );
     }
 

@@ -441,7 +441,8 @@ impl Watch {
     }
 
     /// Adds `delta` bytes to this watch, its cluster and the total; fails
-    /// (without undoing) when a cap is passed.
+    /// (without undoing) when a cap is passed. The metrics follow at the
+    /// [`Watch::recount`] every change ends with.
     fn charge(&self, delta: isize) -> Result<(), String> {
         let apply = |u: &AtomicUsize| {
             if delta >= 0 {
@@ -453,7 +454,6 @@ impl Watch {
         apply(&self.own.bytes);
         let cluster = apply(&self.cluster_usage.bytes);
         let total = apply(&self.total_usage.bytes);
-        crate::metrics::cache_usage(&self.cluster, &self.cluster_usage);
         if delta > 0 && cluster > self.limits.max_cluster_bytes {
             return Err(format!(
                 "cluster caches would pass {} bytes (cache.max_cluster_bytes)",

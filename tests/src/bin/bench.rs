@@ -24,7 +24,7 @@ use nskd_e2e::{
     },
     daemon::{Daemon, DaemonSpec},
     go_server,
-    mcp::Shim,
+    mcp::{Shim, is_cached},
     rig::{self, Rig, SHARED},
 };
 use serde_json::{Value, json};
@@ -215,15 +215,12 @@ async fn raw_calls(raw: &RawGet, path: &str, n: usize, gap: Option<Duration>) ->
     s
 }
 
-/// The line a cached answer ends with (shim/src/render.rs).
-const FROM_CACHE: &str = "(from nskd's watch cache";
-
 /// Calls until the answer comes from the watch cache (the first call of a
 /// kind starts its watch and is answered live), at most 5 s.
 async fn warm(session: &Shim, tool: &str, args: &Value) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if session.ok(tool, args.clone()).await.contains(FROM_CACHE) {
+        if is_cached(&session.ok(tool, args.clone()).await) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -584,14 +581,7 @@ async fn cache_memory(rig: &Rig, rows: &mut Vec<Row>) {
         }
     }
     let after = rss_kib(pid);
-    let (_, metrics) = nskd_e2e::endpoints::http_get(port, "/metrics");
-    let sum = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .filter(|l| l.starts_with(&format!("{name}{{")))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
+    let sum = |name: &str| nskd_e2e::endpoints::metric_sum(port, name, &[]);
     let (objects, bytes) = (sum("nskd_cache_objects"), sum("nskd_cache_bytes"));
     shim.close().await;
     rows.push(Row {

@@ -8,19 +8,12 @@ use nskd_e2e::{
     daemon::{Daemon, DaemonSpec},
     endpoints::{http_get, refused_port},
     kubeapi,
-    mcp::Shim,
+    mcp::{FROM_CACHE, Shim, is_cached},
     rig::{RigCluster, SHARED},
 };
 use serde_json::{Value, json};
 
 use crate::rig_or_skip;
-
-/// The line a cached answer ends with (shim/src/render.rs).
-const FROM_CACHE: &str = "(from nskd's watch cache";
-
-fn is_cached(text: &str) -> bool {
-    text.lines().any(|l| l.starts_with(FROM_CACHE))
-}
 
 /// The answer without the cache line.
 fn without_note(text: &str) -> String {
@@ -85,12 +78,8 @@ struct Cleanup<'a>(Vec<(&'a RigCluster, String)>);
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         for (c, path) in &self.0 {
-            let _ = std::process::Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-X", "DELETE", "--cacert"])
-                .arg(&c.ca)
-                .args(["-H", &format!("Authorization: Bearer {}", c.admin_token)])
-                .arg(format!("{}{path}?gracePeriodSeconds=0", c.server))
-                .status();
+            // Best effort: the test may have deleted it already.
+            let _ = kubeapi::try_call(c, "DELETE", &format!("{path}?gracePeriodSeconds=0"), None);
         }
     }
 }
@@ -117,12 +106,7 @@ fn create(c: &RigCluster, ns: &str, plural: &str, name: &str, owner: &str) -> St
 /// A counter of the daemon's /metrics, summed over series whose labels
 /// contain every one of `labels`.
 fn daemon_metric(port: u16, name: &str, labels: &[&str]) -> f64 {
-    let (_, text) = http_get(port, "/metrics");
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    nskd_e2e::endpoints::metric_sum(port, name, labels)
 }
 
 /// A daemon serving `clusters` with `sections` of config and its metrics

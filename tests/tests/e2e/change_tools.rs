@@ -525,7 +525,7 @@ async fn five_hundred_pods_give_a_capped_useful_answer() {
     // The answer's last line (a cached answer has the cache note after it).
     let note = as_yaml
         .lines()
-        .rfind(|l| !l.is_empty() && !l.starts_with("(from nskd's watch cache"))
+        .rfind(|l| !l.is_empty() && !l.starts_with(nskd_e2e::mcp::FROM_CACHE))
         .unwrap();
     let kept = as_yaml.matches("kind: Pod").count();
     assert!(

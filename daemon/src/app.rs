@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use futures::future::join_all;
+use futures::StreamExt;
 use nskd_proto::socket::SocketLocation;
 
 use crate::{
@@ -14,16 +14,20 @@ use crate::{
     error::OpError,
     health::{Health, Tracker},
     ops::{
-        Rendered,
-        list::{ListArgs, OpOptions, list},
+        OpOptions, Rendered,
+        list::{ListArgs, list},
     },
     pool::Pool,
     probe::Prober,
     refresh::Refresher,
     registry::{Changes, ClusterEntry, Registry},
+    request::InvalidInput,
     source::{RetryPolicy, Source},
     store::Store,
 };
+
+/// Clusters one call works on at once.
+pub const FAN_OUT: usize = 64;
 
 /// The clusters a call runs on, and those `"*"` left out (`name: reason`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -114,12 +118,12 @@ impl App {
             .clone()
             .unwrap_or_else(|| crate::audit::default_path(config.environment()));
         let audit = AuditLog::open(audit_path, config.server.audit_reads)?;
-        let policy = Arc::new(crate::safety::Policy::of(&config));
+        let policy = Arc::new(crate::safety::Policy::of(&config)?);
         let registry = Arc::new(Registry::new());
         let connect_timeout = config.health.probe_timeout.min(config.pool.request_timeout);
         let caches = Arc::new(crate::cache::WatchCaches::new(
             config.cache.clone(),
-            config.reveal_secrets,
+            policy.masking.clone(),
             config.pool.request_timeout,
         ));
         let pool = Arc::new(Pool::new(config.pool.clone(), connect_timeout, caches));
@@ -213,10 +217,33 @@ impl App {
             return Ok(targets);
         }
         if !clusters.is_empty() {
-            for c in clusters {
-                self.cluster(c)?;
+            // Each cluster once, in the order first named; never more
+            // names than there are clusters.
+            let known = self.registry.names().len();
+            if clusters.len() > known.max(1) {
+                let mut unique: Vec<&String> = clusters.iter().collect();
+                unique.sort();
+                unique.dedup();
+                if unique.len() > known.max(1) {
+                    return Err(InvalidInput::new(
+                        "clusters",
+                        &clusters.join(","),
+                        format!(
+                            "names {} different clusters but this environment has {known}; name each at most once, or use [\"*\"] for all",
+                            unique.len()
+                        ),
+                    )
+                    .into());
+                }
             }
-            return Ok(Targets::of(clusters.to_vec()));
+            let mut names: Vec<String> = Vec::new();
+            for c in clusters {
+                if !names.contains(c) {
+                    self.cluster(c)?;
+                    names.push(c.clone());
+                }
+            }
+            return Ok(Targets::of(names));
         }
         let name = if cluster.is_empty() {
             self.default_cluster().ok_or_else(|| OpError::NoCluster {
@@ -234,7 +261,7 @@ impl App {
         OpOptions {
             timeout: self.config.pool.request_timeout,
             max_bytes: self.config.output.max_bytes,
-            reveal_secrets: self.config.reveal_secrets,
+            max_read_bytes: self.config.pool.max_response_bytes,
             policy: self.policy.clone(),
             caches: self.pool.caches().clone(),
             use_cache: true,
@@ -255,7 +282,8 @@ impl App {
     {
         let opts = self.op_options();
         let op = &op;
-        join_all(targets.into_iter().map(|name| {
+        // Bounded fan-out, answers in the order the clusters were named.
+        futures::stream::iter(targets.into_iter().map(|name| {
             let mut opts = opts.clone();
             opts.use_cache = !self.tracker.failing(&name);
             async move {
@@ -278,6 +306,8 @@ impl App {
                 }
             }
         }))
+        .buffered(FAN_OUT)
+        .collect()
         .await
     }
 

@@ -34,12 +34,19 @@ pub struct AuditEntry {
     pub tool: String,
     /// Verb: list, refresh, get-kubeconfig, ...
     pub verb: String,
+    /// API version of the object, when known (`apps/v1`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
     /// Resource kind.
     pub resource: String,
     /// Namespace.
     pub namespace: String,
     /// Object name.
     pub name: String,
+    /// What else identifies the action: the command of an exec (argv as a
+    /// JSON array), the kubelet path of a node read; redacted.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
     /// "ok" or the error, one line, redacted.
     pub outcome: String,
     /// Milliseconds taken.
@@ -117,6 +124,7 @@ impl AuditLog {
         }
         entry.time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         entry.outcome = crate::redact::redact(&entry.outcome);
+        entry.detail = crate::redact::redact(&entry.detail);
         let Ok(mut line) = serde_json::to_string(&entry) else {
             return;
         };

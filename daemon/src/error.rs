@@ -74,6 +74,42 @@ pub enum OpError {
     /// Bad arguments from the caller.
     #[error("{0}")]
     InvalidArgument(String),
+    /// An argument that breaks its rule (checked before anything is sent).
+    #[error(transparent)]
+    Invalid(#[from] crate::request::InvalidInput),
+    /// The daemon's policy (read_only, disable_destructive,
+    /// denied_resources) forbids the request.
+    #[error("{0}")]
+    Refused(String),
+    /// An answer larger than the daemon reads.
+    #[error(
+        "cluster {cluster}: {what}: the answer is larger than {limit} bytes, more than nskd reads; {hint}"
+    )]
+    TooLarge {
+        /// Cluster.
+        cluster: String,
+        /// What was being read.
+        what: String,
+        /// The cap, bytes.
+        limit: usize,
+        /// How to ask for less.
+        hint: String,
+    },
+    /// The API server answered something other than what was asked (a
+    /// different kind, a non-text log): refused, never relabelled.
+    #[error(
+        "cluster {cluster}: {what}: the API server answered {got} where {expected} was asked; the answer was discarded"
+    )]
+    UnexpectedAnswer {
+        /// Cluster.
+        cluster: String,
+        /// What was being done.
+        what: String,
+        /// What was expected.
+        expected: String,
+        /// What came.
+        got: String,
+    },
     /// Anything else.
     #[error("cluster {cluster}: {message}")]
     Other {
@@ -85,9 +121,17 @@ pub enum OpError {
 }
 
 fn known_list(known: &[String]) -> String {
+    /// Names listed before "and N more".
+    const SHOWN: usize = 20;
     if known.is_empty() {
         "none (no kubeconfig found: check kubeconfig_dir / kubeconfig, or run `nskctl refresh`)"
             .into()
+    } else if known.len() > SHOWN {
+        format!(
+            "{} and {} more (clusters_list shows them all)",
+            known[..SHOWN].join(", "),
+            known.len() - SHOWN
+        )
     } else {
         known.join(", ")
     }
@@ -220,9 +264,12 @@ impl From<OpError> for tonic::Status {
         let message = crate::redact::redact(&e.to_string());
         match &e {
             OpError::UnknownCluster { .. } => tonic::Status::not_found(message),
-            OpError::NoCluster { .. } | OpError::InvalidArgument(_) => {
+            OpError::NoCluster { .. } | OpError::InvalidArgument(_) | OpError::Invalid(_) => {
                 tonic::Status::invalid_argument(message)
             }
+            OpError::Refused(_) => tonic::Status::permission_denied(message),
+            OpError::TooLarge { .. } => tonic::Status::resource_exhausted(message),
+            OpError::UnexpectedAnswer { .. } => tonic::Status::internal(message),
             OpError::UnknownKind { .. } => tonic::Status::not_found(message),
             OpError::Unusable { .. } => tonic::Status::failed_precondition(message),
             OpError::Timeout { .. } => tonic::Status::deadline_exceeded(message),

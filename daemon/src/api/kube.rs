@@ -1,4 +1,6 @@
-//! `nskd.v1.Kube`: Kubernetes operations on one or many clusters.
+//! `nskd.v1.Kube`: Kubernetes operations on one or many clusters. Every
+//! request is checked here into typed parts ([`crate::request`]) before
+//! anything else happens; a bad one is `InvalidArgument` and sends nothing.
 
 use std::sync::Arc;
 
@@ -8,7 +10,24 @@ use tonic::{Request, Response, Status};
 use super::Caller;
 use crate::{
     app::{App, ClusterAnswer, Targets},
-    ops::{Output, get::GetArgs, list::ListArgs},
+    ops::{
+        OpOptions, Output, Rendered,
+        exec::ExecArgs,
+        get::GetArgs,
+        list::ListArgs,
+        logs::LogArgs,
+        mutate::{ManifestDoc, ObjectRef},
+        nodeproxy::NodeRead,
+    },
+    pool::ClusterClient,
+    request::{
+        InvalidInput,
+        names::{
+            ApiVersion, ContainerName, KindName, Namespace, NodeLogPath, NodeName, ObjectName,
+            Selector,
+        },
+        path::KubeletPath,
+    },
 };
 
 /// The Kube service.
@@ -23,10 +42,7 @@ impl KubeService {
         Self { app }
     }
 
-    fn targets(&self, target: Option<&pb::Target>) -> Result<Targets, Status> {
-        let (cluster, clusters) = target
-            .map(|t| (t.cluster.as_str(), t.clusters.as_slice()))
-            .unwrap_or(("", &[]));
+    fn targets(&self, cluster: &str, clusters: &[String]) -> Result<Targets, Status> {
         Ok(self.app.targets(cluster, clusters)?)
     }
 }
@@ -37,6 +53,126 @@ fn output(o: i32) -> Output {
         pb::OutputFormat::Yaml => Output::Yaml,
         pb::OutputFormat::Json => Output::Json,
     }
+}
+
+fn invalid(e: InvalidInput) -> Status {
+    crate::error::OpError::from(e).into()
+}
+
+fn kind(value: &str) -> Result<KindName, InvalidInput> {
+    if value.trim().is_empty() {
+        return Err(InvalidInput::new(
+            "kind",
+            value,
+            "is required (e.g. \"Pod\", \"deployments\")",
+        ));
+    }
+    KindName::parse("kind", value)
+}
+
+fn list_args(req: &pb::ListRequest) -> Result<ListArgs, InvalidInput> {
+    Ok(ListArgs {
+        api_version: ApiVersion::optional("apiVersion", &req.api_version)?,
+        kind: kind(&req.kind)?,
+        namespace: Namespace::optional("namespace", &req.namespace)?,
+        label_selector: Selector::optional("labelSelector", &req.label_selector)?,
+        field_selector: Selector::optional("fieldSelector", &req.field_selector)?,
+        limit: req.limit,
+        output: output(req.output),
+        live: req.target.as_ref().is_some_and(|t| t.live),
+    })
+}
+
+fn get_args(req: &pb::GetRequest) -> Result<GetArgs, InvalidInput> {
+    Ok(GetArgs {
+        api_version: ApiVersion::optional("apiVersion", &req.api_version)?,
+        kind: kind(&req.kind)?,
+        namespace: Namespace::optional("namespace", &req.namespace)?,
+        name: ObjectName::parse("name", &req.name)?,
+        output: output(req.output),
+        live: req.target.as_ref().is_some_and(|t| t.live),
+    })
+}
+
+fn object_ref(r: &pb::ObjectRequest) -> Result<ObjectRef, InvalidInput> {
+    Ok(ObjectRef {
+        api_version: ApiVersion::optional("apiVersion", &r.api_version)?,
+        kind: kind(&r.kind)?,
+        namespace: Namespace::optional("namespace", &r.namespace)?,
+        name: ObjectName::parse("name", &r.name)?,
+        grace_period_seconds: u32::try_from(r.grace_period_seconds).ok(),
+    })
+}
+
+fn kubelet_path(path: &str) -> Result<KubeletPath, InvalidInput> {
+    if path == "stats/summary" {
+        return Ok(KubeletPath::StatsSummary);
+    }
+    match path
+        .strip_prefix("logs/")
+        .or((path == "logs").then_some(""))
+    {
+        Some(rest) => Ok(KubeletPath::Logs(NodeLogPath::parse("query", rest)?)),
+        None => Err(InvalidInput::new(
+            "path",
+            path,
+            "must be \"stats/summary\" or a file under \"logs/\"; nothing else of the kubelet is read",
+        )),
+    }
+}
+
+/// What one audit entry names.
+#[derive(Debug, Clone, Default)]
+struct Audited {
+    api_version: String,
+    kind: String,
+    namespace: String,
+    name: String,
+    detail: String,
+}
+
+impl Audited {
+    fn object(o: &ObjectRef) -> Self {
+        Self {
+            api_version: o
+                .api_version
+                .as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            kind: o.kind.to_string(),
+            namespace: o
+                .namespace
+                .as_ref()
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            name: o.name.to_string(),
+            detail: String::new(),
+        }
+    }
+
+    fn doc(d: &ManifestDoc) -> Self {
+        Self {
+            api_version: d.api_version.to_string(),
+            kind: d.kind.to_string(),
+            namespace: d
+                .namespace
+                .as_ref()
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            name: d.name.to_string(),
+            detail: String::new(),
+        }
+    }
+}
+
+/// One call as the answer builder sees it.
+struct CallFacts {
+    /// Verb for the audit log and metrics.
+    verb: &'static str,
+    /// Whether it changes a cluster (always audited).
+    mutating: bool,
+    /// One audit entry per object it names.
+    audited: Vec<Audited>,
 }
 
 fn result(answers: Vec<ClusterAnswer>, skipped: Vec<String>) -> pb::KubeResult {
@@ -71,26 +207,25 @@ fn result(answers: Vec<ClusterAnswer>, skipped: Vec<String>) -> pb::KubeResult {
     }
 }
 
-/// What a read call was about, for the audit log.
-struct ReadFacts {
-    verb: &'static str,
-    kind: String,
-    namespace: String,
-    name: String,
-}
-
 impl KubeService {
-    /// Audits a read, marks partial/failed answers for the metrics, and
-    /// builds the response.
-    fn answer(
+    /// Runs `op` on `targets`, audits it (one entry per named object;
+    /// changes always, reads when enabled), marks partial or failed answers
+    /// for the metrics, and builds the response. One notion of failure for
+    /// every call: some clusters failed = partial, all failed = error.
+    async fn run<F, Fut>(
         &self,
         caller: &Caller,
-        facts: ReadFacts,
-        clusters: &str,
-        started: std::time::Instant,
-        answers: Vec<ClusterAnswer>,
-        skipped: Vec<String>,
-    ) -> Response<pb::KubeResult> {
+        targets: Targets,
+        facts: CallFacts,
+        op: F,
+    ) -> Response<pb::KubeResult>
+    where
+        F: Fn(Arc<ClusterClient>, OpOptions) -> Fut,
+        Fut: std::future::Future<Output = Result<Rendered, crate::error::OpError>>,
+    {
+        let started = std::time::Instant::now();
+        let clusters = targets.names.join(",");
+        let answers = self.app.each(targets.names, facts.verb, op).await;
         let failed: Vec<String> = answers
             .iter()
             .filter_map(|a| {
@@ -105,14 +240,18 @@ impl KubeService {
         } else {
             failed.join("; ")
         };
-        let mut entry =
-            crate::audit::entry(caller, facts.verb, clusters, &outcome, started.elapsed());
-        entry.resource = facts.kind;
-        entry.namespace = facts.namespace;
-        entry.name = facts.name;
-        self.app.audit.record(entry, false);
+        for audited in facts.audited {
+            let mut entry =
+                crate::audit::entry(caller, facts.verb, &clusters, &outcome, started.elapsed());
+            entry.api_version = audited.api_version;
+            entry.resource = audited.kind;
+            entry.namespace = audited.namespace;
+            entry.name = audited.name;
+            entry.detail = audited.detail;
+            self.app.audit.record(entry, facts.mutating);
+        }
         let total = answers.len();
-        let mut resp = Response::new(result(answers, skipped));
+        let mut resp = Response::new(result(answers, targets.skipped));
         if !failed.is_empty() {
             super::mark_outcome(
                 &mut resp,
@@ -125,6 +264,17 @@ impl KubeService {
         }
         resp
     }
+
+    /// Targets of a change: one cluster, never a list.
+    fn one_cluster(&self, cluster: &str, clusters: &[String]) -> Result<Targets, Status> {
+        if !clusters.is_empty() {
+            return Err(crate::error::OpError::InvalidArgument(
+                "changes run on one cluster at a time: pass `cluster`, not `clusters`".into(),
+            )
+            .into());
+        }
+        self.targets(cluster, &[])
+    }
 }
 
 #[tonic::async_trait]
@@ -135,28 +285,34 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let targets = self.targets(req.target.as_ref())?;
-        tracing::debug!(session = %caller.session, client = %caller.client, tool = %caller.tool, kind = %req.kind, clusters = ?targets.names, "list");
-        let args = ListArgs {
-            api_version: req.api_version,
-            kind: req.kind,
-            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
-            label_selector: Some(req.label_selector),
-            field_selector: Some(req.field_selector),
-            limit: req.limit,
-            output: output(req.output),
-            live: req.target.as_ref().is_some_and(|t| t.live),
-        };
-        let started = std::time::Instant::now();
-        let clusters = targets.names.join(",");
-        let facts = ReadFacts {
+        let args = list_args(&req).map_err(invalid)?;
+        let target = req.target.unwrap_or_default();
+        let targets = self.targets(&target.cluster, &target.clusters)?;
+        tracing::debug!(session = ?caller.session, tool = ?caller.tool, kind = ?args.kind.as_str(), clusters = targets.names.len(), "list");
+        let facts = CallFacts {
             verb: "list",
-            kind: args.kind.clone(),
-            namespace: args.namespace.clone().unwrap_or_default(),
-            name: String::new(),
+            mutating: false,
+            audited: vec![Audited {
+                api_version: args
+                    .api_version
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                kind: args.kind.to_string(),
+                namespace: args
+                    .namespace
+                    .as_ref()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                ..Audited::default()
+            }],
         };
-        let answers = self.app.list(targets.names, &args).await;
-        Ok(self.answer(&caller, facts, &clusters, started, answers, targets.skipped))
+        let args = &args;
+        Ok(self
+            .run(&caller, targets, facts, |cc, opts| async move {
+                crate::ops::list::list(&cc, args, &opts).await
+            })
+            .await)
     }
 
     async fn get(
@@ -186,12 +342,22 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let c = self.change(req.object, false)?;
-        let (o, replicas) = (c.object.clone(), req.replicas);
+        let r = req.object.unwrap_or_default();
+        let o = object_ref(&r).map_err(invalid)?;
+        let targets = self.one_cluster(&r.cluster, &r.clusters)?;
+        let replicas = req.replicas;
+        let facts = CallFacts {
+            verb: "scale",
+            mutating: true,
+            audited: vec![Audited {
+                detail: format!("replicas={replicas}"),
+                ..Audited::object(&o)
+            }],
+        };
+        let o = &o;
         Ok(self
-            .run_change(&caller, &c, "scale", true, |cc, opts| {
-                let o = o.clone();
-                async move { crate::ops::mutate::scale(&cc, &o, replicas, &opts).await }
+            .run(&caller, targets, facts, |cc, opts| async move {
+                crate::ops::mutate::scale(&cc, o, replicas, &opts).await
             })
             .await)
     }
@@ -202,22 +368,18 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let c = self.change(
-            Some(pb::ObjectRequest {
-                cluster: req.cluster.clone(),
-                ..Default::default()
-            }),
-            false,
-        )?;
-        let namespace = Some(req.namespace).filter(|n| !n.is_empty());
-        let (manifest, run) = (req.manifest, req.run);
+        let namespace = Namespace::optional("namespace", &req.namespace).map_err(invalid)?;
+        let docs = crate::ops::mutate::parse_manifest(&req.manifest, namespace.as_ref())?;
+        let targets = self.one_cluster(&req.cluster, &[])?;
+        let facts = CallFacts {
+            verb: "apply",
+            mutating: true,
+            audited: docs.iter().map(Audited::doc).collect(),
+        };
+        let docs = &docs;
         Ok(self
-            .run_change(&caller, &c, "apply", true, |cc, opts| {
-                let (manifest, namespace) = (manifest.clone(), namespace.clone());
-                async move {
-                    crate::ops::mutate::apply(&cc, &manifest, namespace.as_deref(), run, &opts)
-                        .await
-                }
+            .run(&caller, targets, facts, |cc, opts| async move {
+                crate::ops::mutate::apply(&cc, docs, &opts).await
             })
             .await)
     }
@@ -235,25 +397,26 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let c = self.change(
-            Some(pb::ObjectRequest {
-                cluster: req.cluster.clone(),
-                kind: "Node".into(),
-                name: req.node.clone(),
-                clusters: req.clusters.clone(),
-                ..Default::default()
-            }),
-            true,
-        )?;
-        let read = crate::ops::nodeproxy::NodeRead {
-            node: req.node,
-            path: req.path,
+        let read = NodeRead {
+            node: NodeName::parse("name", &req.node).map_err(invalid)?,
+            what: kubelet_path(&req.path).map_err(invalid)?,
             tail: req.tail as usize,
         };
+        let targets = self.targets(&req.cluster, &req.clusters)?;
+        let facts = CallFacts {
+            verb: "node-read",
+            mutating: false,
+            audited: vec![Audited {
+                kind: "Node".into(),
+                name: read.node.to_string(),
+                detail: read.what.display(),
+                ..Audited::default()
+            }],
+        };
+        let read = &read;
         Ok(self
-            .run_change(&caller, &c, "node-read", false, |cc, opts| {
-                let read = read.clone();
-                async move { crate::ops::nodeproxy::read(&cc, &read, &opts).await }
+            .run(&caller, targets, facts, |cc, opts| async move {
+                crate::ops::nodeproxy::read(&cc, read, &opts).await
             })
             .await)
     }
@@ -264,26 +427,33 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let c = self.change(
-            Some(pb::ObjectRequest {
-                cluster: req.cluster.clone(),
-                kind: "Pod".into(),
-                namespace: req.namespace.clone(),
-                name: req.name.clone(),
-                ..Default::default()
-            }),
-            false,
-        )?;
-        let args = crate::ops::exec::ExecArgs {
-            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
-            name: req.name,
-            container: Some(req.container).filter(|n| !n.is_empty()),
+        ExecArgs::check_command(&req.command).map_err(invalid)?;
+        let args = ExecArgs {
+            namespace: Namespace::optional("namespace", &req.namespace).map_err(invalid)?,
+            name: ObjectName::parse("name", &req.name).map_err(invalid)?,
+            container: ContainerName::optional("container", &req.container).map_err(invalid)?,
             command: req.command,
         };
+        let targets = self.one_cluster(&req.cluster, &[])?;
+        let facts = CallFacts {
+            verb: "exec",
+            mutating: true,
+            audited: vec![Audited {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                namespace: args
+                    .namespace
+                    .as_ref()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                name: args.name.to_string(),
+                detail: serde_json::to_string(&args.command).unwrap_or_default(),
+            }],
+        };
+        let args = &args;
         Ok(self
-            .run_change(&caller, &c, "exec", true, |cc, opts| {
-                let args = args.clone();
-                async move { crate::ops::exec::exec(&cc, &args, &opts).await }
+            .run(&caller, targets, facts, |cc, opts| async move {
+                crate::ops::exec::exec(&cc, args, &opts).await
             })
             .await)
     }
@@ -294,29 +464,38 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let c = self.change(
-            Some(pb::ObjectRequest {
-                cluster: req.cluster.clone(),
-                kind: "Pod".into(),
-                namespace: req.namespace.clone(),
-                name: req.name.clone(),
-                clusters: req.clusters.clone(),
-                ..Default::default()
-            }),
-            true,
-        )?;
-        let args = crate::ops::logs::LogArgs {
-            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
-            name: req.name,
-            container: Some(req.container).filter(|n| !n.is_empty()),
+        let args = LogArgs {
+            namespace: Namespace::optional("namespace", &req.namespace).map_err(invalid)?,
+            name: ObjectName::parse("name", &req.name).map_err(invalid)?,
+            container: ContainerName::optional("container", &req.container).map_err(invalid)?,
             previous: req.previous,
             tail: req.tail,
             since_seconds: req.since_seconds,
         };
+        let targets = self.targets(&req.cluster, &req.clusters)?;
+        let facts = CallFacts {
+            verb: "logs",
+            mutating: false,
+            audited: vec![Audited {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                namespace: args
+                    .namespace
+                    .as_ref()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                name: args.name.to_string(),
+                detail: args
+                    .container
+                    .as_ref()
+                    .map(|c| format!("container={c}"))
+                    .unwrap_or_default(),
+            }],
+        };
+        let args = &args;
         Ok(self
-            .run_change(&caller, &c, "logs", false, |cc, opts| {
-                let args = args.clone();
-                async move { crate::ops::logs::logs(&cc, &args, &opts).await }
+            .run(&caller, targets, facts, |cc, opts| async move {
+                crate::ops::logs::logs(&cc, args, &opts).await
             })
             .await)
     }
@@ -338,37 +517,38 @@ impl KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let targets = self.targets(req.target.as_ref())?;
-        tracing::debug!(session = %caller.session, client = %caller.client, tool = %caller.tool, kind = %req.kind, name = %req.name, clusters = ?targets.names, verb);
-        let args = GetArgs {
-            api_version: req.api_version,
-            kind: req.kind,
-            namespace: Some(req.namespace).filter(|n| !n.is_empty()),
-            name: req.name,
-            output: output(req.output),
-            live: req.target.as_ref().is_some_and(|t| t.live),
-        };
-        let started = std::time::Instant::now();
-        let clusters = targets.names.join(",");
-        let facts = ReadFacts {
+        let args = get_args(&req).map_err(invalid)?;
+        let target = req.target.unwrap_or_default();
+        let targets = self.targets(&target.cluster, &target.clusters)?;
+        tracing::debug!(session = ?caller.session, tool = ?caller.tool, kind = ?args.kind.as_str(), name = ?args.name.as_str(), clusters = targets.names.len(), verb);
+        let facts = CallFacts {
             verb,
-            kind: args.kind.clone(),
-            namespace: args.namespace.clone().unwrap_or_default(),
-            name: args.name.clone(),
+            mutating: false,
+            audited: vec![Audited {
+                api_version: args
+                    .api_version
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                kind: args.kind.to_string(),
+                namespace: args
+                    .namespace
+                    .as_ref()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                name: args.name.to_string(),
+                detail: String::new(),
+            }],
         };
-        let answers = self
-            .app
-            .each(targets.names, verb, |cc, opts| {
-                let args = args.clone();
-                async move {
-                    match verb {
-                        "describe" => crate::ops::describe::describe(&cc, &args, &opts).await,
-                        _ => crate::ops::get::get(&cc, &args, &opts).await,
-                    }
+        let args = &args;
+        Ok(self
+            .run(&caller, targets, facts, |cc, opts| async move {
+                match verb {
+                    "describe" => crate::ops::describe::describe(&cc, args, &opts).await,
+                    _ => crate::ops::get::get(&cc, args, &opts).await,
                 }
             })
-            .await;
-        Ok(self.answer(&caller, facts, &clusters, started, answers, targets.skipped))
+            .await)
     }
 }
 
@@ -381,7 +561,8 @@ enum ObjectOp {
 }
 
 impl KubeService {
-    /// Runs `op` on the object of `request` (one cluster), audited.
+    /// Runs `op` on the object of `request`: one cluster for changes,
+    /// several for rollout status.
     async fn object_op(
         &self,
         request: Request<pb::ObjectRequest>,
@@ -389,99 +570,88 @@ impl KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         use crate::ops::mutate;
         let caller = Caller::of(&request);
-        let c = self.change(
-            Some(request.into_inner()),
-            matches!(op, ObjectOp::RolloutStatus),
-        )?;
+        let r = request.into_inner();
+        let o = object_ref(&r).map_err(invalid)?;
         let (verb, mutating) = match op {
             ObjectOp::Delete => ("delete", true),
             ObjectOp::RolloutRestart => ("rollout-restart", true),
             ObjectOp::RolloutStatus => ("rollout-status", false),
         };
-        let o = c.object.clone();
+        let targets = if mutating {
+            self.one_cluster(&r.cluster, &r.clusters)?
+        } else {
+            self.targets(&r.cluster, &r.clusters)?
+        };
+        let facts = CallFacts {
+            verb,
+            mutating,
+            audited: vec![Audited::object(&o)],
+        };
+        let o = &o;
         Ok(self
-            .run_change(&caller, &c, verb, mutating, |cc, opts| {
-                let o = o.clone();
-                async move {
-                    match op {
-                        ObjectOp::Delete => mutate::delete(&cc, &o, &opts).await,
-                        ObjectOp::RolloutRestart => mutate::rollout_restart(&cc, &o, &opts).await,
-                        ObjectOp::RolloutStatus => mutate::rollout_status(&cc, &o, &opts).await,
-                    }
+            .run(&caller, targets, facts, |cc, opts| async move {
+                match op {
+                    ObjectOp::Delete => mutate::delete(&cc, o, &opts).await,
+                    ObjectOp::RolloutRestart => mutate::rollout_restart(&cc, o, &opts).await,
+                    ObjectOp::RolloutStatus => mutate::rollout_status(&cc, o, &opts).await,
                 }
             })
             .await)
     }
 }
 
-/// What a change request is about, resolved to one cluster.
-struct Change {
-    /// Clusters to run on (one for changes).
-    clusters: Vec<String>,
-    /// What "*" skipped.
-    skipped: Vec<String>,
-    /// For the audit log.
-    cluster: String,
-    object: crate::ops::mutate::ObjectRef,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl KubeService {
-    /// Resolves the object and its clusters: several only for reads.
-    fn change(&self, r: Option<pb::ObjectRequest>, read: bool) -> Result<Change, Status> {
-        let r = r.unwrap_or_default();
-        if !read && !r.clusters.is_empty() {
-            return Err(crate::error::OpError::InvalidArgument(
-                "changes run on one cluster at a time: pass `cluster`, not `clusters`".into(),
-            )
-            .into());
+    #[test]
+    fn kubelet_paths_are_logs_or_the_summary_only() {
+        assert_eq!(
+            kubelet_path("stats/summary").unwrap(),
+            KubeletPath::StatsSummary
+        );
+        assert!(matches!(
+            kubelet_path("logs/").unwrap(),
+            KubeletPath::Logs(_)
+        ));
+        assert!(matches!(
+            kubelet_path("logs/kubelet.log").unwrap(),
+            KubeletPath::Logs(_)
+        ));
+        for bad in [
+            "pods",
+            "logs/../pods",
+            "stats/summary?x",
+            "logs/a%2f",
+            "configz",
+            "logs/x?y=",
+        ] {
+            let e = kubelet_path(bad).unwrap_err();
+            assert!(e.field == "query" || e.field == "path", "{bad}: {e}");
         }
-        let targets = self.app.targets(&r.cluster, &r.clusters)?;
-        Ok(Change {
-            cluster: targets.names.join(","),
-            skipped: targets.skipped,
-            clusters: targets.names,
-            object: crate::ops::mutate::ObjectRef {
-                api_version: r.api_version,
-                kind: r.kind,
-                namespace: Some(r.namespace).filter(|n| !n.is_empty()),
-                name: r.name,
-                grace_period_seconds: u32::try_from(r.grace_period_seconds)
-                    .ok()
-                    .filter(|_| r.grace_period_seconds >= 0),
-            },
-        })
     }
 
-    /// Runs `op` on the clusters of `c`, audits it (changes always, reads
-    /// when enabled) and answers.
-    async fn run_change<F, Fut>(
-        &self,
-        caller: &Caller,
-        c: &Change,
-        verb: &'static str,
-        mutating: bool,
-        op: F,
-    ) -> Response<pb::KubeResult>
-    where
-        F: Fn(std::sync::Arc<crate::pool::ClusterClient>, crate::ops::list::OpOptions) -> Fut,
-        Fut: std::future::Future<Output = Result<crate::ops::Rendered, crate::error::OpError>>,
-    {
-        let started = std::time::Instant::now();
-        let answers = self.app.each(c.clusters.clone(), verb, op).await;
-        let outcome = match answers.first().map(|a| &a.result) {
-            Some(Err(e)) => e.to_string(),
-            _ => "ok".to_string(),
+    #[test]
+    fn bad_parts_are_refused_naming_the_argument() {
+        let req = pb::ListRequest {
+            kind: "ConfigMap".into(),
+            namespace: "shop/secrets?".into(),
+            ..Default::default()
         };
-        let mut entry = crate::audit::entry(caller, verb, &c.cluster, &outcome, started.elapsed());
-        entry.resource = c.object.kind.clone();
-        entry.namespace = c.object.namespace.clone().unwrap_or_default();
-        entry.name = c.object.name.clone();
-        self.app.audit.record(entry, mutating);
-        let failed = answers.iter().any(|a| a.result.is_err());
-        let mut resp = Response::new(result(answers, c.skipped.clone()));
-        if failed {
-            super::mark_outcome(&mut resp, "error");
-        }
-        resp
+        assert_eq!(list_args(&req).unwrap_err().field, "namespace");
+        let req = pb::ObjectRequest {
+            kind: "ConfigMap".into(),
+            namespace: "scratch".into(),
+            name: "x/../y".into(),
+            ..Default::default()
+        };
+        assert_eq!(object_ref(&req).unwrap_err().field, "name");
+        let status = invalid(object_ref(&req).unwrap_err());
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(
+            status.message().contains("invalid name"),
+            "{}",
+            status.message()
+        );
     }
 }

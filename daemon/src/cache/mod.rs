@@ -27,7 +27,10 @@ use kube::discovery::ApiResource;
 pub use serve::Query;
 pub use watch::{Limits, Usage, Watch};
 
-use crate::{config::CacheConfig, ops::discovery::ResolvedKind, pool::ClusterClient};
+use crate::{
+    config::CacheConfig, ops::discovery::ResolvedKind, pool::ClusterClient,
+    request::names::Namespace, safety::Masking,
+};
 
 /// Kinds cached when `[cache] kinds` is not set: what agents ask for most,
 /// with small, slowly changing objects. Events are left out on purpose
@@ -55,7 +58,7 @@ pub struct Scope {
     /// The kind.
     pub resource: ApiResource,
     /// One namespace, or every namespace (and cluster-scoped kinds).
-    pub namespace: Option<String>,
+    pub namespace: Option<Namespace>,
 }
 
 impl Scope {
@@ -64,7 +67,7 @@ impl Scope {
             &self.resource.group,
             &self.resource.version,
             &self.resource.plural,
-            self.namespace.as_deref(),
+            self.namespace.as_ref().map(Namespace::as_str),
         )
     }
 
@@ -128,6 +131,25 @@ impl ClusterCaches {
             w.stop();
         }
     }
+
+    /// Stops the least recently used caches until one more fits under
+    /// `max` (`[cache] max_cluster_caches`).
+    fn make_room(&mut self, max: usize) {
+        while self.watches.len() >= max.max(1) {
+            let Some(oldest) = self
+                .watches
+                .iter()
+                .max_by_key(|(_, w)| w.idle())
+                .map(|(scope, _)| scope.clone())
+            else {
+                return;
+            };
+            if let Some(w) = self.watches.remove(&oldest) {
+                tracing::debug!(scope = %oldest, "dropped the least recently used watch cache of its cluster");
+                w.stop();
+            }
+        }
+    }
 }
 
 /// A row of `nskctl`-style cache statistics.
@@ -153,7 +175,7 @@ pub struct CacheStat {
 #[derive(Debug)]
 pub struct WatchCaches {
     config: CacheConfig,
-    reveal_secrets: bool,
+    masking: Masking,
     request_timeout: Duration,
     total: Arc<Usage>,
     clusters: Mutex<HashMap<String, ClusterCaches>>,
@@ -161,10 +183,10 @@ pub struct WatchCaches {
 
 impl WatchCaches {
     /// No caches yet.
-    pub fn new(config: CacheConfig, reveal_secrets: bool, request_timeout: Duration) -> Self {
+    pub fn new(config: CacheConfig, masking: Masking, request_timeout: Duration) -> Self {
         Self {
             config,
-            reveal_secrets,
+            masking,
             request_timeout,
             total: Arc::new(Usage::default()),
             clusters: Mutex::new(HashMap::new()),
@@ -192,14 +214,14 @@ impl WatchCaches {
         &self,
         cc: &ClusterClient,
         kind: &ResolvedKind,
-        namespace: Option<&str>,
+        namespace: Option<&Namespace>,
     ) -> Lookup {
         if !self.caches_kind(kind) {
             return Lookup::Miss("not_cached_kind");
         }
         let exact = Scope {
             resource: kind.resource.clone(),
-            namespace: namespace.filter(|_| kind.namespaced).map(str::to_string),
+            namespace: namespace.filter(|_| kind.namespaced).cloned(),
         };
         let everywhere = Scope {
             namespace: None,
@@ -232,7 +254,7 @@ impl WatchCaches {
             max_objects: self.config.max_objects,
             max_cluster_bytes: self.config.max_cluster_bytes,
             max_total_bytes: self.config.max_bytes,
-            reveal_secrets: self.reveal_secrets,
+            masking: self.masking.clone(),
             request_timeout: self.request_timeout,
         };
         let watch = Arc::new(Watch::new(
@@ -242,6 +264,7 @@ impl WatchCaches {
             caches.usage.clone(),
             self.total.clone(),
         ));
+        caches.make_room(self.config.max_cluster_caches);
         watch.start(cc.client.clone());
         tracing::debug!(cluster = %cc.name, resource = %exact, "started a watch cache");
         caches.watches.insert(exact, watch);
@@ -255,7 +278,7 @@ impl WatchCaches {
         &self,
         cc: &ClusterClient,
         kind: &ResolvedKind,
-        namespace: Option<&str>,
+        namespace: Option<&Namespace>,
     ) -> Option<Arc<Watch>> {
         if !self.caches_kind(kind) {
             return None;

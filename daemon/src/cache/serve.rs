@@ -90,6 +90,8 @@ impl Watch {
             let (picked, more) = pick(snapshot, query);
             let items: Vec<Value> = picked.into_iter().map(|r| r.object.clone()).collect();
             json!({
+                "kind": format!("{}List", self.scope.resource.kind),
+                "apiVersion": self.scope.resource.api_version,
                 "metadata": list_metadata(snapshot, query, more),
                 "items": items,
             })

@@ -15,14 +15,13 @@ use std::{
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
 use kube::{
-    Resource,
-    api::{DynamicObject, ListParams, WatchParams},
+    api::{ListParams, WatchParams},
     core::WatchEvent,
 };
 use serde_json::Value;
 
 use super::Scope;
-use crate::ops::shape::clean_object;
+use crate::{ops::shape::clean_object, safety::Masking};
 
 /// Accept header for tables only: a kind the server cannot print as a
 /// table is not cached.
@@ -69,8 +68,8 @@ pub struct Limits {
     pub max_cluster_bytes: usize,
     /// Bytes of all caches.
     pub max_total_bytes: usize,
-    /// Keep Secret values (the `reveal_secrets` setting).
-    pub reveal_secrets: bool,
+    /// What cached objects hide (masked when cached).
+    pub masking: Masking,
     /// The cluster's request deadline: watches end a second before it,
     /// and a silent server is noticed within it.
     pub request_timeout: Duration,
@@ -418,7 +417,11 @@ impl Watch {
     /// A table row as cached: cleaned object, its storage key, its size.
     fn cached_row(&self, row: &Value) -> Option<(String, CachedRow)> {
         let mut object = row.get("object")?.clone();
-        clean_object(&mut object, self.limits.reveal_secrets);
+        clean_object(
+            &mut object,
+            &self.limits.masking,
+            &self.scope.resource.plural,
+        );
         let name = object.pointer("/metadata/name")?.as_str()?.to_string();
         let key = match object
             .pointer("/metadata/namespace")
@@ -483,7 +486,7 @@ impl Watch {
     }
 
     fn url(&self) -> String {
-        DynamicObject::url_path(&self.scope.resource, self.scope.namespace.as_deref())
+        crate::request::path::collection(&self.scope.resource, self.scope.namespace.as_ref())
     }
 }
 

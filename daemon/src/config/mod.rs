@@ -170,6 +170,9 @@ pub struct PoolConfig {
     /// Re-read kubeconfig files at least this often (safety net for missed
     /// file events).
     pub kubeconfig_ttl: Duration,
+    /// Most bytes read from one API server answer (lists, gets); logs and
+    /// node reads keep only their newest bytes whatever their size.
+    pub max_response_bytes: usize,
 }
 
 /// The `[output]` section.
@@ -192,9 +195,20 @@ pub struct CacheConfig {
     pub max_bytes: usize,
     /// Memory cap of one cluster's caches, bytes.
     pub max_cluster_bytes: usize,
+    /// Most caches of one cluster; the least recently used goes first.
+    pub max_cluster_caches: usize,
     /// Kinds to cache, as plural names (`pods`, `deployments.apps`);
     /// `"*"` caches every kind that can be listed and watched.
     pub kinds: Vec<String>,
+}
+
+/// The `[safety]` section.
+#[derive(Debug, Clone, Default)]
+pub struct SafetyConfig {
+    /// Kinds masked like Secrets, beyond the built-in ones
+    /// ([`crate::safety::BUILTIN_SENSITIVE_KINDS`]); patterns as in
+    /// `denied_resources`.
+    pub sensitive_kinds: Vec<String>,
 }
 
 /// The resolved configuration.
@@ -232,6 +246,8 @@ pub struct Config {
     pub output: OutputConfig,
     /// `[cache]`.
     pub cache: CacheConfig,
+    /// `[safety]`.
+    pub safety: SafetyConfig,
 }
 
 /// Values given on the command line (or by clap from the environment), which
@@ -294,6 +310,7 @@ const TOP_KEYS: &[&str] = &[
     "pool",
     "output",
     "cache",
+    "safety",
 ];
 const NSK_KEYS: &[&str] = &[
     "source",
@@ -335,14 +352,17 @@ const POOL_KEYS: &[&str] = &[
     "burst",
     "request_timeout",
     "kubeconfig_ttl",
+    "max_response_bytes",
 ];
 const OUTPUT_KEYS: &[&str] = &["max_bytes"];
+const SAFETY_KEYS: &[&str] = &["sensitive_kinds"];
 const CACHE_KEYS: &[&str] = &[
     "enabled",
     "idle_timeout",
     "max_objects",
     "max_bytes",
     "max_cluster_bytes",
+    "max_cluster_caches",
     "kinds",
 ];
 
@@ -507,6 +527,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         max_cluster_bytes: cache_r
             .integer("max_cluster_bytes")
             .unwrap_or(64 * 1024 * 1024),
+        max_cluster_caches: cache_r.integer("max_cluster_caches").unwrap_or(32),
         kinds: cache_r
             .strings("kinds")
             .map(|k| k.into_iter().map(|k| k.to_ascii_lowercase()).collect())
@@ -547,6 +568,14 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
     let denied_resources = top.strings("denied_resources").unwrap_or_default();
     let allowed_clusters = top.strings("allowed_clusters").unwrap_or_default();
     let reveal_secrets = top.bool("reveal_secrets").unwrap_or(false);
+    check_kind_patterns(top, "denied_resources", &denied_resources);
+
+    let mut safety_r = top.section("safety");
+    let safety = SafetyConfig {
+        sensitive_kinds: safety_r.strings("sensitive_kinds").unwrap_or_default(),
+    };
+    check_kind_patterns(&mut safety_r, "sensitive_kinds", &safety.sensitive_kinds);
+    safety_r.finish(SAFETY_KEYS);
 
     for (key, names) in [
         ("allowed_clusters", &allowed_clusters),
@@ -576,6 +605,17 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         pool,
         output,
         cache,
+        safety,
+    }
+}
+
+/// Every pattern of `key` must be able to match a kind: one that cannot
+/// would silently deny (or mask) nothing.
+fn check_kind_patterns(r: &mut Reader, key: &str, patterns: &[String]) {
+    for (i, pattern) in patterns.iter().enumerate() {
+        if let Err(e) = crate::kinds::KindPattern::parse(pattern) {
+            r.error(&format!("{key}[{i}]"), e.to_string());
+        }
     }
 }
 
@@ -804,7 +844,11 @@ fn read_pool(r: &mut Reader) -> PoolConfig {
         kubeconfig_ttl: r
             .duration("kubeconfig_ttl")
             .unwrap_or(Duration::from_secs(60)),
+        max_response_bytes: r.integer("max_response_bytes").unwrap_or(64 * 1024 * 1024),
     };
+    if p.max_response_bytes < 64 * 1024 {
+        r.error("max_response_bytes", "must be at least 65536 (64 KiB)");
+    }
     if p.qps == 0 {
         r.error("qps", "must be at least 1");
     }

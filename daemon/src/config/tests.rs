@@ -260,14 +260,19 @@ mod props {
         ("pool", "burst", Kind::Integer),
         ("pool", "request_timeout", Kind::Duration),
         ("pool", "kubeconfig_ttl", Kind::Duration),
+        ("pool", "max_response_bytes", Kind::Integer),
         ("output", "max_bytes", Kind::Integer),
         ("cache", "enabled", Kind::Bool),
         ("cache", "idle_timeout", Kind::Duration),
         ("cache", "max_objects", Kind::Integer),
         ("cache", "max_bytes", Kind::Integer),
+        ("cache", "max_cluster_caches", Kind::Integer),
+        ("safety", "sensitive_kinds", Kind::Strings),
     ];
 
-    const SECTIONS: &[&str] = &["nsk", "server", "health", "pool", "output", "cache"];
+    const SECTIONS: &[&str] = &[
+        "nsk", "server", "health", "pool", "output", "cache", "safety",
+    ];
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     enum Kind {
@@ -468,7 +473,7 @@ mod props {
             var in "UNSET_[A-Z_]{1,8}",
         ) {
             let reference = Value::String(format!("${{{var}}}"));
-            let value = if key.ends_with("resources") || key.ends_with("clusters") {
+            let value = if key.ends_with("resources") || key.ends_with("clusters") || key.ends_with("kinds") {
                 Value::Array(vec![reference])
             } else {
                 reference

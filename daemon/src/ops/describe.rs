@@ -4,11 +4,15 @@
 use serde_json::Value;
 
 use super::{
-    Output, Rendered,
+    OpOptions, Output, Rendered,
     get::{GetArgs, get},
-    list::{ListArgs, OpOptions, list},
+    list::{ListArgs, list},
 };
-use crate::{error::OpError, pool::ClusterClient};
+use crate::{
+    error::OpError,
+    pool::ClusterClient,
+    request::names::{ApiVersion, KindName, Namespace, Selector},
+};
 
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
@@ -166,6 +170,13 @@ fn kind_details(kind: &str, o: &Value, out: &mut String) {
     }
 }
 
+/// `v` as a field selector value (`\`, `,` and `=` escaped).
+fn selector_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace(',', "\\,")
+        .replace('=', "\\=")
+}
+
 /// Describes one object, with its events.
 pub async fn describe(
     cc: &ClusterClient,
@@ -203,24 +214,31 @@ pub async fn describe(
         map_lines(o.pointer("/metadata/annotations"))
     );
     kind_details(&kind, &o, &mut out);
+    // Identity from the checked request (the answer matched it), values
+    // escaped as the API server's field selectors require.
     let mut selector = format!(
-        "involvedObject.name={},involvedObject.kind={kind}",
-        s(&o, "/metadata/name")
+        "involvedObject.name={},involvedObject.kind={}",
+        selector_value(args.name.as_str()),
+        selector_value(&kind)
     );
-    if !s(&o, "/metadata/namespace").is_empty() {
-        selector.push_str(&format!(
-            ",involvedObject.namespace={}",
-            s(&o, "/metadata/namespace")
-        ));
+    let namespace = s(&o, "/metadata/namespace");
+    let namespace = Namespace::optional("namespace", namespace).ok().flatten();
+    if let Some(ns) = &namespace {
+        selector.push_str(&format!(",involvedObject.namespace={ns}"));
     }
     let events = list(
         cc,
         &ListArgs {
-            api_version: "v1".into(),
-            kind: "Event".into(),
-            namespace: Some(s(&o, "/metadata/namespace").to_string()).filter(|n| !n.is_empty()),
-            field_selector: Some(selector),
-            ..Default::default()
+            api_version: Some(ApiVersion::parse("apiVersion", "v1").expect("v1")),
+            kind: KindName::parse("kind", "Event").expect("a kind name"),
+            namespace,
+            label_selector: None,
+            field_selector: Selector::optional("fieldSelector", &selector)
+                .ok()
+                .flatten(),
+            limit: 0,
+            output: Output::Table,
+            live: false,
         },
         opts,
     )

@@ -40,12 +40,28 @@ impl ResolvedKind {
     }
 }
 
-/// Discovery cache of one cluster.
+/// Discovery cache of one cluster, keyed only on group-versions the
+/// server lists (so callers naming others cannot grow it).
 #[derive(Debug, Default)]
 pub struct ApiDiscovery {
     by_group_version: Mutex<HashMap<String, Arc<Vec<ResolvedKind>>>>,
-    preferred: Mutex<Option<Arc<Vec<String>>>>,
+    groups: Mutex<Option<Arc<Groups>>>,
 }
+
+/// The server's API groups.
+#[derive(Debug)]
+struct Groups {
+    /// Each group's preferred version, in the server's order.
+    preferred: Vec<String>,
+    /// Every served group-version.
+    served: std::collections::HashSet<String>,
+    /// When they were read.
+    fetched: std::time::Instant,
+}
+
+/// How soon the group list may be re-read for a group-version it lacks
+/// (a CRD installed since).
+const GROUPS_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl ApiDiscovery {
     /// Resolves `kind` within `api_version` ("" = search core v1, then every
@@ -57,6 +73,9 @@ impl ApiDiscovery {
         kind: &str,
     ) -> Result<Option<ResolvedKind>, kube::Error> {
         if !api_version.is_empty() {
+            if api_version != "v1" && !self.serves(client, api_version).await? {
+                return Ok(None);
+            }
             let kinds = self.group_version(client, api_version).await?;
             return Ok(kinds.iter().find(|k| k.matches(kind)).cloned());
         }
@@ -64,7 +83,7 @@ impl ApiDiscovery {
         if let Some(found) = core.iter().find(|k| k.matches(kind)) {
             return Ok(Some(found.clone()));
         }
-        for gv in self.preferred_versions(client).await?.iter() {
+        for gv in self.groups(client, false).await?.preferred.iter() {
             let kinds = self.group_version(client, gv).await?;
             if let Some(found) = kinds.iter().find(|k| k.matches(kind)) {
                 return Ok(Some(found.clone()));
@@ -103,16 +122,36 @@ impl ApiDiscovery {
         Ok(kinds)
     }
 
-    async fn preferred_versions(
+    /// Whether the server lists `api_version` (re-reading the list, at
+    /// most every few seconds, when it does not).
+    async fn serves(&self, client: &kube::Client, api_version: &str) -> Result<bool, kube::Error> {
+        let groups = self.groups(client, false).await?;
+        if groups.served.contains(api_version) {
+            return Ok(true);
+        }
+        if groups.fetched.elapsed() < GROUPS_REFRESH {
+            return Ok(false);
+        }
+        Ok(self
+            .groups(client, true)
+            .await?
+            .served
+            .contains(api_version))
+    }
+
+    async fn groups(
         &self,
         client: &kube::Client,
-    ) -> Result<Arc<Vec<String>>, kube::Error> {
-        let mut slot = self.preferred.lock().await;
-        if let Some(v) = slot.as_ref() {
+        reread: bool,
+    ) -> Result<Arc<Groups>, kube::Error> {
+        let mut slot = self.groups.lock().await;
+        if let Some(v) = slot.as_ref()
+            && !reread
+        {
             return Ok(v.clone());
         }
-        let groups = client.list_api_groups().await?;
-        let versions: Vec<String> = groups
+        let list = client.list_api_groups().await?;
+        let preferred = list
             .groups
             .iter()
             .filter_map(|g| {
@@ -122,9 +161,18 @@ impl ApiDiscovery {
                     .or_else(|| g.versions.first().map(|v| v.group_version.clone()))
             })
             .collect();
-        let versions = Arc::new(versions);
-        *slot = Some(versions.clone());
-        Ok(versions)
+        let served = list
+            .groups
+            .iter()
+            .flat_map(|g| g.versions.iter().map(|v| v.group_version.clone()))
+            .collect();
+        let groups = Arc::new(Groups {
+            preferred,
+            served,
+            fetched: std::time::Instant::now(),
+        });
+        *slot = Some(groups.clone());
+        Ok(groups)
     }
 }
 

@@ -1,30 +1,33 @@
 //! Getting one object of any kind, cleaned (managedFields and
 //! last-applied removed, Secret values masked) and rendered as YAML or JSON.
 
-use kube::{Resource, api::DynamicObject};
 use serde_json::Value;
 
 use super::{
-    Output, Rendered,
-    list::{OpOptions, resolve_kind},
+    OpOptions, Output, Rendered, call::Call, discovery::ResolvedKind, resolve_kind,
     shape::clean_object,
 };
 use crate::{
-    error::{CallContext, OpError},
+    error::OpError,
     pool::ClusterClient,
+    request::{
+        names::{ApiVersion, KindName, Namespace, ObjectName},
+        path,
+    },
+    safety::Action,
 };
 
 /// What to get.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct GetArgs {
-    /// "v1", "apps/v1"; empty resolves through discovery.
-    pub api_version: String,
+    /// "v1", "apps/v1"; `None` resolves through discovery.
+    pub api_version: Option<ApiVersion>,
     /// Kind, plural or short name.
-    pub kind: String,
-    /// Namespace of a namespaced kind ("default" when empty).
-    pub namespace: Option<String>,
+    pub kind: KindName,
+    /// Namespace of a namespaced kind ("default" when `None`).
+    pub namespace: Option<Namespace>,
     /// Object name.
-    pub name: String,
+    pub name: ObjectName,
     /// YAML (default for Table) or JSON.
     pub output: Output,
     /// Read from the API server even when a watch cache could answer.
@@ -37,43 +40,35 @@ pub async fn get(
     args: &GetArgs,
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
-    if args.kind.trim().is_empty() || args.name.trim().is_empty() {
-        return Err(OpError::InvalidArgument(
-            "`kind` and `name` are required (e.g. kind \"Pod\", name \"web-1\")".into(),
-        ));
-    }
     let started = tokio::time::Instant::now();
-    let kind = resolve_kind(cc, &args.api_version, &args.kind, opts.timeout).await?;
-    crate::safety::check(
-        &opts.policy,
-        &cc.name,
-        crate::safety::Verb::Read,
+    let kind = resolve_kind(cc, args.api_version.as_ref(), &args.kind, opts.timeout).await?;
+    opts.allow(
+        cc,
         &kind,
+        Action::Get,
+        None,
         &format!("get {} {}", kind.display_name(), args.name),
     )?;
     let namespace = kind.namespaced.then(|| {
         args.namespace
             .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "default".into())
+            .unwrap_or_else(Namespace::default_namespace)
     });
     let resource = match &namespace {
         Some(ns) => format!("{} {} in namespace {ns}", kind.display_name(), args.name),
         None => format!("{} {}", kind.display_name(), args.name),
     };
-    let ctx = CallContext {
-        cluster: &cc.name,
-        server: &cc.server,
-        path: &cc.path,
-        verb: "get",
-        resource: &resource,
-    };
     let cached = if args.live || !opts.use_cache {
         None
     } else {
         opts.caches
-            .answering(cc, &kind, namespace.as_deref())
-            .and_then(|w| w.object(namespace.as_deref(), &args.name))
+            .answering(cc, &kind, namespace.as_ref())
+            .and_then(|w| {
+                w.object(
+                    namespace.as_ref().map(Namespace::as_str),
+                    args.name.as_str(),
+                )
+            })
     };
     let from_cache = cached.is_some();
     let mut object = match cached {
@@ -82,21 +77,17 @@ pub async fn get(
             object
         }
         None => {
-            let url = DynamicObject::url_path(&kind.resource, namespace.as_deref());
-            let request = kube::core::Request::new(url)
-                .get(&args.name, &Default::default())
-                .map_err(|e| {
-                    OpError::InvalidArgument(format!("cannot build the get request: {e}"))
-                })?;
-            let remaining = opts.timeout.saturating_sub(started.elapsed());
-            match tokio::time::timeout(remaining, cc.client.request::<Value>(request)).await {
-                Err(_) => return Err(ctx.timeout(opts.timeout)),
-                Ok(Err(e)) => return Err(ctx.error(e)),
-                Ok(Ok(v)) => v,
-            }
+            let call = Call::new(cc, "get", resource, opts).since(started);
+            let url = path::object(&kind.resource, namespace.as_ref(), &args.name);
+            let request = http::Request::get(url).body(Vec::new()).map_err(|e| {
+                OpError::InvalidArgument(format!("cannot build the get request: {e}"))
+            })?;
+            let object = call.json(request).await?;
+            expect_object_of(&object, &kind, &args.name, &call, cc)?;
+            object
         }
     };
-    clean_object(&mut object, opts.reveal_secrets);
+    clean_object(&mut object, &opts.policy.masking, &kind.resource.plural);
     let text = match args.output {
         Output::Json => serde_json::to_string_pretty(&object).unwrap_or_default() + "\n",
         _ => yaml_serde::to_string(&object).unwrap_or_default(),
@@ -106,5 +97,38 @@ pub async fn get(
         items: 1,
         omitted: 0,
         from_cache,
+    })
+}
+
+/// Refuses an answer that is not the asked object: another kind, group or
+/// name is never relabelled.
+pub fn expect_object_of(
+    object: &Value,
+    kind: &ResolvedKind,
+    name: &ObjectName,
+    call: &Call<'_>,
+    cc: &ClusterClient,
+) -> Result<(), OpError> {
+    let got_kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+    let got_name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if got_kind == kind.resource.kind && group == kind.resource.group && got_name == name.as_str() {
+        return Ok(());
+    }
+    Err(OpError::UnexpectedAnswer {
+        cluster: cc.name.clone(),
+        what: format!("get {}", call.resource()),
+        expected: format!(
+            "{} {name} ({})",
+            kind.resource.kind, kind.resource.api_version
+        ),
+        got: format!("{got_kind:?} {got_name:?} ({api_version:?})"),
     })
 }

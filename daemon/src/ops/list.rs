@@ -1,38 +1,40 @@
 //! Listing objects of any kind on one cluster.
 
-use std::time::Duration;
-
-use kube::{
-    Resource,
-    api::{DynamicObject, ListParams},
-};
+use kube::api::ListParams;
 use serde_json::Value;
 
 use super::{
-    Output, Rendered,
+    OpOptions, Output, Rendered,
+    call::Call,
     discovery::ResolvedKind,
+    resolve_kind,
     shape::{clean_object, render_objects},
     table::{self, TABLE_ACCEPT, TableStyle},
 };
 use crate::{
     cache::Query,
-    error::{CallContext, OpError},
+    error::OpError,
     pool::ClusterClient,
+    request::{
+        names::{ApiVersion, KindName, Namespace, Selector},
+        path,
+    },
+    safety::Action,
 };
 
 /// What to list.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ListArgs {
-    /// "v1", "apps/v1"; empty resolves through discovery.
-    pub api_version: String,
+    /// "v1", "apps/v1"; `None` resolves through discovery.
+    pub api_version: Option<ApiVersion>,
     /// Kind, plural or short name.
-    pub kind: String,
+    pub kind: KindName,
     /// Namespace; `None` lists across all namespaces.
-    pub namespace: Option<String>,
+    pub namespace: Option<Namespace>,
     /// Label selector.
-    pub label_selector: Option<String>,
+    pub label_selector: Option<Selector>,
     /// Field selector.
-    pub field_selector: Option<String>,
+    pub field_selector: Option<Selector>,
     /// Server-side limit (0 = none).
     pub limit: u32,
     /// Output format.
@@ -41,91 +43,27 @@ pub struct ListArgs {
     pub live: bool,
 }
 
-/// Limits every operation respects.
-#[derive(Debug, Clone)]
-pub struct OpOptions {
-    /// Deadline of the whole operation.
-    pub timeout: Duration,
-    /// Byte cap of the answer.
-    pub max_bytes: usize,
-    /// Show Secret values.
-    pub reveal_secrets: bool,
-    /// read_only, disable_destructive, denied_resources.
-    pub policy: std::sync::Arc<crate::safety::Policy>,
-    /// Watch caches that may answer reads.
-    pub caches: std::sync::Arc<crate::cache::WatchCaches>,
-    /// Whether a cache may answer for this cluster now (not while its last
-    /// probe or call failed: a watch can look open on a server that hangs).
-    pub use_cache: bool,
-}
-
-/// Resolves `api_version`/`kind` on this cluster, within `timeout`.
-pub async fn resolve_kind(
-    cc: &ClusterClient,
-    api_version: &str,
-    kind: &str,
-    timeout: Duration,
-) -> Result<ResolvedKind, OpError> {
-    let ctx = CallContext {
-        cluster: &cc.name,
-        server: &cc.server,
-        path: &cc.path,
-        verb: "discover",
-        resource: kind,
-    };
-    match tokio::time::timeout(timeout, cc.discovery.resolve(&cc.client, api_version, kind)).await {
-        Err(_) => Err(ctx.timeout(timeout)),
-        Ok(Err(e)) => Err(ctx.error(e)),
-        Ok(Ok(None)) if api_version.starts_with("metrics.k8s.io") => {
-            Err(OpError::InvalidArgument(format!(
-                "cluster {}: the metrics API (metrics.k8s.io) is not served, so there is no CPU/memory usage to show; install metrics-server on the cluster",
-                cc.name
-            )))
-        }
-        Ok(Ok(None)) => Err(OpError::UnknownKind {
-            cluster: cc.name.clone(),
-            kind: kind.to_string(),
-            api_version: api_version.to_string(),
-        }),
-        Ok(Ok(Some(k))) => Ok(k),
-    }
-}
-
 /// Lists objects and renders them.
 pub async fn list(
     cc: &ClusterClient,
     args: &ListArgs,
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
-    if args.kind.trim().is_empty() {
-        return Err(OpError::InvalidArgument(
-            "`kind` is required (e.g. \"Pod\", \"deployments\")".into(),
-        ));
-    }
     let started = tokio::time::Instant::now();
-    let kind = resolve_kind(cc, &args.api_version, &args.kind, opts.timeout).await?;
-    crate::safety::check(
-        &opts.policy,
-        &cc.name,
-        crate::safety::Verb::Read,
+    let kind = resolve_kind(cc, args.api_version.as_ref(), &args.kind, opts.timeout).await?;
+    opts.allow(
+        cc,
         &kind,
+        Action::List,
+        None,
         &format!("list {}", kind.display_name()),
     )?;
-    let namespace = args
-        .namespace
-        .as_deref()
-        .filter(|n| !n.is_empty() && kind.namespaced);
+    let namespace = args.namespace.as_ref().filter(|_| kind.namespaced);
     let resource = match namespace {
         Some(ns) => format!("{} in namespace {ns}", kind.display_name()),
         None => kind.display_name(),
     };
-    let ctx = CallContext {
-        cluster: &cc.name,
-        server: &cc.server,
-        path: &cc.path,
-        verb: "list",
-        resource: &resource,
-    };
+    let call = Call::new(cc, "list", resource, opts).since(started);
     let cached = if args.live || !opts.use_cache {
         None
     } else {
@@ -134,8 +72,9 @@ pub async fn list(
     let from_cache = cached.is_some();
     let body = match cached {
         Some(body) => body,
-        None => live_list(cc, &kind, namespace, args, &ctx, opts, started).await?,
+        None => live_list(&kind, namespace, args, &call).await?,
     };
+    expect_list_of(&body, &kind, &call, cc)?;
     let more = body
         .pointer("/metadata/continue")
         .and_then(Value::as_str)
@@ -148,6 +87,8 @@ pub async fn list(
     let noun = kind.resource.plural.clone();
     if args.output == Output::Table && body["kind"] == "Table" {
         let style = TableStyle {
+            sensitive: opts.policy.masking.is_sensitive(&kind),
+            core_secret: kind.resource.group.is_empty() && kind.resource.kind == "Secret",
             namespace_column: kind.namespaced && namespace.is_none(),
             noun: &noun,
             max_bytes: opts.max_bytes,
@@ -171,7 +112,7 @@ pub async fn list(
                 );
                 map.insert("kind".into(), Value::String(kind.resource.kind.clone()));
             }
-            clean_object(&mut item, opts.reveal_secrets);
+            clean_object(&mut item, &opts.policy.masking, &kind.resource.plural);
             item
         })
         .collect();
@@ -192,21 +133,18 @@ pub async fn list(
 
 /// Lists through the API server (a Table when the output is one).
 async fn live_list(
-    cc: &ClusterClient,
     kind: &ResolvedKind,
-    namespace: Option<&str>,
+    namespace: Option<&Namespace>,
     args: &ListArgs,
-    ctx: &CallContext<'_>,
-    opts: &OpOptions,
-    started: tokio::time::Instant,
+    call: &Call<'_>,
 ) -> Result<Value, OpError> {
     let params = ListParams {
-        label_selector: args.label_selector.clone().filter(|s| !s.is_empty()),
-        field_selector: args.field_selector.clone().filter(|s| !s.is_empty()),
+        label_selector: args.label_selector.as_ref().map(|s| s.to_string()),
+        field_selector: args.field_selector.as_ref().map(|s| s.to_string()),
         limit: (args.limit > 0).then_some(args.limit),
         ..ListParams::default()
     };
-    let url = DynamicObject::url_path(&kind.resource, namespace);
+    let url = path::collection(&kind.resource, namespace);
     let mut request = kube::core::Request::new(url)
         .list(&params)
         .map_err(|e| OpError::InvalidArgument(format!("cannot build the list request: {e}")))?;
@@ -221,12 +159,30 @@ async fn live_list(
             table::include_object(&mut request, "None");
         }
     }
-    let remaining = opts.timeout.saturating_sub(started.elapsed());
-    match tokio::time::timeout(remaining, cc.client.request::<Value>(request)).await {
-        Err(_) => Err(ctx.timeout(opts.timeout)),
-        Ok(Err(e)) => Err(ctx.error(e)),
-        Ok(Ok(v)) => Ok(v),
+    call.json(request).await
+}
+
+/// Refuses a list answer that is not a list of `kind` (or a Table): a
+/// server or proxy that answers something else is never relabelled.
+fn expect_list_of(
+    body: &Value,
+    kind: &ResolvedKind,
+    call: &Call<'_>,
+    cc: &ClusterClient,
+) -> Result<(), OpError> {
+    let got = body.get("kind").and_then(Value::as_str).unwrap_or("");
+    let list_kind = format!("{}List", kind.resource.kind);
+    let api_version = body.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+    if got == "Table" || (got == list_kind && group == kind.resource.group) {
+        return Ok(());
     }
+    Err(OpError::UnexpectedAnswer {
+        cluster: cc.name.clone(),
+        what: format!("list {}", call.resource()),
+        expected: format!("a {list_kind} ({})", kind.resource.api_version),
+        got: format!("{got:?} ({api_version:?})"),
+    })
 }
 
 /// The same answer from an in-sync watch cache, when one holds this kind
@@ -234,7 +190,7 @@ async fn live_list(
 fn cached_answer(
     cc: &ClusterClient,
     kind: &ResolvedKind,
-    namespace: Option<&str>,
+    namespace: Option<&Namespace>,
     args: &ListArgs,
     opts: &OpOptions,
 ) -> Option<Value> {
@@ -242,9 +198,9 @@ fn cached_answer(
         return None;
     }
     let Some(query) = Query::new(
-        namespace,
-        args.label_selector.as_deref(),
-        args.field_selector.as_deref(),
+        namespace.map(Namespace::as_str),
+        args.label_selector.as_ref().map(Selector::as_str),
+        args.field_selector.as_ref().map(Selector::as_str),
         args.limit,
         &kind.resource.group,
         &kind.resource.plural,

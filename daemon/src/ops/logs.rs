@@ -1,24 +1,29 @@
 //! Container logs through the API server (which asks the node's kubelet),
-//! capped to the answer's byte budget, keeping the newest lines.
+//! streamed with only the newest bytes kept, capped to the answer's byte
+//! budget. An answer that is not plain text is refused.
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, LogParams};
+use kube::api::LogParams;
 
-use super::{Rendered, list::OpOptions};
+use super::{OpOptions, Rendered, call::Call, core_kind, shape::newest_lines};
 use crate::{
-    error::{CallContext, OpError},
+    error::OpError,
     pool::ClusterClient,
+    request::{
+        names::{ContainerName, Namespace, ObjectName},
+        path,
+    },
+    safety::Action,
 };
 
 /// Which log.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LogArgs {
-    /// Namespace ("default" when empty).
-    pub namespace: Option<String>,
+    /// Namespace ("default" when `None`).
+    pub namespace: Option<Namespace>,
     /// Pod.
-    pub name: String,
+    pub name: ObjectName,
     /// Container (required when the pod has several).
-    pub container: Option<String>,
+    pub container: Option<ContainerName>,
     /// The previous (crashed) container's log.
     pub previous: bool,
     /// Last N lines (0 = the server's default: all).
@@ -27,46 +32,60 @@ pub struct LogArgs {
     pub since_seconds: i64,
 }
 
+/// How much more than the answer's budget is read: lines cut by the
+/// budget are counted, not shown.
+const READ_FACTOR: usize = 4;
+
 /// Reads a container's log.
 pub async fn logs(
     cc: &ClusterClient,
     args: &LogArgs,
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
-    if args.name.trim().is_empty() {
-        return Err(OpError::InvalidArgument(
-            "`name` (the pod) is required".into(),
-        ));
-    }
+    let started = tokio::time::Instant::now();
     let ns = args
         .namespace
         .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".into());
+        .unwrap_or_else(Namespace::default_namespace);
+    let pods = core_kind(cc, "Pod", opts.timeout).await?;
     let resource = format!("pods/log {} in namespace {ns}", args.name);
-    let ctx = CallContext {
-        cluster: &cc.name,
-        server: &cc.server,
-        path: &cc.path,
-        verb: "get",
-        resource: &resource,
-    };
+    opts.allow(
+        cc,
+        &pods,
+        Action::Get,
+        Some("log"),
+        &format!("read the log of pod {} in namespace {ns}", args.name),
+    )?;
     let params = LogParams {
-        container: args.container.clone().filter(|c| !c.is_empty()),
+        container: args.container.as_ref().map(|c| c.to_string()),
         previous: args.previous,
         tail_lines: (args.tail > 0).then_some(args.tail),
         since_seconds: (args.since_seconds > 0).then_some(args.since_seconds),
-        limit_bytes: Some((opts.max_bytes as i64) * 4),
         ..LogParams::default()
     };
-    let api: Api<Pod> = Api::namespaced(cc.client.clone(), &ns);
-    let text = match tokio::time::timeout(opts.timeout, api.logs(&args.name, &params)).await {
-        Err(_) => return Err(ctx.timeout(opts.timeout)),
-        Ok(Err(e)) => return Err(ctx.error(e)),
-        Ok(Ok(t)) => t,
-    };
-    let total = text.lines().count() as u32;
-    if text.len() <= opts.max_bytes {
+    let request = kube::core::Request::new(path::collection(&pods.resource, Some(&ns)))
+        .logs(&path::segment(args.name.as_str()), &params)
+        .map_err(|e| OpError::InvalidArgument(format!("cannot build the log request: {e}")))?;
+    let call = Call::new(cc, "get", resource, opts).since(started);
+    let keep = opts.max_bytes.saturating_mul(READ_FACTOR);
+    let reply = call.tail(request, keep).await?;
+    if reply.media_type() != "text/plain" {
+        return Err(OpError::UnexpectedAnswer {
+            cluster: cc.name.clone(),
+            what: format!("get {}", call.resource()),
+            expected: "a plain-text log".into(),
+            got: format!("{:?} content", reply.media_type()),
+        });
+    }
+    let text = reply.text();
+    let newest = newest_lines(
+        &text,
+        reply.skipped_lines,
+        reply.skipped_bytes > 0,
+        0,
+        opts.max_bytes.saturating_sub(200),
+    );
+    if newest.omitted == 0 {
         let text = if text.is_empty() {
             format!("(the log of {} is empty)\n", args.name)
         } else {
@@ -74,31 +93,18 @@ pub async fn logs(
         };
         return Ok(Rendered {
             text,
-            items: total,
+            items: newest.kept_lines,
             omitted: 0,
             ..Default::default()
         });
     }
-    // Keep the newest lines that fit.
-    let mut kept: Vec<&str> = Vec::new();
-    let mut used = 0;
-    for line in text.lines().rev() {
-        if used + line.len() + 1 > opts.max_bytes {
-            break;
-        }
-        used += line.len() + 1;
-        kept.push(line);
-    }
-    kept.reverse();
-    let omitted = total - kept.len() as u32;
     Ok(Rendered {
         text: format!(
-            "... {omitted} older lines left out (answer capped at {} bytes); use `tail` or `since` to choose\n{}\n",
-            opts.max_bytes,
-            kept.join("\n")
+            "... {} older lines left out (answer capped at {} bytes); use `tail` or `since` to choose\n{}\n",
+            newest.omitted, opts.max_bytes, newest.text
         ),
-        items: kept.len() as u32,
-        omitted,
+        items: newest.kept_lines,
+        omitted: newest.omitted,
         ..Default::default()
     })
 }

@@ -1,62 +1,61 @@
-//! Changing objects: delete, scale, server-side apply, rollout restart,
-//! and rollout status, each checked against the safety switches first.
+//! Changing objects: delete, scale, create or apply, rollout restart, and
+//! rollout status. Each resolves its kind, passes the policy on the exact
+//! request it will send, and only then sends it.
 
-use kube::{
-    Resource,
-    api::{DeleteParams, DynamicObject, Patch, PatchParams},
-};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    Rendered,
-    discovery::ResolvedKind,
-    list::{OpOptions, resolve_kind},
+    OpOptions, Rendered, call::Call, discovery::ResolvedKind, get::expect_object_of, resolve_kind,
 };
 use crate::{
-    error::{CallContext, OpError},
+    error::OpError,
     pool::ClusterClient,
-    safety::{self, Verb},
+    request::{
+        InvalidInput,
+        names::{ApiVersion, KindName, Namespace, ObjectName},
+        path,
+    },
+    safety::Action,
 };
 
 /// One object.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ObjectRef {
-    /// "apps/v1"; empty resolves through discovery.
-    pub api_version: String,
+    /// "apps/v1"; `None` resolves through discovery.
+    pub api_version: Option<ApiVersion>,
     /// Kind.
-    pub kind: String,
-    /// Namespace of a namespaced kind ("default" when empty).
-    pub namespace: Option<String>,
+    pub kind: KindName,
+    /// Namespace of a namespaced kind ("default" when `None`).
+    pub namespace: Option<Namespace>,
     /// Name.
-    pub name: String,
+    pub name: ObjectName,
     /// Delete only: grace period (`None` = the object's default).
     pub grace_period_seconds: Option<u32>,
 }
 
-/// A resolved object: its kind, namespace and URL.
+/// A resolved object: its kind, namespace and a label for messages.
 struct Target {
     kind: ResolvedKind,
-    namespace: Option<String>,
+    namespace: Option<Namespace>,
     label: String,
 }
 
-async fn target(cc: &ClusterClient, o: &ObjectRef, opts: &OpOptions) -> Result<Target, OpError> {
-    if o.kind.trim().is_empty() || o.name.trim().is_empty() {
-        return Err(OpError::InvalidArgument(
-            "`kind` and `name` are required".into(),
-        ));
+impl Target {
+    fn object_path(&self, name: &ObjectName) -> String {
+        path::object(&self.kind.resource, self.namespace.as_ref(), name)
     }
-    let kind = resolve_kind(cc, &o.api_version, &o.kind, opts.timeout).await?;
+}
+
+async fn target(cc: &ClusterClient, o: &ObjectRef, opts: &OpOptions) -> Result<Target, OpError> {
+    let kind = resolve_kind(cc, o.api_version.as_ref(), &o.kind, opts.timeout).await?;
     let namespace = kind.namespaced.then(|| {
         o.namespace
             .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "default".into())
+            .unwrap_or_else(Namespace::default_namespace)
     });
-    let label = match &namespace {
-        Some(ns) => format!("{}/{} in namespace {ns}", kind.display_name(), o.name),
-        None => format!("{}/{}", kind.display_name(), o.name),
-    };
+    let label = label(&kind, namespace.as_ref(), &o.name);
     Ok(Target {
         kind,
         namespace,
@@ -64,26 +63,10 @@ async fn target(cc: &ClusterClient, o: &ObjectRef, opts: &OpOptions) -> Result<T
     })
 }
 
-fn ctx<'a>(cc: &'a ClusterClient, verb: &'a str, resource: &'a str) -> CallContext<'a> {
-    CallContext {
-        cluster: &cc.name,
-        server: &cc.server,
-        path: &cc.path,
-        verb,
-        resource,
-    }
-}
-
-async fn send(
-    cc: &ClusterClient,
-    request: http::Request<Vec<u8>>,
-    c: &CallContext<'_>,
-    opts: &OpOptions,
-) -> Result<Value, OpError> {
-    match tokio::time::timeout(opts.timeout, cc.client.request::<Value>(request)).await {
-        Err(_) => Err(c.timeout(opts.timeout)),
-        Ok(Err(e)) => Err(c.error(e)),
-        Ok(Ok(v)) => Ok(v),
+fn label(kind: &ResolvedKind, namespace: Option<&Namespace>, name: &ObjectName) -> String {
+    match namespace {
+        Some(ns) => format!("{}/{name} in namespace {ns}", kind.display_name()),
+        None => format!("{}/{name}", kind.display_name()),
     }
 }
 
@@ -96,31 +79,41 @@ fn done(text: String) -> Rendered {
     }
 }
 
+fn build(
+    r: Result<http::Request<Vec<u8>>, impl std::fmt::Display>,
+    what: &str,
+) -> Result<http::Request<Vec<u8>>, OpError> {
+    r.map_err(|e| OpError::InvalidArgument(format!("cannot build the {what} request: {e}")))
+}
+
 /// Deletes one object.
 pub async fn delete(
     cc: &ClusterClient,
     o: &ObjectRef,
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
+    let started = tokio::time::Instant::now();
     let t = target(cc, o, opts).await?;
-    safety::check(
-        &opts.policy,
-        &cc.name,
-        Verb::Destructive,
+    opts.allow(
+        cc,
         &t.kind,
+        Action::Delete,
+        None,
         &format!("delete {}", t.label),
     )?;
-    let url = DynamicObject::url_path(&t.kind.resource, t.namespace.as_deref());
-    let request = kube::core::Request::new(url)
-        .delete(
-            &o.name,
-            &DeleteParams {
-                grace_period_seconds: o.grace_period_seconds,
-                ..DeleteParams::background()
-            },
-        )
-        .map_err(|e| OpError::InvalidArgument(format!("cannot build the delete request: {e}")))?;
-    send(cc, request, &ctx(cc, "delete", &t.label), opts).await?;
+    let params = DeleteParams {
+        grace_period_seconds: o.grace_period_seconds,
+        ..DeleteParams::background()
+    };
+    let collection = path::collection(&t.kind.resource, t.namespace.as_ref());
+    let request = build(
+        kube::core::Request::new(collection).delete(&path::segment(o.name.as_str()), &params),
+        "delete",
+    )?;
+    Call::new(cc, "delete", t.label.clone(), opts)
+        .since(started)
+        .json(request)
+        .await?;
     Ok(done(format!(
         "{} deleted on cluster {}\n",
         t.label, cc.name
@@ -135,24 +128,20 @@ pub async fn scale(
     replicas: u32,
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
+    let started = tokio::time::Instant::now();
     let t = target(cc, o, opts).await?;
-    safety::check(
-        &opts.policy,
-        &cc.name,
-        Verb::Destructive,
+    opts.allow(
+        cc,
         &t.kind,
+        Action::Patch,
+        Some("scale"),
         &format!("scale {}", t.label),
     )?;
-    let url = format!(
-        "{}/{}/scale",
-        DynamicObject::url_path(&t.kind.resource, t.namespace.as_deref()),
-        o.name
-    );
-    let c = ctx(cc, "scale", &t.label);
-    let get = http::Request::get(&url)
-        .body(Vec::new())
-        .expect("valid request");
-    let before = send(cc, get, &c, opts).await?;
+    let url = path::subresource(&t.kind.resource, t.namespace.as_ref(), &o.name, "scale");
+    let call = Call::new(cc, "scale", t.label.clone(), opts).since(started);
+    let before = call
+        .json(build(http::Request::get(&url).body(Vec::new()), "scale")?)
+        .await?;
     let was = before
         .pointer("/spec/replicas")
         .and_then(Value::as_u64)
@@ -163,13 +152,26 @@ pub async fn scale(
             json!({"spec": {"replicas": replicas}})
                 .to_string()
                 .into_bytes(),
-        )
-        .expect("valid request");
-    send(cc, patch, &c, opts).await?;
+        );
+    call.json(build(patch, "scale")?).await?;
     Ok(done(format!(
         "{} scaled from {was} to {replicas} replicas on cluster {}\n",
         t.label, cc.name
     )))
+}
+
+const ROLLOUT_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet"];
+
+fn rollout_kind(t: &Target, verb: &str) -> Result<(), OpError> {
+    let r = &t.kind.resource;
+    if r.group == "apps" && ROLLOUT_KINDS.contains(&r.kind.as_str()) {
+        Ok(())
+    } else {
+        Err(OpError::InvalidArgument(format!(
+            "rollout {verb} works on Deployments, StatefulSets and DaemonSets (group apps), not {}",
+            t.kind.display_name()
+        )))
+    }
 }
 
 /// Restarts the pods of a Deployment, StatefulSet or DaemonSet (as
@@ -179,30 +181,31 @@ pub async fn rollout_restart(
     o: &ObjectRef,
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
+    let started = tokio::time::Instant::now();
     let t = target(cc, o, opts).await?;
-    if !matches!(
-        t.kind.resource.kind.as_str(),
-        "Deployment" | "StatefulSet" | "DaemonSet"
-    ) {
-        return Err(OpError::InvalidArgument(format!(
-            "rollout restart works on Deployments, StatefulSets and DaemonSets, not {}",
-            t.kind.resource.kind
-        )));
-    }
-    safety::check(
-        &opts.policy,
-        &cc.name,
-        Verb::Write,
+    rollout_kind(&t, "restart")?;
+    opts.allow(
+        cc,
         &t.kind,
+        Action::Patch,
+        None,
         &format!("rollout restart {}", t.label),
     )?;
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let body = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
-    let url = DynamicObject::url_path(&t.kind.resource, t.namespace.as_deref());
-    let request = kube::core::Request::new(url)
-        .patch(&o.name, &PatchParams::default(), &Patch::Merge(&body))
-        .map_err(|e| OpError::InvalidArgument(format!("cannot build the patch request: {e}")))?;
-    send(cc, request, &ctx(cc, "rollout restart", &t.label), opts).await?;
+    let collection = path::collection(&t.kind.resource, t.namespace.as_ref());
+    let request = build(
+        kube::core::Request::new(collection).patch(
+            &path::segment(o.name.as_str()),
+            &PatchParams::default(),
+            &Patch::Merge(&body),
+        ),
+        "patch",
+    )?;
+    Call::new(cc, "rollout restart", t.label.clone(), opts)
+        .since(started)
+        .json(request)
+        .await?;
     Ok(done(format!(
         "{} restarted (restartedAt {now}) on cluster {}\n",
         t.label, cc.name
@@ -215,162 +218,255 @@ pub async fn rollout_status(
     o: &ObjectRef,
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
+    let started = tokio::time::Instant::now();
     let t = target(cc, o, opts).await?;
-    safety::check(
-        &opts.policy,
-        &cc.name,
-        Verb::Read,
+    rollout_kind(&t, "status")?;
+    opts.allow(
+        cc,
         &t.kind,
+        Action::Get,
+        None,
         &format!("rollout status {}", t.label),
     )?;
-    let url = format!(
-        "{}/{}",
-        DynamicObject::url_path(&t.kind.resource, t.namespace.as_deref()),
-        o.name
-    );
-    let get = http::Request::get(&url)
-        .body(Vec::new())
-        .expect("valid request");
-    let obj = send(cc, get, &ctx(cc, "get", &t.label), opts).await?;
+    let call = Call::new(cc, "get", t.label.clone(), opts).since(started);
+    let obj = call
+        .json(build(
+            http::Request::get(t.object_path(&o.name)).body(Vec::new()),
+            "get",
+        )?)
+        .await?;
+    expect_object_of(&obj, &t.kind, &o.name, &call, cc)?;
     let n = |p: &str| obj.pointer(p).and_then(Value::as_u64).unwrap_or(0);
     let (generation, observed) = (n("/metadata/generation"), n("/status/observedGeneration"));
-    let text = match t.kind.resource.kind.as_str() {
-        "Deployment" | "StatefulSet" => {
-            let (want, updated, ready) = (
-                n("/spec/replicas"),
-                n("/status/updatedReplicas"),
-                n("/status/readyReplicas"),
-            );
-            if observed < generation {
-                "Waiting for the rollout to be observed by its controller (status.observedGeneration < metadata.generation; is the controller-manager running?)".to_string()
-            } else if updated < want {
-                format!(
-                    "Waiting for rollout to finish: {updated} of {want} updated replicas are available"
-                )
-            } else if ready < want {
-                format!(
-                    "Waiting for rollout to finish: {ready} of {want} updated replicas are ready"
-                )
-            } else {
-                format!("successfully rolled out ({ready}/{want} ready)")
-            }
+    let text = if t.kind.resource.kind == "DaemonSet" {
+        let (want, updated, ready) = (
+            n("/status/desiredNumberScheduled"),
+            n("/status/updatedNumberScheduled"),
+            n("/status/numberReady"),
+        );
+        if observed < generation || updated < want || ready < want {
+            format!(
+                "Waiting for daemon set rollout to finish: {updated} of {want} updated, {ready} ready"
+            )
+        } else {
+            format!("successfully rolled out ({ready}/{want} ready)")
         }
-        "DaemonSet" => {
-            let (want, updated, ready) = (
-                n("/status/desiredNumberScheduled"),
-                n("/status/updatedNumberScheduled"),
-                n("/status/numberReady"),
-            );
-            if observed < generation || updated < want || ready < want {
-                format!(
-                    "Waiting for daemon set rollout to finish: {updated} of {want} updated, {ready} ready"
-                )
-            } else {
-                format!("successfully rolled out ({ready}/{want} ready)")
-            }
-        }
-        other => {
-            return Err(OpError::InvalidArgument(format!(
-                "rollout status works on Deployments, StatefulSets and DaemonSets, not {other}"
-            )));
+    } else {
+        let (want, updated, ready) = (
+            n("/spec/replicas"),
+            n("/status/updatedReplicas"),
+            n("/status/readyReplicas"),
+        );
+        if observed < generation {
+            "Waiting for the rollout to be observed by its controller (status.observedGeneration < metadata.generation; is the controller-manager running?)".to_string()
+        } else if updated < want {
+            format!(
+                "Waiting for rollout to finish: {updated} of {want} updated replicas are available"
+            )
+        } else if ready < want {
+            format!("Waiting for rollout to finish: {ready} of {want} updated replicas are ready")
+        } else {
+            format!("successfully rolled out ({ready}/{want} ready)")
         }
     };
     Ok(done(format!("{}: {text}\n", t.label)))
 }
 
-/// Server-side apply of every document of `manifest` (YAML or JSON).
-pub async fn apply(
-    cc: &ClusterClient,
+/// Largest manifest accepted.
+pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
+/// Most documents in one manifest.
+pub const MAX_DOCUMENTS: usize = 1000;
+
+/// One document of a manifest, its identity checked.
+#[derive(Debug, Clone)]
+pub struct ManifestDoc {
+    /// `apiVersion`.
+    pub api_version: ApiVersion,
+    /// `kind`.
+    pub kind: KindName,
+    /// `metadata.namespace`, if set.
+    pub namespace: Option<Namespace>,
+    /// `metadata.name`.
+    pub name: ObjectName,
+    /// The whole document.
+    pub body: Value,
+}
+
+/// Splits a YAML/JSON manifest into checked documents (before any cluster
+/// is asked anything): every document needs a valid apiVersion, kind and
+/// metadata.name, and a namespace that agrees with `namespace`.
+pub fn parse_manifest(
     manifest: &str,
-    namespace: Option<&str>,
-    run: bool,
-    opts: &OpOptions,
-) -> Result<Rendered, OpError> {
-    let docs: Vec<Value> = manifest
-        .split("\n---")
-        .filter(|d| {
-            d.lines()
-                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        })
-        .map(|d| {
-            yaml_serde::from_str::<Value>(d).map_err(|e| {
-                OpError::InvalidArgument(format!("the manifest is not valid YAML/JSON: {e}"))
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    namespace: Option<&Namespace>,
+) -> Result<Vec<ManifestDoc>, OpError> {
+    if manifest.len() > MAX_MANIFEST_BYTES {
+        return Err(InvalidInput::new(
+            "resource",
+            &manifest.chars().take(40).collect::<String>(),
+            format!(
+                "is {} bytes; a manifest may have at most {MAX_MANIFEST_BYTES}",
+                manifest.len()
+            ),
+        )
+        .into());
+    }
+    let mut docs = Vec::new();
+    for (i, de) in yaml_serde::Deserializer::from_str(manifest).enumerate() {
+        let value = Value::deserialize(de).map_err(|e| {
+            OpError::InvalidArgument(format!(
+                "`resource` is not valid YAML/JSON (document {}): {}",
+                i + 1,
+                crate::kubeconfig::one_line(&e.to_string())
+            ))
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        if docs.len() == MAX_DOCUMENTS {
+            return Err(OpError::InvalidArgument(format!(
+                "`resource` holds more than {MAX_DOCUMENTS} documents; apply it in parts"
+            )));
+        }
+        docs.push(check_doc(value, docs.len(), namespace)?);
+    }
     if docs.is_empty() {
         return Err(OpError::InvalidArgument(
             "`resource` holds no object".into(),
         ));
     }
-    let mut lines = Vec::new();
-    for mut doc in docs {
-        let api_version = doc["apiVersion"].as_str().unwrap_or_default().to_string();
-        let kind_name = doc["kind"].as_str().unwrap_or_default().to_string();
-        let name = doc
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if api_version.is_empty() || kind_name.is_empty() || name.is_empty() {
-            return Err(OpError::InvalidArgument(
-                "every object needs apiVersion, kind and metadata.name".into(),
-            ));
-        }
-        let kind = resolve_kind(cc, &api_version, &kind_name, opts.timeout).await?;
-        let ns = kind.namespaced.then(|| {
-            doc.pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .or(namespace.map(str::to_string))
-                .unwrap_or_else(|| "default".into())
-        });
-        if let (Some(ns), Value::Object(meta)) = (&ns, &mut doc["metadata"]) {
-            meta.insert("namespace".into(), Value::String(ns.clone()));
-        }
-        let label = match &ns {
-            Some(n) => format!("{}/{name} in namespace {n}", kind.display_name()),
-            None => format!("{}/{name}", kind.display_name()),
-        };
-        let url = DynamicObject::url_path(&kind.resource, ns.as_deref());
-        let c = ctx(cc, "apply", &label);
-        let exists = {
-            let get = http::Request::get(format!("{url}/{name}"))
-                .body(Vec::new())
-                .expect("valid request");
-            match send(cc, get, &c, opts).await {
-                Ok(_) => true,
-                Err(OpError::Api(a)) if a.code == 404 => false,
-                Err(e) => return Err(e),
-            }
-        };
-        // Overwriting an object, or running a workload, is destructive.
-        let verb = if exists || run {
-            Verb::Destructive
-        } else {
-            Verb::Write
-        };
-        safety::check(
-            &opts.policy,
-            &cc.name,
-            verb,
-            &kind,
-            &format!("apply {label}"),
-        )?;
-        let request = kube::core::Request::new(url)
-            .patch(
-                &name,
-                &PatchParams::apply("nskd").force(),
-                &Patch::Apply(&doc),
+    Ok(docs)
+}
+
+fn check_doc(
+    mut body: Value,
+    index: usize,
+    namespace: Option<&Namespace>,
+) -> Result<ManifestDoc, OpError> {
+    let text = |p: &str| body.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let field = |f: &str| format!("resource document {} {f}", index + 1);
+    let (Some(api_version), Some(kind), Some(name)) =
+        (text("/apiVersion"), text("/kind"), text("/metadata/name"))
+    else {
+        return Err(OpError::InvalidArgument(format!(
+            "resource document {}: every object needs apiVersion, kind and metadata.name (strings)",
+            index + 1
+        )));
+    };
+    let api_version = ApiVersion::parse(&field("apiVersion"), &api_version)?;
+    let kind = KindName::parse(&field("kind"), &kind)?;
+    let name = ObjectName::parse(&field("metadata.name"), &name)?;
+    let own = match body.pointer("/metadata/namespace") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(ns)) => Some(Namespace::parse(&field("metadata.namespace"), ns)?),
+        Some(other) => {
+            return Err(InvalidInput::new(
+                &field("metadata.namespace"),
+                &other.to_string(),
+                "must be a string",
             )
-            .map_err(|e| {
-                OpError::InvalidArgument(format!("cannot build the apply request: {e}"))
-            })?;
-        send(cc, request, &c, opts).await?;
-        lines.push(format!(
-            "{label} {}",
-            if exists { "configured" } else { "created" }
-        ));
+            .into());
+        }
+    };
+    if let (Some(own), Some(arg)) = (&own, namespace)
+        && own != arg
+    {
+        return Err(OpError::InvalidArgument(format!(
+            "resource document {} ({kind} {name}) names namespace {own:?} but the call's `namespace` is {arg:?}; make them agree or leave one out",
+            index + 1
+        )));
+    }
+    if let Value::Object(map) = &mut body
+        && let Some(Value::Object(meta)) = map.get_mut("metadata")
+    {
+        meta.remove("resourceVersion");
+    }
+    Ok(ManifestDoc {
+        api_version,
+        kind,
+        namespace: own.or_else(|| namespace.cloned()),
+        name,
+        body,
+    })
+}
+
+/// Creates (with `disable_destructive`: never overwrites) or server-side
+/// applies every document. All documents are resolved and checked against
+/// the policy before the first is sent.
+pub async fn apply(
+    cc: &ClusterClient,
+    docs: &[ManifestDoc],
+    opts: &OpOptions,
+) -> Result<Rendered, OpError> {
+    let started = tokio::time::Instant::now();
+    // Where overwriting is forbidden, only a create is sent: the server
+    // refuses it if the object exists, with no existence check needed.
+    let action = if opts.policy.disable_destructive {
+        Action::Create
+    } else {
+        Action::Apply
+    };
+    let mut planned = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let kind = resolve_kind(cc, Some(&doc.api_version), &doc.kind, opts.timeout).await?;
+        let namespace = kind.namespaced.then(|| {
+            doc.namespace
+                .clone()
+                .unwrap_or_else(Namespace::default_namespace)
+        });
+        let label = label(&kind, namespace.as_ref(), &doc.name);
+        let verb = if action == Action::Create {
+            "create"
+        } else {
+            "apply"
+        };
+        opts.allow(cc, &kind, action, None, &format!("{verb} {label}"))?;
+        let mut body = doc.body.clone();
+        if let (Some(ns), Value::Object(meta)) = (&namespace, &mut body["metadata"]) {
+            meta.insert("namespace".into(), Value::String(ns.to_string()));
+        }
+        planned.push((kind, namespace, label, body, doc));
+    }
+    let mut lines = Vec::new();
+    for (kind, namespace, label, body, doc) in planned {
+        let collection = path::collection(&kind.resource, namespace.as_ref());
+        let call = Call::new(cc, "apply", label.clone(), opts).since(started);
+        let request = match action {
+            Action::Create => {
+                let bytes = serde_json::to_vec(&body).unwrap_or_default();
+                build(
+                    kube::core::Request::new(collection).create(&PostParams::default(), bytes),
+                    "create",
+                )?
+            }
+            _ => build(
+                kube::core::Request::new(collection).patch(
+                    &path::segment(doc.name.as_str()),
+                    &PatchParams::apply("nskd").force(),
+                    &Patch::Apply(&body),
+                ),
+                "apply",
+            )?,
+        };
+        let (status, _) = match call.json_reply(request).await {
+            Err(OpError::Api(a)) if a.code == 409 && action == Action::Create => {
+                return Err(OpError::Refused(format!(
+                    "cluster {}: {label} already exists; overwriting it is destructive and destructive operations are disabled in environment {} (disable_destructive = true){}",
+                    cc.name,
+                    opts.policy.environment,
+                    applied_so_far(&lines)
+                )));
+            }
+            Err(e) => {
+                return Err(with_applied(e, &lines));
+            }
+            Ok(reply) => reply,
+        };
+        let outcome = if status == http::StatusCode::CREATED {
+            "created"
+        } else {
+            "configured"
+        };
+        lines.push(format!("{label} {outcome}"));
     }
     Ok(Rendered {
         text: format!("{} on cluster {}\n", lines.join("\n"), cc.name),
@@ -378,4 +474,89 @@ pub async fn apply(
         omitted: 0,
         ..Default::default()
     })
+}
+
+fn applied_so_far(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; already applied before it: {}", lines.join(", "))
+    }
+}
+
+/// A failure part-way through a manifest says what was already applied.
+fn with_applied(e: OpError, lines: &[String]) -> OpError {
+    if lines.is_empty() {
+        return e;
+    }
+    match e {
+        OpError::Api(mut a) => {
+            a.hint = format!("{}{}", a.hint, applied_so_far(lines));
+            OpError::Api(a)
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_are_checked_before_anything_is_sent() {
+        let ns = Namespace::parse("namespace", "shop").unwrap();
+        let docs = parse_manifest(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n# c\n---\n{\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\", \"metadata\": {\"name\": \"b\", \"namespace\": \"shop\", \"resourceVersion\": \"1\"}}\n",
+            Some(&ns),
+        )
+        .unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].namespace.as_ref().unwrap().as_str(), "shop");
+        assert!(docs[1].body.pointer("/metadata/resourceVersion").is_none());
+        // A string holding a document separator is not split.
+        let docs = parse_manifest(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  x: |\n    one\n    ---\n    two\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(docs.len(), 1);
+        for (bad, field) in [
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: 'scratch?'}\n",
+                "metadata.namespace",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 'x/../y'}\n",
+                "metadata.name",
+            ),
+            (
+                "apiVersion: 'v1?x'\nkind: ConfigMap\nmetadata: {name: x}\n",
+                "apiVersion",
+            ),
+            (
+                "apiVersion: v1\nkind: 'secrets/x'\nmetadata: {name: x}\n",
+                "kind",
+            ),
+        ] {
+            let e = parse_manifest(bad, None).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("nothing was sent"), "{e}");
+        }
+        let e = parse_manifest(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: other}\n",
+            Some(&ns),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("make them agree"), "{e}");
+        assert!(parse_manifest("", None).is_err());
+        assert!(parse_manifest(&"#".repeat(MAX_MANIFEST_BYTES + 1), None).is_err());
+        let many =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n".repeat(MAX_DOCUMENTS + 1);
+        assert!(
+            parse_manifest(&many, None)
+                .unwrap_err()
+                .to_string()
+                .contains("more than")
+        );
+    }
 }

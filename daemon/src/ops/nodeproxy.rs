@@ -1,85 +1,95 @@
-//! Reading from a node's kubelet through the API server's node proxy:
-//! its logs (`/logs/...`) and its stats summary (`/stats/summary`).
+//! Reading from a node's kubelet through the API server's node proxy: its
+//! logs (`/logs/...`) and its stats summary (`/stats/summary`), and nothing
+//! else of the kubelet.
 
 use serde_json::Value;
 
-use super::{Rendered, list::OpOptions};
+use super::{OpOptions, Rendered, call::Call, core_kind, shape::newest_lines};
 use crate::{
-    error::{CallContext, OpError},
+    error::OpError,
     pool::ClusterClient,
+    request::{
+        names::NodeName,
+        path::{self, KubeletPath},
+    },
+    safety::Action,
 };
 
 /// What to read from the node.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NodeRead {
     /// Node name.
-    pub node: String,
-    /// Path under the kubelet, e.g. `logs/kubelet.log` or `stats/summary`.
-    pub path: String,
+    pub node: NodeName,
+    /// A log file (or the list), or the stats summary.
+    pub what: KubeletPath,
     /// For logs: keep only the last N lines (0 = all that fit).
     pub tail: usize,
 }
 
-/// GETs `path` from the node's kubelet.
+/// GETs `r.what` from the node's kubelet.
 pub async fn read(cc: &ClusterClient, r: &NodeRead, opts: &OpOptions) -> Result<Rendered, OpError> {
-    if r.node.trim().is_empty() {
-        return Err(OpError::InvalidArgument(
-            "`name` (the node) is required; nodes_list shows them".into(),
-        ));
-    }
-    let path = r.path.trim_start_matches('/');
-    if path.contains("..") {
-        return Err(OpError::InvalidArgument(format!(
-            "{path:?}: `..` is not allowed in a node path"
-        )));
-    }
-    let resource = format!("nodes/proxy {}/{path}", r.node);
-    let ctx = CallContext {
-        cluster: &cc.name,
-        server: &cc.server,
-        path: &cc.path,
-        verb: "get",
-        resource: &resource,
-    };
-    let request = http::Request::get(format!("/api/v1/nodes/{}/proxy/{path}", r.node))
+    let started = tokio::time::Instant::now();
+    let nodes = core_kind(cc, "Node", opts.timeout).await?;
+    let shown = r.what.display();
+    opts.allow(
+        cc,
+        &nodes,
+        Action::Get,
+        Some("proxy"),
+        &format!("read {shown} of node {}", r.node),
+    )?;
+    let call = Call::new(cc, "get", format!("nodes/proxy {}/{shown}", r.node), opts).since(started);
+    let request = http::Request::get(path::node_proxy(&r.node, &r.what))
         .body(Vec::new())
-        .map_err(|e| OpError::InvalidArgument(format!("bad node path {path:?}: {e}")))?;
-    let text = match tokio::time::timeout(opts.timeout, cc.client.request_text(request)).await {
-        Err(_) => return Err(ctx.timeout(opts.timeout)),
-        Ok(Err(e)) => return Err(ctx.error(e)),
-        Ok(Ok(t)) => t,
+        .map_err(|e| OpError::InvalidArgument(format!("bad node path {shown:?}: {e}")))?;
+    let reply = call.tail(request, opts.max_bytes.saturating_mul(4)).await?;
+    let text = match r.what {
+        KubeletPath::StatsSummary => {
+            // Pretty JSON is the point of the summary: a cut one is useless.
+            if reply.skipped_bytes > 0 {
+                return Err(OpError::TooLarge {
+                    cluster: cc.name.clone(),
+                    what: format!("get {}", call.resource()),
+                    limit: opts.max_bytes * 4,
+                    hint: "the node runs too many pods to summarize here; use pods_top / nodes_top"
+                        .into(),
+                });
+            }
+            let text = reply.text();
+            match serde_json::from_str::<Value>(&text) {
+                Ok(v) => serde_json::to_string_pretty(&v).unwrap_or(text),
+                Err(_) => {
+                    return Err(OpError::UnexpectedAnswer {
+                        cluster: cc.name.clone(),
+                        what: format!("get {}", call.resource()),
+                        expected: "the kubelet's JSON stats summary".into(),
+                        got: format!("{:?} content", reply.media_type()),
+                    });
+                }
+            }
+        }
+        KubeletPath::Logs(_) => reply.text(),
     };
-    let text = match serde_json::from_str::<Value>(&text) {
-        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or(text),
-        Err(_) => text,
-    };
-    let mut lines: Vec<&str> = text.lines().collect();
-    let total = lines.len() as u32;
-    if r.tail > 0 && lines.len() > r.tail {
-        lines.drain(..lines.len() - r.tail);
-    }
-    // Keep the newest lines that fit.
-    let mut used = 0;
-    let mut start = lines.len();
-    while start > 0 && used + lines[start - 1].len() < opts.max_bytes {
-        used += lines[start - 1].len() + 1;
-        start -= 1;
-    }
-    let kept = &lines[start..];
-    let omitted = total - kept.len() as u32;
+    let newest = newest_lines(
+        &text,
+        reply.skipped_lines,
+        reply.skipped_bytes > 0,
+        r.tail,
+        opts.max_bytes.saturating_sub(200),
+    );
     let mut out = String::new();
-    if start > 0 {
+    if newest.omitted > 0 {
         out.push_str(&format!(
-            "... {start} earlier lines left out (answer capped at {} bytes)\n",
-            opts.max_bytes
+            "... {} earlier lines left out (answer capped at {} bytes)\n",
+            newest.omitted, opts.max_bytes
         ));
     }
-    out.push_str(&kept.join("\n"));
+    out.push_str(&newest.text);
     out.push('\n');
     Ok(Rendered {
         text: out,
-        items: kept.len() as u32,
-        omitted,
+        items: newest.kept_lines,
+        omitted: newest.omitted,
         ..Default::default()
     })
 }

@@ -6,8 +6,9 @@ use serde_json::Value;
 use super::{Output, Rendered};
 
 /// Removes noise agents never need: managedFields and the last-applied
-/// annotation; masks Secret values unless `reveal_secrets`.
-pub fn clean_object(object: &mut Value, reveal_secrets: bool) {
+/// annotation; masks the values of sensitive kinds (keyed on the object's
+/// own kind; `plural` is the resolved kind's, when it is that kind).
+pub fn clean_object(object: &mut Value, masking: &crate::safety::Masking, plural: &str) {
     if let Some(Value::Object(meta)) = object.get_mut("metadata") {
         meta.remove("managedFields");
         if let Some(Value::Object(ann)) = meta.get_mut("annotations") {
@@ -17,9 +18,7 @@ pub fn clean_object(object: &mut Value, reveal_secrets: bool) {
             }
         }
     }
-    if !reveal_secrets {
-        crate::safety::mask_secret(object);
-    }
+    masking.mask(object, plural);
 }
 
 /// Aligns rows into columns separated by three spaces (kubectl's layout).
@@ -66,6 +65,53 @@ pub fn rows_that_fit(rows: &[Vec<String>], max_bytes: usize) -> usize {
         }
     }
     rows.len().saturating_sub(1)
+}
+
+/// The newest lines of `text` that fit in `max_bytes` (after keeping at
+/// most the last `tail` lines, 0 = all), with how many were left out;
+/// `earlier` lines were already dropped before `text`. A first line cut
+/// mid-way by an earlier byte cap counts as left out.
+pub fn newest_lines(
+    text: &str,
+    earlier: u64,
+    cut_first: bool,
+    tail: usize,
+    max_bytes: usize,
+) -> NewestLines {
+    let mut lines: Vec<&str> = text.lines().collect();
+    let mut omitted = earlier;
+    if cut_first && !lines.is_empty() {
+        lines.remove(0);
+        omitted += 1;
+    }
+    if tail > 0 && lines.len() > tail {
+        omitted += (lines.len() - tail) as u64;
+        lines.drain(..lines.len() - tail);
+    }
+    let mut used = 0;
+    let mut start = lines.len();
+    while start > 0 && used + lines[start - 1].len() < max_bytes {
+        used += lines[start - 1].len() + 1;
+        start -= 1;
+    }
+    omitted += start as u64;
+    let kept = lines[start..].join("\n");
+    NewestLines {
+        kept_lines: (lines.len() - start) as u32,
+        text: kept,
+        omitted: u32::try_from(omitted).unwrap_or(u32::MAX),
+    }
+}
+
+/// What [`newest_lines`] kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewestLines {
+    /// The kept lines, joined (no final newline).
+    pub text: String,
+    /// How many.
+    pub kept_lines: u32,
+    /// Lines left out before them.
+    pub omitted: u32,
 }
 
 /// The note appended when items were left out.
@@ -152,10 +198,25 @@ mod tests {
     }
 
     #[test]
+    fn newest_lines_keep_the_end_and_count_the_rest() {
+        let text = (0..100)
+            .map(|i| format!("line {i:03}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let n = newest_lines(&text, 5, true, 0, 45);
+        assert_eq!(n.text, "line 095\nline 096\nline 097\nline 098\nline 099");
+        assert_eq!((n.kept_lines, n.omitted), (5, 5 + 1 + 94));
+        let n = newest_lines(&text, 0, false, 2, 1000);
+        assert_eq!((n.text.as_str(), n.omitted), ("line 098\nline 099", 98));
+        let n = newest_lines("", 0, false, 0, 10);
+        assert_eq!((n.kept_lines, n.omitted), (0, 0));
+    }
+
+    #[test]
     fn objects_are_cleaned_and_capped() {
         let mut o = json!({"kind": "Pod", "metadata": {"name": "a", "managedFields": [{"x": 1}],
             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}}});
-        clean_object(&mut o, false);
+        clean_object(&mut o, &crate::safety::Masking::default(), "pods");
         assert_eq!(o, json!({"kind": "Pod", "metadata": {"name": "a"}}));
         let items: Vec<Value> = (0..50)
             .map(|i| json!({"metadata": {"name": format!("pod-{i}")}, "pad": "x".repeat(100)}))

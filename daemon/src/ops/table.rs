@@ -26,6 +26,12 @@ pub fn include_object(request: &mut http::Request<Vec<u8>>, what: &str) {
 /// How to render a table answer.
 #[derive(Debug, Clone)]
 pub struct TableStyle<'a> {
+    /// A sensitive kind: only name, date and (for Secrets) type and count
+    /// columns are shown, whatever columns the server defines.
+    pub sensitive: bool,
+    /// The core Secret kind (whose TYPE and DATA columns the API server
+    /// itself defines).
+    pub core_secret: bool,
     /// Prepend a NAMESPACE column (listing namespaced kinds everywhere).
     pub namespace_column: bool,
     /// Plural noun for notes ("pods").
@@ -47,6 +53,7 @@ pub fn render(table: &Value, style: &TableStyle<'_>) -> Rendered {
         .iter()
         .enumerate()
         .filter(|(_, c)| c["priority"].as_i64().unwrap_or(0) == 0)
+        .filter(|(_, c)| !style.sensitive || harmless_column(c, style.core_secret))
         .map(|(i, c)| (i, *c))
         .collect();
     let mut header: Vec<String> = Vec::new();
@@ -120,6 +127,17 @@ pub fn render(table: &Value, style: &TableStyle<'_>) -> Rendered {
     }
 }
 
+/// Columns of a sensitive kind's table that cannot carry its values: the
+/// name, dates, and a Secret's TYPE and DATA (a count).
+fn harmless_column(column: &Value, core_secret: bool) -> bool {
+    let is = |key: &str, want: &str| column[key].as_str() == Some(want);
+    is("format", "name")
+        || is("format", "date")
+        || is("type", "date")
+        || (core_secret && is("name", "Type"))
+        || (core_secret && is("name", "Data") && is("type", "integer"))
+}
+
 fn cell_text(cell: &Value, column: &Value, now: SystemTime) -> String {
     let text = match cell {
         Value::Null => "<none>".to_string(),
@@ -175,6 +193,8 @@ mod tests {
     #[test]
     fn renders_priority_zero_columns_with_namespace_and_ages() {
         let style = TableStyle {
+            sensitive: false,
+            core_secret: false,
             namespace_column: true,
             noun: "pods",
             max_bytes: 32 * 1024,
@@ -196,6 +216,8 @@ mod tests {
     #[test]
     fn big_tables_are_capped_with_a_note() {
         let style = TableStyle {
+            sensitive: false,
+            core_secret: false,
             namespace_column: false,
             noun: "pods",
             max_bytes: 4096,

@@ -445,7 +445,7 @@ async fn pods_log_reads_through_the_apiserver_from_the_nodes_kubelet() {
         )
         .await;
     assert!(
-        bad.is_error && bad.text.contains("not allowed"),
+        bad.is_error && bad.text.contains("invalid query") && bad.text.contains("nothing was sent"),
         "{}",
         bad.text
     );

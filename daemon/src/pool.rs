@@ -14,7 +14,7 @@ use std::{
 use kube::config::KubeConfigOptions;
 
 use crate::{
-    cache::WatchCaches, config::PoolConfig, error::OpError, ops::discovery::ApiDiscovery,
+    cache::WatchCaches, config::PoolConfig, error::OpError, kinds::ApiDiscovery,
     registry::ClusterEntry, throttle::ThrottleLayer,
 };
 

@@ -7,8 +7,8 @@ use serde_json::Value;
 use crate::{
     config::Config,
     error::OpError,
+    kinds::ResolvedKind,
     kinds::{KindId, KindPattern},
-    ops::discovery::ResolvedKind,
 };
 
 /// Kinds masked whatever the configuration says (`[safety] sensitive_kinds`
@@ -307,6 +307,22 @@ impl Masking {
             }
         }
     }
+}
+
+/// Removes noise agents never need (managedFields, the last-applied
+/// annotation) and masks the values of sensitive kinds (keyed on the
+/// object's own kind; `plural` is the resolved kind's, when it is that kind).
+pub fn clean_object(object: &mut Value, masking: &Masking, plural: &str) {
+    if let Some(Value::Object(meta)) = object.get_mut("metadata") {
+        meta.remove("managedFields");
+        if let Some(Value::Object(ann)) = meta.get_mut("annotations") {
+            ann.remove("kubectl.kubernetes.io/last-applied-configuration");
+            if ann.is_empty() {
+                meta.remove("annotations");
+            }
+        }
+    }
+    masking.mask(object, plural);
 }
 
 fn mask_leaves(value: &mut Value) {

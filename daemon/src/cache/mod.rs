@@ -28,8 +28,8 @@ pub use serve::Query;
 pub use watch::{Limits, Usage, Watch};
 
 use crate::{
-    config::CacheConfig, ops::discovery::ResolvedKind, pool::ClusterClient,
-    request::names::Namespace, safety::Masking,
+    config::CacheConfig, kinds::ResolvedKind, pool::ClusterClient, request::names::Namespace,
+    safety::Masking,
 };
 
 /// Kinds cached when `[cache] kinds` is not set: what agents ask for most,

@@ -21,11 +21,10 @@ use kube::{
 use serde_json::Value;
 
 use super::Scope;
-use crate::{ops::shape::clean_object, safety::Masking};
-
-/// Accept header for tables only: a kind the server cannot print as a
-/// table is not cached.
-const TABLE_ONLY: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+use crate::{
+    request::table::{RowObject, TABLE_ONLY, include_object},
+    safety::{Masking, clean_object},
+};
 
 /// One cached object.
 #[derive(Debug, Clone)]
@@ -492,9 +491,10 @@ impl Watch {
 
 /// Asks for the server's table with full objects in each row.
 fn as_table(mut request: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
-    crate::ops::table::include_object(&mut request, "Object");
+    include_object(&mut request, RowObject::Object);
     request.headers_mut().insert(
         http::header::ACCEPT,
+        // Tables only: a kind the server cannot print as a table is not cached.
         http::HeaderValue::from_static(TABLE_ONLY),
     );
     request

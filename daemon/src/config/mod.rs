@@ -205,9 +205,8 @@ pub struct CacheConfig {
 /// The `[safety]` section.
 #[derive(Debug, Clone, Default)]
 pub struct SafetyConfig {
-    /// Kinds masked like Secrets, beyond the built-in ones
-    /// ([`crate::safety::BUILTIN_SENSITIVE_KINDS`]); patterns as in
-    /// `denied_resources`.
+    /// Kinds masked like Secrets, beyond the built-in ones (Secret and
+    /// Rancher's tokens); patterns as in `denied_resources`.
     pub sensitive_kinds: Vec<String>,
 }
 

@@ -3,18 +3,16 @@
 
 use serde_json::Value;
 
-use super::{
-    OpOptions, Output, Rendered, call::Call, discovery::ResolvedKind, resolve_kind,
-    shape::clean_object,
-};
+use super::{OpOptions, Output, Rendered, call::Call, resolve_kind};
 use crate::{
     error::OpError,
+    kinds::ResolvedKind,
     pool::ClusterClient,
     request::{
         names::{ApiVersion, KindName, Namespace, ObjectName},
         path,
     },
-    safety::Action,
+    safety::{Action, clean_object},
 };
 
 /// What to get.

@@ -4,12 +4,11 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use super::{
-    OpOptions, Output, Rendered,
+    OpOptions, Output, Rendered, ResolvedKind,
     call::Call,
-    discovery::ResolvedKind,
     resolve_kind,
-    shape::{clean_object, render_objects},
-    table::{self, TABLE_ACCEPT, TableStyle},
+    shape::render_objects,
+    table::{self, TableStyle},
 };
 use crate::{
     cache::Query,
@@ -18,8 +17,9 @@ use crate::{
     request::{
         names::{ApiVersion, KindName, Namespace, Selector},
         path,
+        table::{RowObject, TABLE_ACCEPT, include_object},
     },
-    safety::Action,
+    safety::{Action, clean_object},
 };
 
 /// What to list.
@@ -156,7 +156,7 @@ async fn live_list(
         // Rows need their object's namespace only for a NAMESPACE column;
         // otherwise cells alone are a much smaller answer to parse.
         if namespace.is_some() || !kind.namespaced {
-            table::include_object(&mut request, "None");
+            include_object(&mut request, RowObject::None);
         }
     }
     call.json(request).await

@@ -4,7 +4,6 @@
 
 pub mod call;
 pub mod describe;
-pub mod discovery;
 pub mod exec;
 pub mod get;
 pub mod list;
@@ -16,7 +15,7 @@ pub mod table;
 
 use std::{sync::Arc, time::Duration};
 
-use discovery::ResolvedKind;
+pub use crate::kinds::ResolvedKind;
 
 use crate::{
     error::{CallContext, OpError},

@@ -6,11 +6,10 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{
-    OpOptions, Rendered, call::Call, discovery::ResolvedKind, get::expect_object_of, resolve_kind,
-};
+use super::{OpOptions, Rendered, call::Call, get::expect_object_of, resolve_kind};
 use crate::{
     error::OpError,
+    kinds::ResolvedKind,
     pool::ClusterClient,
     request::{
         InvalidInput,

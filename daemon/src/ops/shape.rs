@@ -5,22 +5,6 @@ use serde_json::Value;
 
 use super::{Output, Rendered};
 
-/// Removes noise agents never need: managedFields and the last-applied
-/// annotation; masks the values of sensitive kinds (keyed on the object's
-/// own kind; `plural` is the resolved kind's, when it is that kind).
-pub fn clean_object(object: &mut Value, masking: &crate::safety::Masking, plural: &str) {
-    if let Some(Value::Object(meta)) = object.get_mut("metadata") {
-        meta.remove("managedFields");
-        if let Some(Value::Object(ann)) = meta.get_mut("annotations") {
-            ann.remove("kubectl.kubernetes.io/last-applied-configuration");
-            if ann.is_empty() {
-                meta.remove("annotations");
-            }
-        }
-    }
-    masking.mask(object, plural);
-}
-
 /// Aligns rows into columns separated by three spaces (kubectl's layout).
 pub fn align(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -216,7 +200,7 @@ mod tests {
     fn objects_are_cleaned_and_capped() {
         let mut o = json!({"kind": "Pod", "metadata": {"name": "a", "managedFields": [{"x": 1}],
             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}}});
-        clean_object(&mut o, &crate::safety::Masking::default(), "pods");
+        crate::safety::clean_object(&mut o, &crate::safety::Masking::default(), "pods");
         assert_eq!(o, json!({"kind": "Pod", "metadata": {"name": "a"}}));
         let items: Vec<Value> = (0..50)
             .map(|i| json!({"metadata": {"name": format!("pod-{i}")}, "pad": "x".repeat(100)}))

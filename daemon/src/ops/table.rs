@@ -10,19 +10,6 @@ use super::{
     shape::{align, omitted_note, rows_that_fit},
 };
 
-/// The Accept header asking for a server-side table (with JSON fallback).
-pub const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
-
-/// Asks the server to embed `what` in each table row: `None` (cells only),
-/// `Metadata` (the default) or `Object` (the full object).
-pub fn include_object(request: &mut http::Request<Vec<u8>>, what: &str) {
-    let uri = request.uri().to_string();
-    let joiner = if uri.contains('?') { '&' } else { '?' };
-    if let Ok(uri) = format!("{uri}{joiner}includeObject={what}").parse() {
-        *request.uri_mut() = uri;
-    }
-}
-
 /// How to render a table answer.
 #[derive(Debug, Clone)]
 pub struct TableStyle<'a> {

@@ -3,5 +3,6 @@
 
 pub mod names;
 pub mod path;
+pub mod table;
 
 pub use names::InvalidInput;

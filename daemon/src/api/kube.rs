@@ -131,20 +131,17 @@ struct Audited {
     detail: String,
 }
 
+/// An optional part as audit text ("" when absent).
+fn text<T: ToString>(part: Option<&T>) -> String {
+    part.map(T::to_string).unwrap_or_default()
+}
+
 impl Audited {
     fn object(o: &ObjectRef) -> Self {
         Self {
-            api_version: o
-                .api_version
-                .as_ref()
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
+            api_version: text(o.api_version.as_ref()),
             kind: o.kind.to_string(),
-            namespace: o
-                .namespace
-                .as_ref()
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
+            namespace: text(o.namespace.as_ref()),
             name: o.name.to_string(),
             detail: String::new(),
         }
@@ -154,11 +151,7 @@ impl Audited {
         Self {
             api_version: d.api_version.to_string(),
             kind: d.kind.to_string(),
-            namespace: d
-                .namespace
-                .as_ref()
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
+            namespace: text(d.namespace.as_ref()),
             name: d.name.to_string(),
             detail: String::new(),
         }
@@ -293,17 +286,9 @@ impl Kube for KubeService {
             verb: "list",
             mutating: false,
             audited: vec![Audited {
-                api_version: args
-                    .api_version
-                    .as_ref()
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
+                api_version: text(args.api_version.as_ref()),
                 kind: args.kind.to_string(),
-                namespace: args
-                    .namespace
-                    .as_ref()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
+                namespace: text(args.namespace.as_ref()),
                 ..Audited::default()
             }],
         };
@@ -441,11 +426,7 @@ impl Kube for KubeService {
             audited: vec![Audited {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
-                namespace: args
-                    .namespace
-                    .as_ref()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
+                namespace: text(args.namespace.as_ref()),
                 name: args.name.to_string(),
                 detail: serde_json::to_string(&args.command).unwrap_or_default(),
             }],
@@ -479,11 +460,7 @@ impl Kube for KubeService {
             audited: vec![Audited {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
-                namespace: args
-                    .namespace
-                    .as_ref()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
+                namespace: text(args.namespace.as_ref()),
                 name: args.name.to_string(),
                 detail: args
                     .container
@@ -525,17 +502,9 @@ impl KubeService {
             verb,
             mutating: false,
             audited: vec![Audited {
-                api_version: args
-                    .api_version
-                    .as_ref()
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
+                api_version: text(args.api_version.as_ref()),
                 kind: args.kind.to_string(),
-                namespace: args
-                    .namespace
-                    .as_ref()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
+                namespace: text(args.namespace.as_ref()),
                 name: args.name.to_string(),
                 detail: String::new(),
             }],

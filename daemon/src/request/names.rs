@@ -56,6 +56,21 @@ const LABEL_RULE: &str = "must be an RFC 1123 label: lowercase letters, digits a
 const SUBDOMAIN_RULE: &str = "must be an RFC 1123 subdomain: lowercase letters, digits, '-' and '.', at most 253 characters, each dot-separated part starting and ending with a letter or digit";
 const OBJECT_NAME_RULE: &str = "must be one object name: at most 253 characters, no '/', '?', '#', '%', '\\', whitespace or control characters, and not \".\" or \"..\"";
 
+/// `value` as `T` when `ok`, else the error naming `field` and `rule`.
+fn checked<T>(
+    field: &str,
+    value: &str,
+    ok: bool,
+    rule: impl Into<String>,
+    make: impl FnOnce(String) -> T,
+) -> Result<T, InvalidInput> {
+    if ok {
+        Ok(make(value.to_string()))
+    } else {
+        Err(InvalidInput::new(field, value, rule))
+    }
+}
+
 fn is_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -80,6 +95,15 @@ macro_rules! name_type {
             /// The checked value.
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            /// `None` for an empty value (the caller's default applies).
+            pub fn optional(field: &str, value: &str) -> Result<Option<Self>, InvalidInput> {
+                if value.is_empty() {
+                    Ok(None)
+                } else {
+                    Self::parse(field, value).map(Some)
+                }
             }
         }
 
@@ -133,16 +157,7 @@ name_type!(
 impl Namespace {
     /// Checks `value` of argument `field`.
     pub fn parse(field: &str, value: &str) -> Result<Self, InvalidInput> {
-        if is_label(value) {
-            Ok(Self(value.to_string()))
-        } else {
-            Err(InvalidInput::new(field, value, LABEL_RULE))
-        }
-    }
-
-    /// `None` for an empty value (the caller's default applies).
-    pub fn optional(field: &str, value: &str) -> Result<Option<Self>, InvalidInput> {
-        optional(value, |v| Self::parse(field, v))
+        checked(field, value, is_label(value), LABEL_RULE, Self)
     }
 
     /// `default`, where namespaced objects go when none is named.
@@ -164,11 +179,7 @@ impl ObjectName {
                     || c.is_whitespace()
                     || is_invisible(c)
             });
-        if ok {
-            Ok(Self(value.to_string()))
-        } else {
-            Err(InvalidInput::new(field, value, OBJECT_NAME_RULE))
-        }
+        checked(field, value, ok, OBJECT_NAME_RULE, Self)
     }
 }
 
@@ -181,27 +192,14 @@ fn is_invisible(c: char) -> bool {
 impl NodeName {
     /// Checks `value` of argument `field`.
     pub fn parse(field: &str, value: &str) -> Result<Self, InvalidInput> {
-        if is_subdomain(value) {
-            Ok(Self(value.to_string()))
-        } else {
-            Err(InvalidInput::new(field, value, SUBDOMAIN_RULE))
-        }
+        checked(field, value, is_subdomain(value), SUBDOMAIN_RULE, Self)
     }
 }
 
 impl ContainerName {
     /// Checks `value` of argument `field`.
     pub fn parse(field: &str, value: &str) -> Result<Self, InvalidInput> {
-        if is_label(value) {
-            Ok(Self(value.to_string()))
-        } else {
-            Err(InvalidInput::new(field, value, LABEL_RULE))
-        }
-    }
-
-    /// `None` for an empty value (the pod's only container).
-    pub fn optional(field: &str, value: &str) -> Result<Option<Self>, InvalidInput> {
-        optional(value, |v| Self::parse(field, v))
+        checked(field, value, is_label(value), LABEL_RULE, Self)
     }
 }
 
@@ -230,20 +228,13 @@ impl ApiVersion {
             None => is_version(value),
             Some((group, version)) => is_subdomain(group) && is_version(version),
         };
-        if ok {
-            Ok(Self(value.to_string()))
-        } else {
-            Err(InvalidInput::new(
-                field,
-                value,
-                "must be an API version such as \"v1\", \"apps/v1\" or \"example.com/v1alpha1\"",
-            ))
-        }
-    }
-
-    /// `None` for an empty value (resolved through discovery).
-    pub fn optional(field: &str, value: &str) -> Result<Option<Self>, InvalidInput> {
-        optional(value, |v| Self::parse(field, v))
+        checked(
+            field,
+            value,
+            ok,
+            "must be an API version such as \"v1\", \"apps/v1\" or \"example.com/v1alpha1\"",
+            Self,
+        )
     }
 
     /// The group ("" for the core group).
@@ -256,19 +247,17 @@ impl KindName {
     /// Checks `value` of argument `field`.
     pub fn parse(field: &str, value: &str) -> Result<Self, InvalidInput> {
         let b = value.as_bytes();
-        if !b.is_empty()
+        let ok = !b.is_empty()
             && b.len() <= 63
             && b[0].is_ascii_alphabetic()
-            && b.iter().all(u8::is_ascii_alphanumeric)
-        {
-            Ok(Self(value.to_string()))
-        } else {
-            Err(InvalidInput::new(
-                field,
-                value,
-                "must be a kind, plural or short name: letters and digits, e.g. \"Deployment\", \"deployments\" or \"deploy\"",
-            ))
-        }
+            && b.iter().all(u8::is_ascii_alphanumeric);
+        checked(
+            field,
+            value,
+            ok,
+            "must be a kind, plural or short name: letters and digits, e.g. \"Deployment\", \"deployments\" or \"deploy\"",
+            Self,
+        )
     }
 }
 
@@ -279,22 +268,18 @@ impl Selector {
     /// Checks `value` of argument `field`: printable and bounded; its
     /// grammar is the API server's to judge (it is sent as a query value,
     /// encoded).
-    pub fn optional(field: &str, value: &str) -> Result<Option<Self>, InvalidInput> {
-        optional(value, |v| {
-            if v.len() <= MAX_SELECTOR_BYTES
-                && !v.chars().any(|c| c.is_control() || is_invisible(c))
-            {
-                Ok(Self(v.to_string()))
-            } else {
-                Err(InvalidInput::new(
-                    field,
-                    v,
-                    format!(
-                        "must be a selector of at most {MAX_SELECTOR_BYTES} bytes without control characters, e.g. \"app=web,tier!=db\""
-                    ),
-                ))
-            }
-        })
+    pub fn parse(field: &str, value: &str) -> Result<Self, InvalidInput> {
+        let ok = value.len() <= MAX_SELECTOR_BYTES
+            && !value.chars().any(|c| c.is_control() || is_invisible(c));
+        checked(
+            field,
+            value,
+            ok,
+            format!(
+                "must be a selector of at most {MAX_SELECTOR_BYTES} bytes without control characters, e.g. \"app=web,tier!=db\""
+            ),
+            Self,
+        )
     }
 }
 
@@ -312,26 +297,14 @@ impl NodeLogPath {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         };
         let body = path.strip_suffix('/').unwrap_or(path);
-        if path.len() <= 1024 && (body.is_empty() || body.split('/').all(segment_ok)) {
-            Ok(Self(path.to_string()))
-        } else {
-            Err(InvalidInput::new(
-                field,
-                value,
-                "must be a file under the node's log directory such as \"kubelet.log\" or \"pods/\": segments of letters, digits, '.', '_' and '-', no \"..\"",
-            ))
-        }
-    }
-}
-
-fn optional<T>(
-    value: &str,
-    parse: impl FnOnce(&str) -> Result<T, InvalidInput>,
-) -> Result<Option<T>, InvalidInput> {
-    if value.is_empty() {
-        Ok(None)
-    } else {
-        parse(value).map(Some)
+        let ok = path.len() <= 1024 && (body.is_empty() || body.split('/').all(segment_ok));
+        checked(
+            field,
+            value,
+            ok,
+            "must be a file under the node's log directory such as \"kubelet.log\" or \"pods/\": segments of letters, digits, '.', '_' and '-', no \"..\"",
+            |_| Self(path.to_string()),
+        )
     }
 }
 

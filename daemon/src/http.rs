@@ -21,6 +21,19 @@ fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Ful
         .expect("static response parts")
 }
 
+/// The metrics, with the cluster gauges set from the health tracker.
+fn metrics_text(app: &App) -> String {
+    let names = app.registry.names();
+    let states: Vec<(&str, bool)> = names
+        .iter()
+        .map(|n| {
+            let healthy = matches!(app.tracker.get(n).state, Health::Ready | Health::Degraded);
+            (n.as_str(), healthy)
+        })
+        .collect();
+    crate::metrics::render(states.into_iter())
+}
+
 /// Readiness: every component, and whether all are ready.
 pub fn readiness(app: &App) -> (bool, serde_json::Value) {
     let names = app.registry.names();
@@ -73,7 +86,7 @@ pub fn readiness(app: &App) -> (bool, serde_json::Value) {
 
 fn route(app: &App, path: &str) -> Response<Full<Bytes>> {
     match path {
-        "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", crate::metrics::render(app)),
+        "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", metrics_text(app)),
         "/healthz" | "/health" => {
             let body = json!({
                 "status": "ok",

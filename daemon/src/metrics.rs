@@ -6,13 +6,6 @@ use std::{sync::OnceLock, time::Duration};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::{
-    app::App,
-    health::Health,
-    refresh::{RefreshOutcome, RefreshRecord},
-    source::{FailureKind, contract::classify},
-};
-
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide recorder (once) with the `environment` label.
@@ -116,12 +109,9 @@ pub fn cache_watch_restart(cluster: &str, resource: &str) {
 }
 
 /// What a cluster's caches hold now.
-pub fn cache_usage(cluster: &str, usage: &crate::cache::Usage) {
-    use std::sync::atomic::Ordering::Relaxed;
-    gauge!("nskd_cache_objects", "cluster" => cluster.to_string())
-        .set(usage.objects.load(Relaxed) as f64);
-    gauge!("nskd_cache_bytes", "cluster" => cluster.to_string())
-        .set(usage.bytes.load(Relaxed) as f64);
+pub fn cache_usage(cluster: &str, objects: usize, bytes: usize) {
+    gauge!("nskd_cache_objects", "cluster" => cluster.to_string()).set(objects as f64);
+    gauge!("nskd_cache_bytes", "cluster" => cluster.to_string()).set(bytes as f64);
 }
 
 /// A Kubernetes API call's latency.
@@ -130,36 +120,16 @@ pub fn api_latency(cluster: &str, operation: &'static str, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
-/// Why a refresh failed, as a short label.
-fn failure_reason(r: &RefreshRecord) -> &'static str {
-    match (&r.error, r.outcome) {
-        (Some(e), _) => match classify(e) {
-            FailureKind::Auth => "auth",
-            FailureKind::Retryable => "unreachable",
-            FailureKind::NotFound => "not_found",
-            FailureKind::Other if e.contains("listed no clusters") => "empty_list",
-            FailureKind::Other => "error",
-        },
-        (None, RefreshOutcome::Partial) => "partial",
-        (None, _) => "clusters_failed",
-    }
-}
-
-/// A finished refresh run.
-pub fn refresh_done(r: &RefreshRecord) {
-    if r.note.is_some() {
-        return;
-    }
-    match r.outcome {
-        RefreshOutcome::Success | RefreshOutcome::Rescanned => {
-            counter!("kubernetes_mcp_refresh_success_total").increment(1)
-        }
-        RefreshOutcome::Partial | RefreshOutcome::Failed => {
-            counter!("kubernetes_mcp_refresh_failure_total", "reason" => failure_reason(r))
-                .increment(1)
+/// A finished refresh run: `failure` is `None` on success, else the
+/// reason label (`auth`, `unreachable`, `partial`, ...).
+pub fn refresh_done(failure: Option<&'static str>, duration: Duration) {
+    match failure {
+        None => counter!("kubernetes_mcp_refresh_success_total").increment(1),
+        Some(reason) => {
+            counter!("kubernetes_mcp_refresh_failure_total", "reason" => reason).increment(1)
         }
     }
-    histogram!("kubernetes_mcp_refresh_duration_seconds").record(r.duration.as_secs_f64());
+    histogram!("kubernetes_mcp_refresh_duration_seconds").record(duration.as_secs_f64());
 }
 
 /// One gRPC request (and the tool it served, when a shim says).
@@ -189,16 +159,12 @@ pub fn client_connected(delta: f64) {
     gauge!("nskd_connected_clients").increment(delta);
 }
 
-/// Renders the metrics, refreshing the cluster gauges from the tracker.
-pub fn render(app: &App) -> String {
-    let names = app.registry.names();
-    gauge!("kubernetes_mcp_cluster_total").set(names.len() as f64);
-    for name in &names {
-        let healthy = matches!(
-            app.tracker.get(name).state,
-            Health::Ready | Health::Degraded
-        );
-        gauge!("kubernetes_mcp_cluster_healthy", "cluster" => name.clone()).set(if healthy {
+/// Renders the metrics, after setting the cluster gauges from
+/// `clusters` (name, answering).
+pub fn render<'a>(clusters: impl ExactSizeIterator<Item = (&'a str, bool)>) -> String {
+    gauge!("kubernetes_mcp_cluster_total").set(clusters.len() as f64);
+    for (name, healthy) in clusters {
+        gauge!("kubernetes_mcp_cluster_healthy", "cluster" => name.to_string()).set(if healthy {
             1.0
         } else {
             0.0

@@ -197,7 +197,7 @@ pub async fn refresh(
     let r = &app.refresher;
     if r.source.is_none() {
         let record = rescan_record(app, &opts.trigger);
-        crate::metrics::refresh_done(&record);
+        record_metrics(&record);
         r.push(record.clone());
         return Ok((record, false));
     }
@@ -233,7 +233,7 @@ pub async fn refresh(
     let task_app = app.clone();
     let shared = async move {
         let record = run(&task_app, opts).await;
-        crate::metrics::refresh_done(&record);
+        record_metrics(&record);
         let r = &task_app.refresher;
         r.push(record.clone());
         *r.running.lock().await = None;
@@ -575,5 +575,31 @@ pub async fn schedule(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<
             _ = shutdown.changed() => return,
         }
         trigger = "schedule";
+    }
+}
+
+/// Why a refresh failed, as a metric label (`None`: it did not).
+fn failure_label(r: &RefreshRecord) -> Option<&'static str> {
+    use crate::source::{FailureKind, contract::classify};
+    match r.outcome {
+        RefreshOutcome::Success | RefreshOutcome::Rescanned => None,
+        RefreshOutcome::Partial if r.error.is_none() => Some("partial"),
+        _ => Some(match &r.error {
+            Some(e) => match classify(e) {
+                FailureKind::Auth => "auth",
+                FailureKind::Retryable => "unreachable",
+                FailureKind::NotFound => "not_found",
+                FailureKind::Other if e.contains("listed no clusters") => "empty_list",
+                FailureKind::Other => "error",
+            },
+            None => "clusters_failed",
+        }),
+    }
+}
+
+/// Counts a finished run (not a note-only record).
+fn record_metrics(r: &RefreshRecord) {
+    if r.note.is_none() {
+        crate::metrics::refresh_done(failure_label(r), r.duration);
     }
 }

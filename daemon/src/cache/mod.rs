@@ -32,26 +32,6 @@ use crate::{
     safety::Masking,
 };
 
-/// Kinds cached when `[cache] kinds` is not set: what agents ask for most,
-/// with small, slowly changing objects. Events are left out on purpose
-/// (many, short-lived, always wanted fresh).
-pub const DEFAULT_KINDS: &[&str] = &[
-    "pods",
-    "namespaces",
-    "nodes",
-    "services",
-    "configmaps",
-    "secrets",
-    "serviceaccounts",
-    "persistentvolumeclaims",
-    "persistentvolumes",
-    "deployments.apps",
-    "replicasets.apps",
-    "statefulsets.apps",
-    "daemonsets.apps",
-    "ingresses.networking.k8s.io",
-];
-
 /// What one cache watches: a kind, everywhere or in one namespace.
 #[derive(Debug, Clone)]
 pub struct Scope {

@@ -481,7 +481,11 @@ impl Watch {
                 usage.objects.fetch_sub(old - count, Ordering::SeqCst);
             }
         }
-        crate::metrics::cache_usage(&self.cluster, &self.cluster_usage);
+        crate::metrics::cache_usage(
+            &self.cluster,
+            self.cluster_usage.objects.load(Ordering::Relaxed),
+            self.cluster_usage.bytes.load(Ordering::Relaxed),
+        );
     }
 
     fn url(&self) -> String {

@@ -182,6 +182,26 @@ pub struct OutputConfig {
     pub max_bytes: usize,
 }
 
+/// Kinds cached when `[cache] kinds` is not set: what agents ask for most,
+/// with small, slowly changing objects. Events are left out on purpose
+/// (many, short-lived, always wanted fresh).
+pub const DEFAULT_CACHE_KINDS: &[&str] = &[
+    "pods",
+    "namespaces",
+    "nodes",
+    "services",
+    "configmaps",
+    "secrets",
+    "serviceaccounts",
+    "persistentvolumeclaims",
+    "persistentvolumes",
+    "deployments.apps",
+    "replicasets.apps",
+    "statefulsets.apps",
+    "daemonsets.apps",
+    "ingresses.networking.k8s.io",
+];
+
 /// The `[cache]` section.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
@@ -530,12 +550,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         kinds: cache_r
             .strings("kinds")
             .map(|k| k.into_iter().map(|k| k.to_ascii_lowercase()).collect())
-            .unwrap_or_else(|| {
-                crate::cache::DEFAULT_KINDS
-                    .iter()
-                    .map(|k| k.to_string())
-                    .collect()
-            }),
+            .unwrap_or_else(|| DEFAULT_CACHE_KINDS.iter().map(|k| k.to_string()).collect()),
     };
     cache_r.finish(CACHE_KEYS);
 

@@ -197,6 +197,15 @@ pub struct CacheConfig {
     pub kinds: Vec<String>,
 }
 
+/// The `[safety]` section (the parts about kubeconfigs).
+#[derive(Debug, Clone, Default)]
+pub struct SafetyConfig {
+    /// Run `users[].user.exec` credential plugins of the user's own
+    /// kubeconfigs (directory source only; never for fetched ones). nskd
+    /// runs them itself: cleared environment, timeout, capped output.
+    pub allow_exec_plugins: bool,
+}
+
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -232,6 +241,8 @@ pub struct Config {
     pub output: OutputConfig,
     /// `[cache]`.
     pub cache: CacheConfig,
+    /// `[safety]`.
+    pub safety: SafetyConfig,
 }
 
 /// Values given on the command line (or by clap from the environment), which
@@ -294,6 +305,7 @@ const TOP_KEYS: &[&str] = &[
     "pool",
     "output",
     "cache",
+    "safety",
 ];
 const NSK_KEYS: &[&str] = &[
     "source",
@@ -337,6 +349,7 @@ const POOL_KEYS: &[&str] = &[
     "kubeconfig_ttl",
 ];
 const OUTPUT_KEYS: &[&str] = &["max_bytes"];
+const SAFETY_KEYS: &[&str] = &["allow_exec_plugins"];
 const CACHE_KEYS: &[&str] = &[
     "enabled",
     "idle_timeout",
@@ -530,6 +543,20 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
             .flatten()
     });
     let kubeconfig = o.kubeconfig.clone().or(file_kubeconfig);
+    let mut safety_r = top.section("safety");
+    let safety = SafetyConfig {
+        allow_exec_plugins: safety_r.bool("allow_exec_plugins").unwrap_or(false),
+    };
+    if safety.allow_exec_plugins && nsk.source != SourceKind::Directory && kubeconfig.is_none() {
+        safety_r.warn(
+            "allow_exec_plugins",
+            format!(
+                "has no effect: it applies to the user's own kubeconfig files (directory source, `kubeconfig`), and kubeconfigs fetched by the {} source never run a plugin",
+                nsk.source.as_str()
+            ),
+        );
+    }
+    safety_r.finish(SAFETY_KEYS);
     let default_cluster = o
         .default_cluster
         .clone()
@@ -576,6 +603,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         pool,
         output,
         cache,
+        safety,
     }
 }
 

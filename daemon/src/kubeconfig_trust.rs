@@ -310,10 +310,18 @@ fn check_scoped(config: &Kubeconfig, trust: &Trust, scope: Option<&str>) -> Resu
             );
         }
         let server = c.server.as_deref().unwrap_or_default();
-        if origin(server).is_none() {
+        let Some((scheme, ..)) = origin(server) else {
             return refuse(
                 at("server"),
                 fetched(&format!("{server:?} is not an http(s) URL")),
+            );
+        };
+        if pin.is_none() && scheme != "https" {
+            return refuse(
+                at("server"),
+                fetched(&format!(
+                    "{server} is plain http, which would send the credential unencrypted"
+                )),
             );
         }
         if let Some(pin) = pin
@@ -476,9 +484,17 @@ mod tests {
             let e = check_config(&c, &fetched()).unwrap_err();
             assert_eq!(e.field, "clusters[0].cluster.server", "{server}");
         }
-        // Without a Rancher URL (nsk on its own profile) only the field rules apply.
+        // Without a Rancher URL (nsk on its own profile) only the field
+        // rules apply, and the server must use TLS.
         let c = doc("server: 'https://10.1.2.3:6443'", "token: t");
         check_config(&c, &Trust::Fetched { pin: None }).unwrap();
+        let c = doc("server: 'http://10.1.2.3:8080'", "token: t");
+        assert_eq!(
+            check_config(&c, &Trust::Fetched { pin: None })
+                .unwrap_err()
+                .field,
+            "clusters[0].cluster.server"
+        );
         let second = parse(
             "clusters:\n- {name: a, cluster: {server: 'https://rancher.example.com/k8s/clusters/a'}}\n- {name: b, cluster: {server: 'https://127.0.0.2:6443'}}\ncontexts:\n- {name: a, context: {cluster: a}}\n",
         );

@@ -64,7 +64,41 @@ pub fn runtime_checks(config: &Config) -> Vec<Problem> {
         check_nsk(config, &mut out);
     }
     check_default_cluster(config, &mut out);
+    check_kubeconfig_trust(config, &mut out);
     out
+}
+
+/// Kubeconfig files nskd will refuse (owner, mode, exec plugins without
+/// `[safety] allow_exec_plugins`, fields a fetched kubeconfig may not
+/// carry): their clusters would show as Unknown.
+fn check_kubeconfig_trust(config: &Config, out: &mut Vec<Problem>) {
+    use crate::kubeconfig_trust::{Trust, check_file, check_file_context};
+    let mut files: Vec<(&str, std::path::PathBuf, Trust)> = Vec::new();
+    if let Some(dir) = &config.kubeconfig_dir {
+        for path in crate::discovery::kubeconfig_files(dir).unwrap_or_default() {
+            files.push(("kubeconfig_dir", path, Trust::of_dir(config)));
+        }
+    }
+    if let Some(file) = &config.kubeconfig {
+        files.push(("kubeconfig", file.clone(), Trust::local(config)));
+    }
+    for (field, path, trust) in files {
+        let Ok(file) = crate::kubeconfig::read(&path) else {
+            continue;
+        };
+        let refused = check_file(&file, &trust).err().or_else(|| {
+            file.context_names()
+                .iter()
+                .find_map(|c| check_file_context(&file, &trust, c).err())
+        });
+        if let Some(e) = refused {
+            out.push(problem(
+                field,
+                Severity::Warning,
+                format!("{e}; its cluster will show as Unknown"),
+            ));
+        }
+    }
 }
 
 /// The nsk binary: found, executable, and answering `nsk version`.

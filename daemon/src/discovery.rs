@@ -6,6 +6,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
@@ -13,6 +14,7 @@ use std::{
 use crate::{
     config::{Config, SourceKind},
     kubeconfig::{self, KubeconfigFile, hash_bytes},
+    kubeconfig_trust::{self, Trust},
     registry::{ClusterEntry, EntrySource},
 };
 
@@ -85,11 +87,16 @@ pub struct ScanResult {
     pub problems: Vec<String>,
 }
 
-/// Scans disk into registry entries, caching parsed files.
+/// Scans disk into registry entries, caching parsed files. Every file is
+/// checked by [`kubeconfig_trust`] before kube-rs may see it: a refused one
+/// becomes an unusable entry naming the refused field.
 #[derive(Debug)]
 pub struct Scanner {
     plan: ScanPlan,
     cache: Mutex<HashMap<PathBuf, Arc<KubeconfigFile>>>,
+    /// Clusters whose fetched kubeconfig was refused and never stored,
+    /// with the reason: shown as unusable entries so the refusal is seen.
+    refused: Mutex<BTreeMap<String, String>>,
 }
 
 impl Scanner {
@@ -98,7 +105,27 @@ impl Scanner {
         Self {
             plan,
             cache: Mutex::new(HashMap::new()),
+            refused: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Records that the kubeconfig fetched for `name` was refused
+    /// (`reason` names the field); until one is accepted, a cluster with no
+    /// stored file shows as unusable with that reason.
+    pub fn set_refused(&self, name: &str, reason: String) {
+        self.refused
+            .lock()
+            .expect("scanner refused poisoned")
+            .insert(name.to_string(), reason);
+    }
+
+    /// Forgets refusals of clusters for which `keep` is false (a good
+    /// kubeconfig was stored, or the cluster is gone from the source).
+    pub fn retain_refused(&self, keep: impl Fn(&str) -> bool) {
+        self.refused
+            .lock()
+            .expect("scanner refused poisoned")
+            .retain(|n, _| keep(n));
     }
 
     /// What this scanner reads.
@@ -113,13 +140,20 @@ impl Scanner {
         let mut by_name: BTreeMap<String, ClusterEntry> = BTreeMap::new();
         let mut seen_paths = Vec::new();
 
+        let dir_trust = Trust::of_dir(config);
+        let local = Trust::local(config);
         if let Some(dir) = &self.plan.dir {
             match list_dir(dir) {
                 Ok(paths) => {
                     for path in paths {
                         let stem = file_stem(&path);
-                        let entries =
-                            self.entries_for(&path, Some(&stem), self.plan.dir_source, reread);
+                        let entries = self.entries_for(
+                            &path,
+                            Some(&stem),
+                            self.plan.dir_source,
+                            &dir_trust,
+                            reread,
+                        );
                         seen_paths.push(path);
                         add_entries(&mut by_name, entries, &mut result.problems);
                     }
@@ -141,9 +175,20 @@ impl Scanner {
                 }
                 continue;
             }
-            let entries = self.entries_for(file, None, EntrySource::Kubeconfig, reread);
+            let entries = self.entries_for(file, None, EntrySource::Kubeconfig, &local, reread);
             seen_paths.push(file.clone());
             add_entries(&mut by_name, entries, &mut result.problems);
+        }
+        if let Some(dir) = &self.plan.dir {
+            let refused = self.refused.lock().expect("scanner refused poisoned");
+            for (name, reason) in refused.iter() {
+                if !by_name.contains_key(name) {
+                    let path = dir.join(format!("{name}.yaml"));
+                    let entry =
+                        broken_entry(name.clone(), &path, self.plan.dir_source, reason.clone());
+                    by_name.insert(name.clone(), entry);
+                }
+            }
         }
         self.cache
             .lock()
@@ -163,9 +208,14 @@ impl Scanner {
         path: &Path,
         file_name: Option<&str>,
         source: EntrySource,
+        trust: &Trust,
         reread: bool,
     ) -> Vec<ClusterEntry> {
-        let file = match self.load(path, reread) {
+        let loaded = self.load(path, reread).and_then(|f| {
+            kubeconfig_trust::check_file(&f, trust)?;
+            Ok(f)
+        });
+        let file = match loaded {
             Ok(f) => f,
             Err(e) => {
                 let name = file_name
@@ -183,7 +233,11 @@ impl Scanner {
                     (true, Some(stem)) => stem.to_string(),
                     _ => context.clone(),
                 };
-                match file.summarize(&context) {
+                let summarized = file.summarize(&context).and_then(|summary| {
+                    kubeconfig_trust::check_file_context(&file, trust, &context)?;
+                    Ok(summary)
+                });
+                match summarized {
                     Ok(summary) => ClusterEntry {
                         name,
                         source,
@@ -219,6 +273,8 @@ impl Scanner {
             if let (Some(cached), Ok(meta)) = (cached, std::fs::metadata(path))
                 && meta.modified().ok() == Some(cached.modified)
                 && meta.len() == cached.len
+                && meta.uid() == cached.uid
+                && meta.mode() == cached.mode
             {
                 return Ok(cached);
             }
@@ -273,6 +329,10 @@ fn add_entries(
 
 /// Kubeconfig candidates in `dir`: regular, non-hidden files with a known
 /// extension or none, sorted.
+pub fn kubeconfig_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    list_dir(dir)
+}
+
 fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for item in std::fs::read_dir(dir)? {
@@ -380,6 +440,74 @@ mod tests {
             forced.entries[0].file.as_ref().unwrap()
         ));
         assert_eq!(first.entries[0].hash, forced.entries[0].hash);
+    }
+
+    #[test]
+    fn refused_files_are_unusable_entries_naming_why_and_the_others_stay() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("good.yaml"), kubeconfig(&["good"])).unwrap();
+        let shared = dir.path().join("shared.yaml");
+        std::fs::write(&shared, kubeconfig(&["shared"])).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let exec = kubeconfig(&["plug"]).replace(
+            "context: {cluster: plug}",
+            "context: {cluster: plug, user: u}",
+        ) + "users:\n- name: u\n  user: {exec: {command: /bin/true}}\n";
+        std::fs::write(dir.path().join("plug.yaml"), exec).unwrap();
+        let c = config(dir.path(), "");
+        let scanner = Scanner::new(ScanPlan::from_config(&c));
+        let r = scanner.scan(&c, false);
+        let by: BTreeMap<_, _> = r.entries.iter().map(|e| (e.name.as_str(), e)).collect();
+        assert!(by["good"].error.is_none());
+        let e = by["shared"].error.as_deref().unwrap();
+        assert!(e.contains("chmod go-w") && e.contains("0664"), "{e}");
+        let e = by["plug"].error.as_deref().unwrap();
+        assert!(
+            e.contains("users[0].user.exec") && e.contains("allow_exec_plugins"),
+            "{e}"
+        );
+        // After `chmod go-w` (same mtime and size) the file is used again.
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let r = scanner.scan(&c, false);
+        assert!(
+            r.entries
+                .iter()
+                .all(|e| e.name != "shared" || e.error.is_none())
+        );
+        // The opt-in lets the exec kubeconfig through to the pool.
+        let c = config(dir.path(), "[safety]\nallow_exec_plugins = true\n");
+        let r = Scanner::new(ScanPlan::from_config(&c)).scan(&c, false);
+        assert!(
+            r.entries.iter().all(|e| e.error.is_none()),
+            "{:?}",
+            r.entries
+        );
+    }
+
+    #[test]
+    fn a_refused_fetch_without_a_file_still_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config(
+            dir.path(),
+            "[nsk]\nsource = \"nsk\"\nrancher_url = \"https://rancher.example.com\"\n",
+        );
+        let scanner = Scanner::new(ScanPlan::from_config(&c));
+        scanner.set_refused(
+            "c1",
+            "the kubeconfig fetched for c1: `users[0].user.exec` is refused".into(),
+        );
+        let r = scanner.scan(&c, false);
+        assert_eq!(r.entries.len(), 1);
+        assert!(
+            r.entries[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("users[0].user.exec")
+        );
+        scanner.retain_refused(|n| n != "c1");
+        assert!(scanner.scan(&c, false).entries.is_empty());
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct KubeconfigFile {
     pub modified: SystemTime,
     /// Size in bytes (with `modified`, detects changes cheaply).
     pub len: u64,
+    /// Owner (uid) of the file as read.
+    pub uid: u32,
+    /// Permission bits of the file as read.
+    pub mode: u32,
     /// The parsed configuration (relative paths made absolute).
     pub config: Arc<Kubeconfig>,
 }
@@ -56,6 +60,10 @@ pub enum KubeconfigError {
         /// What is missing.
         reason: String,
     },
+    /// Parsed, but it carries something nskd does not run or send
+    /// (see [`crate::kubeconfig_trust`]).
+    #[error(transparent)]
+    Untrusted(#[from] crate::kubeconfig_trust::TrustError),
 }
 
 /// What one context of a kubeconfig gives us, with no secret in it.
@@ -74,31 +82,74 @@ pub struct ContextSummary {
     pub cert_expiry: Option<SystemTime>,
 }
 
-/// Reads and parses `path`.
+/// Reads and parses `path`. The bytes, owner and mode come from one open
+/// file, so what is checked is what is parsed; relative file paths in it
+/// are made absolute against the file's directory (as kubectl does).
 pub fn read(path: &Path) -> Result<KubeconfigFile, KubeconfigError> {
+    use std::{io::Read, os::unix::fs::MetadataExt};
     let read_err = |e: std::io::Error| KubeconfigError::Read {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let bytes = std::fs::read(path).map_err(read_err)?;
-    let meta = std::fs::metadata(path).map_err(read_err)?;
-    let config = Kubeconfig::read_from(path).map_err(|e| KubeconfigError::Malformed {
-        path: path.to_path_buf(),
-        reason: one_line(&e.to_string()),
-    })?;
-    if config.contexts.is_empty() {
-        return Err(KubeconfigError::Malformed {
+    let mut f = std::fs::File::open(path).map_err(read_err)?;
+    let meta = f.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(KubeconfigError::Read {
             path: path.to_path_buf(),
-            reason: "it defines no contexts".into(),
+            reason: "not a regular file".into(),
         });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.read_to_end(&mut bytes).map_err(read_err)?;
+    let malformed = |reason: String| KubeconfigError::Malformed {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|e| malformed(format!("not UTF-8: {e}")))?;
+    let mut config =
+        Kubeconfig::from_yaml(text).map_err(|e| malformed(one_line(&e.to_string())))?;
+    if config.contexts.is_empty() {
+        return Err(malformed("it defines no contexts".into()));
+    }
+    if let Some(dir) = path.parent() {
+        make_paths_absolute(&mut config, dir);
     }
     Ok(KubeconfigFile {
         path: path.to_path_buf(),
         hash: hash_bytes(&bytes),
         modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         len: meta.len(),
+        uid: meta.uid(),
+        mode: meta.mode(),
         config: Arc::new(config),
     })
+}
+
+/// Makes the file paths of a kubeconfig absolute against `dir`.
+fn make_paths_absolute(config: &mut Kubeconfig, dir: &Path) {
+    let abs = |p: &mut Option<String>| {
+        if let Some(rel) = p.as_deref().filter(|r| Path::new(r).is_relative())
+            && let Some(joined) = dir.join(rel).to_str()
+        {
+            *p = Some(joined.to_string());
+        }
+    };
+    for c in config
+        .clusters
+        .iter_mut()
+        .filter_map(|c| c.cluster.as_mut())
+    {
+        abs(&mut c.certificate_authority);
+    }
+    for a in config
+        .auth_infos
+        .iter_mut()
+        .filter_map(|a| a.auth_info.as_mut())
+    {
+        abs(&mut a.client_certificate);
+        abs(&mut a.client_key);
+        abs(&mut a.token_file);
+    }
 }
 
 /// Hash used to tell kubeconfig contents apart (not cryptographic).
@@ -407,7 +458,12 @@ current-context: ctx-a
             bytes in proptest::collection::vec(any::<u8>(), 0..200),
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let _ = crate::store::validate_kubeconfig("c", &text, Some("/k8s/clusters/c-1"));
+            let _ = crate::store::validate_kubeconfig(
+                "c",
+                &text,
+                Some("/k8s/clusters/c-1"),
+                &crate::kubeconfig_trust::Trust::Fetched { pin: None },
+            );
             let raw = dir.path().join("raw.yaml");
             std::fs::write(&raw, &bytes).unwrap();
             for path in [write(dir.path(), "k.yaml", &text), raw] {
@@ -428,6 +484,8 @@ current-context: ctx-a
                     hash: 0,
                     modified: SystemTime::UNIX_EPOCH,
                     len: 0,
+                    uid: 0,
+                    mode: 0o600,
                     config: Arc::new(config),
                 };
                 for name in f.context_names() {

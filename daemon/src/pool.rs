@@ -8,7 +8,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use kube::config::KubeConfigOptions;
@@ -32,6 +32,9 @@ pub struct ClusterClient {
     pub client: kube::Client,
     /// Resolved kinds of this cluster.
     pub discovery: ApiDiscovery,
+    /// When the credential of its exec plugin expires: the client is
+    /// rebuilt (the plugin run again) after that.
+    pub expires: Option<SystemTime>,
     last_used_ms: AtomicU64,
 }
 
@@ -45,7 +48,15 @@ impl std::fmt::Debug for ClusterClient {
     }
 }
 
+/// Longest an exec credential plugin may run.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl ClusterClient {
+    /// True when its exec credential has expired.
+    fn expired(&self) -> bool {
+        self.expires.is_some_and(|t| t <= SystemTime::now())
+    }
+
     fn touch(&self, epoch: Instant) {
         self.last_used_ms
             .store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -100,7 +111,7 @@ impl Pool {
         let slot = clients
             .entry(entry.name.clone())
             .or_insert_with(|| built.clone());
-        if slot.hash != entry.hash {
+        if slot.hash != entry.hash || slot.expired() {
             *slot = built.clone();
         }
         Ok(slot.clone())
@@ -108,7 +119,10 @@ impl Pool {
 
     fn lookup(&self, name: &str, hash: u64) -> Option<Arc<ClusterClient>> {
         let clients = self.clients.lock().expect("pool lock poisoned");
-        clients.get(name).filter(|c| c.hash == hash).cloned()
+        clients
+            .get(name)
+            .filter(|c| c.hash == hash && !c.expired())
+            .cloned()
     }
 
     async fn build(&self, entry: &ClusterEntry) -> Result<ClusterClient, OpError> {
@@ -126,7 +140,8 @@ impl Pool {
             context: Some(entry.context.clone()),
             ..Default::default()
         };
-        let mut config = kube::Config::from_custom_kubeconfig((*file.config).clone(), &options)
+        let (kubeconfig, expires) = self.without_plugins(entry, file).await?;
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(|e| {
                 unusable(format!(
@@ -160,8 +175,64 @@ impl Pool {
             hash: entry.hash,
             client,
             discovery: ApiDiscovery::default(),
+            expires,
             last_used_ms: AtomicU64::new(0),
         })
+    }
+
+    /// The kubeconfig kube-rs gets: never one that runs code. An exec
+    /// plugin (allowed by the scanner for the user's own files only) is run
+    /// here by [`crate::exec_plugin`] and replaced by its credential.
+    async fn without_plugins(
+        &self,
+        entry: &ClusterEntry,
+        file: &crate::kubeconfig::KubeconfigFile,
+    ) -> Result<(kube::config::Kubeconfig, Option<SystemTime>), OpError> {
+        use crate::{exec_plugin, registry::EntrySource};
+        let unusable = |reason: String| OpError::Unusable {
+            cluster: entry.name.clone(),
+            reason,
+        };
+        let uses_provider = file.config.contexts.iter().any(|c| {
+            c.name == entry.context
+                && c.context
+                    .as_ref()
+                    .and_then(|c| c.user.as_ref())
+                    .is_some_and(|u| {
+                        file.config.auth_infos.iter().any(|a| {
+                            &a.name == u
+                                && a.auth_info
+                                    .as_ref()
+                                    .is_some_and(|a| a.auth_provider.is_some())
+                        })
+                    })
+        });
+        if uses_provider {
+            return Err(unusable(format!(
+                "kubeconfig {} (context {:?}) uses an auth-provider, which nskd never runs",
+                entry.path.display(),
+                entry.context
+            )));
+        }
+        let Some((user, exec)) = exec_plugin::plugin_user(&file.config, &entry.context) else {
+            return Ok(((*file.config).clone(), None));
+        };
+        if matches!(entry.source, EntrySource::Nsk | EntrySource::Rancher) {
+            return Err(unusable(format!(
+                "kubeconfig {} was fetched and has an exec plugin (users[].user.exec of {user:?}), which nskd never runs",
+                entry.path.display()
+            )));
+        }
+        let timeout = self.config.request_timeout.min(EXEC_TIMEOUT);
+        let origin = format!("kubeconfig {}", entry.path.display());
+        let credential = exec_plugin::run(&exec, &user, &origin, timeout)
+            .await
+            .map_err(|e| unusable(e.to_string()))?;
+        tracing::debug!(cluster = %entry.name, %user, expires = ?credential.expires, "exec plugin gave a credential");
+        Ok((
+            exec_plugin::with_credential(&file.config, &user, &credential),
+            credential.expires,
+        ))
     }
 
     /// Drops the clients and watch caches of `names` (their kubeconfig

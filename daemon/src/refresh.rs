@@ -334,7 +334,7 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
                 .run("bulk kubeconfig", || nsk.bulk(pattern.as_deref()))
                 .await
             {
-                Ok(lines) => store_bulk(store, wanted, &lines),
+                Ok(lines) => store_bulk(&app.scanner, nsk, store, wanted, &lines, &source.trust()),
                 Err(e) => {
                     return source_failed(
                         app,
@@ -349,7 +349,7 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
         _ => {
             futures::stream::iter(wanted)
                 .map(|c| async move {
-                    let result = fetch_one(r, source, store, &c).await;
+                    let result = fetch_one(r, &app.scanner, source, store, &c).await;
                     (c, result)
                 })
                 .buffer_unordered(FETCH_CONCURRENCY)
@@ -387,6 +387,7 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
         if pattern.is_none() {
             let present: std::collections::HashSet<&str> =
                 listed.iter().map(|c| c.name.as_str()).collect();
+            app.scanner.retain_refused(|n| present.contains(n));
             for name in stored.iter().filter(|n| !present.contains(n.as_str())) {
                 match store.retire(name) {
                     Ok(to) => {
@@ -428,6 +429,7 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
 
 async fn fetch_one(
     r: &Refresher,
+    scanner: &crate::discovery::Scanner,
     source: &Source,
     store: &Store,
     c: &RemoteCluster,
@@ -439,16 +441,51 @@ async fn fetch_one(
         .await
         .map_err(|e: SourceError| e.message)?;
     let suffix = source.expected_server_suffix(c);
-    store::validate_kubeconfig(&c.name, &text, suffix.as_deref()).map_err(|e| e.0)?;
-    store.write(&c.name, &text).map_err(|e| e.0)
+    validate_and_write(
+        scanner,
+        store,
+        &c.name,
+        &text,
+        suffix.as_deref(),
+        &source.trust(),
+    )
+}
+
+/// Validates fetched text and stores it. A refusal of the trust check is
+/// remembered by the scanner, so a cluster with no stored file still shows
+/// (unusable, naming the refused field); an accepted file clears it.
+fn validate_and_write(
+    scanner: &crate::discovery::Scanner,
+    store: &Store,
+    name: &str,
+    text: &str,
+    suffix: Option<&str>,
+    trust: &crate::kubeconfig_trust::Trust,
+) -> Result<WriteOutcome, String> {
+    match store::validate_kubeconfig(name, text, suffix, trust) {
+        Ok(()) => {}
+        Err(e @ store::Rejected::Untrusted(_)) => {
+            let reason = e.to_string();
+            tracing::warn!(cluster = %name, %reason, "refused a fetched kubeconfig");
+            scanner.set_refused(name, reason.clone());
+            return Err(reason);
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    let outcome = store.write(name, text).map_err(|e| e.0)?;
+    scanner.retain_refused(|n| n != name);
+    Ok(outcome)
 }
 
 /// Bulk mode: nsk wrote the files; read back, validate and store each
 /// wanted cluster's file. A wanted cluster nsk did not write is a failure.
 fn store_bulk(
+    scanner: &crate::discovery::Scanner,
+    nsk: &crate::source::nsk::NskSource,
     store: &Store,
     wanted: Vec<RemoteCluster>,
     lines: &[crate::source::contract::BulkLine],
+    trust: &crate::kubeconfig_trust::Trust,
 ) -> Vec<(RemoteCluster, Result<WriteOutcome, String>)> {
     use crate::source::contract::BulkLine;
     wanted
@@ -458,13 +495,10 @@ fn store_bulk(
                 BulkLine::Saved { name, .. } | BulkLine::Failed { name, .. } => *name == c.name,
             });
             let result = match line {
-                Some(BulkLine::Saved { path, .. }) => std::fs::read_to_string(path)
-                    .map_err(|e| format!("nsk said it saved {path} but it cannot be read: {e}"))
-                    .and_then(|text| {
-                        store::validate_name(&c.name).map_err(|e| e.0)?;
-                        store::validate_kubeconfig(&c.name, &text, None).map_err(|e| e.0)?;
-                        store.write(&c.name, &text).map_err(|e| e.0)
-                    }),
+                Some(BulkLine::Saved { path, .. }) => nsk.read_saved(path).and_then(|text| {
+                    store::validate_name(&c.name).map_err(|e| e.0)?;
+                    validate_and_write(scanner, store, &c.name, &text, None, trust)
+                }),
                 Some(BulkLine::Failed { reason, .. }) => Err(crate::redact::redact(reason)),
                 None => Err("nsk's bulk kubeconfig run did not mention this cluster".into()),
             };

@@ -29,6 +29,17 @@ pub enum WriteOutcome {
 #[error("{0}")]
 pub struct StoreError(pub String);
 
+/// Why fetched kubeconfig text may not replace a file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Rejected {
+    /// Not a usable kubeconfig (YAML, contexts, servers, Rancher path).
+    #[error("{0}")]
+    Invalid(StoreError),
+    /// It carries code, file paths or a foreign server.
+    #[error("{0}; the previous file, if any, is kept")]
+    Untrusted(crate::kubeconfig_trust::TrustError),
+}
+
 /// The store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -53,18 +64,20 @@ pub fn validate_name(name: &str) -> Result<(), StoreError> {
 }
 
 /// Parses and checks kubeconfig text before it may replace a file: valid
-/// YAML, at least one context whose cluster has a server. When
+/// YAML, at least one context whose cluster has a server, nothing `trust`
+/// refuses (a fetched kubeconfig is data only, on the Rancher URL). When
 /// `server_suffix` is set, every server must end with it (a Rancher
 /// kubeconfig points at its own `/k8s/clusters/<id>`).
 pub fn validate_kubeconfig(
     name: &str,
     text: &str,
     server_suffix: Option<&str>,
-) -> Result<(), StoreError> {
+    trust: &crate::kubeconfig_trust::Trust,
+) -> Result<(), Rejected> {
     let bad = |why: String| {
-        StoreError(format!(
+        Rejected::Invalid(StoreError(format!(
             "the kubeconfig fetched for {name} is invalid ({why}); the previous file, if any, is kept"
-        ))
+        )))
     };
     let config = kube::config::Kubeconfig::from_yaml(text)
         .map_err(|e| bad(crate::kubeconfig::one_line(&e.to_string())))?;
@@ -79,6 +92,7 @@ pub fn validate_kubeconfig(
     if servers.is_empty() {
         return Err(bad("no cluster in it has a server URL".into()));
     }
+    crate::kubeconfig_trust::check_fetched(name, &config, trust).map_err(Rejected::Untrusted)?;
     if let Some(suffix) = server_suffix
         && let Some(wrong) = servers
             .iter()
@@ -292,6 +306,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::kubeconfig_trust::{Pin, Trust};
     use proptest::prelude::*;
 
     use super::*;
@@ -395,13 +410,35 @@ mod tests {
 
     #[test]
     fn validation_checks_yaml_contexts_and_own_server() {
-        validate_kubeconfig("a", GOOD, Some("/k8s/clusters/c-1")).unwrap();
-        let e = validate_kubeconfig("a", GOOD, Some("/k8s/clusters/c-2"))
+        let any = Trust::Fetched { pin: None };
+        validate_kubeconfig("a", GOOD, Some("/k8s/clusters/c-1"), &any).unwrap();
+        let e = validate_kubeconfig("a", GOOD, Some("/k8s/clusters/c-2"), &any)
             .unwrap_err()
-            .0;
+            .to_string();
         assert!(e.contains("not this cluster's /k8s/clusters/c-2"), "{e}");
-        assert!(validate_kubeconfig("a", "{{{{", None).is_err());
-        assert!(validate_kubeconfig("a", "apiVersion: v1\nkind: Config\n", None).is_err());
+        assert!(validate_kubeconfig("a", "{{{{", None, &any).is_err());
+        assert!(validate_kubeconfig("a", "apiVersion: v1\nkind: Config\n", None, &any).is_err());
+    }
+
+    #[test]
+    fn validation_refuses_code_and_foreign_servers_naming_the_field() {
+        let pinned = Trust::Fetched {
+            pin: Pin::parse("https://127.0.0.1:1"),
+        };
+        let e = validate_kubeconfig("a", GOOD, None, &pinned).unwrap_err();
+        assert!(matches!(e, Rejected::Untrusted(_)));
+        let e = e.to_string();
+        assert!(
+            e.contains("the kubeconfig fetched for a")
+                && e.contains("clusters[0].cluster.server")
+                && e.contains("previous file, if any, is kept"),
+            "{e}"
+        );
+        let exec = GOOD.replace("token: t", "exec: {command: /bin/sh}");
+        let e = validate_kubeconfig("a", &exec, None, &Trust::Fetched { pin: None })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("users[0].user.exec"), "{e}");
     }
 
     #[test]

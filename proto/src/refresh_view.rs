@@ -263,7 +263,13 @@ pub fn fetch_view(f: &FetchKubeconfigResponse) -> String {
         "unknown".into()
     };
     let _ = writeln!(s, "Token Expiry: {expiry}");
-    if f.saved_path.is_empty() {
+    if f.outcome == "stored" {
+        let _ = writeln!(
+            s,
+            "Stored: {} (nothing fetched; save=true / --save fetches a fresh kubeconfig, which makes Rancher mint a new credential)",
+            f.saved_path
+        );
+    } else if f.saved_path.is_empty() {
         let _ = writeln!(s, "Saved: no (pass save=true / --save to store it)");
     } else {
         let _ = writeln!(s, "Saved: {} ({})", f.saved_path, f.outcome);

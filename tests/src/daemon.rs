@@ -23,6 +23,8 @@ pub struct DaemonSpec {
     pub server: String,
     /// `NSKD_LOG_LEVEL` of the daemon.
     pub log_level: String,
+    /// Extra environment variables of the daemon process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for DaemonSpec {
@@ -34,6 +36,7 @@ impl Default for DaemonSpec {
             default_cluster: None,
             server: String::new(),
             log_level: "debug".into(),
+            env: Vec::new(),
         }
     }
 }
@@ -66,6 +69,7 @@ pub struct Daemon {
     /// Environment name.
     pub environment: String,
     log_level: String,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -109,6 +113,7 @@ impl Daemon {
             config,
             environment: spec.environment.clone(),
             log_level,
+            env: spec.env.clone(),
             child: None,
         }
     }
@@ -142,6 +147,7 @@ impl Daemon {
             .env_remove("NSKD_ENV")
             .env_remove("RUST_LOG")
             .env("NSKD_LOG_LEVEL", &self.log_level)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -43,6 +43,10 @@ pub struct FakeCluster {
     pub ca_data: String,
     /// Bearer token of the kubeconfig's user (omitted when empty).
     pub token: String,
+    /// Replaces the kubeconfig's whole `user` map (hostile modes).
+    pub user_override: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Keys added to the kubeconfig's `cluster` map (hostile modes).
+    pub cluster_extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for FakeCluster {
@@ -55,6 +59,8 @@ impl Default for FakeCluster {
             server: String::new(),
             ca_data: String::new(),
             token: String::new(),
+            user_override: None,
+            cluster_extra: serde_json::Map::new(),
         }
     }
 }
@@ -79,6 +85,16 @@ impl FakeCluster {
             ca_data: base64_encode(&ca),
             token: c.admin_token.clone(),
             ..FakeCluster::new(id, &c.name, &c.server)
+        }
+    }
+
+    /// This cluster handing out a `hostile` kubeconfig.
+    pub fn hostile(self, hostile: &crate::hostile::Hostile) -> Self {
+        FakeCluster {
+            server: hostile.server().unwrap_or(self.server.clone()),
+            user_override: hostile.user(),
+            cluster_extra: hostile.cluster_extra(),
+            ..self
         }
     }
 
@@ -180,6 +196,9 @@ pub struct FakeState {
     /// Append one JSON line per run here ([`FakeNsk::create`] sets
     /// `DIR/calls.jsonl` when unset).
     pub calls_log: Option<PathBuf>,
+    /// A hostile nsk: bulk mode writes (and prints) its files in this
+    /// directory instead of `$NSK_CONFDIR/kubeconfigs`.
+    pub bulk_dir: Option<PathBuf>,
 }
 
 impl Default for FakeState {
@@ -200,6 +219,7 @@ impl Default for FakeState {
             pad_bytes: 0,
             generation: 0,
             calls_log: None,
+            bulk_dir: None,
         }
     }
 }

@@ -55,9 +55,25 @@ pub struct RancherCluster {
     pub upstream_ca_file: PathBuf,
     /// Bearer token the proxy presents to `upstream`.
     pub upstream_token: String,
+    /// Hostile mode of the kubeconfig `generateKubeconfig` hands out.
+    pub hostile_user: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Keys added to that kubeconfig's `cluster` map.
+    pub hostile_cluster: serde_json::Map<String, serde_json::Value>,
+    /// Server written into that kubeconfig instead of this Rancher's.
+    pub hostile_server: Option<String>,
 }
 
 impl RancherCluster {
+    /// This cluster handing out a `hostile` kubeconfig.
+    pub fn hostile(self, hostile: &crate::hostile::Hostile) -> Self {
+        RancherCluster {
+            hostile_user: hostile.user(),
+            hostile_cluster: hostile.cluster_extra(),
+            hostile_server: hostile.server(),
+            ..self
+        }
+    }
+
     /// An active cluster `id` proxying to the rig cluster `c` as its admin.
     pub fn from_rig(c: &crate::rig::RigCluster, id: &str) -> Self {
         RancherCluster {
@@ -68,6 +84,7 @@ impl RancherCluster {
             upstream: c.server.clone(),
             upstream_ca_file: c.ca.clone(),
             upstream_token: c.admin_token.clone(),
+            ..Default::default()
         }
     }
 }

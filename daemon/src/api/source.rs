@@ -118,8 +118,10 @@ pub async fn status(app: &Arc<App>, verify: bool) -> pb::SourceStatusResponse {
     }
 }
 
-/// Fetches one kubeconfig; stores it only with `save`. The answer is a
-/// summary: server, user, auth kind, expiry, path.
+/// With `save`, fetches one kubeconfig (Rancher mints a new credential for
+/// it), validates and stores it. Without, summarizes the stored one and
+/// fetches nothing. The answer is a summary: server, user, auth kind,
+/// expiry, path.
 pub async fn fetch(
     app: &Arc<App>,
     name: &str,
@@ -137,6 +139,9 @@ pub async fn fetch(
         )));
     };
     store::validate_name(name).map_err(|e| OpError::InvalidArgument(e.0))?;
+    if !save {
+        return stored(app, source, store_, name);
+    }
     let source_err = |e: crate::source::SourceError| {
         OpError::InvalidArgument(format!(
             "fetching the kubeconfig of {name} failed: {}",
@@ -164,26 +169,76 @@ pub async fn fetch(
     };
     let text = source.kubeconfig(&remote).await.map_err(source_err)?;
     let suffix = source.expected_server_suffix(&remote);
-    store::validate_kubeconfig(name, &text, suffix.as_deref())
-        .map_err(|e| OpError::InvalidArgument(e.0))?;
+    store::validate_kubeconfig(name, &text, suffix.as_deref(), &source.trust())
+        .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
     let config = kube::config::Kubeconfig::from_yaml(&text)
         .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
     let summary = summarize(&config);
-    let (saved_path, outcome) = if save {
-        let outcome = store_
-            .write(name, &text)
-            .map_err(|e| OpError::InvalidArgument(e.0))?;
-        app.rescan(true);
-        let word = match outcome {
-            store::WriteOutcome::Added => "added",
-            store::WriteOutcome::Updated => "updated",
-            store::WriteOutcome::Unchanged => "unchanged",
-        };
-        (store_.path(name).display().to_string(), word.to_string())
-    } else {
-        (String::new(), "not saved".to_string())
+    let outcome = store_
+        .write(name, &text)
+        .map_err(|e| OpError::InvalidArgument(e.0))?;
+    app.scanner.retain_refused(|n| n != name);
+    app.rescan(true);
+    let word = match outcome {
+        store::WriteOutcome::Added => "added",
+        store::WriteOutcome::Updated => "updated",
+        store::WriteOutcome::Unchanged => "unchanged",
     };
-    Ok(pb::FetchKubeconfigResponse {
+    Ok(response(
+        name,
+        summary,
+        store_.path(name).display().to_string(),
+        word,
+        remote.id,
+    ))
+}
+
+/// The summary of the stored kubeconfig of `name`: nothing is fetched, so
+/// no Rancher credential is minted.
+fn stored(
+    app: &App,
+    source: &crate::source::Source,
+    store_: &store::Store,
+    name: &str,
+) -> Result<pb::FetchKubeconfigResponse, OpError> {
+    let path = store_.path(name);
+    if !path.exists() {
+        return Err(OpError::InvalidArgument(format!(
+            "no kubeconfig of {name} is stored (not found: {}); without save nothing is fetched, because every fetch makes Rancher mint a new credential: call again with save: true (nskctl: --save) to fetch and store it",
+            path.display()
+        )));
+    }
+    let file = crate::kubeconfig::read(&path)
+        .and_then(|f| {
+            crate::kubeconfig_trust::check_file(&f, &source.trust())?;
+            Ok(f)
+        })
+        .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+    let id = app
+        .refresher
+        .cluster(name)
+        .map(|f| f.id)
+        .unwrap_or_default();
+    Ok(response(
+        name,
+        summarize(&file.config),
+        path.display().to_string(),
+        STORED,
+        id,
+    ))
+}
+
+/// `outcome` of an answer about the stored kubeconfig (nothing fetched).
+pub const STORED: &str = "stored";
+
+fn response(
+    name: &str,
+    summary: (String, String, String, &'static str, Option<SystemTime>),
+    saved_path: String,
+    outcome: &str,
+    rancher_id: String,
+) -> pb::FetchKubeconfigResponse {
+    pb::FetchKubeconfigResponse {
         cluster: name.to_string(),
         server: summary.0,
         context: summary.1,
@@ -191,9 +246,9 @@ pub async fn fetch(
         auth: summary.3.into(),
         token_expiry_ms: unix_ms(summary.4),
         saved_path,
-        outcome,
-        rancher_id: remote.id,
-    })
+        outcome: outcome.to_string(),
+        rancher_id,
+    }
 }
 
 /// (server, context, user, auth kind, token expiry) of the current context.

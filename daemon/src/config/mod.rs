@@ -228,6 +228,10 @@ pub struct SafetyConfig {
     /// Kinds masked like Secrets, beyond the built-in ones (Secret and
     /// Rancher's tokens); patterns as in `denied_resources`.
     pub sensitive_kinds: Vec<String>,
+    /// Run `users[].user.exec` credential plugins of the user's own
+    /// kubeconfigs (directory source only; never for fetched ones). nskd
+    /// runs them itself: cleared environment, timeout, capped output.
+    pub allow_exec_plugins: bool,
 }
 
 /// The resolved configuration.
@@ -374,7 +378,7 @@ const POOL_KEYS: &[&str] = &[
     "max_response_bytes",
 ];
 const OUTPUT_KEYS: &[&str] = &["max_bytes"];
-const SAFETY_KEYS: &[&str] = &["sensitive_kinds"];
+const SAFETY_KEYS: &[&str] = &["sensitive_kinds", "allow_exec_plugins"];
 const CACHE_KEYS: &[&str] = &[
     "enabled",
     "idle_timeout",
@@ -565,6 +569,22 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
             .flatten()
     });
     let kubeconfig = o.kubeconfig.clone().or(file_kubeconfig);
+    let mut safety_r = top.section("safety");
+    let safety = SafetyConfig {
+        sensitive_kinds: safety_r.strings("sensitive_kinds").unwrap_or_default(),
+        allow_exec_plugins: safety_r.bool("allow_exec_plugins").unwrap_or(false),
+    };
+    check_kind_patterns(&mut safety_r, "sensitive_kinds", &safety.sensitive_kinds);
+    if safety.allow_exec_plugins && nsk.source != SourceKind::Directory && kubeconfig.is_none() {
+        safety_r.warn(
+            "allow_exec_plugins",
+            format!(
+                "has no effect: it applies to the user's own kubeconfig files (directory source, `kubeconfig`), and kubeconfigs fetched by the {} source never run a plugin",
+                nsk.source.as_str()
+            ),
+        );
+    }
+    safety_r.finish(SAFETY_KEYS);
     let default_cluster = o
         .default_cluster
         .clone()
@@ -583,13 +603,6 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
     let allowed_clusters = top.strings("allowed_clusters").unwrap_or_default();
     let reveal_secrets = top.bool("reveal_secrets").unwrap_or(false);
     check_kind_patterns(top, "denied_resources", &denied_resources);
-
-    let mut safety_r = top.section("safety");
-    let safety = SafetyConfig {
-        sensitive_kinds: safety_r.strings("sensitive_kinds").unwrap_or_default(),
-    };
-    check_kind_patterns(&mut safety_r, "sensitive_kinds", &safety.sensitive_kinds);
-    safety_r.finish(SAFETY_KEYS);
 
     for (key, names) in [
         ("allowed_clusters", &allowed_clusters),

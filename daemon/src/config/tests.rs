@@ -577,3 +577,30 @@ fn an_empty_excluded_cluster_is_reported_on_its_own_field() {
     let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
     assert_eq!(fields, ["nsk.exclude_clusters[1]"], "{problems:?}");
 }
+
+#[test]
+fn allow_exec_plugins_defaults_off_and_warns_where_it_cannot_apply() {
+    let (config, problems) = parse("kubeconfig_dir = \"/k\"\n");
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(!config.safety.allow_exec_plugins);
+    let (config, problems) =
+        parse("kubeconfig_dir = \"/k\"\n[safety]\nallow_exec_plugins = true\n");
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(config.safety.allow_exec_plugins);
+    let (_, problems) = parse(
+        "[nsk]\nsource = \"rancher\"\nrancher_url = \"https://r.example.com\"\n[safety]\nallow_exec_plugins = true\n",
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.field.contains("allow_exec_plugins") && p.message.contains("no effect")),
+        "{problems:?}"
+    );
+    let (_, problems) = parse("[safety]\nallow_exec_plugin = true\n");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("allow_exec_plugins")),
+        "{problems:?}"
+    );
+}

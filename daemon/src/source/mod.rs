@@ -136,6 +136,20 @@ impl Source {
         }
     }
 
+    /// How far its kubeconfigs are trusted: data only, every server on the
+    /// Rancher URL (when nsk is given one; nsk on its own profile gets the
+    /// field rules only).
+    pub fn trust(&self) -> crate::kubeconfig_trust::Trust {
+        use crate::kubeconfig_trust::{Pin, Trust};
+        let url = match self {
+            Source::Nsk(s) => s.rancher_url(),
+            Source::Rancher(s) => Some(s.base()),
+        };
+        Trust::Fetched {
+            pin: url.and_then(Pin::parse),
+        }
+    }
+
     /// The kubeconfig server a cluster must point at, when the source
     /// knows it (Rancher: `<url>/k8s/clusters/<id>`).
     pub fn expected_server_suffix(&self, cluster: &RemoteCluster) -> Option<String> {

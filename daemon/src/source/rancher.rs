@@ -186,6 +186,11 @@ impl RancherSource {
         })
     }
 
+    /// The Rancher URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn token(&self) -> Result<Secret, SourceError> {
         match self.token.current() {
             Ok(Some(t)) => Ok(t),

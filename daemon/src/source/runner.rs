@@ -8,7 +8,9 @@ use tokio::process::Command;
 
 use crate::config::Secret;
 
-/// Variables passed through from the daemon's environment when set.
+/// Variables passed through from the daemon's environment when set: what
+/// nsk needs to run, find certificates and reach Rancher, nothing else
+/// (no GITHUB_TOKEN or other credentials of the daemon's user).
 pub const PASS_THROUGH: &[&str] = &[
     "PATH",
     "HOME",
@@ -20,7 +22,6 @@ pub const PASS_THROUGH: &[&str] = &[
     "TMPDIR",
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
-    "GITHUB_TOKEN",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "NO_PROXY",

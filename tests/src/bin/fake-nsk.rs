@@ -75,6 +75,8 @@ struct State {
     pad_bytes: usize,
     generation: u64,
     calls_log: Option<PathBuf>,
+    /// Bulk mode writes here instead of `$NSK_CONFDIR/kubeconfigs`.
+    bulk_dir: Option<PathBuf>,
 }
 
 impl Default for State {
@@ -95,6 +97,7 @@ impl Default for State {
             pad_bytes: 0,
             generation: 0,
             calls_log: None,
+            bulk_dir: None,
         }
     }
 }
@@ -110,6 +113,10 @@ struct Cluster {
     server: String,
     ca_data: String,
     token: String,
+    /// Replaces the whole `user` map (hostile modes).
+    user_override: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Added to the `cluster` map (hostile modes).
+    cluster_extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for Cluster {
@@ -122,6 +129,8 @@ impl Default for Cluster {
             server: String::new(),
             ca_data: String::new(),
             token: String::new(),
+            user_override: None,
+            cluster_extra: serde_json::Map::new(),
         }
     }
 }
@@ -700,10 +709,18 @@ fn render_kubeconfig(c: &Cluster) -> String {
     } else {
         format!("\n    certificate-authority-data: {}", q(&c.ca_data))
     };
-    let token = if c.token.is_empty() {
-        " {}".to_string()
-    } else {
-        format!("\n    token: {}", q(&c.token))
+    // JSON values are YAML flow values: hostile keys go in verbatim.
+    let lines = |m: &serde_json::Map<String, serde_json::Value>| {
+        m.iter()
+            .map(|(k, v)| format!("\n    {}: {v}", q(k)))
+            .collect::<String>()
+    };
+    let ca = ca + &lines(&c.cluster_extra);
+    let token = match &c.user_override {
+        Some(user) if !user.is_empty() => lines(user),
+        Some(_) => " {}".to_string(),
+        None if c.token.is_empty() => " {}".to_string(),
+        None => format!("\n    token: {}", q(&c.token)),
     };
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {server}{ca}\n\n\
@@ -751,7 +768,12 @@ fn save_bulk(state: &State, env: &Env, pattern: Option<&str>) -> Output {
             return Output::error(1, &format!("invalid --name-pattern {pattern:?}: {e}"));
         }
     };
-    let dir = match kubeconfig_dir(env) {
+    let dir = match state
+        .bulk_dir
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(|| kubeconfig_dir(env))
+    {
         Ok(dir) => dir,
         Err(msg) => return Output::error(1, &msg),
     };

@@ -516,14 +516,22 @@ impl Server {
     /// A kubeconfig reaching `cluster` through this server with `token`.
     fn kubeconfig(&self, cluster: &RancherCluster, token: &str) -> anyhow::Result<String> {
         let name = &cluster.name;
+        let mut cluster_map = json!({
+            "server": cluster.hostile_server.clone().unwrap_or_else(|| format!("{}/k8s/clusters/{}", self.base_url, cluster.id)),
+            "certificate-authority-data": b64_encode(self.ca_pem.as_bytes()),
+        });
+        if let Some(m) = cluster_map.as_object_mut() {
+            m.extend(cluster.hostile_cluster.clone());
+        }
+        let user = match &cluster.hostile_user {
+            Some(u) => serde_json::Value::Object(u.clone()),
+            None => json!({"token": token}),
+        };
         let config = json!({
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": name, "cluster": {
-                "server": format!("{}/k8s/clusters/{}", self.base_url, cluster.id),
-                "certificate-authority-data": b64_encode(self.ca_pem.as_bytes()),
-            }}],
-            "users": [{"name": name, "user": {"token": token}}],
+            "clusters": [{"name": name, "cluster": cluster_map}],
+            "users": [{"name": name, "user": user}],
             "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
             "current-context": name,
         });

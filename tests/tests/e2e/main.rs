@@ -7,6 +7,7 @@ mod change_tools;
 mod config;
 mod discovery;
 mod faults;
+mod hostile_sources;
 mod http_shim;
 mod kube_tools;
 mod malformed;

@@ -58,7 +58,7 @@ pub fn nsk_daemon_with_server(
     );
     let spec = DaemonSpec {
         sections: format!(
-            "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n[nsk]\nsource = \"nsk\"\nnsk_path = {:?}\nrancher_url = \"https://rancher.example.com\"\nrancher_token = {TOKEN:?}\nprofile = \"e2e\"\nconfig_dir = {:?}\nauto_refresh = {auto_refresh}\nrefresh_interval = \"1h\"\n{extra_nsk}",
+            "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n[nsk]\nsource = \"nsk\"\nnsk_path = {:?}\nrancher_token = {TOKEN:?}\nprofile = \"e2e\"\nconfig_dir = {:?}\nauto_refresh = {auto_refresh}\nrefresh_interval = \"1h\"\n{extra_nsk}",
             fake.path().display().to_string(),
             fake_home.path().join("nskconf").display().to_string(),
         ),
@@ -154,7 +154,7 @@ async fn nsk_source_fetches_validates_stores_and_serves_real_clusters() {
     for want in [
         "NSK Integration Status",
         "Profile: e2e",
-        "Rancher URL: https://rancher.example.com",
+        "Rancher URL: -",
         "Auto-Refresh: Enabled (every 1h)",
         "Status: Success",
         "Success (3 clusters refreshed, 3 added)",
@@ -172,7 +172,7 @@ async fn nsk_source_fetches_validates_stores_and_serves_real_clusters() {
     // nsk_get: a summary without credentials; save stores it.
     let got = shim.ok("nsk_get", json!({"cluster_name": "c1-lax1"})).await;
     assert!(
-        got.contains(&rig.cluster("c1-lax1").server) && got.contains("Saved: no"),
+        got.contains(&rig.cluster("c1-lax1").server) && got.contains("nothing fetched"),
         "{got}"
     );
     assert!(
@@ -185,6 +185,14 @@ async fn nsk_source_fetches_validates_stores_and_serves_real_clusters() {
     assert!(saved.contains("c1-lax1.yaml (unchanged)"), "{saved}");
     let missing = shim
         .call("nsk_get", json!({"cluster_name": "c1-nope"}))
+        .await;
+    assert!(
+        missing.is_error && missing.text.contains("c1-nope") && missing.text.contains("not found"),
+        "{}",
+        missing.text
+    );
+    let missing = shim
+        .call("nsk_get", json!({"cluster_name": "c1-nope", "save": true}))
         .await;
     assert!(
         missing.is_error && missing.text.contains("c1-nope") && missing.text.contains("not found"),
@@ -206,7 +214,6 @@ async fn nsk_source_fetches_validates_stores_and_serves_real_clusters() {
         "TMPDIR",
         "SSL_CERT_FILE",
         "SSL_CERT_DIR",
-        "GITHUB_TOKEN",
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "NO_PROXY",

@@ -279,6 +279,20 @@ fn check_scoped(config: &Kubeconfig, trust: &Trust, scope: Option<&str>) -> Resu
     let Trust::Fetched { pin } = trust else {
         return Ok(());
     };
+    // Over a whole file, the pin holds the current context's cluster (or
+    // every cluster when none is current): the extra contexts of a Rancher
+    // "authorized cluster endpoint" point straight at the cluster and are
+    // refused one by one when loaded, without refusing the file.
+    let current = config.current_context.as_deref().and_then(|name| {
+        config
+            .contexts
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.context.as_ref())
+            .map(|c| c.cluster.clone())
+    });
+    let pinned_here =
+        |name: &str| scope.is_some() || current.as_deref().is_none_or(|cluster| cluster == name);
     for (i, named) in config.clusters.iter().enumerate() {
         let Some(c) = named
             .cluster
@@ -325,6 +339,7 @@ fn check_scoped(config: &Kubeconfig, trust: &Trust, scope: Option<&str>) -> Resu
             );
         }
         if let Some(pin) = pin
+            && pinned_here(&named.name)
             && !pin.admits(server)
         {
             return refuse(
@@ -404,6 +419,21 @@ mod tests {
     }
 
     const GOOD_CLUSTER: &str = "server: 'https://rancher.example.com/k8s/clusters/c-1', certificate-authority-data: 'Zm9v'";
+
+    #[test]
+    fn an_authorized_cluster_endpoint_context_is_refused_alone() {
+        let c = parse(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c1\nclusters:\n- name: c1\n  cluster: {server: 'https://rancher.example.com/k8s/clusters/c-1'}\n- name: c1-node\n  cluster: {server: 'https://10.0.0.5:6443', certificate-authority-data: 'Zm9v'}\nusers:\n- name: u\n  user: {token: 'kubeconfig-u:abc'}\ncontexts:\n- name: c1\n  context: {cluster: c1, user: u}\n- name: c1-node\n  context: {cluster: c1-node, user: u}\n",
+        );
+        check_config(&c, &fetched()).unwrap();
+        check_context(&c, &fetched(), "c1").unwrap();
+        let e = check_context(&c, &fetched(), "c1-node").unwrap_err();
+        assert_eq!(e.field, "clusters[1].cluster.server", "{e:?}");
+        // Without a current context every cluster is pinned.
+        let mut none = c.clone();
+        none.current_context = None;
+        assert!(check_config(&none, &fetched()).is_err());
+    }
 
     #[test]
     fn data_only_kubeconfig_on_rancher_is_accepted() {

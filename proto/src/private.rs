@@ -56,6 +56,18 @@ pub enum PrivateError {
         /// The file.
         path: PathBuf,
     },
+    /// A file of another user sits where a file of ours should be.
+    #[error(
+        "refusing {path}: it belongs to uid {owner}, not to this user (uid {uid}); remove it or choose another path"
+    )]
+    FileForeign {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Our uid.
+        uid: u32,
+    },
     /// Any other I/O failure.
     #[error("{what} {path}: {source}")]
     Io {
@@ -153,28 +165,46 @@ fn open_error(what: &'static str, path: &Path, e: std::io::Error) -> PrivateErro
     }
 }
 
-/// Opens (creating 0600) `path` for appending, refusing a symlink.
+/// Refuses an opened file that belongs to another user.
+fn ours(path: &Path, file: &File) -> Result<(), PrivateError> {
+    let meta = file.metadata().map_err(io("cannot inspect", path))?;
+    let uid = own_uid();
+    if meta.uid() != uid {
+        return Err(PrivateError::FileForeign {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+            uid,
+        });
+    }
+    Ok(())
+}
+
+/// Opens (creating 0600) `path` for appending, refusing a symlink or a
+/// file of another user.
 pub fn open_append(path: &Path) -> Result<File, PrivateError> {
     let file = nofollow()
         .create(true)
         .append(true)
         .open(path)
         .map_err(|e| open_error("cannot open", path, e))?;
+    ours(path, &file)?;
     file.set_permissions(fs::Permissions::from_mode(0o600))
         .map_err(io("cannot set mode 0600 on", path))?;
     Ok(file)
 }
 
 /// Opens (creating 0600, not truncating) `path` for reading and writing,
-/// refusing a symlink: lock files.
+/// refusing a symlink or a file of another user: lock files.
 pub fn open_lock(path: &Path) -> Result<File, PrivateError> {
-    nofollow()
+    let file = nofollow()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| open_error("cannot open lock file", path, e))
+        .map_err(|e| open_error("cannot open lock file", path, e))?;
+    ours(path, &file)?;
+    Ok(file)
 }
 
 /// Creates `path` anew (0600, `O_EXCL|O_NOFOLLOW`) and writes `contents`;

@@ -8,37 +8,11 @@ use std::{
     time::Duration,
 };
 
-use nskd_proto::v1::DaemonInfo;
+use nskd_proto::{
+    escape::{escape, is_invisible as invisible},
+    v1::DaemonInfo,
+};
 use serde_json::Value;
-
-/// `s` with every control character (and bidi override) made visible:
-/// `\n`, `\r`, `\t`, `\\`, `\x1b`, `\u{202e}`. An agent's string can then
-/// neither forge an audit line nor send terminal escape sequences.
-pub fn escape(s: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x100 && c.is_control() => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if invisible(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn invisible(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
 
 /// Serialised JSON with the characters JSON leaves raw (C1 controls, bidi
 /// overrides; all inside strings) written as `\uXXXX`.
@@ -57,7 +31,7 @@ fn json_escaped(v: &Value) -> String {
 
 /// One entry on one line, every field escaped.
 fn line(v: &Value) -> String {
-    let s = |k: &str| escape(v.get(k).and_then(Value::as_str).unwrap_or(""));
+    let s = |k: &str| escape(v.get(k).and_then(Value::as_str).unwrap_or("")).into_owned();
     let who = if s("session").is_empty() {
         s("client")
     } else {
@@ -89,7 +63,7 @@ fn render(raw: &str, json: bool) -> Option<String> {
     match serde_json::from_str::<Value>(raw) {
         Ok(v) if json => Some(json_escaped(&v)),
         Ok(v) => Some(line(&v)),
-        Err(_) if json => Some(escape(raw)),
+        Err(_) if json => Some(escape(raw).into_owned()),
         Err(_) => None,
     }
 }

@@ -17,6 +17,7 @@ pub mod autostart;
 pub mod bearer;
 pub mod cli_docs;
 pub mod client;
+pub mod escape;
 pub mod present;
 pub mod private;
 pub mod refresh_view;

@@ -140,10 +140,7 @@ mod tests {
         let raw = entry.to_string();
         for json in [false, true] {
             let out = render(&raw, json).unwrap();
-            assert!(
-                !out.chars().any(|c| c.is_control()),
-                "json={json}: {out:?}"
-            );
+            assert!(!out.chars().any(|c| c.is_control()), "json={json}: {out:?}");
             assert!(!out.contains('\u{202e}'), "json={json}: {out:?}");
         }
         let back: Value = serde_json::from_str(&render(&raw, true).unwrap()).unwrap();
@@ -155,7 +152,10 @@ mod tests {
         assert!(out.ends_with("3ms"));
         // A line that is not JSON: skipped in the table, escaped in --json.
         assert_eq!(render("not json\u{1b}[31m", false), None);
-        assert_eq!(render("not json\u{1b}[31m", true).unwrap(), "not json\\x1b[31m");
+        assert_eq!(
+            render("not json\u{1b}[31m", true).unwrap(),
+            "not json\\x1b[31m"
+        );
     }
 
     #[test]

@@ -161,7 +161,9 @@ mod tests {
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
         assert!(
-            text.contains(r"pattern=x\n2026-01-01T00:00:00Z  INFO refresh finished outcome=Success\x1b[2J"),
+            text.contains(
+                r"pattern=x\n2026-01-01T00:00:00Z  INFO refresh finished outcome=Success\x1b[2J"
+            ),
             "{text}"
         );
         assert!(text.ends_with("line\\r\\n\n"), "{text:?}");
@@ -172,7 +174,11 @@ mod tests {
         let event = serde_json::json!({"pattern": "a\nb\u{85}\u{202e}\"c\\"}).to_string() + "\n";
         let line = safe_line(event.as_bytes(), LogFormat::Json);
         assert_eq!(line.matches('\n').count(), 1);
-        assert!(!line.chars().any(|c| nskd_proto::escape::is_invisible(c) && c != '\n'));
+        assert!(
+            !line
+                .chars()
+                .any(|c| nskd_proto::escape::is_invisible(c) && c != '\n')
+        );
         let back: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
         assert_eq!(back["pattern"], "a\nb\u{85}\u{202e}\"c\\");
     }

@@ -103,9 +103,7 @@ impl Bearer {
             return false;
         };
         match value.split_at_checked(7) {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => {
-                self.matches(token)
-            }
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => self.matches(token),
             _ => false,
         }
     }
@@ -166,7 +164,10 @@ mod tests {
         let e = Bearer::new("0123456789abcde", "--http-token-file x")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--http-token-file x") && e.contains("at least 16"), "{e}");
+        assert!(
+            e.contains("--http-token-file x") && e.contains("at least 16"),
+            "{e}"
+        );
         assert!(matches!(
             Bearer::new("0123456789abcdef\n", "x"),
             Err(TokenError::NotPrintable { .. })

@@ -315,7 +315,9 @@ pub async fn connect_verified(location: &SocketLocation) -> Result<UnixStream, C
             path: location.path.clone(),
             detail: format!(
                 "the process serving it (pid {}) runs as uid {}, not as you (uid {uid}); only a daemon of your own user is trusted: stop it or use a socket in a directory you own (--socket, or start your own with `nskd --env {}`)",
-                peer.pid().map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                peer.pid()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "?".into()),
                 peer.uid(),
                 location.environment
             ),

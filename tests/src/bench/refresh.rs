@@ -48,7 +48,7 @@ pub fn run(rig: &Rig, n: usize, warm_runs: usize) -> RefreshFigures {
     );
     let spec = DaemonSpec {
         sections: format!(
-            "[health]\nprobe_interval = \"1h\"\n[nsk]\nsource = \"nsk\"\nnsk_path = {:?}\nrancher_url = \"https://rancher.bench.invalid\"\nrancher_token = {TOKEN:?}\n",
+            "[health]\nprobe_interval = \"1h\"\n[nsk]\nsource = \"nsk\"\nnsk_path = {:?}\nrancher_url = \"https://rancher.bench.invalid\"\nrancher_token = {TOKEN:?}\nmin_force_interval = \"0s\"\n",
             fake.path().display().to_string()
         ),
         ..DaemonSpec::bench()

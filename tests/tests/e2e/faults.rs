@@ -43,7 +43,7 @@ fn nsk_prepared(
     );
     let spec = DaemonSpec {
         sections: format!(
-            "[health]\n{health}\n[nsk]\nsource = \"nsk\"\nnsk_path = {:?}\nrancher_url = \"https://rancher.example.com\"\nrancher_token = {:?}\nprofile = \"e2e\"\nconfig_dir = {:?}\nauto_refresh = {auto_refresh}\nrefresh_interval = \"1h\"\n",
+            "[health]\n{health}\n[nsk]\nsource = \"nsk\"\nnsk_path = {:?}\nrancher_url = \"https://rancher.example.com\"\nrancher_token = {:?}\nprofile = \"e2e\"\nconfig_dir = {:?}\nauto_refresh = {auto_refresh}\nrefresh_interval = \"1h\"\nmin_force_interval = \"0s\"\n",
             fake.path().display().to_string(),
             crate::nsk::TOKEN,
             fake_home.path().join("nskconf").display().to_string(),

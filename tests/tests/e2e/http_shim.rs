@@ -244,7 +244,10 @@ fn a_bearer_token_is_always_required_and_checked() {
     );
     assert!(eventually(10.0, || TcpStream::connect(("127.0.0.1", port)).ok()).is_some());
     assert!(
-        !runtime.path().join(format!("nskd/shim-{port}.token")).exists(),
+        !runtime
+            .path()
+            .join(format!("nskd/shim-{port}.token"))
+            .exists(),
         "a given token is not written anywhere"
     );
     let init = init_message();

@@ -9,6 +9,7 @@ mod discovery;
 mod faults;
 mod http_shim;
 mod kube_tools;
+mod local_trust;
 mod malformed;
 mod nsk;
 mod observe;

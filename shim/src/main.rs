@@ -59,10 +59,23 @@ struct Cli {
 /// `$NSKD_SHIM_TOKEN`, else generated at start.
 fn http_token(file: Option<&std::path::Path>) -> Result<http::TokenSource, bearer::TokenError> {
     let given = match file {
-        Some(f) => Some((
-            bearer::read_file(f)?,
-            format!("--http-token-file {}", f.display()),
-        )),
+        Some(f) => {
+            use std::os::unix::fs::MetadataExt;
+            if let Ok(m) = std::fs::metadata(f)
+                && m.mode() & 0o077 != 0
+            {
+                eprintln!(
+                    "mcp-shim: warning: --http-token-file {} has mode {:04o}: other users can read the token; run `chmod 600 {}`",
+                    f.display(),
+                    m.mode() & 0o7777,
+                    f.display()
+                );
+            }
+            Some((
+                bearer::read_file(f)?,
+                format!("--http-token-file {}", f.display()),
+            ))
+        }
         None => std::env::var("NSKD_SHIM_TOKEN")
             .ok()
             .filter(|t| !t.is_empty())

@@ -326,22 +326,24 @@ pub async fn connect_verified(location: &SocketLocation) -> Result<UnixStream, C
     Ok(stream)
 }
 
-/// The file-system half of [`connect_verified`]: two `stat` calls.
+/// The file-system half of [`connect_verified`]: two `stat` calls. A
+/// missing socket is [`ConnectError::NotRunning`].
 fn verify_socket_path(location: &SocketLocation) -> Result<(), ConnectError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let untrusted = |detail: String| ConnectError::Untrusted {
         path: location.path.clone(),
         detail,
     };
+    // No socket: nothing to talk to (said first, whatever the directory).
+    let meta = std::fs::symlink_metadata(&location.path).map_err(|e| io_error(location, &e))?;
     let dir = location.dir();
     // The directory's final target decides who can replace the socket.
-    let meta = std::fs::metadata(dir).map_err(|e| io_error(location, &e))?;
-    if let Err(e) = crate::private::check_dir_meta(dir, &meta) {
+    let dir_meta = std::fs::metadata(dir).map_err(|e| io_error(location, &e))?;
+    if let Err(e) = crate::private::check_dir_meta(dir, &dir_meta) {
         return Err(untrusted(format!(
             "{e}; nskd creates its socket directory itself (mode 0700): remove this one and restart the daemon"
         )));
     }
-    let meta = std::fs::symlink_metadata(&location.path).map_err(|e| io_error(location, &e))?;
     let uid = crate::private::own_uid();
     if !meta.file_type().is_socket() {
         let kind = if meta.file_type().is_symlink() {

@@ -266,10 +266,9 @@ fn force_limited(app: &App, opts: &RefreshOptions) -> Option<RefreshRecord> {
     let r = &app.refresher;
     let min = app.config.nsk.min_force_interval;
     let mut last = r.last_forced.lock().expect("last_forced lock");
-    if let Some(at) = *last
-        && at.elapsed() < min
+    if let Some(ago) = last.map(|at| at.elapsed())
+        && ago < min
     {
-        let ago = at.elapsed();
         let wait = (min - ago).as_secs_f64().ceil() as u64;
         let mut record = r
             .history()

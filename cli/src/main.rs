@@ -57,7 +57,8 @@ enum Command {
     Version,
     /// Refresh kubeconfigs from Rancher now (joins a refresh already running).
     Refresh {
-        /// Refresh even if the last refresh succeeded less than a minute ago.
+        /// Refresh even if the last refresh succeeded less than a minute ago
+        /// (at most once per the daemon's `[nsk] min_force_interval`, default 30s).
         #[arg(long)]
         force: bool,
         /// Only clusters whose name matches this regular expression (adds and updates; removes nothing).

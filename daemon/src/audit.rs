@@ -2,9 +2,8 @@
 //! reads when `[server] audit_reads` is on), file 0600, rotated by size.
 
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     io::Write,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
     path::{Path, PathBuf},
     sync::Mutex,
     time::{Duration, SystemTime},
@@ -62,32 +61,35 @@ pub struct AuditLog {
     file: Mutex<Option<File>>,
 }
 
-/// The default path: `$XDG_STATE_HOME/nskd/<env>-audit.jsonl`.
+/// The default path: `$XDG_STATE_HOME/nskd/<env>-audit.jsonl`, else
+/// `$HOME/.local/state/nskd/<env>-audit.jsonl`. Never a shared temporary
+/// directory: with neither variable set (or not absolute) the path is empty,
+/// and [`AuditLog::open`] refuses it, asking for `[server] audit_log`.
 pub fn default_path(environment: &str) -> PathBuf {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
     let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("nskd").join(format!("{environment}-audit.jsonl"))
+        .and_then(absolute)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(absolute)
+                .map(|h| h.join(".local/state"))
+        });
+    match base {
+        Some(base) => base.join("nskd").join(format!("{environment}-audit.jsonl")),
+        None => PathBuf::new(),
+    }
 }
 
-fn open_private(path: &Path) -> std::io::Result<File> {
+/// Opens the log file: its directory created 0700 when missing, the file
+/// 0600, never through a symlink and never a file of another user.
+fn open_private(path: &Path) -> Result<File, nskd_proto::private::PrivateError> {
     if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
         && !dir.exists()
     {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        nskd_proto::private::ensure_dir(dir)?;
     }
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    Ok(file)
+    nskd_proto::private::open_append(path)
 }
 
 impl AuditLog {
@@ -98,10 +100,12 @@ impl AuditLog {
 
     /// Same, rotating at `max_bytes`.
     pub fn with_limit(path: PathBuf, reads: bool, max_bytes: u64) -> Result<Self, String> {
+        if path.as_os_str().is_empty() {
+            return Err("no private place for the audit log: neither $XDG_STATE_HOME nor $HOME is set to an absolute path (a shared temporary directory is never used); set [server] audit_log = \"/a/directory/you/own/audit.jsonl\"".into());
+        }
         let file = open_private(&path).map_err(|e| {
             format!(
-                "cannot open the audit log {}: {e}; set [server] audit_log to a writable path",
-                path.display()
+                "cannot open the audit log: {e}; or set [server] audit_log to another path you own"
             )
         })?;
         Ok(Self {
@@ -142,7 +146,7 @@ impl AuditLog {
             self.rotate();
         }
         if file.is_none() {
-            *file = Some(open_private(&self.path)?);
+            *file = Some(open_private(&self.path).map_err(std::io::Error::other)?);
         }
         file.as_mut().expect("opened above").write_all(line)
     }
@@ -182,6 +186,26 @@ pub fn entry(
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn refuses_a_planted_symlink_and_an_empty_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        fs::write(&target, "keep").unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let e = AuditLog::open(path, false).unwrap_err();
+        assert!(
+            e.contains("is a symlink") && e.contains("audit.jsonl") && e.contains("audit_log"),
+            "{e}"
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
+        let e = AuditLog::open(PathBuf::new(), false).unwrap_err();
+        assert!(
+            e.contains("[server] audit_log") && e.contains("XDG_STATE_HOME"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn writes_private_json_lines_rotates_and_skips_reads_unless_asked() {

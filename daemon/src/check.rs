@@ -49,6 +49,25 @@ pub fn runtime_checks(config: &Config) -> Vec<Problem> {
             Ok(_) => {}
         }
     }
+    if config.server.http_token_file.is_some()
+        && let Err(e) = crate::http::bearer(&config.server)
+    {
+        out.push(problem("server.http_token_file", Severity::Error, e));
+    } else if let Some(tf) = &config.server.http_token_file
+        && let Ok(m) = std::fs::metadata(tf)
+        && m.mode() & 0o077 != 0
+    {
+        out.push(problem(
+            "server.http_token_file",
+            Severity::Warning,
+            format!(
+                "{} has mode {:04o}: others can read the token; run `chmod 600 {}`",
+                tf.display(),
+                m.mode() & 0o7777,
+                tf.display()
+            ),
+        ));
+    }
     if config.nsk.source != SourceKind::Directory
         && config.nsk.rancher_token.is_none()
         && config.nsk.rancher_token_file.is_none()

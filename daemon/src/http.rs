@@ -1,6 +1,8 @@
 //! The daemon's HTTP port: `/metrics` (Prometheus), `/healthz` (liveness)
 //! and `/readyz` (readiness), with the design document's `/health` and
-//! `/ready` as aliases. Loopback by default (`[server] http_bind`).
+//! `/ready` as aliases. Loopback by default (`[server] http_bind`); with a
+//! token configured (required beyond loopback) `/metrics` and `/readyz`
+//! answer only `Authorization: Bearer <token>`, `/healthz` anyone.
 
 use std::{convert::Infallible, sync::Arc, sync::atomic::Ordering};
 
@@ -11,7 +13,47 @@ use hyper_util::{rt::TokioExecutor, rt::TokioIo, server::conn::auto};
 use serde_json::json;
 use tokio::{net::TcpListener, sync::watch};
 
-use crate::{api::convert_unix_ms as unix_ms, app::App, health::Health};
+use nskd_proto::bearer::{self, Bearer};
+
+use crate::{api::convert_unix_ms as unix_ms, app::App, config::ServerConfig, health::Health};
+
+/// The token `/metrics` and `/readyz` require, if one is configured
+/// (`NSKD_HTTP_TOKEN`, `http_token` or `http_token_file`).
+pub fn bearer(server: &ServerConfig) -> Result<Option<Bearer>, String> {
+    if let Some(t) = &server.http_token {
+        return Bearer::new(t.expose(), "[server] http_token / NSKD_HTTP_TOKEN")
+            .map(Some)
+            .map_err(|e| e.to_string());
+    }
+    let Some(file) = &server.http_token_file else {
+        return Ok(None);
+    };
+    let token = bearer::read_file(file).map_err(|e| format!("[server] http_token_file: {e}"))?;
+    Bearer::new(
+        &token,
+        &format!("[server] http_token_file {}", file.display()),
+    )
+    .map(Some)
+    .map_err(|e| e.to_string())
+}
+
+/// Paths that need the token when one is configured.
+fn guarded(path: &str) -> bool {
+    matches!(path, "/metrics" | "/readyz" | "/ready")
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut resp = respond(
+        StatusCode::UNAUTHORIZED,
+        "application/json",
+        json!({"error": "missing or wrong bearer token: send Authorization: Bearer <token> ([server] http_token_file, http_token or NSKD_HTTP_TOKEN); /healthz needs none"}).to_string(),
+    );
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer"),
+    );
+    resp
+}
 
 fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
     Response::builder()
@@ -109,8 +151,15 @@ fn route(app: &App, path: &str) -> Response<Full<Bytes>> {
     }
 }
 
-/// Serves until `shutdown` turns true.
-pub async fn serve(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+/// Serves until `shutdown` turns true; `token`, when set, guards
+/// `/metrics` and `/readyz`.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    token: Option<Bearer>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let token = Arc::new(token);
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -122,11 +171,20 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Re
             },
             _ = shutdown.changed() => return,
         };
-        let app = app.clone();
+        let (app, token) = (app.clone(), token.clone());
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let resp = route(&app, req.uri().path());
+                    let path = req.uri().path();
+                    let presented = req.headers().get(header::AUTHORIZATION);
+                    let resp = match token.as_ref() {
+                        Some(t)
+                            if guarded(path) && !t.authorizes(presented.map(|v| v.as_bytes())) =>
+                        {
+                            unauthorized()
+                        }
+                        _ => route(&app, path),
+                    };
                     async move { Ok::<_, Infallible>(resp) }
                 });
             if let Err(e) = auto::Builder::new(TokioExecutor::new())

@@ -85,6 +85,9 @@ pub struct RefreshOptions {
     pub pattern: Option<String>,
     /// Who asked.
     pub trigger: String,
+    /// Asked for by a client (not the schedule): a forced run obeys
+    /// `[nsk] min_force_interval`.
+    pub from_client: bool,
 }
 
 /// Refresh facts about one cluster.
@@ -113,6 +116,7 @@ pub struct Refresher {
     next_due: Mutex<Option<SystemTime>>,
     auth: Mutex<Option<Result<AuthInfo, String>>>,
     running: tokio::sync::Mutex<Option<Shared<BoxFuture<'static, RefreshRecord>>>>,
+    last_forced: Mutex<Option<Instant>>,
 }
 
 impl Refresher {
@@ -127,6 +131,7 @@ impl Refresher {
             next_due: Mutex::new(None),
             auth: Mutex::new(None),
             running: tokio::sync::Mutex::new(None),
+            last_forced: Mutex::new(None),
         }
     }
 
@@ -213,6 +218,12 @@ pub async fn refresh(
         drop(running);
         return Ok((shared.await, true));
     }
+    if opts.force
+        && opts.from_client
+        && let Some(limited) = force_limited(app, &opts)
+    {
+        return Ok((limited, false));
+    }
     if !opts.force
         && opts.pattern.is_none()
         && let Some(last) = r.history().into_iter().find(|h| h.note.is_none())
@@ -245,6 +256,39 @@ pub async fn refresh(
     drop(running);
     tokio::spawn(shared.clone());
     Ok((shared.await, false))
+}
+
+/// A client's forced refresh sooner than `[nsk] min_force_interval` after
+/// the previous one: the last record, with a note saying when the next is
+/// allowed. Otherwise `None`, and this one counts as the latest. Called
+/// with the single-flight lock held, so a running refresh is joined instead.
+fn force_limited(app: &App, opts: &RefreshOptions) -> Option<RefreshRecord> {
+    let r = &app.refresher;
+    let min = app.config.nsk.min_force_interval;
+    let mut last = r.last_forced.lock().expect("last_forced lock");
+    if let Some(ago) = last.map(|at| at.elapsed())
+        && ago < min
+    {
+        let wait = (min - ago).as_secs_f64().ceil() as u64;
+        let mut record = r
+            .history()
+            .into_iter()
+            .find(|h| h.note.is_none())
+            .unwrap_or_else(|| {
+                let mut empty = failed_record(SystemTime::now(), Instant::now(), "", String::new());
+                empty.error = None;
+                empty
+            });
+        record.trigger = opts.trigger.clone();
+        record.note = Some(format!(
+            "skipped: a forced refresh ran {}s ago; next allowed in {wait}s ([nsk] min_force_interval = {})",
+            ago.as_secs(),
+            humantime::format_duration(min)
+        ));
+        return Some(record);
+    }
+    *last = Some(Instant::now());
+    None
 }
 
 fn rescan_record(app: &App, trigger: &str) -> RefreshRecord {
@@ -596,6 +640,7 @@ pub async fn schedule(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<
             force: true,
             pattern: None,
             trigger: trigger.into(),
+            from_client: false,
         };
         if let Err(e) = refresh(&app, opts).await {
             tracing::warn!(error = %e, "scheduled refresh could not run");

@@ -59,7 +59,15 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     if let Some(http) = http {
-        tokio::spawn(crate::http::serve(app.clone(), http, stop_rx.clone()));
+        let token = crate::http::bearer(&app.config.server).map_err(|e| {
+            anyhow::anyhow!("{e}; /metrics and /readyz cannot be guarded, so nskd does not start")
+        })?;
+        tokio::spawn(crate::http::serve(
+            app.clone(),
+            http,
+            token,
+            stop_rx.clone(),
+        ));
     }
     let prober = tokio::spawn(app.prober.clone().run(stop_rx.clone()));
     let watcher = tokio::spawn(crate::watch::run(app.clone(), stop_rx.clone()));

@@ -3,9 +3,9 @@
 //! dead daemon replaced, the socket itself 0600, and removed on exit.
 
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     io::Write,
-    os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt},
+    os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -75,6 +75,9 @@ pub enum SocketError {
         /// Our uid.
         uid: u32,
     },
+    /// A lock file that is a symlink or not ours.
+    #[error(transparent)]
+    Private(#[from] nskd_proto::private::PrivateError),
     /// Any other I/O failure.
     #[error("{what} {path}: {source}")]
     Io {
@@ -170,14 +173,8 @@ fn take_lock(location: &SocketLocation) -> Result<(PathBuf, File), SocketError> 
     let dir = location.dir();
     ensure_private_dir(dir)?;
     let lock_path = location.lock_path();
-    let mut lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(io("cannot open lock file", &lock_path))?;
+    // O_NOFOLLOW: a symlink planted here must not redirect our writes.
+    let mut lock = nskd_proto::private::open_lock(&lock_path)?;
     match lock.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
@@ -309,6 +306,21 @@ mod tests {
         drop(guard);
         assert!(!loc.path.exists(), "socket removed on drop");
         bind(&loc).unwrap();
+    }
+
+    #[tokio::test]
+    async fn refuses_a_symlink_planted_as_the_lock_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let loc = location(&private_dir(&tmp));
+        let target = tmp.path().join("victim");
+        fs::write(&target, "keep me").unwrap();
+        std::os::unix::fs::symlink(&target, loc.lock_path()).unwrap();
+        let e = bind(&loc).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            e.contains("is a symlink") && e.contains("test.sock.lock"),
+            "{e}"
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep me");
     }
 
     #[tokio::test]

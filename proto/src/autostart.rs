@@ -4,8 +4,7 @@
 //! would refuse a second one anyway.
 
 use std::{
-    fs::{self, OpenOptions},
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    fs,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -53,21 +52,9 @@ impl Starter {
             return Ok(());
         }
         let dir = location.dir();
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
+        crate::private::ensure_dir(dir).map_err(|e| e.to_string())?;
         let lock_path = dir.join(format!("{}.start.lock", location.environment));
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+        let lock = crate::private::open_lock(&lock_path).map_err(|e| e.to_string())?;
         lock.lock()
             .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
         // Someone else may have started it while we waited for the lock.
@@ -75,13 +62,7 @@ impl Starter {
             return Ok(());
         }
         let log_path = dir.join(format!("{}.log", location.environment));
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&log_path)
-            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-        let _ = fs::set_permissions(&log_path, fs::Permissions::from_mode(0o600));
+        let log = crate::private::open_append(&log_path).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(&self.nskd);
         cmd.arg("--env")
             .arg(&location.environment)

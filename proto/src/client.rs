@@ -46,6 +46,15 @@ pub enum ConnectError {
         /// What refused us and how to fix it.
         detail: String,
     },
+    /// The socket, its directory or the process behind it is not ours:
+    /// nothing was sent.
+    #[error("refusing to talk to nskd at {path}: {detail}")]
+    Untrusted {
+        /// Socket path tried.
+        path: PathBuf,
+        /// What was found and how to fix it.
+        detail: String,
+    },
     /// Daemon and client were built from different API versions.
     #[error(
         "nskd {daemon_version} at {path} speaks API v{daemon_api}, but this {client} speaks v{client_api}: install both from the same release, then restart the daemon (`systemctl --user restart nskd@{environment}`)"
@@ -121,14 +130,15 @@ impl Identity {
 
 /// A channel over the Unix socket at `location`, connecting on first use and
 /// again after the connection is lost.
+/// Every connection is checked first ([`connect_verified`]).
 pub fn lazy_channel(location: &SocketLocation) -> Channel {
-    let path = location.path.clone();
+    let location = location.clone();
     // The URI is required by the HTTP/2 layer but never resolved.
     Endpoint::from_static("http://nskd.sock")
         .connect_timeout(CONNECT_TIMEOUT)
         .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { UnixStream::connect(path).await.map(TokioIo::new) }
+            let location = location.clone();
+            async move { connect_verified(&location).await.map(TokioIo::new) }
         }))
 }
 
@@ -275,15 +285,85 @@ pub fn is_connection_lost(status: &Status) -> bool {
 /// Connects once to the raw socket so that a missing or foreign socket gives
 /// a precise error before any HTTP/2 happens.
 async fn probe_socket(location: &SocketLocation) -> Result<(), ConnectError> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(&location.path)).await {
-        Ok(Ok(_stream)) => Ok(()),
-        Ok(Err(err)) => Err(io_error(location, &err)),
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect_verified(location)).await {
+        Ok(result) => result.map(drop),
         Err(_) => Err(ConnectError::Timeout {
             path: location.path.clone(),
             environment: location.environment.clone(),
             timeout: CONNECT_TIMEOUT,
         }),
     }
+}
+
+/// Connects to the daemon's socket after checking, before anything is
+/// sent, that the socket's directory is ours and closed to others (0700),
+/// that the socket is a socket of ours, and that the process listening on
+/// it runs as us (`SO_PEERCRED`). Another local user can then neither
+/// plant a socket nor impersonate the daemon.
+pub async fn connect_verified(location: &SocketLocation) -> Result<UnixStream, ConnectError> {
+    verify_socket_path(location)?;
+    let stream = UnixStream::connect(&location.path)
+        .await
+        .map_err(|e| io_error(location, &e))?;
+    let uid = crate::private::own_uid();
+    let peer = stream.peer_cred().map_err(|e| ConnectError::Other {
+        path: location.path.clone(),
+        detail: format!("cannot read the credentials of the process serving the socket: {e}"),
+    })?;
+    if peer.uid() != uid {
+        return Err(ConnectError::Untrusted {
+            path: location.path.clone(),
+            detail: format!(
+                "the process serving it (pid {}) runs as uid {}, not as you (uid {uid}); only a daemon of your own user is trusted: stop it or use a socket in a directory you own (--socket, or start your own with `nskd --env {}`)",
+                peer.pid()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                peer.uid(),
+                location.environment
+            ),
+        });
+    }
+    Ok(stream)
+}
+
+/// The file-system half of [`connect_verified`]: two `stat` calls. A
+/// missing socket is [`ConnectError::NotRunning`].
+fn verify_socket_path(location: &SocketLocation) -> Result<(), ConnectError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let untrusted = |detail: String| ConnectError::Untrusted {
+        path: location.path.clone(),
+        detail,
+    };
+    // No socket: nothing to talk to (said first, whatever the directory).
+    let meta = std::fs::symlink_metadata(&location.path).map_err(|e| io_error(location, &e))?;
+    let dir = location.dir();
+    // The directory's final target decides who can replace the socket.
+    let dir_meta = std::fs::metadata(dir).map_err(|e| io_error(location, &e))?;
+    if let Err(e) = crate::private::check_dir_meta(dir, &dir_meta) {
+        return Err(untrusted(format!(
+            "{e}; nskd creates its socket directory itself (mode 0700): remove this one and restart the daemon"
+        )));
+    }
+    let uid = crate::private::own_uid();
+    if !meta.file_type().is_socket() {
+        let kind = if meta.file_type().is_symlink() {
+            "a symlink"
+        } else if meta.is_dir() {
+            "a directory"
+        } else {
+            "a regular file or device"
+        };
+        return Err(untrusted(format!(
+            "it is {kind}, not a socket; move it away and restart the daemon"
+        )));
+    }
+    if meta.uid() != uid {
+        return Err(untrusted(format!(
+            "the socket belongs to uid {}, not to you (uid {uid}); only a daemon of your own user is trusted: remove it or use another --socket",
+            meta.uid()
+        )));
+    }
+    Ok(())
 }
 
 fn io_error(location: &SocketLocation, err: &std::io::Error) -> ConnectError {

@@ -14,9 +14,12 @@
 //! ```
 
 pub mod autostart;
+pub mod bearer;
 pub mod cli_docs;
 pub mod client;
+pub mod escape;
 pub mod present;
+pub mod private;
 pub mod refresh_view;
 pub mod socket;
 

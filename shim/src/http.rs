@@ -1,7 +1,9 @@
 //! `mcp-shim --http ADDR`: MCP over streamable HTTP, for containers where
 //! the client is not a local process. Each MCP session (Mcp-Session-Id) gets
 //! its own [`Session`] and so its own active cluster. A bearer token is
-//! required when the address is reachable beyond this host.
+//! always required, loopback included (another local user could otherwise
+//! reach the daemon through us): given, or generated and written to a 0600
+//! file whose path is printed.
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
@@ -9,7 +11,11 @@ use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::{rt::TokioExecutor, rt::TokioIo, server::conn::auto};
-use nskd_proto::{autostart::Starter, socket::SocketLocation};
+use nskd_proto::{
+    autostart::Starter,
+    bearer::{self, Bearer},
+    socket::SocketLocation,
+};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -24,24 +30,26 @@ fn unauthorized() -> Response<Body> {
         .status(StatusCode::UNAUTHORIZED)
         .header(header::WWW_AUTHENTICATE, "Bearer")
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from_static(br#"{"error":"missing or wrong bearer token: send Authorization: Bearer <NSKD_SHIM_TOKEN>"}"#)).boxed())
+        .body(Full::new(Bytes::from_static(br#"{"error":"missing or wrong bearer token: send Authorization: Bearer <token> (NSKD_SHIM_TOKEN, --http-token-file, or the file mcp-shim printed at start)"}"#)).boxed())
         .expect("static response")
 }
 
-/// Constant-time comparison of the presented bearer token.
-fn authorized(req: &Request<Incoming>, token: &str) -> bool {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    presented.len() == token.len()
-        && presented
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+/// Where the token HTTP clients must send comes from.
+#[derive(Debug)]
+pub enum TokenSource {
+    /// Given (flag, variable or file), already checked.
+    Given(Bearer),
+    /// None given: generate one and write it to a private file.
+    Generate,
+}
+
+/// Generates a token for `port` and writes it to
+/// `<socket dir>/shim-<port>.token` (0600, in a 0700 directory of ours).
+fn generated(port: u16) -> anyhow::Result<(Bearer, std::path::PathBuf)> {
+    let token = bearer::generate()?;
+    let dir = nskd_proto::socket::default_socket_dir();
+    let path = bearer::write_file(&dir, &format!("shim-{port}.token"), &token)?;
+    Ok((Bearer::new(&token, "the generated token")?, path))
 }
 
 /// Serves MCP on `addr` until the process is stopped.
@@ -49,13 +57,8 @@ pub async fn serve(
     addr: SocketAddr,
     location: SocketLocation,
     starter: Option<Starter>,
-    token: Option<String>,
+    token: TokenSource,
 ) -> anyhow::Result<()> {
-    if !addr.ip().is_loopback() && token.is_none() {
-        anyhow::bail!(
-            "--http {addr} is reachable from other hosts: set NSKD_SHIM_TOKEN (or --http-token-file) so that clients must send `Authorization: Bearer <token>`"
-        );
-    }
     let mut config = StreamableHttpServerConfig::default();
     if !addr.ip().is_loopback() {
         // Behind a Service / port mapping the Host header is not ours to know;
@@ -74,11 +77,20 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {addr}: {e}; choose another --http address")
     })?;
-    eprintln!(
-        "mcp-shim: serving MCP over streamable HTTP on http://{}/mcp",
-        listener.local_addr()?
-    );
-    let token: Arc<Option<String>> = Arc::new(token);
+    let local = listener.local_addr()?;
+    let token = match token {
+        TokenSource::Given(b) => b,
+        TokenSource::Generate => {
+            let (b, path) = generated(local.port())?;
+            eprintln!(
+                "mcp-shim: no token given (NSKD_SHIM_TOKEN or --http-token-file): generated one in {}; clients must send `Authorization: Bearer <contents of that file>`",
+                path.display()
+            );
+            b
+        }
+    };
+    eprintln!("mcp-shim: serving MCP over streamable HTTP on http://{local}/mcp");
+    let token = Arc::new(token);
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(a) => a,
@@ -92,9 +104,8 @@ pub async fn serve(
             let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let (mut service, token) = (service.clone(), token.clone());
                 async move {
-                    if let Some(t) = token.as_deref()
-                        && !authorized(&req, t)
-                    {
+                    let presented = req.headers().get(header::AUTHORIZATION);
+                    if !token.authorizes(presented.map(|v| v.as_bytes())) {
                         return Ok::<_, Infallible>(unauthorized());
                     }
                     service.call(req).await

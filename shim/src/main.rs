@@ -15,7 +15,7 @@ mod tools;
 use std::process::ExitCode;
 
 use clap::Parser;
-use nskd_proto::socket::SocketLocation;
+use nskd_proto::{bearer, socket::SocketLocation};
 use rmcp::ServiceExt;
 
 /// mcp-shim: MCP (stdio) front end of nskd for one agent session.
@@ -46,12 +46,45 @@ struct Cli {
     #[arg(long, value_name = "ADDR")]
     http: Option<std::net::SocketAddr>,
     /// File holding the bearer token HTTP clients must send (default:
-    /// $NSKD_SHIM_TOKEN). Required when --http binds beyond loopback.
+    /// $NSKD_SHIM_TOKEN; with neither, a token is generated and written to
+    /// a 0600 file whose path is printed). At least 16 characters.
     #[arg(long, requires = "http")]
     http_token_file: Option<std::path::PathBuf>,
     /// Log level for the shim's own stderr log.
     #[arg(long, env = "NSKD_LOG_LEVEL", default_value = "warn")]
     log_level: String,
+}
+
+/// The token `--http` clients must send: from the file, else from
+/// `$NSKD_SHIM_TOKEN`, else generated at start.
+fn http_token(file: Option<&std::path::Path>) -> Result<http::TokenSource, bearer::TokenError> {
+    let given = match file {
+        Some(f) => {
+            use std::os::unix::fs::MetadataExt;
+            if let Ok(m) = std::fs::metadata(f)
+                && m.mode() & 0o077 != 0
+            {
+                eprintln!(
+                    "mcp-shim: warning: --http-token-file {} has mode {:04o}: other users can read the token; run `chmod 600 {}`",
+                    f.display(),
+                    m.mode() & 0o7777,
+                    f.display()
+                );
+            }
+            Some((
+                bearer::read_file(f)?,
+                format!("--http-token-file {}", f.display()),
+            ))
+        }
+        None => std::env::var("NSKD_SHIM_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(|t| (t, "NSKD_SHIM_TOKEN".to_string())),
+    };
+    Ok(match given {
+        Some((token, origin)) => http::TokenSource::Given(bearer::Bearer::new(&token, &origin)?),
+        None => http::TokenSource::Generate,
+    })
 }
 
 fn main() -> ExitCode {
@@ -104,20 +137,12 @@ fn main() -> ExitCode {
             None
         };
         if let Some(addr) = cli.http {
-            let token = match &cli.http_token_file {
-                Some(f) => match std::fs::read_to_string(f) {
-                    Ok(t) => Some(t.trim().to_string()).filter(|t| !t.is_empty()),
-                    Err(e) => {
-                        eprintln!(
-                            "mcp-shim: cannot read --http-token-file {}: {e}",
-                            f.display()
-                        );
-                        return ExitCode::from(2);
-                    }
-                },
-                None => std::env::var("NSKD_SHIM_TOKEN")
-                    .ok()
-                    .filter(|t| !t.is_empty()),
+            let token = match http_token(cli.http_token_file.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("mcp-shim: {e}");
+                    return ExitCode::from(2);
+                }
             };
             return match http::serve(addr, location, starter, token).await {
                 Ok(()) => ExitCode::SUCCESS,

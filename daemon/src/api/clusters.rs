@@ -145,6 +145,7 @@ impl Clusters for ClustersService {
             force: req.force,
             pattern: Some(req.pattern).filter(|p| !p.is_empty()),
             trigger,
+            from_client: true,
         };
         let started = Instant::now();
         let result = crate::refresh::refresh(&self.app, opts).await;

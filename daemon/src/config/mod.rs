@@ -118,6 +118,10 @@ pub struct NskConfig {
     /// (nsk writes the files, nskd validates and stores them) instead of one
     /// `--name X --stdout` per cluster.
     pub bulk_refresh: bool,
+    /// Forced refreshes asked for by clients run at most once per this
+    /// long; one asked sooner joins the running one or is answered with
+    /// when the next is allowed.
+    pub min_force_interval: Duration,
 }
 
 /// The `[server]` section.
@@ -139,6 +143,11 @@ pub struct ServerConfig {
     pub audit_log: Option<PathBuf>,
     /// Also audit read calls.
     pub audit_reads: bool,
+    /// Bearer token for `/metrics` and `/readyz` (`NSKD_HTTP_TOKEN` or
+    /// `http_token`); required, or `http_token_file`, off loopback.
+    pub http_token: Option<Secret>,
+    /// File holding that token (re-read at start).
+    pub http_token_file: Option<PathBuf>,
 }
 
 /// The `[health]` section.
@@ -351,6 +360,7 @@ const NSK_KEYS: &[&str] = &[
     "cluster_pattern",
     "exclude_clusters",
     "bulk_refresh",
+    "min_force_interval",
 ];
 const SERVER_KEYS: &[&str] = &[
     "environment",
@@ -361,6 +371,8 @@ const SERVER_KEYS: &[&str] = &[
     "log_format",
     "audit_log",
     "audit_reads",
+    "http_token",
+    "http_token_file",
 ];
 const HEALTH_KEYS: &[&str] = &[
     "probe_interval",
@@ -712,6 +724,9 @@ fn read_nsk(r: &mut Reader, o: &Overrides) -> NskConfig {
         });
     let exclude_clusters = r.strings("exclude_clusters").unwrap_or_default();
     let bulk_refresh = r.bool("bulk_refresh").unwrap_or(false);
+    let min_force_interval = r
+        .duration("min_force_interval")
+        .unwrap_or(Duration::from_secs(30));
 
     let explicit_source = o.source.clone().or(r.string("source"));
     let source = match explicit_source.as_deref() {
@@ -775,13 +790,14 @@ fn read_nsk(r: &mut Reader, o: &Overrides) -> NskConfig {
         cluster_pattern,
         exclude_clusters,
         bulk_refresh,
+        min_force_interval,
     }
 }
 
 fn read_server(
     r: &mut Reader,
     o: &Overrides,
-    _env: &dyn Fn(&str) -> Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> ServerConfig {
     let environment = o
         .environment
@@ -817,6 +833,7 @@ fn read_server(
             LogFormat::Text
         }
     };
+    let (http_token, http_token_file) = read_http_token(r, env, http_bind, port);
     ServerConfig {
         environment,
         socket,
@@ -826,7 +843,46 @@ fn read_server(
         log_format,
         audit_log: r.string("audit_log").map(PathBuf::from),
         audit_reads: r.bool("audit_reads").unwrap_or(false),
+        http_token,
+        http_token_file,
     }
+}
+
+/// The HTTP port's bearer token: `NSKD_HTTP_TOKEN`, else `http_token`, or
+/// `http_token_file`; one of them is required when the port listens
+/// beyond loopback.
+fn read_http_token(
+    r: &mut Reader,
+    env: &dyn Fn(&str) -> Option<String>,
+    http_bind: IpAddr,
+    port: Option<u16>,
+) -> (Option<Secret>, Option<PathBuf>) {
+    let from_file_key = r.string("http_token").filter(|t| !t.is_empty());
+    let token = match env("NSKD_HTTP_TOKEN").filter(|t| !t.is_empty()) {
+        Some(t) => Some((t, "NSKD_HTTP_TOKEN")),
+        None => from_file_key.map(|t| (t, "[server] http_token")),
+    };
+    if let Some((t, origin)) = &token
+        && let Err(e) = nskd_proto::bearer::Bearer::new(t, origin)
+    {
+        r.error("http_token", e.to_string());
+    }
+    let file = r.string("http_token_file").map(PathBuf::from);
+    if token.is_some() && file.is_some() {
+        r.error(
+            "http_token_file",
+            "set either http_token (or NSKD_HTTP_TOKEN) or http_token_file, not both",
+        );
+    }
+    if port.is_some() && !http_bind.is_loopback() && token.is_none() && file.is_none() {
+        r.error(
+            "http_bind",
+            format!(
+                "{http_bind} is reachable beyond this host, and /metrics and /readyz would answer anyone: set [server] http_token_file (or http_token = \"${{VAR}}\", or NSKD_HTTP_TOKEN) so that clients must send `Authorization: Bearer <token>`, or bind 127.0.0.1"
+            ),
+        );
+    }
+    (token.map(|(t, _)| Secret::new(t)), file)
 }
 
 fn read_health(r: &mut Reader) -> HealthConfig {

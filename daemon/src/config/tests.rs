@@ -208,6 +208,70 @@ fn packaged_example_has_every_key_and_parses_cleanly() {
     );
 }
 
+#[test]
+fn http_port_beyond_loopback_needs_a_token() {
+    let errors = |text: &str, env: fn(&str) -> Option<String>| {
+        let (_, problems) = Config::from_toml_str(text, &Overrides::default(), env);
+        problems
+            .into_iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+    };
+    let none: fn(&str) -> Option<String> = |_| None;
+    // Loopback, or no port: no token needed.
+    assert!(errors("[server]\nport = 9100\n", none).is_empty());
+    assert!(errors("[server]\nhttp_bind = \"0.0.0.0\"\n", none).is_empty());
+    // Beyond loopback without a token: refused, naming the fix.
+    let e = errors("[server]\nport = 9100\nhttp_bind = \"0.0.0.0\"\n", none);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("server.http_bind")
+            && e[0].contains("http_token_file")
+            && e[0].contains("NSKD_HTTP_TOKEN"),
+        "{e:?}"
+    );
+    let open = "[server]\nport = 9100\nhttp_bind = \"0.0.0.0\"\n";
+    let (c, p) = Config::from_toml_str(
+        &format!("{open}http_token_file = \"/run/secrets/metrics\"\n"),
+        &Overrides::default(),
+        none,
+    );
+    assert!(p.is_empty(), "{p:?}");
+    assert_eq!(
+        c.server.http_token_file.as_deref(),
+        Some(std::path::Path::new("/run/secrets/metrics"))
+    );
+    let long = |n: &str| (n == "NSKD_HTTP_TOKEN").then(|| "0123456789abcdef-metrics".to_string());
+    let (c, p) = Config::from_toml_str(open, &Overrides::default(), long);
+    assert!(p.is_empty(), "{p:?}");
+    assert_eq!(
+        c.server.http_token.as_ref().map(Secret::expose),
+        Some("0123456789abcdef-metrics")
+    );
+    // Too short, or two sources at once.
+    let e = errors(&format!("{open}http_token = \"short\"\n"), none);
+    assert!(
+        e.iter()
+            .any(|e| e.contains("server.http_token") && e.contains("at least 16")),
+        "{e:?}"
+    );
+    let e = errors(
+        &format!("{open}http_token = \"0123456789abcdef\"\nhttp_token_file = \"/x\"\n"),
+        none,
+    );
+    assert!(e.iter().any(|e| e.contains("not both")), "{e:?}");
+}
+
+#[test]
+fn forced_refreshes_are_spaced_30s_by_default() {
+    let (c, p) = parse("");
+    assert!(p.is_empty());
+    assert_eq!(c.nsk.min_force_interval, Duration::from_secs(30));
+    let (c, _) = parse("[nsk]\nmin_force_interval = \"0s\"\n");
+    assert_eq!(c.nsk.min_force_interval, Duration::ZERO);
+}
+
 /// Property tests: arbitrary files never panic, every problem names a field
 /// of the file, and generated valid files read back to what was generated.
 mod props {
@@ -242,6 +306,7 @@ mod props {
         ("nsk", "cluster_pattern", Kind::String),
         ("nsk", "exclude_clusters", Kind::Strings),
         ("nsk", "bulk_refresh", Kind::Bool),
+        ("nsk", "min_force_interval", Kind::Duration),
         ("server", "environment", Kind::String),
         ("server", "socket", Kind::String),
         ("server", "http_bind", Kind::String),
@@ -250,6 +315,8 @@ mod props {
         ("server", "log_format", Kind::String),
         ("server", "audit_log", Kind::String),
         ("server", "audit_reads", Kind::Bool),
+        ("server", "http_token", Kind::String),
+        ("server", "http_token_file", Kind::String),
         ("health", "probe_interval", Kind::Duration),
         ("health", "probe_timeout", Kind::Duration),
         ("health", "degraded_latency", Kind::Duration),

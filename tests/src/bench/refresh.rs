@@ -48,7 +48,14 @@ pub fn run(rig: &Rig, n: usize, warm_runs: usize) -> RefreshFigures {
     );
     let spec = DaemonSpec {
         sections: format!(
-            "[health]\nprobe_interval = \"1h\"\n[nsk]\nsource = \"nsk\"\nnsk_path = {:?}\nrancher_token = {TOKEN:?}\n",
+            "[health]
+probe_interval = \"1h\"
+[nsk]
+source = \"nsk\"
+nsk_path = {:?}
+rancher_token = {TOKEN:?}
+min_force_interval = \"0s\"
+",
             fake.path().display().to_string()
         ),
         ..DaemonSpec::bench()

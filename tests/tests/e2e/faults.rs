@@ -43,7 +43,18 @@ fn nsk_prepared(
     );
     let spec = DaemonSpec {
         sections: format!(
-            "[health]\n{health}\n[nsk]\nsource = \"nsk\"\nnsk_path = {:?}\nrancher_token = {:?}\nprofile = \"e2e\"\nconfig_dir = {:?}\nauto_refresh = {auto_refresh}\nrefresh_interval = \"1h\"\n",
+            "[health]
+{health}
+[nsk]
+source = \"nsk\"
+nsk_path = {:?}
+rancher_token = {:?}
+profile = \"e2e\"
+config_dir = {:?}
+auto_refresh = {auto_refresh}
+refresh_interval = \"1h\"
+min_force_interval = \"0s\"
+",
             fake.path().display().to_string(),
             crate::nsk::TOKEN,
             fake_home.path().join("nskconf").display().to_string(),

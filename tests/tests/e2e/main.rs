@@ -10,6 +10,7 @@ mod faults;
 mod hostile_sources;
 mod http_shim;
 mod kube_tools;
+mod local_trust;
 mod malformed;
 mod nsk;
 mod observe;

@@ -56,9 +56,26 @@ pub fn nsk_daemon_with_server(
             ..state
         },
     );
+    // Tests force refreshes back to back, unless they test the spacing.
+    let spacing = if extra_nsk.contains("min_force_interval") {
+        ""
+    } else {
+        "min_force_interval = \"0s\"\n"
+    };
     let spec = DaemonSpec {
         sections: format!(
-            "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n[nsk]\nsource = \"nsk\"\nnsk_path = {:?}\nrancher_token = {TOKEN:?}\nprofile = \"e2e\"\nconfig_dir = {:?}\nauto_refresh = {auto_refresh}\nrefresh_interval = \"1h\"\n{extra_nsk}",
+            "[health]
+probe_timeout = \"3s\"
+probe_interval = \"2s\"
+[nsk]
+source = \"nsk\"
+nsk_path = {:?}
+rancher_token = {TOKEN:?}
+profile = \"e2e\"
+config_dir = {:?}
+auto_refresh = {auto_refresh}
+refresh_interval = \"1h\"
+{spacing}{extra_nsk}",
             fake.path().display().to_string(),
             fake_home.path().join("nskconf").display().to_string(),
         ),

@@ -99,6 +99,9 @@ fn the_configmap_config_passes_check_config() {
     std::fs::write(&token, "token-abcde:CONFIGMAPTESTTOKEN01234567").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let http_token = secrets.join("http-token");
+    std::fs::write(&http_token, "configmap-test-http-token-0123").unwrap();
+    std::fs::set_permissions(&http_token, std::fs::Permissions::from_mode(0o600)).unwrap();
     let local = config
         .replace("/var/run/secrets/nskd", &secrets.display().to_string())
         .replace("/var/lib/nskd", &dir.path().display().to_string());

@@ -40,7 +40,7 @@ pub fn rancher_daemon(rancher: &FakeRancher, tls: &str, auto_refresh: bool) -> D
 fn rancher_daemon_with(rancher: &FakeRancher, nsk_extra: &str, auto_refresh: bool) -> Daemon {
     let spec = DaemonSpec {
         sections: format!(
-            "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n[nsk]\nsource = \"rancher\"\nrancher_url = {:?}\nauto_refresh = {auto_refresh}\n{nsk_extra}\n",
+            "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n[nsk]\nsource = \"rancher\"\nrancher_url = {:?}\nauto_refresh = {auto_refresh}\nmin_force_interval = \"0s\"\n{nsk_extra}\n",
             rancher.url
         ),
         ..DaemonSpec::default()

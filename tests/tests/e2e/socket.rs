@@ -10,7 +10,7 @@ use nskd_e2e::{
     daemon::{Daemon, DaemonSpec, text},
 };
 
-use crate::rig_or_skip;
+use crate::{eventually, rig_or_skip};
 
 #[test]
 fn socket_is_private_and_a_second_daemon_is_refused() {
@@ -109,8 +109,9 @@ fn an_open_or_foreign_socket_directory_is_refused() {
 }
 
 /// Runs nskctl as uid/gid 65534 with only CAP_DAC_OVERRIDE, so the file
-/// permissions let it reach the socket and the daemon's peer check is what
-/// must refuse it.
+/// permissions let it reach the socket: the client refuses a daemon of
+/// another user before sending anything, and a raw connection (curl) meets
+/// the daemon's own peer check.
 #[test]
 fn other_users_are_refused_by_the_peer_check() {
     let Some(rig) = rig_or_skip() else { return };
@@ -142,11 +143,37 @@ fn other_users_are_refused_by_the_peer_check() {
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "another uid got an answer: {stdout}");
     assert!(
-        stderr.contains("permission denied") || stderr.contains("refused"),
+        stderr.contains("refusing to talk to nskd")
+            && stderr.contains("belongs to uid 0")
+            && stderr.contains("uid 65534"),
         "{stderr}"
     );
     assert!(!stdout.contains("c1-sv5"), "{stdout}");
-    let log = d.log_text();
+    // A client that skips those checks meets the daemon's peer check.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+dac_override",
+            "--ambient-caps=+dac_override",
+            "curl",
+            "-s",
+            "--max-time",
+            "5",
+            "--http2-prior-knowledge",
+            "--unix-socket",
+        ])
+        .arg(&d.socket)
+        .arg("http://nskd/nskd.v1.Daemon/GetInfo")
+        .output()
+        .unwrap();
+    assert!(!text(&out).0.contains("c1-sv5"));
+    let log = eventually(5.0, || {
+        let log = d.log_text();
+        (log.contains("refused") && log.contains("65534")).then_some(log)
+    });
+    let log = log.unwrap_or_else(|| d.log_text());
     assert!(
         log.contains("refused") && log.contains("65534"),
         "daemon log must name the refused uid:\n{log}"

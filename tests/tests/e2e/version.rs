@@ -40,6 +40,9 @@ fn serve(socket: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_of_another_api_version_is_explained_to_nskctl_and_the_shim() {
     let dir = tempfile::tempdir().unwrap();
+    // Clients talk only to sockets in a private directory of their user.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let socket = dir.path().join("e2e.sock");
     serve(&socket);
 

@@ -98,7 +98,7 @@ fn hostile_modes(work: &Path, good: &RigCluster) -> (Vec<Hostile>, Tripwire, Tri
 fn nsk_spec(rig: &Rig, fake: &FakeNsk, confdir: &Path, extra: &str) -> DaemonSpec {
     DaemonSpec {
         sections: format!(
-            "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n[nsk]\nsource = \"nsk\"\nnsk_path = {:?}\nrancher_url = {:?}\nrancher_token = {TOKEN:?}\nconfig_dir = {:?}\nauto_refresh = true\nrefresh_interval = \"1h\"\n{extra}",
+            "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n[nsk]\nsource = \"nsk\"\nnsk_path = {:?}\nrancher_url = {:?}\nrancher_token = {TOKEN:?}\nconfig_dir = {:?}\nauto_refresh = true\nrefresh_interval = \"1h\"\nmin_force_interval = \"0s\"\n{extra}",
             fake.path().display().to_string(),
             rig.cluster(GOOD).server,
             confdir.display().to_string(),
@@ -205,7 +205,7 @@ async fn rancher_source_refuses_hostile_kubeconfigs_and_keeps_serving_the_good_o
     );
     let spec = DaemonSpec {
         sections: format!(
-            "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n[nsk]\nsource = \"rancher\"\nrancher_url = {:?}\nrancher_token = {:?}\nrancher_ca_file = {:?}\nauto_refresh = true\n",
+            "[health]\nprobe_timeout = \"3s\"\nprobe_interval = \"2s\"\n[nsk]\nsource = \"rancher\"\nrancher_url = {:?}\nrancher_token = {:?}\nrancher_ca_file = {:?}\nauto_refresh = true\nmin_force_interval = \"0s\"\n",
             rancher.url,
             rancher.token,
             rancher.ca_file.display().to_string(),

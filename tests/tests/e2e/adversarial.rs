@@ -186,6 +186,29 @@ fn cleanup(rig: &Rig, w: &World) {
     for ns in [&w.a, &w.b, &w.scratch] {
         let _ = kubeapi::try_call(c, "DELETE", &format!("/api/v1/namespaces/{ns}"), None);
     }
+    // A daemon failing these tests deletes the rig's own seed (all Secrets
+    // of `shop`, through `shop/secrets?`): put it back as seed.py made it,
+    // for the tests that come after.
+    let seeded = [
+        (
+            "secrets/db-credentials",
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": "db-credentials", "labels": {"app": "cart"}},
+                "data": {"username": b64("shop"), "password": b64(&format!("s3cr3t-{CLUSTER}"))}}),
+        ),
+        (
+            "configmaps/app-config",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-config"},
+                "data": {"LOG_LEVEL": "info", "FEATURE_X": "true"}}),
+        ),
+    ];
+    for (path, object) in seeded {
+        let url = format!("/api/v1/namespaces/shop/{path}");
+        if kubeapi::try_call(c, "GET", &url, None).is_err() {
+            let collection = url.rsplit_once('/').map_or(url.as_str(), |(coll, _)| coll);
+            let _ = kubeapi::try_call(c, "POST", collection, Some(&object.to_string()));
+        }
+    }
 }
 
 /// Names and resourceVersions of the seeded namespaces and of the Secrets

@@ -7,8 +7,15 @@
 # Layout written:
 #   DIR/<name>/kubeconfig            admin (group system:masters), context <name>
 #   DIR/<name>/kubeconfig-noperm     user "noperm" (authenticated, no RBAC grants)
+#   DIR/<name>/kubeconfig-nskd       user "nskd" (group system:masters): for a
+#                                    daemon whose requests the audit log must
+#                                    tell apart from the test's own (admin)
+#   DIR/<name>/audit.log             the apiserver's audit log (JSON lines, one
+#                                    event per request at level Metadata: no
+#                                    bodies; rotated at 50 MB, one backup kept)
+#   DIR/<name>/audit-policy.yaml     its policy
 #   DIR/<name>/pids                  "etcd PID" / "apiserver PID" lines (stop.sh)
-#   DIR/<name>/cluster.env           NAME SERVER PORT ETCD_PORT ADMIN_TOKEN NOPERM_TOKEN CA
+#   DIR/<name>/cluster.env           NAME SERVER PORT ETCD_PORT ADMIN_TOKEN NOPERM_TOKEN NSKD_TOKEN CA
 #   DIR/<name>/{ca,server,sa}.{crt,key,pub}, tokens.csv, etcd.log, apiserver.log
 #   DIR/kubeconfigs/<name>.yaml      one admin kubeconfig per cluster
 #   DIR/kubeconfig-all.yaml          all clusters as contexts of one kubeconfig
@@ -154,8 +161,19 @@ for name in "${NAMES[@]}"; do
     printf '%s,admin,uid-admin,"system:masters"\n%s,noperm,uid-noperm\n' "$ADMIN_TOKEN" "$NOPERM_TOKEN" >"$d/tokens.csv"
     chmod 600 "$d/tokens.csv"
   fi
+  # The "nskd" user: same rights as admin, its own name in the audit log.
+  # Appended to a tokens.csv written by an older start.sh too.
+  if [ -z "$(sed -n 3p "$d/tokens.csv")" ]; then
+    printf '%s,nskd,uid-nskd,"system:masters"\n' "nskd-$(openssl rand -hex 16)" >>"$d/tokens.csv"
+  fi
   ADMIN_TOKEN="$(sed -n 1p "$d/tokens.csv" | cut -d, -f1)"
   NOPERM_TOKEN="$(sed -n 2p "$d/tokens.csv" | cut -d, -f1)"
+  NSKD_TOKEN="$(sed -n 3p "$d/tokens.csv" | cut -d, -f1)"
+  # Every request at level Metadata (who, verb, URI, objectRef, status; never
+  # a body, so no Secret value): the tests' independent witness of what a
+  # daemon sent (nskd_e2e::apiserver_audit).
+  printf '%s\n' 'apiVersion: audit.k8s.io/v1' 'kind: Policy' 'omitStages: ["RequestReceived"]' \
+    'rules:' '  - level: Metadata' >"$d/audit-policy.yaml"
 
   edata="$ETCD_ROOT/$name/etcd-data"
   mkdir -p "$(dirname "$edata")"
@@ -189,6 +207,9 @@ for name in "${NAMES[@]}"; do
       --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none \
       --kubelet-preferred-address-types=InternalIP \
       --watch-cache=false --enable-priority-and-fairness=false --profiling=false \
+      --audit-policy-file="$d/audit-policy.yaml" --audit-log-path="$d/audit.log" \
+      --audit-log-format=json --audit-log-mode=blocking \
+      --audit-log-maxsize=50 --audit-log-maxbackup=1 \
       --logtostderr=true --v=0 $LEAN_ARGS ${NSKD_APISERVER_ARGS:-}; do
       printf ' %q' "$a"
     done
@@ -205,10 +226,12 @@ PORT=${APORT[$name]}
 ETCD_PORT=${EPORT[$name]}
 ADMIN_TOKEN=$ADMIN_TOKEN
 NOPERM_TOKEN=$NOPERM_TOKEN
+NSKD_TOKEN=$NSKD_TOKEN
 CA=$d/ca.crt
 EOF
   write_kubeconfig "$d/kubeconfig" "$name" "https://127.0.0.1:${APORT[$name]}" "$d/ca.crt" admin "$ADMIN_TOKEN"
   write_kubeconfig "$d/kubeconfig-noperm" "$name" "https://127.0.0.1:${APORT[$name]}" "$d/ca.crt" noperm "$NOPERM_TOKEN"
+  write_kubeconfig "$d/kubeconfig-nskd" "$name" "https://127.0.0.1:${APORT[$name]}" "$d/ca.crt" nskd "$NSKD_TOKEN"
 done
 log "started ${#NAMES[@]} etcd+kube-apiserver pair(s); waiting for /readyz"
 

@@ -1042,6 +1042,9 @@ mod tests {
             ca: ca.clone(),
             kubeconfig: dir.path().join("kubeconfig"),
             kubeconfig_noperm: dir.path().join("kubeconfig-noperm"),
+            nskd_token: None,
+            kubeconfig_nskd: dir.path().join("kubeconfig-nskd"),
+            audit_log: dir.path().join("audit.log"),
         };
         let cluster = FakeCluster::from_rig(&rig, "c-m-0001");
         assert_eq!(cluster.ca_data, base64_encode(&fs::read(&ca).unwrap()));

@@ -2,6 +2,7 @@
 //! and cached outside the repo), the real nskd / mcp-shim / nskctl
 //! binaries, an MCP client, and unreachable endpoints (refused, black hole).
 
+pub mod apiserver_audit;
 pub mod bench;
 pub mod bins;
 pub mod daemon;

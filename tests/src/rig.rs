@@ -39,6 +39,13 @@ pub struct RigCluster {
     pub kubeconfig: PathBuf,
     /// Kubeconfig of the no-permission user.
     pub kubeconfig_noperm: PathBuf,
+    /// Token of the `nskd` user (system:masters, its own name in the
+    /// apiserver's audit log); `None` for a rig started by an older start.sh.
+    pub nskd_token: Option<String>,
+    /// Kubeconfig of the `nskd` user.
+    pub kubeconfig_nskd: PathBuf,
+    /// The apiserver's audit log (see [`crate::apiserver_audit`]).
+    pub audit_log: PathBuf,
 }
 
 /// The rig.
@@ -181,6 +188,9 @@ impl Rig {
                     ca: PathBuf::from(get("CA")?),
                     kubeconfig: dir.join(name).join("kubeconfig"),
                     kubeconfig_noperm: dir.join(name).join("kubeconfig-noperm"),
+                    nskd_token: get("NSKD_TOKEN").ok(),
+                    kubeconfig_nskd: dir.join(name).join("kubeconfig-nskd"),
+                    audit_log: dir.join(name).join("audit.log"),
                 },
             );
         }
@@ -298,6 +308,23 @@ impl Rig {
             let c = self.cluster(name);
             std::fs::copy(&c.kubeconfig, dir.join(format!("{name}.yaml")))
                 .expect("copy kubeconfig");
+        }
+    }
+
+    /// Writes kubeconfigs of `names` into `dir` as `<name>.yaml` with the
+    /// credentials of the `nskd` user, so that the apiserver's audit log
+    /// tells a daemon's requests from the test's own (admin) ones. Panics
+    /// when the rig predates that user (restart it with tests/rig/start.sh).
+    pub fn write_nskd_kubeconfigs(&self, dir: &Path, names: &[&str]) {
+        for name in names {
+            let c = self.cluster(name);
+            assert!(
+                c.nskd_token.is_some() && c.kubeconfig_nskd.exists(),
+                "the rig under {} has no nskd user for {name}: start it again with the current tests/rig/start.sh",
+                self.dir.display()
+            );
+            std::fs::copy(&c.kubeconfig_nskd, dir.join(format!("{name}.yaml")))
+                .expect("copy nskd kubeconfig");
         }
     }
 

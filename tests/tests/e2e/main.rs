@@ -2,6 +2,7 @@
 //! real kube-apiservers on loopback (see `nskd_e2e::rig`). One test binary
 //! so that the rig is started once for all of them.
 
+mod adversarial;
 mod cache;
 mod change_tools;
 mod config;

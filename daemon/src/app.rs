@@ -70,6 +70,8 @@ pub struct App {
     pub registry: Arc<Registry>,
     /// Clients.
     pub pool: Arc<Pool>,
+    /// Watch caches, beside the clients they read through.
+    pub caches: Arc<crate::cache::WatchCaches>,
     /// Health.
     pub tracker: Arc<Tracker>,
     /// Probes.
@@ -126,7 +128,7 @@ impl App {
             policy.masking.clone(),
             config.pool.request_timeout,
         ));
-        let pool = Arc::new(Pool::new(config.pool.clone(), connect_timeout, caches));
+        let pool = Arc::new(Pool::new(config.pool.clone(), connect_timeout));
         let tracker = Arc::new(Tracker::new(config.health.clone()));
         let prober = Arc::new(Prober::new(registry.clone(), pool.clone(), tracker.clone()));
         let scanner = Scanner::new(ScanPlan::from_config(&config));
@@ -135,6 +137,7 @@ impl App {
             location,
             registry,
             pool,
+            caches,
             tracker,
             prober,
             scanner,
@@ -161,8 +164,10 @@ impl App {
         let changes = self.registry.replace(result.entries, result.problems);
         if !changes.is_empty() {
             tracing::info!(added = ?changes.added, changed = ?changes.changed, removed = ?changes.removed, "clusters changed");
-            self.pool
-                .invalidate(changes.changed.iter().chain(&changes.removed));
+            let gone = || changes.changed.iter().chain(&changes.removed);
+            self.pool.invalidate(gone());
+            // What was cached came through the old kubeconfig.
+            self.caches.invalidate(gone());
             self.tracker
                 .forget(changes.changed.iter().chain(&changes.removed));
         }
@@ -196,6 +201,12 @@ impl App {
     /// cluster not known to be down), else `cluster`, else the default.
     /// Also returns what `"*"` skipped, as `name: reason`.
     pub fn targets(&self, cluster: &str, clusters: &[String]) -> Result<Targets, OpError> {
+        if !cluster.is_empty() {
+            crate::request::names::check_cluster("cluster", cluster)?;
+        }
+        for c in clusters.iter().filter(|c| c.as_str() != "*") {
+            crate::request::names::check_cluster("clusters", c)?;
+        }
         if clusters.iter().any(|c| c == "*") {
             let snapshot = self.registry.snapshot();
             let mut targets = Targets::default();
@@ -263,7 +274,7 @@ impl App {
             max_bytes: self.config.output.max_bytes,
             max_read_bytes: self.config.pool.max_response_bytes,
             policy: self.policy.clone(),
-            caches: self.pool.caches().clone(),
+            caches: self.caches.clone(),
             use_cache: true,
         }
     }

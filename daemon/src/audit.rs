@@ -161,9 +161,22 @@ impl AuditLog {
     }
 }
 
+/// Who called (from a request's metadata): for logs and audit.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// MCP session id (empty for nskctl).
+    pub session: String,
+    /// Client name.
+    pub client: String,
+    /// Peer uid.
+    pub uid: Option<u32>,
+    /// MCP tool served (shims say).
+    pub tool: String,
+}
+
 /// Builds an entry from a call's facts.
 pub fn entry(
-    caller: &crate::api::Caller,
+    caller: &Caller,
     verb: &str,
     cluster: &str,
     outcome: &str,

@@ -50,7 +50,7 @@ pub fn runtime_checks(config: &Config) -> Vec<Problem> {
         }
     }
     if config.server.http_token_file.is_some()
-        && let Err(e) = crate::http::bearer(&config.server)
+        && let Err(e) = config.server.http_bearer()
     {
         out.push(problem("server.http_token_file", Severity::Error, e));
     } else if let Some(tf) = &config.server.http_token_file
@@ -91,7 +91,7 @@ pub fn runtime_checks(config: &Config) -> Vec<Problem> {
 /// `[safety] allow_exec_plugins`, fields a fetched kubeconfig may not
 /// carry): their clusters would show as Unknown.
 fn check_kubeconfig_trust(config: &Config, out: &mut Vec<Problem>) {
-    use crate::kubeconfig_trust::{Trust, check_file, check_file_context};
+    use crate::kubeconfig::trust::{Trust, check_file, check_file_context};
     let mut files: Vec<(&str, std::path::PathBuf, Trust)> = Vec::new();
     if let Some(dir) = &config.kubeconfig_dir {
         for path in crate::discovery::kubeconfig_files(dir).unwrap_or_default() {

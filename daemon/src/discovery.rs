@@ -13,8 +13,8 @@ use std::{
 
 use crate::{
     config::{Config, SourceKind},
+    kubeconfig::trust::{self as kubeconfig_trust, Trust},
     kubeconfig::{self, KubeconfigFile, hash_bytes},
-    kubeconfig_trust::{self, Trust},
     registry::{ClusterEntry, EntrySource},
 };
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OpError {
     /// No such cluster.
-    #[error("unknown cluster {name:?}; known clusters: {}", known_list(.known))]
+    #[error("unknown cluster {}; known clusters: {}", crate::request::names::shown(.name), known_list(.known))]
     UnknownCluster {
         /// Requested name.
         name: String,

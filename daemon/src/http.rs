@@ -13,29 +13,9 @@ use hyper_util::{rt::TokioExecutor, rt::TokioIo, server::conn::auto};
 use serde_json::json;
 use tokio::{net::TcpListener, sync::watch};
 
-use nskd_proto::bearer::{self, Bearer};
+use nskd_proto::bearer::Bearer;
 
-use crate::{api::convert_unix_ms as unix_ms, app::App, config::ServerConfig, health::Health};
-
-/// The token `/metrics` and `/readyz` require, if one is configured
-/// (`NSKD_HTTP_TOKEN`, `http_token` or `http_token_file`).
-pub fn bearer(server: &ServerConfig) -> Result<Option<Bearer>, String> {
-    if let Some(t) = &server.http_token {
-        return Bearer::new(t.expose(), "[server] http_token / NSKD_HTTP_TOKEN")
-            .map(Some)
-            .map_err(|e| e.to_string());
-    }
-    let Some(file) = &server.http_token_file else {
-        return Ok(None);
-    };
-    let token = bearer::read_file(file).map_err(|e| format!("[server] http_token_file: {e}"))?;
-    Bearer::new(
-        &token,
-        &format!("[server] http_token_file {}", file.display()),
-    )
-    .map(Some)
-    .map_err(|e| e.to_string())
-}
+use crate::{api::convert_unix_ms as unix_ms, app::App, health::Health};
 
 /// Paths that need the token when one is configured.
 fn guarded(path: &str) -> bool {
@@ -91,8 +71,8 @@ pub fn readiness(app: &App) -> (bool, serde_json::Value) {
         .history()
         .into_iter()
         .find(|r| r.note.is_none());
-    let caches = app.pool.caches().stats();
-    let (objects, bytes) = app.pool.caches().total();
+    let caches = app.caches.stats();
+    let (objects, bytes) = app.caches.total();
     let cache_detail = format!(
         "{} watch caches ({} in sync), {objects} objects, {bytes} bytes",
         caches.len(),

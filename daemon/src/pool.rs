@@ -14,8 +14,8 @@ use std::{
 use kube::config::KubeConfigOptions;
 
 use crate::{
-    cache::WatchCaches, config::PoolConfig, error::OpError, kinds::ApiDiscovery,
-    registry::ClusterEntry, throttle::ThrottleLayer,
+    config::PoolConfig, error::OpError, kinds::ApiDiscovery, registry::ClusterEntry,
+    throttle::ThrottleLayer,
 };
 
 /// A cluster's client and what hangs off it.
@@ -71,25 +71,17 @@ pub struct Pool {
     connect_timeout: Duration,
     epoch: Instant,
     clients: Mutex<HashMap<String, Arc<ClusterClient>>>,
-    caches: Arc<WatchCaches>,
 }
 
 impl Pool {
-    /// An empty pool; `caches` are the watch caches that hang off its
-    /// clients (dropped with them).
-    pub fn new(config: PoolConfig, connect_timeout: Duration, caches: Arc<WatchCaches>) -> Self {
+    /// An empty pool.
+    pub fn new(config: PoolConfig, connect_timeout: Duration) -> Self {
         Self {
             config,
             connect_timeout,
             epoch: Instant::now(),
             clients: Mutex::new(HashMap::new()),
-            caches,
         }
-    }
-
-    /// The watch caches of every cluster.
-    pub fn caches(&self) -> &Arc<WatchCaches> {
-        &self.caches
     }
 
     /// The pool's settings.
@@ -182,13 +174,13 @@ impl Pool {
 
     /// The kubeconfig kube-rs gets: never one that runs code. An exec
     /// plugin (allowed by the scanner for the user's own files only) is run
-    /// here by [`crate::exec_plugin`] and replaced by its credential.
+    /// here by [`crate::kubeconfig::exec_plugin`] and replaced by its credential.
     async fn without_plugins(
         &self,
         entry: &ClusterEntry,
         file: &crate::kubeconfig::KubeconfigFile,
     ) -> Result<(kube::config::Kubeconfig, Option<SystemTime>), OpError> {
-        use crate::{exec_plugin, registry::EntrySource};
+        use crate::{kubeconfig::exec_plugin, registry::EntrySource};
         let unusable = |reason: String| OpError::Unusable {
             cluster: entry.name.clone(),
             reason,
@@ -235,24 +227,17 @@ impl Pool {
         ))
     }
 
-    /// Drops the clients and watch caches of `names` (their kubeconfig
-    /// changed or is gone).
-    pub fn invalidate<'a>(&self, names: impl IntoIterator<Item = &'a String> + Clone) {
+    /// Drops the clients of `names` (their kubeconfig changed or is gone).
+    pub fn invalidate<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
         let mut clients = self.clients.lock().expect("pool lock poisoned");
-        for name in names.clone() {
+        for name in names {
             clients.remove(name);
         }
-        drop(clients);
-        self.caches.invalidate(names);
     }
 
-    /// Drops clients unused for longer than the idle timeout, and watch
-    /// caches unused for longer than theirs; returns how many clients.
+    /// Drops clients unused for longer than the idle timeout; returns how
+    /// many.
     pub fn evict_idle(&self) -> usize {
-        let caches = self.caches.sweep();
-        if caches > 0 {
-            tracing::debug!(caches, "dropped idle watch caches");
-        }
         let now_ms = self.epoch.elapsed().as_millis() as u64;
         let idle_ms = self.config.idle_timeout.as_millis() as u64;
         let mut clients = self.clients.lock().expect("pool lock poisoned");

@@ -504,7 +504,7 @@ fn validate_and_write(
     name: &str,
     text: &str,
     suffix: Option<&str>,
-    trust: &crate::kubeconfig_trust::Trust,
+    trust: &crate::kubeconfig::trust::Trust,
 ) -> Result<WriteOutcome, String> {
     match store::validate_kubeconfig(name, text, suffix, trust) {
         Ok(()) => {}
@@ -529,7 +529,7 @@ fn store_bulk(
     store: &Store,
     wanted: Vec<RemoteCluster>,
     lines: &[crate::source::contract::BulkLine],
-    trust: &crate::kubeconfig_trust::Trust,
+    trust: &crate::kubeconfig::trust::Trust,
 ) -> Vec<(RemoteCluster, Result<WriteOutcome, String>)> {
     use crate::source::contract::BulkLine;
     wanted

@@ -59,7 +59,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     if let Some(http) = http {
-        let token = crate::http::bearer(&app.config.server).map_err(|e| {
+        let token = app.config.server.http_bearer().map_err(|e| {
             anyhow::anyhow!("{e}; /metrics and /readyz cannot be guarded, so nskd does not start")
         })?;
         tokio::spawn(crate::http::serve(
@@ -70,6 +70,7 @@ pub async fn serve(
         ));
     }
     let prober = tokio::spawn(app.prober.clone().run(stop_rx.clone()));
+    let sweeper = tokio::spawn(app.caches.clone().sweep_idle(stop_rx.clone()));
     let watcher = tokio::spawn(crate::watch::run(app.clone(), stop_rx.clone()));
     let scheduler = tokio::spawn(crate::refresh::schedule(app.clone(), stop_rx.clone()));
 
@@ -143,6 +144,7 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     // A probe of a black-holed cluster may still be waiting: do not wait.
     prober.abort();
+    sweeper.abort();
     scheduler.abort();
     let _ = watcher.await;
     Ok(())

@@ -37,7 +37,7 @@ pub enum Rejected {
     Invalid(StoreError),
     /// It carries code, file paths or a foreign server.
     #[error("{0}; the previous file, if any, is kept")]
-    Untrusted(crate::kubeconfig_trust::TrustError),
+    Untrusted(crate::kubeconfig::trust::TrustError),
 }
 
 /// The store.
@@ -72,7 +72,7 @@ pub fn validate_kubeconfig(
     name: &str,
     text: &str,
     server_suffix: Option<&str>,
-    trust: &crate::kubeconfig_trust::Trust,
+    trust: &crate::kubeconfig::trust::Trust,
 ) -> Result<(), Rejected> {
     let bad = |why: String| {
         Rejected::Invalid(StoreError(format!(
@@ -92,7 +92,7 @@ pub fn validate_kubeconfig(
     if servers.is_empty() {
         return Err(bad("no cluster in it has a server URL".into()));
     }
-    crate::kubeconfig_trust::check_fetched(name, &config, trust).map_err(Rejected::Untrusted)?;
+    crate::kubeconfig::trust::check_fetched(name, &config, trust).map_err(Rejected::Untrusted)?;
     if let Some(suffix) = server_suffix
         && let Some(wrong) = servers
             .iter()
@@ -306,7 +306,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::kubeconfig_trust::{Pin, Trust};
+    use crate::kubeconfig::trust::{Pin, Trust};
     use proptest::prelude::*;
 
     use super::*;

@@ -422,16 +422,16 @@ pub struct TopArgs {
 }
 
 impl TopArgs {
-    /// As a list of the metrics kind: `name` becomes a field selector.
-    pub fn into_list(self) -> SimpleListArgs {
-        SimpleListArgs {
+    /// As a list of the metrics kind, and the one object asked for.
+    pub fn into_list(self) -> (SimpleListArgs, Option<String>) {
+        let list = SimpleListArgs {
             namespace: self.namespace.filter(|_| self.all_namespaces != Some(true)),
             label_selector: self.label_selector,
-            field_selector: self.name.map(|n| format!("metadata.name={n}")),
             cluster: self.cluster,
             clusters: self.clusters,
             ..Default::default()
-        }
+        };
+        (list, self.name)
     }
 }
 

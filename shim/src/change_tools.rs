@@ -308,10 +308,7 @@ impl NskdTools {
         let r = pb::NodeReadRequest {
             cluster: self.cluster_or_active(a.cluster).await,
             node: a.name,
-            path: format!(
-                "logs/{}",
-                a.query.unwrap_or_default().trim_start_matches('/')
-            ),
+            path: format!("logs/{}", a.query.unwrap_or_default()),
             tail: a.tail_lines.unwrap_or(0),
             clusters: a.clusters.map(|c| c.names()).unwrap_or_default(),
         };

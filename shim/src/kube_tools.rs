@@ -49,6 +49,18 @@ impl NskdTools {
         kind: &str,
         args: SimpleListArgs,
     ) -> Result<CallToolResult, McpError> {
+        self.list_named(ctx, api_version, kind, args, None).await
+    }
+
+    /// Lists `kind`, only the object `name` when one is given.
+    async fn list_named(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        api_version: &str,
+        kind: &str,
+        args: SimpleListArgs,
+        name: Option<String>,
+    ) -> Result<CallToolResult, McpError> {
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
@@ -61,6 +73,7 @@ impl NskdTools {
             field_selector: args.field_selector.unwrap_or_default(),
             limit: args.limit.unwrap_or(0),
             output: output(args.output),
+            name: name.unwrap_or_default(),
         };
         self.list(ctx, request).await
     }
@@ -102,6 +115,7 @@ impl NskdTools {
             field_selector: args.field_selector.unwrap_or_default(),
             limit: args.limit.unwrap_or(0),
             output: output(args.output),
+            name: String::new(),
         };
         self.list(&ctx, request).await
     }
@@ -252,7 +266,8 @@ impl NskdTools {
         Parameters(a): Parameters<TopArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        self.list_kind(&ctx, "metrics.k8s.io/v1beta1", "PodMetrics", a.into_list())
+        let (args, name) = a.into_list();
+        self.list_named(&ctx, "metrics.k8s.io/v1beta1", "PodMetrics", args, name)
             .await
     }
 
@@ -267,7 +282,8 @@ impl NskdTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         // NodeMetrics is cluster-scoped: a namespace is ignored.
-        self.list_kind(&ctx, "metrics.k8s.io/v1beta1", "NodeMetrics", a.into_list())
+        let (args, name) = a.into_list();
+        self.list_named(&ctx, "metrics.k8s.io/v1beta1", "NodeMetrics", args, name)
             .await
     }
 

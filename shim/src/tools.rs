@@ -330,6 +330,7 @@ impl NskdTools {
             field_selector: args.field_selector.unwrap_or_default(),
             limit: args.limit.unwrap_or(0),
             output: output(args.output),
+            name: String::new(),
         };
         self.list(&ctx, request).await
     }

@@ -76,7 +76,13 @@ fn list_args(req: &pb::ListRequest) -> Result<ListArgs, InvalidInput> {
         kind: kind(&req.kind)?,
         namespace: Namespace::optional("namespace", &req.namespace)?,
         label_selector: Selector::optional("labelSelector", &req.label_selector)?,
-        field_selector: Selector::optional("fieldSelector", &req.field_selector)?,
+        field_selector: match ObjectName::optional("name", &req.name)? {
+            None => Selector::optional("fieldSelector", &req.field_selector)?,
+            Some(name) => Some(Selector::and(
+                Selector::optional("fieldSelector", &req.field_selector)?.as_ref(),
+                Selector::field_equals("metadata.name", name.as_str()),
+            )),
+        },
         limit: req.limit,
         output: output(req.output),
         live: req.target.as_ref().is_some_and(|t| t.live),

@@ -17,18 +17,7 @@ use tonic::{Request, Response, Status, transport::server::UdsConnectInfo};
 
 use crate::app::App;
 
-/// Who called, from the request's metadata (for logs and audit).
-#[derive(Debug, Clone, Default)]
-pub struct Caller {
-    /// MCP session id (empty for nskctl).
-    pub session: String,
-    /// Client name.
-    pub client: String,
-    /// Peer uid.
-    pub uid: Option<u32>,
-    /// MCP tool served (shims say).
-    pub tool: String,
-}
+pub use crate::audit::Caller;
 
 impl Caller {
     /// Reads the caller of `req`.

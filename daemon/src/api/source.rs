@@ -210,7 +210,7 @@ fn stored(
     }
     let file = crate::kubeconfig::read(&path)
         .and_then(|f| {
-            crate::kubeconfig_trust::check_file(&f, &source.trust())?;
+            crate::kubeconfig::trust::check_file(&f, &source.trust())?;
             Ok(f)
         })
         .map_err(|e| OpError::InvalidArgument(e.to_string()))?;

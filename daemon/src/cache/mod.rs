@@ -282,6 +282,23 @@ impl WatchCaches {
         }
     }
 
+    /// Sweeps idle caches every half idle timeout (at most every minute)
+    /// until `shutdown`.
+    pub async fn sweep_idle(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let every =
+            (self.config.idle_timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+            let dropped = self.sweep();
+            if dropped > 0 {
+                tracing::debug!(dropped, "dropped idle watch caches");
+            }
+        }
+    }
+
     /// Drops caches unused for longer than `[cache] idle_timeout`; returns
     /// how many.
     pub fn sweep(&self) -> usize {

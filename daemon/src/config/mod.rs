@@ -18,6 +18,7 @@
 mod expand;
 mod fields;
 
+use nskd_proto::bearer::{self, Bearer};
 use std::{
     cell::RefCell,
     fmt,
@@ -148,6 +149,30 @@ pub struct ServerConfig {
     pub http_token: Option<Secret>,
     /// File holding that token (re-read at start).
     pub http_token_file: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// The token `/metrics` and `/readyz` require, if one is configured
+    /// (`NSKD_HTTP_TOKEN`, `http_token` or `http_token_file`).
+    pub fn http_bearer(&self) -> Result<Option<Bearer>, String> {
+        let server = self;
+        if let Some(t) = &server.http_token {
+            return Bearer::new(t.expose(), "[server] http_token / NSKD_HTTP_TOKEN")
+                .map(Some)
+                .map_err(|e| e.to_string());
+        }
+        let Some(file) = &server.http_token_file else {
+            return Ok(None);
+        };
+        let token =
+            bearer::read_file(file).map_err(|e| format!("[server] http_token_file: {e}"))?;
+        Bearer::new(
+            &token,
+            &format!("[server] http_token_file {}", file.display()),
+        )
+        .map(Some)
+        .map_err(|e| e.to_string())
+    }
 }
 
 /// The `[health]` section.

@@ -170,13 +170,6 @@ fn kind_details(kind: &str, o: &Value, out: &mut String) {
     }
 }
 
-/// `v` as a field selector value (`\`, `,` and `=` escaped).
-fn selector_value(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace(',', "\\,")
-        .replace('=', "\\=")
-}
-
 /// Describes one object, with its events.
 pub async fn describe(
     cc: &ClusterClient,
@@ -217,9 +210,9 @@ pub async fn describe(
     // Identity from the checked request (the answer matched it), values
     // escaped as the API server's field selectors require.
     let mut selector = format!(
-        "involvedObject.name={},involvedObject.kind={}",
-        selector_value(args.name.as_str()),
-        selector_value(&kind)
+        "{},{}",
+        Selector::field_equals("involvedObject.name", args.name.as_str()),
+        Selector::field_equals("involvedObject.kind", &kind)
     );
     let namespace = s(&o, "/metadata/namespace");
     let namespace = Namespace::optional("namespace", namespace).ok().flatten();

@@ -310,14 +310,7 @@ pub fn parse_manifest(
         .into());
     }
     let mut docs = Vec::new();
-    for (i, de) in yaml_serde::Deserializer::from_str(manifest).enumerate() {
-        let value = Value::deserialize(de).map_err(|e| {
-            OpError::InvalidArgument(format!(
-                "`resource` is not valid YAML/JSON (document {}): {}",
-                i + 1,
-                crate::kubeconfig::one_line(&e.to_string())
-            ))
-        })?;
+    for value in documents(manifest)? {
         if value.is_null() {
             continue;
         }
@@ -334,6 +327,31 @@ pub fn parse_manifest(
         ));
     }
     Ok(docs)
+}
+
+/// The documents of a manifest: a JSON object or array of objects (JSON
+/// allows characters YAML refuses), else YAML documents.
+fn documents(manifest: &str) -> Result<Vec<Value>, OpError> {
+    if manifest.trim_start().starts_with(['{', '[']) {
+        match serde_json::from_str::<Value>(manifest) {
+            Ok(Value::Array(items)) => return Ok(items),
+            Ok(one) => return Ok(vec![one]),
+            // Not JSON after all: YAML flow style reads it below.
+            Err(_) => {}
+        }
+    }
+    yaml_serde::Deserializer::from_str(manifest)
+        .enumerate()
+        .map(|(i, de)| {
+            Value::deserialize(de).map_err(|e| {
+                OpError::InvalidArgument(format!(
+                    "`resource` is not valid YAML/JSON (document {}): {}",
+                    i + 1,
+                    crate::kubeconfig::one_line(&e.to_string())
+                ))
+            })
+        })
+        .collect()
 }
 
 fn check_doc(

@@ -283,11 +283,51 @@ impl Selector {
     }
 }
 
+impl Selector {
+    /// `field=value` as a field selector term, the value escaped as the API
+    /// server requires (`\\`, `,` and `=`).
+    pub fn field_equals(field: &str, value: &str) -> String {
+        let escaped = value
+            .replace('\\', "\\\\")
+            .replace(',', "\\,")
+            .replace('=', "\\=");
+        format!("{field}={escaped}")
+    }
+
+    /// This selector and `term`, both required.
+    pub fn and(selector: Option<&Selector>, term: String) -> Selector {
+        match selector {
+            Some(s) => Self(format!("{},{term}", s.0)),
+            None => Self(term),
+        }
+    }
+}
+
+/// Longest cluster name accepted (longer ones cannot name a cluster).
+pub const MAX_CLUSTER_NAME_BYTES: usize = 253;
+
+/// Checks a cluster name an agent sent: bounded, printable. Whether the
+/// cluster exists is the registry's to say.
+pub fn check_cluster(field: &str, value: &str) -> Result<(), InvalidInput> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_CLUSTER_NAME_BYTES
+        && !value.chars().any(|c| c.is_control() || is_invisible(c));
+    checked(
+        field,
+        value,
+        ok,
+        format!(
+            "must be a cluster name of at most {MAX_CLUSTER_NAME_BYTES} bytes without control characters; clusters_list shows them"
+        ),
+        |_| (),
+    )
+}
+
 impl NodeLogPath {
-    /// Checks `value` of argument `field`: `""` or `/` for the list, else
-    /// a relative path of `[A-Za-z0-9._-]` segments, none `.` or `..`.
+    /// Checks `value` of argument `field`: `""` for the list, else a
+    /// relative path of `[A-Za-z0-9._-]` segments, none `.` or `..`.
     pub fn parse(field: &str, value: &str) -> Result<Self, InvalidInput> {
-        let path = value.trim_start_matches('/');
+        let path = value;
         let segment_ok = |s: &str| {
             !s.is_empty()
                 && s != "."
@@ -297,7 +337,9 @@ impl NodeLogPath {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         };
         let body = path.strip_suffix('/').unwrap_or(path);
-        let ok = path.len() <= 1024 && (body.is_empty() || body.split('/').all(segment_ok));
+        let ok = path.len() <= 1024
+            && !path.starts_with('/')
+            && (body.is_empty() || body.split('/').all(segment_ok));
         checked(
             field,
             value,
@@ -432,10 +474,12 @@ mod tests {
 
     #[test]
     fn node_log_paths_stay_under_logs() {
-        for ok in ["", "/", "kubelet.log", "pods/", "/containers/x_y-1.log"] {
+        for ok in ["", "kubelet.log", "pods/", "containers/x_y-1.log"] {
             assert!(NodeLogPath::parse("query", ok).is_ok(), "{ok:?}");
         }
         for bad in [
+            "/",
+            "/kubelet.log",
             "../etc/passwd",
             "a/../../b",
             "%2e%2e/x",

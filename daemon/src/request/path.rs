@@ -176,7 +176,7 @@ mod tests {
             "/api/v1/nodes/node-1/proxy/logs/pods/"
         );
         assert_eq!(
-            node_proxy(&node, &log("/kubelet.log")),
+            node_proxy(&node, &log("kubelet.log")),
             "/api/v1/nodes/node-1/proxy/logs/kubelet.log"
         );
         assert_eq!(

@@ -139,8 +139,8 @@ impl Source {
     /// How far its kubeconfigs are trusted: data only, every server on the
     /// Rancher URL (when nsk is given one; nsk on its own profile gets the
     /// field rules only).
-    pub fn trust(&self) -> crate::kubeconfig_trust::Trust {
-        use crate::kubeconfig_trust::{Pin, Trust};
+    pub fn trust(&self) -> crate::kubeconfig::trust::Trust {
+        use crate::kubeconfig::trust::{Pin, Trust};
         let url = match self {
             Source::Nsk(s) => s.rancher_url(),
             Source::Rancher(s) => Some(s.base()),

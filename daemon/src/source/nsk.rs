@@ -198,7 +198,7 @@ pub fn read_saved_file(dir: &Path, path: &Path) -> Result<String, String> {
     if !meta.is_file() {
         return Err(refuse("it is not a regular file".into()));
     }
-    crate::kubeconfig_trust::check_owner(&real, meta.uid(), meta.mode())
+    crate::kubeconfig::trust::check_owner(&real, meta.uid(), meta.mode())
         .map_err(|e| refuse(e.to_string()))?;
     if meta.len() > MAX_SAVED_BYTES {
         return Err(refuse(format!(

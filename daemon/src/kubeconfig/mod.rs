@@ -1,6 +1,9 @@
 //! Reading kubeconfig files into per-context summaries, without ever letting
 //! a credential out: only the kind of authentication and expiry times.
 
+pub mod exec_plugin;
+pub mod trust;
+
 use std::{
     hash::{Hash, Hasher},
     path::{Path, PathBuf},
@@ -61,9 +64,9 @@ pub enum KubeconfigError {
         reason: String,
     },
     /// Parsed, but it carries something nskd does not run or send
-    /// (see [`crate::kubeconfig_trust`]).
+    /// (see [`crate::kubeconfig::trust`]).
     #[error(transparent)]
-    Untrusted(#[from] crate::kubeconfig_trust::TrustError),
+    Untrusted(#[from] crate::kubeconfig::trust::TrustError),
 }
 
 /// What one context of a kubeconfig gives us, with no secret in it.
@@ -462,7 +465,7 @@ current-context: ctx-a
                 "c",
                 &text,
                 Some("/k8s/clusters/c-1"),
-                &crate::kubeconfig_trust::Trust::Fetched { pin: None },
+                &crate::kubeconfig::trust::Trust::Fetched { pin: None },
             );
             let raw = dir.path().join("raw.yaml");
             std::fs::write(&raw, &bytes).unwrap();

@@ -3,7 +3,7 @@
 //! must be private to the daemon's user and run no plugin unless allowed.
 //!
 //! ```
-//! use nskd::kubeconfig_trust::{Pin, Trust, check_config};
+//! use nskd::kubeconfig::trust::{Pin, Trust, check_config};
 //! let text = "clusters: [{name: c, cluster: {server: 'https://rancher.example.com/k8s/clusters/c-1'}}]\n\
 //!             users: [{name: u, user: {exec: {command: sh}}}]\n\
 //!             contexts: [{name: c, context: {cluster: c, user: u}}]\n";

@@ -70,13 +70,30 @@ fn kind(value: &str) -> Result<KindName, InvalidInput> {
     KindName::parse("kind", value)
 }
 
+/// The name of an object of `kind`: a node's or a namespace's by their
+/// own stricter rules when the kind says which, else one path segment.
+fn object_name(value: &str, kind: &KindName) -> Result<ObjectName, InvalidInput> {
+    let k = kind.as_str().to_ascii_lowercase();
+    if matches!(k.as_str(), "node" | "nodes" | "no" | "nodemetrics") {
+        NodeName::parse("name", value)?;
+    } else if matches!(k.as_str(), "namespace" | "namespaces" | "ns") {
+        Namespace::parse("name", value)?;
+    }
+    ObjectName::parse("name", value)
+}
+
 fn list_args(req: &pb::ListRequest) -> Result<ListArgs, InvalidInput> {
+    let kind = kind(&req.kind)?;
+    let name = match req.name.as_str() {
+        "" => None,
+        n => Some(object_name(n, &kind)?),
+    };
     Ok(ListArgs {
         api_version: ApiVersion::optional("apiVersion", &req.api_version)?,
-        kind: kind(&req.kind)?,
+        kind,
         namespace: Namespace::optional("namespace", &req.namespace)?,
         label_selector: Selector::optional("labelSelector", &req.label_selector)?,
-        field_selector: match ObjectName::optional("name", &req.name)? {
+        field_selector: match name {
             None => Selector::optional("fieldSelector", &req.field_selector)?,
             Some(name) => Some(Selector::and(
                 Selector::optional("fieldSelector", &req.field_selector)?.as_ref(),
@@ -90,22 +107,24 @@ fn list_args(req: &pb::ListRequest) -> Result<ListArgs, InvalidInput> {
 }
 
 fn get_args(req: &pb::GetRequest) -> Result<GetArgs, InvalidInput> {
+    let kind = kind(&req.kind)?;
     Ok(GetArgs {
         api_version: ApiVersion::optional("apiVersion", &req.api_version)?,
-        kind: kind(&req.kind)?,
+        name: object_name(&req.name, &kind)?,
+        kind,
         namespace: Namespace::optional("namespace", &req.namespace)?,
-        name: ObjectName::parse("name", &req.name)?,
         output: output(req.output),
         live: req.target.as_ref().is_some_and(|t| t.live),
     })
 }
 
 fn object_ref(r: &pb::ObjectRequest) -> Result<ObjectRef, InvalidInput> {
+    let kind = kind(&r.kind)?;
     Ok(ObjectRef {
         api_version: ApiVersion::optional("apiVersion", &r.api_version)?,
-        kind: kind(&r.kind)?,
+        name: object_name(&r.name, &kind)?,
+        kind,
         namespace: Namespace::optional("namespace", &r.namespace)?,
-        name: ObjectName::parse("name", &r.name)?,
         grace_period_seconds: u32::try_from(r.grace_period_seconds).ok(),
     })
 }
@@ -604,6 +623,16 @@ mod tests {
             let e = kubelet_path(bad).unwrap_err();
             assert!(e.field == "query" || e.field == "path", "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn nodes_and_namespaces_are_named_by_their_own_rules() {
+        let kind = |k: &str| KindName::parse("kind", k).unwrap();
+        for k in ["Node", "nodes", "NodeMetrics", "Namespace", "ns"] {
+            assert!(object_name("Shop", &kind(k)).is_err(), "{k}");
+            assert!(object_name("shop-1", &kind(k)).is_ok(), "{k}");
+        }
+        assert!(object_name("system:node:Shop", &kind("ClusterRole")).is_ok());
     }
 
     #[test]

@@ -5,6 +5,20 @@ use std::{os::unix::fs::MetadataExt, path::Path};
 
 use crate::config::{Config, Problem, Severity, SourceKind};
 
+/// A token file other users can read.
+fn readable_token(field: &str, file: &std::path::Path, mode: u32) -> Problem {
+    problem(
+        field,
+        Severity::Warning,
+        format!(
+            "{} has mode {:04o}: others can read the token; run `chmod 600 {}`",
+            file.display(),
+            mode & 0o7777,
+            file.display()
+        ),
+    )
+}
+
 fn problem(field: &str, severity: Severity, message: String) -> Problem {
     Problem {
         field: field.to_string(),
@@ -36,16 +50,9 @@ pub fn runtime_checks(config: &Config) -> Vec<Problem> {
                 Severity::Error,
                 format!("cannot read {}: {e}", tf.display()),
             )),
-            Ok(m) if m.mode() & 0o077 != 0 => out.push(problem(
-                "nsk.rancher_token_file",
-                Severity::Warning,
-                format!(
-                    "{} has mode {:04o}: others can read the token; run `chmod 600 {}`",
-                    tf.display(),
-                    m.mode() & 0o7777,
-                    tf.display()
-                ),
-            )),
+            Ok(m) if m.mode() & 0o077 != 0 => {
+                out.push(readable_token("nsk.rancher_token_file", tf, m.mode()))
+            }
             Ok(_) => {}
         }
     }
@@ -57,16 +64,7 @@ pub fn runtime_checks(config: &Config) -> Vec<Problem> {
         && let Ok(m) = std::fs::metadata(tf)
         && m.mode() & 0o077 != 0
     {
-        out.push(problem(
-            "server.http_token_file",
-            Severity::Warning,
-            format!(
-                "{} has mode {:04o}: others can read the token; run `chmod 600 {}`",
-                tf.display(),
-                m.mode() & 0o7777,
-                tf.display()
-            ),
-        ));
+        out.push(readable_token("server.http_token_file", tf, m.mode()));
     }
     if config.nsk.source != SourceKind::Directory
         && config.nsk.rancher_token.is_none()

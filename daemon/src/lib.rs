@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cache;
 pub mod certexpiry;
 pub mod check;
+pub mod child;
 pub mod cli;
 pub mod config;
 pub mod counted;

@@ -136,34 +136,22 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), SocketError> {
             Ok(())
         }
         Err(e) => Err(io("cannot inspect socket directory", dir)(e)),
-        Ok(meta) => {
-            if meta.file_type().is_symlink() {
-                return Err(SocketError::DirSymlink {
-                    dir: dir.to_path_buf(),
-                });
-            }
-            if !meta.is_dir() {
-                return Err(io("socket directory is not a directory:", dir)(
-                    std::io::Error::from(std::io::ErrorKind::NotADirectory),
-                ));
-            }
-            let uid = own_uid();
-            if meta.uid() != uid {
-                return Err(SocketError::DirForeign {
-                    dir: dir.to_path_buf(),
-                    owner: meta.uid(),
-                    uid,
-                });
-            }
-            let mode = meta.mode() & 0o7777;
-            if mode & 0o077 != 0 {
-                return Err(SocketError::DirOpen {
-                    dir: dir.to_path_buf(),
-                    mode,
-                });
-            }
-            Ok(())
-        }
+        Ok(meta) => nskd_proto::private::check_dir_meta(dir, &meta).map_err(for_socket),
+    }
+}
+
+/// The shared directory check's refusal, in the socket's words (which
+/// name `--socket`).
+fn for_socket(e: nskd_proto::private::PrivateError) -> SocketError {
+    use nskd_proto::private::PrivateError as P;
+    match e {
+        P::DirSymlink { dir } => SocketError::DirSymlink { dir },
+        P::DirForeign { dir, owner, uid } => SocketError::DirForeign { dir, owner, uid },
+        P::DirOpen { dir, mode } => SocketError::DirOpen { dir, mode },
+        P::NotADir { dir } => io("socket directory is not a directory:", &dir)(
+            std::io::Error::from(std::io::ErrorKind::NotADirectory),
+        ),
+        other => SocketError::Private(other),
     }
 }
 

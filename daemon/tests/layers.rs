@@ -5,7 +5,14 @@ use std::{collections::BTreeSet, fs, path::Path};
 
 /// Lowest first; keep in step with docs/architecture.md.
 const LAYERS: &[&[&str]] = &[
-    &["request", "redact", "throttle", "certexpiry", "metrics"],
+    &[
+        "request",
+        "redact",
+        "throttle",
+        "certexpiry",
+        "metrics",
+        "child",
+    ],
     &["kinds", "counted"],
     &["config"],
     &["audit", "health", "kubeconfig", "obs", "socket"],

@@ -5,14 +5,11 @@
 //! timeout, capped output, off the async runtime's threads. The credential
 //! it prints replaces the plugin in the kubeconfig kube-rs gets.
 
-use std::{
-    process::Stdio,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use kube::config::{AuthInfo, ExecConfig, Kubeconfig};
 use secrecy::SecretString;
-use tokio::{io::AsyncReadExt, process::Command};
+use tokio::io::AsyncReadExt;
 
 /// Most bytes of standard output read from a plugin.
 pub const MAX_STDOUT: u64 = 1024 * 1024;
@@ -154,19 +151,7 @@ pub async fn run(
         "kind": "ExecCredential",
         "spec": {"interactive": false},
     });
-    let mut cmd = Command::new(&command);
-    cmd.args(exec.args.iter().flatten())
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    for name in PASS_THROUGH {
-        if let Some(v) = std::env::var_os(name) {
-            cmd.env(name, v);
-        }
-    }
+    let mut cmd = crate::child::confined(&command, exec.args.iter().flatten(), PASS_THROUGH);
     for pair in exec.env.iter().flatten() {
         if let (Some(name), Some(value)) = (pair.get("name"), pair.get("value")) {
             cmd.env(name, value);

@@ -2,9 +2,7 @@
 //! variables, set on the child only), its own process group, and a timeout
 //! that kills the whole group.
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
-
-use tokio::process::Command;
+use std::{path::PathBuf, time::Duration};
 
 use crate::config::Secret;
 
@@ -95,19 +93,7 @@ pub enum RunError {
 impl NskEnv {
     /// Runs `nsk ARGS`, capturing stdout and stderr.
     pub async fn run(&self, args: &[&str]) -> Result<RunOutput, RunError> {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(args)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        for name in PASS_THROUGH {
-            if let Some(v) = std::env::var_os(name) {
-                cmd.env(name, v);
-            }
-        }
+        let mut cmd = crate::child::confined(&self.program, args, PASS_THROUGH);
         if let Some(url) = &self.rancher_url {
             cmd.env("RANCHER_URL", url);
         }

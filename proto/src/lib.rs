@@ -22,6 +22,7 @@ pub mod present;
 pub mod private;
 pub mod refresh_view;
 pub mod socket;
+pub mod tools;
 
 /// The wire API version both sides must agree on. Bump on any incompatible
 /// change to `nskd/v1/*.proto`.

@@ -199,7 +199,7 @@ impl NskdTools {
         annotations(
             title = "Rollout: Restart",
             read_only_hint = false,
-            destructive_hint = false,
+            destructive_hint = true,
             idempotent_hint = false,
             open_world_hint = true
         )
@@ -219,7 +219,7 @@ impl NskdTools {
         annotations(
             title = "Pods: Run",
             read_only_hint = false,
-            destructive_hint = false,
+            destructive_hint = true,
             idempotent_hint = false,
             open_world_hint = true
         )

@@ -375,29 +375,10 @@ impl NskdTools {
     }
 }
 
-/// Tools that change clusters, hidden in a read-only environment.
-const CHANGE_TOOLS: [&str; 7] = [
-    "resources_create_or_update",
-    "resources_delete",
-    "pods_delete",
-    "pods_run",
-    "pods_exec",
-    "resources_scale",
-    "rollout_restart",
-];
-/// Tools hidden when destructive operations are disabled.
-const DESTRUCTIVE_TOOLS: [&str; 5] = [
-    "resources_delete",
-    "pods_delete",
-    "pods_exec",
-    "pods_run",
-    "resources_scale",
-];
-
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for NskdTools {
-    /// Every tool, minus those the daemon's safety switches forbid (when
-    /// the daemon can be asked; it refuses them anyway).
+    /// Every tool, minus those the daemon says its safety switches forbid
+    /// (when it can be asked; it refuses them anyway).
     async fn list_tools(
         &self,
         _request: Option<rmcp::model::PaginatedRequestParams>,
@@ -416,11 +397,7 @@ impl ServerHandler for NskdTools {
             })
             .await;
         if let Ok((info, _)) = asked {
-            tools.retain(|t| {
-                let name = t.name.as_ref();
-                !(info.read_only && CHANGE_TOOLS.contains(&name)
-                    || info.disable_destructive && DESTRUCTIVE_TOOLS.contains(&name))
-            });
+            tools.retain(|t| !info.hidden_tools.iter().any(|h| h == t.name.as_ref()));
         }
         Ok(rmcp::model::ListToolsResult {
             tools,
@@ -448,5 +425,48 @@ impl ServerHandler for NskdTools {
                  pick a cluster with cluster_use (per session) or pass `cluster` to any tool; read tools accept \
                  `clusters` (a list or \"*\") to ask many clusters at once.",
             )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nskd_proto::tools::{ToolClass, class};
+
+    use super::*;
+
+    /// The annotations agents see say what the daemon's table says.
+    #[test]
+    fn annotations_follow_the_daemons_tool_classes() {
+        let router = NskdTools::tool_router()
+            + NskdTools::nsk_tool_router()
+            + NskdTools::kube_tool_router()
+            + NskdTools::change_tool_router();
+        let tools = router.list_all();
+        for (name, _) in nskd_proto::tools::CHANGING_TOOLS {
+            assert!(
+                tools.iter().any(|t| t.name == *name),
+                "{name} is not a tool"
+            );
+        }
+        for tool in tools {
+            let a = tool.annotations.clone().unwrap_or_default();
+            let class = class(&tool.name);
+            // A read may still change the session or the daemon (cluster_use,
+            // nsk_refresh): only tools that change clusters are in the table.
+            if class != ToolClass::Read || a.read_only_hint == Some(true) {
+                assert_eq!(
+                    a.read_only_hint,
+                    Some(class == ToolClass::Read),
+                    "{}",
+                    tool.name
+                );
+            }
+            assert_eq!(
+                a.destructive_hint == Some(true),
+                matches!(class, ToolClass::Destructive | ToolClass::CreateOrOverwrite),
+                "{}",
+                tool.name
+            );
+        }
     }
 }

@@ -46,6 +46,10 @@ impl Daemon for DaemonService {
             read_only: app.config.read_only,
             disable_destructive: app.config.disable_destructive,
             audit_log: app.audit.path().display().to_string(),
+            hidden_tools: nskd_proto::tools::hidden(
+                app.config.read_only,
+                app.config.disable_destructive,
+            ),
         }))
     }
 }

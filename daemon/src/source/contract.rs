@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use super::RemoteCluster;
+use crate::error::ErrorKind;
 
 /// One entry of `nsk cluster list --output json`.
 #[derive(Debug, Deserialize)]
@@ -171,21 +172,10 @@ pub fn parse_bulk(stdout: &str, stderr: &str) -> Vec<BulkLine> {
     saved.chain(failed).collect()
 }
 
-/// How a failure should be handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// Token expired or invalid: not retried; a human must renew it.
-    Auth,
-    /// Network trouble, timeouts, 429, 5xx: retried with backoff.
-    Retryable,
-    /// The named cluster does not exist.
-    NotFound,
-    /// Anything else: not retried.
-    Other,
-}
-
-/// Classifies an error text from nsk or Rancher.
-pub fn classify(text: &str) -> FailureKind {
+/// The kind of a failed nsk run, from its error text: text is all an
+/// external CLI gives, so this is the one place a kind is read from words
+/// (called once, where the runner gets the output).
+pub fn classify(text: &str) -> ErrorKind {
     let t = text.to_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|n| t.contains(n));
     // A bare "401" is not enough: ports such as 127.0.0.1:40123 contain it.
@@ -195,22 +185,26 @@ pub fn classify(text: &str) -> FailureKind {
         "token is expired",
         "invalid token",
         "must authenticate",
-        "403 forbidden",
     ]) {
-        FailureKind::Auth
+        ErrorKind::Unauthorized
+    } else if t.contains("403 forbidden") {
+        ErrorKind::Forbidden
+    } else if any(&["timeout", "timed out", "deadline exceeded"]) {
+        ErrorKind::Timeout
+    } else if t.contains("connection refused") {
+        ErrorKind::Refused
+    } else if any(&["429", "too many requests", "rate limit"]) {
+        ErrorKind::Throttled
+    } else if any(&["x509", "certificate", "tls: "]) {
+        ErrorKind::Tls
+    } else if t.contains("no such host") {
+        ErrorKind::Dns
     } else if any(&[
-        "timeout",
-        "timed out",
-        "deadline exceeded",
-        "connection refused",
         "connection reset",
         "network is unreachable",
         "no route to host",
         "temporary failure",
         "try again",
-        "429",
-        "too many requests",
-        "rate limit",
         " 500 ",
         " 502 ",
         " 503 ",
@@ -221,11 +215,11 @@ pub fn classify(text: &str) -> FailureKind {
         "gateway timeout",
         "eof",
     ]) {
-        FailureKind::Retryable
+        ErrorKind::Unavailable
     } else if t.contains("not found") {
-        FailureKind::NotFound
+        ErrorKind::NotFound
     } else {
-        FailureKind::Other
+        ErrorKind::Internal
     }
 }
 
@@ -290,11 +284,11 @@ mod tests {
         );
         assert_eq!(
             classify(fixture!("auth-verify-expired.stderr")),
-            FailureKind::Auth
+            ErrorKind::Unauthorized
         );
         assert_eq!(
             classify(fixture!("auth-verify-invalid.stderr")),
-            FailureKind::Auth
+            ErrorKind::Unauthorized
         );
     }
 
@@ -442,28 +436,39 @@ mod tests {
 
     #[test]
     fn errors_are_classified() {
-        for f in [
-            fixture!("error-429.stderr"),
-            fixture!("error-503.stderr"),
-            fixture!("error-connection-refused.stderr"),
-            fixture!("error-timeout.stderr"),
-            fixture!("kubeconfig-cluster-error.stderr"),
+        for (f, kind) in [
+            (fixture!("error-429.stderr"), ErrorKind::Throttled),
+            (fixture!("error-503.stderr"), ErrorKind::Unavailable),
+            (
+                fixture!("error-connection-refused.stderr"),
+                ErrorKind::Refused,
+            ),
+            (fixture!("error-timeout.stderr"), ErrorKind::Timeout),
+            (
+                fixture!("kubeconfig-cluster-error.stderr"),
+                ErrorKind::Unavailable,
+            ),
         ] {
-            assert_eq!(classify(f), FailureKind::Retryable, "{f}");
+            assert_eq!(classify(f), kind, "{f}");
+            assert!(nskd_proto::error_kind::is_transient(kind), "{f}");
         }
         assert_eq!(
             classify(fixture!("kubeconfig-not-found.stderr")),
-            FailureKind::NotFound
+            ErrorKind::NotFound
         );
         assert_eq!(
             classify("Error: unknown command \"frobnicate\""),
-            FailureKind::Other
+            ErrorKind::Internal
         );
         assert_eq!(
             classify(
                 "Error: Get \"https://127.0.0.1:40123/v3/clusters\": dial tcp 127.0.0.1:40123: connect: connection refused"
             ),
-            FailureKind::Retryable
+            ErrorKind::Refused
+        );
+        assert_eq!(
+            classify("Error: dial tcp: lookup rancher.invalid: no such host"),
+            ErrorKind::Dns
         );
     }
 }

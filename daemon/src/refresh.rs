@@ -333,7 +333,7 @@ fn force_limited(app: &App, opts: &RefreshOptions) -> Option<RefreshRecord> {
 fn rescan_record(app: &App, trigger: &str) -> RefreshRecord {
     let started = SystemTime::now();
     let t0 = Instant::now();
-    let changes = app.rescan(true);
+    let changes = crate::blocking::run(|| app.rescan(true));
     let snapshot = app.registry.snapshot();
     RefreshRecord {
         outcome: RefreshOutcome::Rescanned,
@@ -394,7 +394,7 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
         .filter(|c| pattern.as_ref().is_none_or(|p| p.is_match(&c.name)))
         .cloned()
         .collect();
-    let stored = store.names();
+    let stored = crate::blocking::run(|| store.names());
     if listed.is_empty() && !stored.is_empty() {
         let record = failed_record(
             started,
@@ -425,7 +425,9 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
                 .run("bulk kubeconfig", || nsk.bulk(pattern.as_deref()))
                 .await
             {
-                Ok(lines) => store_bulk(&app.scanner, nsk, store, wanted, &lines, &source.trust()),
+                Ok(lines) => crate::blocking::run(|| {
+                    store_bulk(&app.scanner, nsk, store, wanted, &lines, &source.trust())
+                }),
                 Err(e) => {
                     return source_failed(
                         app,
@@ -449,6 +451,23 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
         }
     };
 
+    // Clusters gone from the source: their files move to .removed/ (file
+    // I/O, done before the state lock is taken).
+    let retired: Vec<(String, Result<std::path::PathBuf, store::StoreError>)> = if pattern.is_none()
+    {
+        let present: std::collections::HashSet<&str> =
+            listed.iter().map(|c| c.name.as_str()).collect();
+        app.scanner.retain_refused(|n| present.contains(n));
+        crate::blocking::run(|| {
+            stored
+                .iter()
+                .filter(|n| !present.contains(n.as_str()))
+                .map(|n| (n.clone(), store.retire(n)))
+                .collect()
+        })
+    } else {
+        Vec::new()
+    };
     let mut changes = Changes::default();
     let mut failed = Vec::new();
     let now = SystemTime::now();
@@ -478,26 +497,21 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
                 }
             }
         }
-        if pattern.is_none() {
-            let present: std::collections::HashSet<&str> =
-                listed.iter().map(|c| c.name.as_str()).collect();
-            app.scanner.retain_refused(|n| present.contains(n));
-            for name in stored.iter().filter(|n| !present.contains(n.as_str())) {
-                match store.retire(name) {
-                    Ok(to) => {
-                        tracing::info!(cluster = %name, moved_to = %to.display(), "cluster left Rancher; kubeconfig retired");
-                        changes.removed.push(name.clone());
-                        clusters.remove(name);
-                    }
-                    Err(e) => failed.push(ClusterFailure {
-                        cluster: name.clone(),
-                        failure: e.into(),
-                    }),
+        for (name, result) in retired {
+            match result {
+                Ok(to) => {
+                    tracing::info!(cluster = %name, moved_to = %to.display(), "cluster left Rancher; kubeconfig retired");
+                    clusters.remove(&name);
+                    changes.removed.push(name);
                 }
+                Err(e) => failed.push(ClusterFailure {
+                    cluster: name,
+                    failure: e.into(),
+                }),
             }
         }
     }
-    app.rescan(true);
+    crate::blocking::run(|| app.rescan(true));
     failed.sort();
     changes.added.sort();
     changes.changed.sort();
@@ -537,14 +551,16 @@ async fn fetch_one(
         .run("fetch kubeconfig", || source.kubeconfig(c))
         .await?;
     let suffix = source.expected_server_suffix(c);
-    validate_and_write(
-        scanner,
-        store,
-        &c.name,
-        &text,
-        suffix.as_deref(),
-        &source.trust(),
-    )
+    crate::blocking::run(|| {
+        validate_and_write(
+            scanner,
+            store,
+            &c.name,
+            &text,
+            suffix.as_deref(),
+            &source.trust(),
+        )
+    })
 }
 
 /// Validates fetched text and stores it. A refusal of the trust check is

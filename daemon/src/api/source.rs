@@ -195,12 +195,13 @@ pub async fn fetch(
     let config = kube::config::Kubeconfig::from_yaml(&text)
         .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
     let summary = summarize(&config);
-    let outcome = store_.write(name, &text).map_err(|e| OpError::Kinded {
-        kind: e.kind,
-        message: e.message,
-    })?;
+    let outcome =
+        crate::blocking::run(|| store_.write(name, &text)).map_err(|e| OpError::Kinded {
+            kind: e.kind,
+            message: e.message,
+        })?;
     app.scanner.retain_refused(|n| n != name);
-    app.rescan(true);
+    crate::blocking::run(|| app.rescan(true));
     let word = match outcome {
         store::WriteOutcome::Added => "added",
         store::WriteOutcome::Updated => "updated",

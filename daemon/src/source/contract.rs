@@ -8,6 +8,18 @@ use serde::Deserialize;
 use super::RemoteCluster;
 use crate::error::ErrorKind;
 
+/// nsk printed something the contract (docs/nsk-contract.md) does not
+/// allow; the message quotes what and names the command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unexpected(pub String);
+
+impl From<Unexpected> for super::SourceError {
+    fn from(e: Unexpected) -> Self {
+        super::SourceError::new(ErrorKind::Internal, e.0)
+    }
+}
+
 /// One entry of `nsk cluster list --output json`.
 #[derive(Debug, Deserialize)]
 struct ListedJson {
@@ -20,9 +32,9 @@ struct ListedJson {
 }
 
 /// Parses `nsk cluster list --output json`.
-pub fn parse_list_json(stdout: &str) -> Result<Vec<RemoteCluster>, String> {
+pub fn parse_list_json(stdout: &str) -> Result<Vec<RemoteCluster>, Unexpected> {
     let listed: Vec<ListedJson> = serde_json::from_str(stdout.trim())
-        .map_err(|e| format!("`nsk cluster list --output json` printed something that is not the expected JSON array ({e})"))?;
+        .map_err(|e| Unexpected(format!("`nsk cluster list --output json` printed something that is not the expected JSON array ({e})")))?;
     Ok(listed
         .into_iter()
         .map(|l| RemoteCluster {
@@ -36,20 +48,20 @@ pub fn parse_list_json(stdout: &str) -> Result<Vec<RemoteCluster>, String> {
 
 /// Parses the table of an old `nsk cluster list` (header `ID NAME STATE
 /// PROVIDER VERSION`, columns separated by whitespace).
-pub fn parse_list_table(stdout: &str) -> Result<Vec<RemoteCluster>, String> {
+pub fn parse_list_table(stdout: &str) -> Result<Vec<RemoteCluster>, Unexpected> {
     let mut lines = stdout.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<String> = lines
         .next()
-        .ok_or("`nsk cluster list` printed nothing")?
+        .ok_or_else(|| Unexpected("`nsk cluster list` printed nothing".into()))?
         .split_whitespace()
         .map(str::to_uppercase)
         .collect();
     let col = |name: &str| header.iter().position(|h| h == name);
     let (Some(id), Some(name)) = (col("ID"), col("NAME")) else {
-        return Err(format!(
+        return Err(Unexpected(format!(
             "`nsk cluster list` printed a table without ID and NAME columns (header: {})",
             header.join(" ")
-        ));
+        )));
     };
     let (state, version) = (col("STATE"), col("VERSION"));
     let mut out = Vec::new();
@@ -61,9 +73,9 @@ pub fn parse_list_table(stdout: &str) -> Result<Vec<RemoteCluster>, String> {
                 .unwrap_or_default()
         };
         if cells.len() <= id.max(name) {
-            return Err(format!(
+            return Err(Unexpected(format!(
                 "`nsk cluster list` printed a row with missing columns: {line:?}"
-            ));
+            )));
         }
         out.push(RemoteCluster {
             id: cell(Some(id)),
@@ -106,15 +118,15 @@ pub struct AuthInfo {
 }
 
 /// Parses `nsk auth verify`'s success line.
-pub fn parse_auth_verify(stdout: &str) -> Result<AuthInfo, String> {
+pub fn parse_auth_verify(stdout: &str) -> Result<AuthInfo, Unexpected> {
     let line = stdout
         .lines()
         .find(|l| l.contains("Token is valid"))
         .ok_or_else(|| {
-            format!(
+            Unexpected(format!(
                 "`nsk auth verify` printed an unexpected answer: {:?}",
                 crate::kubeconfig::one_line(stdout)
-            )
+            ))
         })?;
     let field = |key: &str| {
         line.split(['(', ',', ')'])
@@ -124,10 +136,9 @@ pub fn parse_auth_verify(stdout: &str) -> Result<AuthInfo, String> {
     let user = field("user:").unwrap_or_default();
     let expires = match field("expires:").as_deref() {
         None | Some("never") | Some("") => None,
-        Some(t) => Some(
-            humantime::parse_rfc3339(t)
-                .map_err(|e| format!("`nsk auth verify` printed a bad expiry {t:?}: {e}"))?,
-        ),
+        Some(t) => Some(humantime::parse_rfc3339(t).map_err(|e| {
+            Unexpected(format!("`nsk auth verify` printed a bad expiry {t:?}: {e}"))
+        })?),
     };
     Ok(AuthInfo { user, expires })
 }
@@ -256,11 +267,13 @@ mod tests {
         assert!(
             parse_list_json("<html>oops</html>")
                 .unwrap_err()
+                .0
                 .contains("not the expected JSON")
         );
         assert!(
             parse_list_table("what\never")
                 .unwrap_err()
+                .0
                 .contains("without ID and NAME")
         );
         assert!(is_unknown_output_flag(fixture!(

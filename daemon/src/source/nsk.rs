@@ -100,8 +100,7 @@ impl NskSource {
         let json_args = ["cluster", "list", "--output", "json"];
         let out = self.run(&json_args).await?;
         if out.success() {
-            return contract::parse_list_json(&out.stdout)
-                .map_err(|e| SourceError::new(ErrorKind::Internal, e));
+            return Ok(contract::parse_list_json(&out.stdout)?);
         }
         if !contract::is_unknown_output_flag(&out.stderr) {
             return Err(Self::failure(&json_args, &out));
@@ -111,8 +110,7 @@ impl NskSource {
         if !out.success() {
             return Err(Self::failure(&table_args, &out));
         }
-        contract::parse_list_table(&out.stdout)
-            .map_err(|e| SourceError::new(ErrorKind::Internal, e))
+        Ok(contract::parse_list_table(&out.stdout)?)
     }
 
     /// `nsk cluster kubeconfig --name NAME --stdout`.
@@ -151,8 +149,7 @@ impl NskSource {
         if !out.success() {
             return Err(Self::failure(&args, &out));
         }
-        contract::parse_auth_verify(&out.stdout)
-            .map_err(|e| SourceError::new(ErrorKind::Internal, e))
+        Ok(contract::parse_auth_verify(&out.stdout)?)
     }
 }
 

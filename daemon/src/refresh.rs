@@ -78,7 +78,7 @@ pub struct RefreshRecord {
 }
 
 /// Why a refresh (or one cluster's part of it) failed.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
 #[error("{reason}")]
 pub struct Failure {
     /// What kind of failure (metrics label, gRPC code).
@@ -313,7 +313,7 @@ fn force_limited(app: &App, opts: &RefreshOptions) -> Option<RefreshRecord> {
             .into_iter()
             .find(|h| h.note.is_none())
             .unwrap_or_else(|| {
-                let none = Failure::new(ErrorKind::Unspecified, "");
+                let none = Failure::default();
                 let mut empty = failed_record(SystemTime::now(), Instant::now(), "", none);
                 empty.error = None;
                 empty
@@ -756,5 +756,47 @@ fn failure_of(r: &RefreshRecord) -> Option<RefreshFailed> {
 fn record_metrics(r: &RefreshRecord) {
     if r.note.is_none() {
         crate::metrics::refresh_done(failure_of(r), r.duration);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(outcome: RefreshOutcome, error: Option<Failure>) -> RefreshRecord {
+        let mut r = failed_record(
+            SystemTime::now(),
+            Instant::now(),
+            "test",
+            Failure::default(),
+        );
+        r.outcome = outcome;
+        r.error = error;
+        r
+    }
+
+    #[test]
+    fn the_failure_metric_label_is_the_kind_of_the_recorded_error() {
+        // The text says "timed out"; the kind says refused: the kind wins.
+        let refused = Failure::new(ErrorKind::Refused, "listing clusters failed: timed out");
+        let label = |r: &RefreshRecord| failure_of(r).map(RefreshFailed::label);
+        assert_eq!(
+            label(&record(RefreshOutcome::Failed, Some(refused))),
+            Some("refused")
+        );
+        let full = Failure::new(ErrorKind::Storage, "cannot write");
+        assert_eq!(
+            label(&record(RefreshOutcome::Failed, Some(full))),
+            Some("storage")
+        );
+        assert_eq!(
+            label(&record(RefreshOutcome::Partial, None)),
+            Some("partial")
+        );
+        assert_eq!(
+            label(&record(RefreshOutcome::Failed, None)),
+            Some("clusters_failed")
+        );
+        assert_eq!(label(&record(RefreshOutcome::Success, None)), None);
     }
 }

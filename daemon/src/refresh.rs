@@ -614,11 +614,9 @@ fn store_bulk(
                         store::validate_name(&c.name)?;
                         validate_and_write(scanner, store, &c.name, &text, None, trust)
                     }),
-                // nsk's own words: classified once, where they arrive.
-                Some(BulkLine::Failed { reason, .. }) => Err(Failure::new(
-                    crate::source::contract::classify(reason),
-                    crate::redact::redact(reason),
-                )),
+                Some(BulkLine::Failed { reason, kind, .. }) => {
+                    Err(Failure::new(*kind, crate::redact::redact(reason)))
+                }
                 None => Err(Failure::new(
                     ErrorKind::Internal,
                     "nsk's bulk kubeconfig run did not mention this cluster",

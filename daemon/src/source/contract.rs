@@ -159,6 +159,8 @@ pub enum BulkLine {
         name: String,
         /// Why.
         reason: String,
+        /// The kind of `reason` ([`classify`]).
+        kind: ErrorKind,
     },
 }
 
@@ -178,6 +180,7 @@ pub fn parse_bulk(stdout: &str, stderr: &str) -> Vec<BulkLine> {
         Some(BulkLine::Failed {
             name: name.trim().to_string(),
             reason: reason.trim().to_string(),
+            kind: classify(reason),
         })
     });
     saved.chain(failed).collect()
@@ -316,7 +319,7 @@ mod tests {
             matches!(&lines[0], BulkLine::Saved { name, path } if name == "c1-sv5" && path.ends_with("c1-sv5.yaml"))
         );
         assert!(
-            matches!(&lines[2], BulkLine::Failed { name, reason } if name == "c1-lax1" && reason.contains("500"))
+            matches!(&lines[2], BulkLine::Failed { name, reason, kind: ErrorKind::Unavailable } if name == "c1-lax1" && reason.contains("500"))
         );
         assert_eq!(parse_bulk(fixture!("bulk-kubeconfig.stdout"), "").len(), 3);
     }
@@ -428,7 +431,7 @@ mod tests {
             let expected: Vec<BulkLine> = saved
                 .iter()
                 .map(|(n, p)| BulkLine::Saved { name: n.clone(), path: p.clone() })
-                .chain(failed.iter().map(|(n, r)| BulkLine::Failed { name: n.clone(), reason: r.trim().to_string() }))
+                .chain(failed.iter().map(|(n, r)| BulkLine::Failed { name: n.clone(), reason: r.trim().to_string(), kind: classify(r) }))
                 .collect();
             prop_assert_eq!(parse_bulk(&stdout, &stderr), expected);
         }

@@ -151,7 +151,9 @@ pub fn status_json(resp: &ClusterStatusResponse) -> Value {
             let mut v = json!({
                 "name": h.name, "status": state_word(h.state), "version": h.version,
                 "nodes_total": h.nodes_total, "nodes_ready": h.nodes_ready, "namespaces": h.namespaces,
-                "latency_ms": h.latency_us as f64 / 1000.0, "error": h.error, "degraded_reason": h.degraded_reason,
+                "latency_ms": h.latency_us as f64 / 1000.0, "error": h.error,
+                "error_kind": nskd_proto::error_kind::label(nskd_proto::error_kind::from_i32(h.error_kind)),
+                "degraded_reason": h.degraded_reason,
                 "last_checked_ms": h.last_checked_ms, "last_success_ms": h.last_success_ms,
                 "consecutive_failures": h.consecutive_failures, "server": info.server,
                 "kubeconfig": info.kubeconfig_path, "kubeconfig_modified_ms": info.kubeconfig_modified_ms,

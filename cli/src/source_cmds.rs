@@ -4,7 +4,7 @@ use std::{process::ExitCode, time::Duration};
 
 use nskd_proto::{
     client::NskdClient,
-    refresh_view,
+    error_kind, refresh_view,
     v1::{
         FetchKubeconfigRequest, RefreshHistoryRequest, RefreshRecord, RefreshRequest,
         SourceStatusRequest,
@@ -16,9 +16,17 @@ fn record_json(r: &RefreshRecord) -> Value {
     json!({
         "outcome": refresh_view::outcome_word(r.outcome), "started_ms": r.started_ms, "duration_ms": r.duration_ms,
         "trigger": r.trigger, "listed": r.listed, "added": r.added, "updated": r.updated, "removed": r.removed,
-        "failed": r.failed.iter().map(|f| json!({"cluster": f.cluster, "reason": f.reason})).collect::<Vec<_>>(),
-        "error": r.error, "joined": r.joined, "note": r.note,
+        "failed": r.failed.iter().map(|f| json!({"cluster": f.cluster, "reason": f.reason, "kind": kind_label(f.kind)})).collect::<Vec<_>>(),
+        "error": r.error, "error_kind": kind_label(r.error_kind), "joined": r.joined, "note": r.note,
     })
+}
+
+/// The short name of a proto `ErrorKind` field (`""` when unset).
+fn kind_label(kind: i32) -> &'static str {
+    match error_kind::from_i32(kind) {
+        error_kind::ErrorKind::Unspecified => "",
+        k => error_kind::label(k),
+    }
 }
 
 fn print_json(v: &Value) -> anyhow::Result<()> {

@@ -108,7 +108,7 @@ impl App {
         let source = Source::from_config(&config)?;
         let store = match (&source, &config.kubeconfig_dir) {
             (None, _) => None,
-            (Some(_), Some(dir)) => Some(Store::open(dir).map_err(|e| e.0)?),
+            (Some(_), Some(dir)) => Some(Store::open(dir).map_err(|e| e.message)?),
             (Some(_), None) => {
                 return Err("the nsk and rancher sources need a kubeconfig_dir (or [nsk] config_dir) to store kubeconfigs in".into());
             }
@@ -353,9 +353,7 @@ impl App {
         crate::metrics::api_latency(cluster, operation, elapsed);
         match result {
             Ok(_) => self.tracker.record_call(cluster, Ok(elapsed)),
-            Err(e) if e.is_cluster_failure() => {
-                self.tracker.record_call(cluster, Err(e.to_string()))
-            }
+            Err(e) if e.is_cluster_failure() => self.tracker.record_call(cluster, Err(e)),
             Err(_) => {}
         }
     }

@@ -133,10 +133,12 @@ impl AuditLog {
             return;
         };
         line.push('\n');
-        let mut guard = self.file.lock().expect("audit lock");
-        if let Err(e) = self.write(&mut guard, line.as_bytes()) {
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot write the audit log");
-        }
+        crate::blocking::run(|| {
+            let mut guard = self.file.lock().expect("audit lock");
+            if let Err(e) = self.write(&mut guard, line.as_bytes()) {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot write the audit log");
+            }
+        });
     }
 
     fn write(&self, file: &mut Option<File>, line: &[u8]) -> std::io::Result<()> {

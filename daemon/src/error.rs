@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub use nskd_proto::error_kind::ErrorKind;
+
 /// A failed operation on a cluster.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OpError {
@@ -57,6 +59,8 @@ pub enum OpError {
         reason: String,
         /// Kubeconfig path.
         path: String,
+        /// Refused, timeout, TLS, DNS or unavailable: from the typed error.
+        kind: ErrorKind,
     },
     /// The API server answered with an error status.
     #[error("{0}")]
@@ -109,6 +113,14 @@ pub enum OpError {
         expected: String,
         /// What came.
         got: String,
+    },
+    /// A failure of the kubeconfig source or store, of a known kind.
+    #[error("{message}")]
+    Kinded {
+        /// What kind of failure.
+        kind: ErrorKind,
+        /// What failed, where, and what to do (redacted).
+        message: String,
     },
     /// Anything else.
     #[error("cluster {cluster}: {message}")]
@@ -174,6 +186,23 @@ pub struct ApiFailure {
 }
 
 impl OpError {
+    /// The kind of this failure (decides the gRPC code).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            OpError::UnknownCluster { .. } | OpError::UnknownKind { .. } => ErrorKind::NotFound,
+            OpError::NoCluster { .. }
+            | OpError::InvalidArgument(_)
+            | OpError::Invalid(_)
+            | OpError::Unusable { .. } => ErrorKind::Invalid,
+            OpError::Refused(_) => ErrorKind::Policy,
+            OpError::TooLarge { .. } => ErrorKind::TooLarge,
+            OpError::UnexpectedAnswer { .. } | OpError::Other { .. } => ErrorKind::Internal,
+            OpError::Timeout { .. } => ErrorKind::Timeout,
+            OpError::Unreachable { kind, .. } | OpError::Kinded { kind, .. } => *kind,
+            OpError::Api(a) => http_status_kind(a.code),
+        }
+    }
+
     /// Whether this failure says the cluster itself is unhealthy (as opposed
     /// to a bad request, RBAC denial or missing object).
     pub fn is_cluster_failure(&self) -> bool {
@@ -229,6 +258,7 @@ impl CallContext<'_> {
                 server: self.server.to_string(),
                 reason: crate::kubeconfig::one_line(&error_chain(&other)),
                 path: self.path.to_string(),
+                kind: transport_kind(&other),
             },
         }
     }
@@ -259,38 +289,210 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// The kind of an HTTP error status (Kubernetes or Rancher).
+pub fn http_status_kind(code: u16) -> ErrorKind {
+    match code {
+        401 => ErrorKind::Unauthorized,
+        403 => ErrorKind::Forbidden,
+        404 | 410 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        413 => ErrorKind::TooLarge,
+        429 => ErrorKind::Throttled,
+        400 | 405 | 406 | 415 | 422 => ErrorKind::Invalid,
+        408 | 504 => ErrorKind::Timeout,
+        c if c >= 500 => ErrorKind::Unavailable,
+        _ => ErrorKind::Internal,
+    }
+}
+
+/// The kind of a transport failure, from the typed errors of its source
+/// chain (the innermost one that says something wins): an I/O error's
+/// kind, a rustls error, an elapsed deadline, a kube API status. A connect
+/// failure whose cause is an I/O error without an OS error code is the
+/// resolver's (getaddrinfo reports no errno): DNS. Unknown: unavailable.
+pub fn transport_kind(err: &(dyn std::error::Error + 'static)) -> ErrorKind {
+    let mut kind = None;
+    let mut connecting = false;
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(k) = single_kind(e, connecting) {
+            kind = Some(k);
+        }
+        if let Some(h) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
+            connecting |= h.is_connect();
+        }
+        // io::Error::source() skips the error it wraps: look at it too.
+        next = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    kind.unwrap_or(ErrorKind::Unavailable)
+}
+
+/// What one error of a chain says, if anything.
+fn single_kind(e: &(dyn std::error::Error + 'static), connecting: bool) -> Option<ErrorKind> {
+    if e.is::<rustls::Error>() {
+        return Some(ErrorKind::Tls);
+    }
+    if e.is::<tokio::time::error::Elapsed>() {
+        return Some(ErrorKind::Timeout);
+    }
+    if let Some(kube::Error::Api(status)) = e.downcast_ref::<kube::Error>() {
+        return Some(http_status_kind(status.code));
+    }
+    if let Some(kube::Error::Auth(_)) = e.downcast_ref::<kube::Error>() {
+        return Some(ErrorKind::Unauthorized);
+    }
+    if let Some(h) = e.downcast_ref::<hyper::Error>() {
+        if h.is_timeout() {
+            return Some(ErrorKind::Timeout);
+        }
+        if h.is_closed() || h.is_incomplete_message() || h.is_canceled() {
+            return Some(ErrorKind::Unavailable);
+        }
+    }
+    let io = e.downcast_ref::<std::io::Error>()?;
+    io_kind(io).or_else(|| {
+        (connecting && io.raw_os_error().is_none() && io.get_ref().is_some())
+            .then_some(ErrorKind::Dns)
+    })
+}
+
+/// The kind of an I/O error, when its kind says one.
+pub fn io_kind(e: &std::io::Error) -> Option<ErrorKind> {
+    use std::io::ErrorKind as Io;
+    Some(match e.kind() {
+        Io::ConnectionRefused => ErrorKind::Refused,
+        Io::TimedOut => ErrorKind::Timeout,
+        Io::ConnectionReset
+        | Io::ConnectionAborted
+        | Io::NotConnected
+        | Io::BrokenPipe
+        | Io::UnexpectedEof
+        | Io::NetworkUnreachable
+        | Io::HostUnreachable
+        | Io::NetworkDown
+        | Io::AddrNotAvailable => ErrorKind::Unavailable,
+        Io::StorageFull
+        | Io::QuotaExceeded
+        | Io::ReadOnlyFilesystem
+        | Io::PermissionDenied
+        | Io::FileTooLarge => ErrorKind::Storage,
+        Io::NotFound => ErrorKind::NotFound,
+        Io::InvalidInput | Io::InvalidData => ErrorKind::Invalid,
+        _ => return None,
+    })
+}
+
 impl From<OpError> for tonic::Status {
     fn from(e: OpError) -> Self {
         let message = crate::redact::redact(&e.to_string());
-        match &e {
-            OpError::UnknownCluster { .. } => tonic::Status::not_found(message),
-            OpError::NoCluster { .. } | OpError::InvalidArgument(_) | OpError::Invalid(_) => {
-                tonic::Status::invalid_argument(message)
-            }
-            OpError::Refused(_) => tonic::Status::permission_denied(message),
-            OpError::TooLarge { .. } => tonic::Status::resource_exhausted(message),
-            OpError::UnexpectedAnswer { .. } => tonic::Status::internal(message),
-            OpError::UnknownKind { .. } => tonic::Status::not_found(message),
-            OpError::Unusable { .. } => tonic::Status::failed_precondition(message),
-            OpError::Timeout { .. } => tonic::Status::deadline_exceeded(message),
-            OpError::Unreachable { .. } => {
-                // Marked so clients do not mistake it for the daemon being gone.
-                let mut status = tonic::Status::unavailable(message);
-                status.metadata_mut().insert(
-                    nskd_proto::ORIGIN_HEADER,
-                    tonic::metadata::MetadataValue::from_static("nskd"),
-                );
-                status
-            }
-            OpError::Api(a) => match a.code {
-                401 => tonic::Status::unauthenticated(message),
-                403 => tonic::Status::permission_denied(message),
-                404 => tonic::Status::not_found(message),
-                409 => tonic::Status::already_exists(message),
-                400 | 422 => tonic::Status::invalid_argument(message),
-                _ => tonic::Status::internal(message),
-            },
-            OpError::Other { .. } => tonic::Status::internal(message),
+        nskd_proto::error_kind::status(e.kind(), message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::{io::AsyncWriteExt, net::TcpListener};
+
+    use super::*;
+
+    const CTX: CallContext<'static> = CallContext {
+        cluster: "c1",
+        server: "https://x",
+        path: "/k/c1.yaml",
+        verb: "get",
+        resource: "/version",
+    };
+
+    /// The kind a real kube client's failure against `url` maps to.
+    async fn kind_of_call(url: &str) -> (ErrorKind, tonic::Code) {
+        let mut config = kube::Config::new(url.parse().unwrap());
+        config.connect_timeout = Some(Duration::from_secs(5));
+        config.read_timeout = Some(Duration::from_millis(300));
+        let client = kube::Client::try_from(config).unwrap();
+        let err = client.apiserver_version().await.unwrap_err();
+        let op = CTX.error(err);
+        let kind = op.kind();
+        (kind, tonic::Status::from(op).code())
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_refused_and_unavailable() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let (kind, code) = kind_of_call(&format!("http://127.0.0.1:{port}")).await;
+        assert_eq!((kind, code), (ErrorKind::Refused, tonic::Code::Unavailable));
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_a_timeout() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let hold = tokio::spawn(async move {
+            let (_s, _) = l.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        });
+        let (kind, code) = kind_of_call(&url).await;
+        hold.abort();
+        assert_eq!(
+            (kind, code),
+            (ErrorKind::Timeout, tonic::Code::DeadlineExceeded)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_does_not_speak_tls_is_a_tls_failure() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", l.local_addr().unwrap());
+        let serve = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        });
+        let (kind, _) = kind_of_call(&url).await;
+        serve.abort();
+        assert_eq!(kind, ErrorKind::Tls);
+    }
+
+    #[tokio::test]
+    async fn an_unresolvable_name_is_a_dns_failure() {
+        let (kind, _) = kind_of_call("https://nskd-test.invalid:6443").await;
+        assert_eq!(kind, ErrorKind::Dns);
+    }
+
+    #[test]
+    fn api_statuses_map_to_kinds_and_codes() {
+        for (http, kind, code) in [
+            (401, ErrorKind::Unauthorized, tonic::Code::Unauthenticated),
+            (403, ErrorKind::Forbidden, tonic::Code::PermissionDenied),
+            (404, ErrorKind::NotFound, tonic::Code::NotFound),
+            (409, ErrorKind::Conflict, tonic::Code::AlreadyExists),
+            (429, ErrorKind::Throttled, tonic::Code::Unavailable),
+            (503, ErrorKind::Unavailable, tonic::Code::Unavailable),
+        ] {
+            let status = kube::core::Status::failure("no", "Reason").with_code(http);
+            let op = CTX.error(kube::Error::Api(status.boxed()));
+            assert_eq!(op.kind(), kind, "HTTP {http}");
+            let grpc = tonic::Status::from(op);
+            assert_eq!(grpc.code(), code, "HTTP {http}");
+            assert_eq!(nskd_proto::error_kind::kind_of(&grpc), kind);
         }
+    }
+
+    #[test]
+    fn a_full_disk_is_a_storage_failure() {
+        let enospc = std::io::Error::from_raw_os_error(28);
+        assert_eq!(io_kind(&enospc), Some(ErrorKind::Storage));
+        assert_eq!(transport_kind(&enospc), ErrorKind::Storage);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(transport_kind(&refused), ErrorKind::Refused);
     }
 }

@@ -15,7 +15,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::config::HealthConfig;
+use crate::{
+    config::HealthConfig,
+    error::{ErrorKind, OpError},
+};
 
 /// The tracker's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,6 +61,8 @@ pub struct ClusterHealth {
     pub data: ProbeData,
     /// Last error, one line, redacted.
     pub error: Option<String>,
+    /// The kind of `error` (`Unspecified` when there is none).
+    pub error_kind: ErrorKind,
     /// Why Degraded.
     pub degraded_reason: Option<String>,
     /// When the last probe or call finished.
@@ -118,32 +123,33 @@ impl Tracker {
     }
 
     /// Marks a cluster whose kubeconfig cannot be used.
-    pub fn record_unusable(&self, name: &str, reason: &str) -> ClusterHealth {
+    pub fn record_unusable(&self, name: &str, kind: ErrorKind, reason: &str) -> ClusterHealth {
         self.update(name, |h| {
             h.state = Health::Unknown;
             h.error = Some(crate::redact::redact(reason));
+            h.error_kind = kind;
             h.degraded_reason = None;
             h.last_checked = Some(SystemTime::now());
         })
     }
 
     /// Records a probe's outcome.
-    pub fn record_probe(&self, name: &str, outcome: Result<ProbeData, String>) -> ClusterHealth {
+    pub fn record_probe(&self, name: &str, outcome: Result<ProbeData, &OpError>) -> ClusterHealth {
         match outcome {
             Ok(data) => self.update(name, |h| self.success(h, Some(data))),
-            Err(error) => self.update(name, |h| self.failure(h, &error)),
+            Err(error) => self.update(name, |h| self.failure(h, error)),
         }
     }
 
     /// Records a real call: `Ok` with its latency, or a cluster failure.
     /// Request errors (RBAC, not found) say nothing about health: skip them.
-    pub fn record_call(&self, name: &str, outcome: Result<Duration, String>) {
+    pub fn record_call(&self, name: &str, outcome: Result<Duration, &OpError>) {
         match outcome {
             Ok(_) => {
                 self.update(name, |h| self.success(h, None));
             }
             Err(error) => {
-                self.update(name, |h| self.failure(h, &error));
+                self.update(name, |h| self.failure(h, error));
             }
         }
     }
@@ -159,6 +165,7 @@ impl Tracker {
         let now = SystemTime::now();
         h.consecutive_failures = 0;
         h.error = None;
+        h.error_kind = ErrorKind::Unspecified;
         h.last_checked = Some(now);
         h.last_success = Some(now);
         if let Some(data) = data {
@@ -175,9 +182,10 @@ impl Tracker {
         };
     }
 
-    fn failure(&self, h: &mut ClusterHealth, error: &str) {
+    fn failure(&self, h: &mut ClusterHealth, error: &OpError) {
         h.consecutive_failures += 1;
-        h.error = Some(crate::redact::redact(error));
+        h.error = Some(crate::redact::redact(&error.to_string()));
+        h.error_kind = error.kind();
         h.last_checked = Some(SystemTime::now());
         let never_answered = h.last_success.is_none();
         if never_answered || h.consecutive_failures >= self.config.unhealthy_after {
@@ -224,7 +232,14 @@ mod tests {
         })
     }
 
-    fn ok(latency_ms: u64, nodes: (u32, u32)) -> Result<ProbeData, String> {
+    fn refused() -> OpError {
+        OpError::Kinded {
+            kind: ErrorKind::Refused,
+            message: "refused".into(),
+        }
+    }
+
+    fn ok(latency_ms: u64, nodes: (u32, u32)) -> Result<ProbeData, &'static OpError> {
         Ok(ProbeData {
             version: "v1.20.2".into(),
             latency: Duration::from_millis(latency_ms),
@@ -239,21 +254,16 @@ mod tests {
     fn three_failures_make_a_healthy_cluster_not_ready_and_one_success_recovers_it() {
         let t = tracker();
         assert_eq!(t.record_probe("a", ok(10, (3, 3))).state, Health::Ready);
-        assert_eq!(
-            t.record_probe("a", Err("refused".into())).state,
-            Health::Degraded
-        );
-        assert_eq!(
-            t.record_probe("a", Err("refused".into())).state,
-            Health::Degraded
-        );
-        let h = t.record_probe("a", Err("refused".into()));
+        assert_eq!(t.record_probe("a", Err(&refused())).state, Health::Degraded);
+        assert_eq!(t.record_probe("a", Err(&refused())).state, Health::Degraded);
+        let h = t.record_probe("a", Err(&refused()));
         assert_eq!((h.state, h.consecutive_failures), (Health::NotReady, 3));
         assert_eq!(h.error.as_deref(), Some("refused"));
+        assert_eq!(h.error_kind, ErrorKind::Refused);
         let h = t.record_probe("a", ok(10, (3, 3)));
         assert_eq!(
-            (h.state, h.consecutive_failures, h.error),
-            (Health::Ready, 0, None)
+            (h.state, h.consecutive_failures, h.error, h.error_kind),
+            (Health::Ready, 0, None, ErrorKind::Unspecified)
         );
     }
 
@@ -261,7 +271,7 @@ mod tests {
     fn a_cluster_that_never_answered_is_not_ready_at_once() {
         let t = tracker();
         assert_eq!(
-            t.record_probe("dead", Err("refused".into())).state,
+            t.record_probe("dead", Err(&refused())).state,
             Health::NotReady
         );
     }
@@ -279,7 +289,11 @@ mod tests {
     #[test]
     fn real_calls_feed_the_tracker_and_errors_are_redacted() {
         let t = tracker();
-        t.record_call("a", Err("Bearer abcdefghijklmnop rejected".into()));
+        let rejected = OpError::Kinded {
+            kind: ErrorKind::Unauthorized,
+            message: "Bearer abcdefghijklmnop rejected".into(),
+        };
+        t.record_call("a", Err(&rejected));
         let h = t.get("a");
         assert_eq!(h.state, Health::NotReady);
         assert!(!h.error.unwrap().contains("abcdefghijklmnop"));

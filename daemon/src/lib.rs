@@ -2,6 +2,7 @@
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod blocking;
 pub mod cache;
 pub mod certexpiry;
 pub mod check;

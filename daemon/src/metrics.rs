@@ -120,13 +120,35 @@ pub fn api_latency(cluster: &str, operation: &'static str, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
-/// A finished refresh run: `failure` is `None` on success, else the
-/// reason label (`auth`, `unreachable`, `partial`, ...).
-pub fn refresh_done(failure: Option<&'static str>, duration: Duration) {
+/// Why a refresh run did not fully succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshFailed {
+    /// The whole run failed: the kind of its error.
+    Run(nskd_proto::v1::ErrorKind),
+    /// Some clusters failed, others were refreshed.
+    Partial,
+    /// Every cluster failed (the source itself answered).
+    ClustersFailed,
+}
+
+impl RefreshFailed {
+    /// The `reason` label: the error kind's name (`timeout`, `refused`,
+    /// `unauthorized`, `storage`, ...), `partial` or `clusters_failed`.
+    pub fn label(self) -> &'static str {
+        match self {
+            RefreshFailed::Run(kind) => nskd_proto::error_kind::label(kind),
+            RefreshFailed::Partial => "partial",
+            RefreshFailed::ClustersFailed => "clusters_failed",
+        }
+    }
+}
+
+/// A finished refresh run: `failure` is `None` on success.
+pub fn refresh_done(failure: Option<RefreshFailed>, duration: Duration) {
     match failure {
         None => counter!("kubernetes_mcp_refresh_success_total").increment(1),
-        Some(reason) => {
-            counter!("kubernetes_mcp_refresh_failure_total", "reason" => reason).increment(1)
+        Some(f) => {
+            counter!("kubernetes_mcp_refresh_failure_total", "reason" => f.label()).increment(1)
         }
     }
     histogram!("kubernetes_mcp_refresh_duration_seconds").record(duration.as_secs_f64());

@@ -117,17 +117,22 @@ impl Prober {
             return self.tracker.get(name);
         };
         if let Some(error) = &entry.error {
-            return self.tracker.record_unusable(name, error);
+            return self
+                .tracker
+                .record_unusable(name, crate::error::ErrorKind::Invalid, error);
         }
         let cc = match self.pool.get(&entry).await {
             Ok(cc) => cc,
-            Err(e) => return self.tracker.record_unusable(name, &e.to_string()),
+            Err(e) => return self.tracker.record_unusable(name, e.kind(), &e.to_string()),
         };
         let timeout = self.tracker.config().probe_timeout;
         let started = std::time::Instant::now();
-        let outcome = probe_client(&cc, timeout).await.map_err(|e| e.to_string());
+        let outcome = probe_client(&cc, timeout).await;
         crate::metrics::api_latency(name, "probe", started.elapsed());
-        self.tracker.record_probe(name, outcome)
+        match outcome {
+            Ok(data) => self.tracker.record_probe(name, Ok(data)),
+            Err(e) => self.tracker.record_probe(name, Err(&e)),
+        }
     }
 
     /// Counts for the detailed view of one cluster, within the probe timeout.

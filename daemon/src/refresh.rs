@@ -13,7 +13,8 @@ use futures::{FutureExt, StreamExt, future::BoxFuture, future::Shared};
 
 use crate::{
     app::App,
-    error::OpError,
+    error::{ErrorKind, OpError},
+    metrics::RefreshFailed,
     registry::Changes,
     source::{AuthInfo, RemoteCluster, RetryPolicy, Source, SourceError},
     store::{self, Store, WriteOutcome},
@@ -68,12 +69,53 @@ pub struct RefreshRecord {
     pub changes: Changes,
     /// Clusters listed by the source.
     pub listed: usize,
-    /// Failed clusters with reasons.
-    pub failed: Vec<(String, String)>,
+    /// Failed clusters with reasons, sorted by cluster.
+    pub failed: Vec<ClusterFailure>,
     /// Whole-run error.
-    pub error: Option<String>,
+    pub error: Option<Failure>,
     /// Why nothing ran (recent-refresh guard), if so.
     pub note: Option<String>,
+}
+
+/// Why a refresh (or one cluster's part of it) failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
+#[error("{reason}")]
+pub struct Failure {
+    /// What kind of failure (metrics label, gRPC code).
+    pub kind: ErrorKind,
+    /// What failed and what to do.
+    pub reason: String,
+}
+
+impl Failure {
+    /// A failure of `kind`.
+    pub fn new(kind: ErrorKind, reason: impl Into<String>) -> Self {
+        Self {
+            kind,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<SourceError> for Failure {
+    fn from(e: SourceError) -> Self {
+        Self::new(e.kind, e.message)
+    }
+}
+
+impl From<store::StoreError> for Failure {
+    fn from(e: store::StoreError) -> Self {
+        Self::new(e.kind, e.message)
+    }
+}
+
+/// A cluster whose kubeconfig was not refreshed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClusterFailure {
+    /// Cluster.
+    pub cluster: String,
+    /// Why.
+    pub failure: Failure,
 }
 
 /// How a refresh was asked for.
@@ -114,7 +156,7 @@ pub struct Refresher {
     history: Mutex<VecDeque<RefreshRecord>>,
     clusters: Mutex<BTreeMap<String, ClusterRefresh>>,
     next_due: Mutex<Option<SystemTime>>,
-    auth: Mutex<Option<Result<AuthInfo, String>>>,
+    auth: Mutex<Option<Result<AuthInfo, SourceError>>>,
     running: tokio::sync::Mutex<Option<Shared<BoxFuture<'static, RefreshRecord>>>>,
     last_forced: Mutex<Option<Instant>>,
 }
@@ -168,7 +210,7 @@ impl Refresher {
     }
 
     /// The last token check.
-    pub fn auth(&self) -> Option<Result<AuthInfo, String>> {
+    pub fn auth(&self) -> Option<Result<AuthInfo, SourceError>> {
         self.auth.lock().expect("auth lock").clone()
     }
 
@@ -182,13 +224,9 @@ impl Refresher {
     }
 
     /// Checks the token now and remembers the answer.
-    pub async fn verify(&self) -> Option<Result<AuthInfo, String>> {
+    pub async fn verify(&self) -> Option<Result<AuthInfo, SourceError>> {
         let source = self.source.as_ref()?;
-        let result = self
-            .retry
-            .run("verify token", || source.verify())
-            .await
-            .map_err(|e| e.message);
+        let result = self.retry.run("verify token", || source.verify()).await;
         *self.auth.lock().expect("auth lock") = Some(result.clone());
         Some(result)
     }
@@ -275,7 +313,8 @@ fn force_limited(app: &App, opts: &RefreshOptions) -> Option<RefreshRecord> {
             .into_iter()
             .find(|h| h.note.is_none())
             .unwrap_or_else(|| {
-                let mut empty = failed_record(SystemTime::now(), Instant::now(), "", String::new());
+                let none = Failure::default();
+                let mut empty = failed_record(SystemTime::now(), Instant::now(), "", none);
                 empty.error = None;
                 empty
             });
@@ -294,7 +333,7 @@ fn force_limited(app: &App, opts: &RefreshOptions) -> Option<RefreshRecord> {
 fn rescan_record(app: &App, trigger: &str) -> RefreshRecord {
     let started = SystemTime::now();
     let t0 = Instant::now();
-    let changes = app.rescan(true);
+    let changes = crate::blocking::run(|| app.rescan(true));
     let snapshot = app.registry.snapshot();
     RefreshRecord {
         outcome: RefreshOutcome::Rescanned,
@@ -306,14 +345,19 @@ fn rescan_record(app: &App, trigger: &str) -> RefreshRecord {
         failed: snapshot
             .clusters
             .values()
-            .filter_map(|e| e.error.clone().map(|err| (e.name.clone(), err)))
+            .filter_map(|e| {
+                e.error.clone().map(|err| ClusterFailure {
+                    cluster: e.name.clone(),
+                    failure: Failure::new(ErrorKind::Invalid, err),
+                })
+            })
             .collect(),
         error: None,
         note: None,
     }
 }
 
-fn failed_record(started: SystemTime, t0: Instant, trigger: &str, error: String) -> RefreshRecord {
+fn failed_record(started: SystemTime, t0: Instant, trigger: &str, error: Failure) -> RefreshRecord {
     RefreshRecord {
         outcome: RefreshOutcome::Failed,
         started,
@@ -350,15 +394,18 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
         .filter(|c| pattern.as_ref().is_none_or(|p| p.is_match(&c.name)))
         .cloned()
         .collect();
-    let stored = store.names();
+    let stored = crate::blocking::run(|| store.names());
     if listed.is_empty() && !stored.is_empty() {
         let record = failed_record(
             started,
             t0,
             &opts.trigger,
-            format!(
-                "the source listed no clusters at all; keeping the {} stored kubeconfigs (a Rancher or permission problem is more likely than every cluster being deleted)",
-                stored.len()
+            Failure::new(
+                ErrorKind::NotFound,
+                format!(
+                    "the source listed no clusters at all; keeping the {} stored kubeconfigs (a Rancher or permission problem is more likely than every cluster being deleted)",
+                    stored.len()
+                ),
             ),
         );
         log_record(&record);
@@ -378,7 +425,9 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
                 .run("bulk kubeconfig", || nsk.bulk(pattern.as_deref()))
                 .await
             {
-                Ok(lines) => store_bulk(&app.scanner, nsk, store, wanted, &lines, &source.trust()),
+                Ok(lines) => crate::blocking::run(|| {
+                    store_bulk(&app.scanner, nsk, store, wanted, &lines, &source.trust())
+                }),
                 Err(e) => {
                     return source_failed(
                         app,
@@ -402,6 +451,23 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
         }
     };
 
+    // Clusters gone from the source: their files move to .removed/ (file
+    // I/O, done before the state lock is taken).
+    let retired: Vec<(String, Result<std::path::PathBuf, store::StoreError>)> = if pattern.is_none()
+    {
+        let present: std::collections::HashSet<&str> =
+            listed.iter().map(|c| c.name.as_str()).collect();
+        app.scanner.retain_refused(|n| present.contains(n));
+        crate::blocking::run(|| {
+            stored
+                .iter()
+                .filter(|n| !present.contains(n.as_str()))
+                .map(|n| (n.clone(), store.retire(n)))
+                .collect()
+        })
+    } else {
+        Vec::new()
+    };
     let mut changes = Changes::default();
     let mut failed = Vec::new();
     let now = SystemTime::now();
@@ -421,30 +487,31 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
                         WriteOutcome::Unchanged => {}
                     }
                 }
-                Err(reason) => {
+                Err(failure) => {
                     let since = entry.failure.as_ref().map(|(_, t)| *t).unwrap_or(now);
-                    entry.failure = Some((reason.clone(), since));
-                    failed.push((c.name.clone(), reason.clone()));
+                    entry.failure = Some((failure.reason.clone(), since));
+                    failed.push(ClusterFailure {
+                        cluster: c.name.clone(),
+                        failure: failure.clone(),
+                    });
                 }
             }
         }
-        if pattern.is_none() {
-            let present: std::collections::HashSet<&str> =
-                listed.iter().map(|c| c.name.as_str()).collect();
-            app.scanner.retain_refused(|n| present.contains(n));
-            for name in stored.iter().filter(|n| !present.contains(n.as_str())) {
-                match store.retire(name) {
-                    Ok(to) => {
-                        tracing::info!(cluster = %name, moved_to = %to.display(), "cluster left Rancher; kubeconfig retired");
-                        changes.removed.push(name.clone());
-                        clusters.remove(name);
-                    }
-                    Err(e) => failed.push((name.clone(), e.0)),
+        for (name, result) in retired {
+            match result {
+                Ok(to) => {
+                    tracing::info!(cluster = %name, moved_to = %to.display(), "cluster left Rancher; kubeconfig retired");
+                    clusters.remove(&name);
+                    changes.removed.push(name);
                 }
+                Err(e) => failed.push(ClusterFailure {
+                    cluster: name,
+                    failure: e.into(),
+                }),
             }
         }
     }
-    app.rescan(true);
+    crate::blocking::run(|| app.rescan(true));
     failed.sort();
     changes.added.sort();
     changes.changed.sort();
@@ -477,22 +544,23 @@ async fn fetch_one(
     source: &Source,
     store: &Store,
     c: &RemoteCluster,
-) -> Result<WriteOutcome, String> {
-    store::validate_name(&c.name).map_err(|e| e.0)?;
+) -> Result<WriteOutcome, Failure> {
+    store::validate_name(&c.name)?;
     let text = r
         .retry
         .run("fetch kubeconfig", || source.kubeconfig(c))
-        .await
-        .map_err(|e: SourceError| e.message)?;
+        .await?;
     let suffix = source.expected_server_suffix(c);
-    validate_and_write(
-        scanner,
-        store,
-        &c.name,
-        &text,
-        suffix.as_deref(),
-        &source.trust(),
-    )
+    crate::blocking::run(|| {
+        validate_and_write(
+            scanner,
+            store,
+            &c.name,
+            &text,
+            suffix.as_deref(),
+            &source.trust(),
+        )
+    })
 }
 
 /// Validates fetched text and stores it. A refusal of the trust check is
@@ -505,18 +573,18 @@ fn validate_and_write(
     text: &str,
     suffix: Option<&str>,
     trust: &crate::kubeconfig::trust::Trust,
-) -> Result<WriteOutcome, String> {
+) -> Result<WriteOutcome, Failure> {
     match store::validate_kubeconfig(name, text, suffix, trust) {
         Ok(()) => {}
         Err(e @ store::Rejected::Untrusted(_)) => {
             let reason = e.to_string();
             tracing::warn!(cluster = %name, %reason, "refused a fetched kubeconfig");
             scanner.set_refused(name, reason.clone());
-            return Err(reason);
+            return Err(Failure::new(ErrorKind::Policy, reason));
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(Failure::new(ErrorKind::Invalid, e.to_string())),
     }
-    let outcome = store.write(name, text).map_err(|e| e.0)?;
+    let outcome = store.write(name, text)?;
     scanner.retain_refused(|n| n != name);
     Ok(outcome)
 }
@@ -530,7 +598,7 @@ fn store_bulk(
     wanted: Vec<RemoteCluster>,
     lines: &[crate::source::contract::BulkLine],
     trust: &crate::kubeconfig::trust::Trust,
-) -> Vec<(RemoteCluster, Result<WriteOutcome, String>)> {
+) -> Vec<(RemoteCluster, Result<WriteOutcome, Failure>)> {
     use crate::source::contract::BulkLine;
     wanted
         .into_iter()
@@ -539,12 +607,20 @@ fn store_bulk(
                 BulkLine::Saved { name, .. } | BulkLine::Failed { name, .. } => *name == c.name,
             });
             let result = match line {
-                Some(BulkLine::Saved { path, .. }) => nsk.read_saved(path).and_then(|text| {
-                    store::validate_name(&c.name).map_err(|e| e.0)?;
-                    validate_and_write(scanner, store, &c.name, &text, None, trust)
-                }),
-                Some(BulkLine::Failed { reason, .. }) => Err(crate::redact::redact(reason)),
-                None => Err("nsk's bulk kubeconfig run did not mention this cluster".into()),
+                Some(BulkLine::Saved { path, .. }) => nsk
+                    .read_saved(path)
+                    .map_err(Failure::from)
+                    .and_then(|text| {
+                        store::validate_name(&c.name)?;
+                        validate_and_write(scanner, store, &c.name, &text, None, trust)
+                    }),
+                Some(BulkLine::Failed { reason, kind, .. }) => {
+                    Err(Failure::new(*kind, crate::redact::redact(reason)))
+                }
+                None => Err(Failure::new(
+                    ErrorKind::Internal,
+                    "nsk's bulk kubeconfig run did not mention this cluster",
+                )),
             };
             (c, result)
         })
@@ -565,7 +641,7 @@ fn source_failed(
         started,
         t0,
         trigger,
-        format!("{what} failed: {}", e.message),
+        Failure::new(e.kind, format!("{what} failed: {}", e.message)),
     );
     log_record(&record);
     record
@@ -591,10 +667,14 @@ fn log_record(r: &RefreshRecord) {
         updated = r.changes.changed.len(),
         removed = r.changes.removed.len(),
         failed = r.failed.len(),
-        error = r.error.as_deref().unwrap_or(""),
+        error = r.error.as_ref().map_or("", |e| e.reason.as_str()),
         "refresh finished"
     );
-    for (cluster, reason) in &r.failed {
+    for ClusterFailure {
+        cluster,
+        failure: Failure { reason, .. },
+    } in &r.failed
+    {
         tracing::warn!(%cluster, %reason, "kubeconfig refresh failed; the cached kubeconfig stays in use");
     }
 }
@@ -657,21 +737,15 @@ pub async fn schedule(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<
     }
 }
 
-/// Why a refresh failed, as a metric label (`None`: it did not).
-fn failure_label(r: &RefreshRecord) -> Option<&'static str> {
-    use crate::source::{FailureKind, contract::classify};
+/// Why a refresh failed, for its metric (`None`: it did not): the kind of
+/// the whole-run error, or which clusters failed.
+fn failure_of(r: &RefreshRecord) -> Option<RefreshFailed> {
     match r.outcome {
         RefreshOutcome::Success | RefreshOutcome::Rescanned => None,
-        RefreshOutcome::Partial if r.error.is_none() => Some("partial"),
+        RefreshOutcome::Partial if r.error.is_none() => Some(RefreshFailed::Partial),
         _ => Some(match &r.error {
-            Some(e) => match classify(e) {
-                FailureKind::Auth => "auth",
-                FailureKind::Retryable => "unreachable",
-                FailureKind::NotFound => "not_found",
-                FailureKind::Other if e.contains("listed no clusters") => "empty_list",
-                FailureKind::Other => "error",
-            },
-            None => "clusters_failed",
+            Some(e) => RefreshFailed::Run(e.kind),
+            None => RefreshFailed::ClustersFailed,
         }),
     }
 }
@@ -679,6 +753,48 @@ fn failure_label(r: &RefreshRecord) -> Option<&'static str> {
 /// Counts a finished run (not a note-only record).
 fn record_metrics(r: &RefreshRecord) {
     if r.note.is_none() {
-        crate::metrics::refresh_done(failure_label(r), r.duration);
+        crate::metrics::refresh_done(failure_of(r), r.duration);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(outcome: RefreshOutcome, error: Option<Failure>) -> RefreshRecord {
+        let mut r = failed_record(
+            SystemTime::now(),
+            Instant::now(),
+            "test",
+            Failure::default(),
+        );
+        r.outcome = outcome;
+        r.error = error;
+        r
+    }
+
+    #[test]
+    fn the_failure_metric_label_is_the_kind_of_the_recorded_error() {
+        // The text says "timed out"; the kind says refused: the kind wins.
+        let refused = Failure::new(ErrorKind::Refused, "listing clusters failed: timed out");
+        let label = |r: &RefreshRecord| failure_of(r).map(RefreshFailed::label);
+        assert_eq!(
+            label(&record(RefreshOutcome::Failed, Some(refused))),
+            Some("refused")
+        );
+        let full = Failure::new(ErrorKind::Storage, "cannot write");
+        assert_eq!(
+            label(&record(RefreshOutcome::Failed, Some(full))),
+            Some("storage")
+        );
+        assert_eq!(
+            label(&record(RefreshOutcome::Partial, None)),
+            Some("partial")
+        );
+        assert_eq!(
+            label(&record(RefreshOutcome::Failed, None)),
+            Some("clusters_failed")
+        );
+        assert_eq!(label(&record(RefreshOutcome::Success, None)), None);
     }
 }

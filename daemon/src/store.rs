@@ -10,6 +10,8 @@ use std::{
     time::SystemTime,
 };
 
+use crate::error::ErrorKind;
+
 /// Subdirectory for kubeconfigs of clusters gone from Rancher.
 pub const REMOVED_DIR: &str = ".removed";
 
@@ -26,8 +28,32 @@ pub enum WriteOutcome {
 
 /// A store failure, naming the file and what to do.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
+#[error("{message}")]
+pub struct StoreError {
+    /// `Invalid` for a refused name or file, else from the I/O error
+    /// (`Storage` for a full disk or a permission problem).
+    pub kind: ErrorKind,
+    /// What failed, on which path, and what to do.
+    pub message: String,
+}
+
+impl StoreError {
+    /// A refused name or content.
+    fn invalid(message: String) -> Self {
+        Self {
+            kind: ErrorKind::Invalid,
+            message,
+        }
+    }
+
+    /// A failed file operation: the kind comes from the I/O error.
+    fn io(e: &std::io::Error, message: String) -> Self {
+        Self {
+            kind: crate::error::io_kind(e).unwrap_or(ErrorKind::Storage),
+            message,
+        }
+    }
+}
 
 /// Why fetched kubeconfig text may not replace a file.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -56,7 +82,7 @@ pub fn validate_name(name: &str) -> Result<(), StoreError> {
         || name.contains("..")
         || name.len() > 200;
     if bad {
-        return Err(StoreError(format!(
+        return Err(StoreError::invalid(format!(
             "refusing cluster name {name:?}: it cannot be a file name (no '/', '..', NUL or leading '.'); rename the cluster in Rancher or exclude it with [nsk] exclude_clusters"
         )));
     }
@@ -75,7 +101,7 @@ pub fn validate_kubeconfig(
     trust: &crate::kubeconfig::trust::Trust,
 ) -> Result<(), Rejected> {
     let bad = |why: String| {
-        Rejected::Invalid(StoreError(format!(
+        Rejected::Invalid(StoreError::invalid(format!(
             "the kubeconfig fetched for {name} is invalid ({why}); the previous file, if any, is kept"
         )))
     };
@@ -110,16 +136,16 @@ impl Store {
     /// every kubeconfig in it 0600.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         fs::create_dir_all(dir).map_err(|e| {
-            StoreError(format!(
-                "cannot create kubeconfig directory {}: {e}",
-                dir.display()
-            ))
+            StoreError::io(
+                &e,
+                format!("cannot create kubeconfig directory {}: {e}", dir.display()),
+            )
         })?;
         let meta = fs::symlink_metadata(dir)
-            .map_err(|e| StoreError(format!("cannot read {}: {e}", dir.display())))?;
+            .map_err(|e| StoreError::io(&e, format!("cannot read {}: {e}", dir.display())))?;
         let uid = rustix::process::geteuid().as_raw();
         if meta.uid() != uid {
-            return Err(StoreError(format!(
+            return Err(StoreError::invalid(format!(
                 "kubeconfig directory {} belongs to uid {}, not to this user (uid {uid}); use a directory you own (kubeconfig_dir)",
                 dir.display(),
                 meta.uid()
@@ -127,10 +153,10 @@ impl Store {
         }
         if meta.mode() & 0o077 != 0 {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
-                StoreError(format!(
-                    "cannot make {} private (chmod 700): {e}",
-                    dir.display()
-                ))
+                StoreError::io(
+                    &e,
+                    format!("cannot make {} private (chmod 700): {e}", dir.display()),
+                )
             })?;
             tracing::warn!(dir = %dir.display(), old_mode = format!("{:04o}", meta.mode() & 0o777), "kubeconfig directory was open to other users; set to 0700");
         }
@@ -143,10 +169,10 @@ impl Store {
                 && m.mode() & 0o077 != 0
             {
                 fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(|e| {
-                    StoreError(format!(
-                        "cannot make {} private (chmod 600): {e}",
-                        path.display()
-                    ))
+                    StoreError::io(
+                        &e,
+                        format!("cannot make {} private (chmod 600): {e}", path.display()),
+                    )
                 })?;
                 tracing::warn!(file = %path.display(), "kubeconfig was readable by other users; set to 0600");
             }
@@ -238,10 +264,13 @@ impl Store {
             } else {
                 String::new()
             };
-            StoreError(format!(
-                "cannot {what} {}: {e}{hint}; the previous kubeconfig is kept",
-                path.display()
-            ))
+            StoreError::io(
+                &e,
+                format!(
+                    "cannot {what} {}: {e}{hint}; the previous kubeconfig is kept",
+                    path.display()
+                ),
+            )
         };
         let result = (|| {
             let mut f = fs::OpenOptions::new()
@@ -270,15 +299,18 @@ impl Store {
         validate_name(name)?;
         let removed = self.dir.join(REMOVED_DIR);
         fs::create_dir_all(&removed)
-            .map_err(|e| StoreError(format!("cannot create {}: {e}", removed.display())))?;
+            .map_err(|e| StoreError::io(&e, format!("cannot create {}: {e}", removed.display())))?;
         let _ = fs::set_permissions(&removed, fs::Permissions::from_mode(0o700));
         let to = removed.join(format!("{name}.yaml"));
         fs::rename(self.path(name), &to).map_err(|e| {
-            StoreError(format!(
-                "cannot move {} to {}: {e}",
-                self.path(name).display(),
-                to.display()
-            ))
+            StoreError::io(
+                &e,
+                format!(
+                    "cannot move {} to {}: {e}",
+                    self.path(name).display(),
+                    to.display()
+                ),
+            )
         })?;
         Ok(to)
     }

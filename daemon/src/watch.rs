@@ -32,8 +32,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => true,
             _ = shutdown.changed() => return,
         };
-        let app = app.clone();
-        let _ = tokio::task::spawn_blocking(move || app.rescan(reread)).await;
+        crate::blocking::run(|| app.rescan(reread));
     }
 }
 

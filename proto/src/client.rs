@@ -268,18 +268,13 @@ impl Link {
     }
 }
 
-/// True when `status` means the transport failed (daemon stopped or restarting).
+/// True when `status` means the transport failed (daemon stopped or
+/// restarting): a status the daemon did not mark as its own
+/// ([`crate::ORIGIN_HEADER`]) with a code a broken transport gives
+/// (`Unavailable`, or `Unknown` when the connection dies mid-call).
 pub fn is_connection_lost(status: &Status) -> bool {
     let from_daemon = status.metadata().get(crate::ORIGIN_HEADER).is_some();
-    !from_daemon
-        && match status.code() {
-            Code::Unavailable => true,
-            Code::Unknown => {
-                let m = status.message();
-                m.contains("transport") || m.contains("connection") || m.contains("h2 protocol")
-            }
-            _ => false,
-        }
+    !from_daemon && matches!(status.code(), Code::Unavailable | Code::Unknown)
 }
 
 /// Connects once to the raw socket so that a missing or foreign socket gives

@@ -17,6 +17,7 @@ pub mod autostart;
 pub mod bearer;
 pub mod cli_docs;
 pub mod client;
+pub mod error_kind;
 pub mod escape;
 pub mod present;
 pub mod private;
@@ -40,6 +41,9 @@ pub const TOOL_HEADER: &str = "x-nskd-tool";
 /// Set on statuses the daemon itself produced (so `Unavailable` from a
 /// cluster is never taken for a lost daemon connection).
 pub const ORIGIN_HEADER: &str = "x-nskd-origin";
+/// Set on statuses the daemon produced: the failure's kind
+/// ([`error_kind::label`], e.g. `timeout`); see `nskd/v1/errors.proto`.
+pub const ERROR_KIND_HEADER: &str = "x-nskd-error-kind";
 
 /// Generated messages and services of package `nskd.v1`.
 #[allow(clippy::all, missing_docs)]

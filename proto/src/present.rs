@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::v1::{ClusterHealth, HealthState};
+use crate::v1::{ClusterHealth, ErrorKind, HealthState};
 
 /// Column titles of the status table (the design document's).
 pub const STATUS_HEADER: [&str; 8] = [
@@ -90,49 +90,24 @@ pub fn one_line(text: &str, max: usize) -> String {
     format!("{cut}...")
 }
 
-/// The gist of a cluster error for a table cell: the recognised cause
-/// ("connection refused", "timed out after 3s", "unauthorized: token
-/// expired or invalid", "kubeconfig malformed", ...), else the first words.
+/// The gist of a cluster error for a table cell: the words of its kind
+/// ("connection refused", "timed out", "unauthorized: token expired or
+/// invalid", "kubeconfig malformed", ...), else the message's first words.
 /// The full text stays in the detail view and `--json`.
-pub fn error_gist(error: &str, cluster: &str, width: usize) -> String {
-    let error = error
-        .strip_prefix(&format!("cluster {cluster}: "))
-        .unwrap_or(error);
-    let lower = error.to_lowercase();
-    let timed_out = lower.find("timed out after ").map(|i| {
-        error[i..]
-            .split_whitespace()
-            .take(4)
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
-    let gist = if lower.contains("deadline has elapsed") {
-        Some("timed out connecting".to_string())
-    } else if lower.contains("connection refused") {
-        Some("connection refused".to_string())
-    } else if let Some(t) = timed_out {
-        Some(t)
-    } else if lower.contains("malformed") {
-        Some("kubeconfig malformed".into())
-    } else if lower.contains("unauthorized") || lower.contains(" 401") {
-        Some("unauthorized: token expired or invalid".into())
-    } else if lower.contains("forbidden") || lower.contains(" 403") {
-        Some("forbidden: missing RBAC permission".into())
-    } else if lower.contains("certificate") || lower.contains("tls") {
-        Some("TLS/certificate error".into())
-    } else if lower.contains("dns")
-        || lower.contains("lookup")
-        || lower.contains("name or service not known")
-    {
-        Some("DNS lookup failed".into())
-    } else if lower.contains("no route to host") || lower.contains("network is unreachable") {
-        Some("network unreachable".into())
-    } else {
-        None
+pub fn error_gist(kind: ErrorKind, error: &str, cluster: &str, width: usize) -> String {
+    let words = match kind {
+        // A cluster's health is Invalid only when its kubeconfig is unusable.
+        ErrorKind::Invalid => Some("kubeconfig malformed"),
+        other => crate::error_kind::gist(other),
     };
-    match gist {
-        Some(g) => one_line(&g, width),
-        None => one_line(error, width),
+    match words {
+        Some(g) => one_line(g, width),
+        None => one_line(
+            error
+                .strip_prefix(&format!("cluster {cluster}: "))
+                .unwrap_or(error),
+            width,
+        ),
     }
 }
 
@@ -145,7 +120,12 @@ pub fn status_row(h: &ClusterHealth, active: Option<&str>, error_width: usize) -
     }
     let info = h.info.clone().unwrap_or_default();
     let error = if !h.error.is_empty() {
-        error_gist(&h.error, &h.name, error_width)
+        error_gist(
+            crate::error_kind::from_i32(h.error_kind),
+            &h.error,
+            &h.name,
+            error_width,
+        )
     } else if !h.degraded_reason.is_empty() {
         one_line(&h.degraded_reason, error_width)
     } else {
@@ -352,6 +332,7 @@ mod tests {
             state: HealthState::NotReady as i32,
             error: "cluster c1: cannot reach API server https://127.0.0.1:1: connection refused"
                 .into(),
+            error_kind: ErrorKind::Refused as i32,
             ..Default::default()
         };
         let row = status_row(&h, Some("c1"), 30);
@@ -362,16 +343,35 @@ mod tests {
 
     #[test]
     fn error_gist_names_the_cause() {
-        let refused = "cluster a: cannot reach API server https://127.0.0.1:1: ServiceError: client error (Connect): tcp connect error: Connection refused (os error 111); check";
-        assert_eq!(error_gist(refused, "a", 60), "connection refused");
-        let slow = "cluster a: get /version timed out after 3s (server https://x); the cluster may be down";
-        assert_eq!(error_gist(slow, "a", 60), "timed out after 3s");
+        let refused = "cluster a: cannot reach API server https://127.0.0.1:1: it said timeout";
         assert_eq!(
-            error_gist("cluster a: something odd happened here", "a", 60),
+            error_gist(ErrorKind::Refused, refused, "a", 60),
+            "connection refused"
+        );
+        assert_eq!(
+            error_gist(ErrorKind::Timeout, "cluster a: refused", "a", 60),
+            "timed out"
+        );
+        assert_eq!(
+            error_gist(ErrorKind::Invalid, "cluster a: bad", "a", 60),
+            "kubeconfig malformed"
+        );
+        assert_eq!(
+            error_gist(
+                ErrorKind::Unspecified,
+                "cluster a: something odd happened here",
+                "a",
+                60
+            ),
             "something odd happened here"
         );
         assert_eq!(
-            error_gist("cluster a: something odd happened here", "a", 12),
+            error_gist(
+                ErrorKind::Unspecified,
+                "cluster a: something odd happened here",
+                "a",
+                12
+            ),
             "something..."
         );
     }

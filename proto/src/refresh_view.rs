@@ -300,6 +300,7 @@ mod tests {
             failed: vec![RefreshFailure {
                 cluster: "iad0-sandbox".into(),
                 reason: "x".into(),
+                ..Default::default()
             }],
             ..Default::default()
         };

@@ -118,6 +118,7 @@ impl Clusters for ClustersService {
                     "cluster {name}: no answer within {} (probe still running; the cluster may be down or overloaded)",
                     humantime::format_duration(limit)
                 ));
+                health.error_kind = crate::error::ErrorKind::Timeout;
             }
             clusters.push(convert::cluster_health(info, &health, detail));
         }

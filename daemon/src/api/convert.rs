@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use nskd_proto::v1 as pb;
 
 use crate::{
+    error::ErrorKind,
     health::{ClusterHealth, Health},
     probe::ClusterDetail,
     refresh::{RefreshOutcome, RefreshRecord},
@@ -59,10 +60,11 @@ pub fn cluster_health(
             Health::NotReady => pb::HealthState::NotReady,
         }
     };
-    let error = if info.error.is_empty() {
-        h.error.clone().unwrap_or_default()
+    // The registry's error is an unusable kubeconfig.
+    let (error, error_kind) = if info.error.is_empty() {
+        (h.error.clone().unwrap_or_default(), h.error_kind)
     } else {
-        info.error.clone()
+        (info.error.clone(), ErrorKind::Invalid)
     };
     // A working cluster on a kubeconfig whose refresh failed: usable, but stale.
     let (state, degraded_reason) = if info.stale && state == pb::HealthState::Ready {
@@ -86,6 +88,7 @@ pub fn cluster_health(
         namespaces: h.data.namespaces.unwrap_or(0),
         latency_us: h.data.latency.as_micros() as u64,
         error,
+        error_kind: error_kind as i32,
         last_checked_ms: unix_ms(h.last_checked),
         last_success_ms: unix_ms(h.last_success),
         consecutive_failures: h.consecutive_failures,
@@ -127,16 +130,18 @@ pub fn refresh_record(r: &RefreshRecord, joined: bool) -> pb::RefreshRecord {
         failed: r
             .failed
             .iter()
-            .map(|(cluster, reason)| pb::RefreshFailure {
-                cluster: cluster.clone(),
-                reason: crate::redact::redact(reason),
+            .map(|f| pb::RefreshFailure {
+                cluster: f.cluster.clone(),
+                reason: crate::redact::redact(&f.failure.reason),
+                kind: f.failure.kind as i32,
             })
             .collect(),
         error: r
             .error
-            .as_deref()
-            .map(crate::redact::redact)
+            .as_ref()
+            .map(|e| crate::redact::redact(&e.reason))
             .unwrap_or_default(),
+        error_kind: r.error.as_ref().map_or(0, |e| e.kind as i32),
         joined,
         listed: r.listed as u32,
         note: r.note.clone().unwrap_or_default(),

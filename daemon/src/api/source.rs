@@ -6,7 +6,13 @@ use std::{sync::Arc, time::SystemTime};
 use nskd_proto::v1 as pb;
 
 use super::convert::{refresh_record, unix_ms};
-use crate::{app::App, error::OpError, health::Health, source::RemoteCluster, store};
+use crate::{
+    app::App,
+    error::{ErrorKind, OpError},
+    health::Health,
+    source::RemoteCluster,
+    store,
+};
 
 /// Marks `info` stale when the cluster's last refresh failed.
 pub fn add_refresh_facts(app: &App, info: &mut pb::ClusterInfo) {
@@ -82,7 +88,12 @@ pub async fn status(app: &Arc<App>, verify: bool) -> pb::SourceStatusResponse {
     let (token_check, token_user, token_expiry_ms, token_error) = match auth {
         None => (String::new(), String::new(), 0, String::new()),
         Some(Ok(a)) => ("ok".into(), a.user, unix_ms(a.expires), String::new()),
-        Some(Err(e)) => ("failed".into(), String::new(), 0, crate::redact::redact(&e)),
+        Some(Err(e)) => (
+            "failed".into(),
+            String::new(),
+            0,
+            crate::redact::redact(&e.message),
+        ),
     };
     let token_set = nsk.rancher_token.is_some() || nsk.rancher_token_file.is_some();
     pb::SourceStatusResponse {
@@ -138,15 +149,13 @@ pub async fn fetch(
                 .unwrap_or_else(|| "its kubeconfig files".into())
         )));
     };
-    store::validate_name(name).map_err(|e| OpError::InvalidArgument(e.0))?;
+    store::validate_name(name).map_err(|e| OpError::InvalidArgument(e.message))?;
     if !save {
         return stored(app, source, store_, name);
     }
-    let source_err = |e: crate::source::SourceError| {
-        OpError::InvalidArgument(format!(
-            "fetching the kubeconfig of {name} failed: {}",
-            e.message
-        ))
+    let source_err = |e: crate::source::SourceError| OpError::Kinded {
+        kind: e.kind,
+        message: format!("fetching the kubeconfig of {name} failed: {}", e.message),
     };
     // The Rancher source needs the cluster id: find it in the list.
     let remote = match source {
@@ -159,26 +168,40 @@ pub async fn fetch(
         crate::source::Source::Rancher(_) => {
             let listed = source.list().await.map_err(source_err)?;
             let names: Vec<String> = listed.iter().map(|c| c.name.clone()).collect();
-            listed.into_iter().find(|c| c.name == name).ok_or_else(|| {
-                OpError::InvalidArgument(format!(
-                    "Rancher has no cluster named {name:?}; it has: {}",
-                    names.join(", ")
-                ))
-            })?
+            listed
+                .into_iter()
+                .find(|c| c.name == name)
+                .ok_or_else(|| OpError::Kinded {
+                    kind: ErrorKind::NotFound,
+                    message: format!(
+                        "Rancher has no cluster named {name:?}; it has: {}",
+                        names.join(", ")
+                    ),
+                })?
         }
     };
     let text = source.kubeconfig(&remote).await.map_err(source_err)?;
     let suffix = source.expected_server_suffix(&remote);
-    store::validate_kubeconfig(name, &text, suffix.as_deref(), &source.trust())
-        .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+    store::validate_kubeconfig(name, &text, suffix.as_deref(), &source.trust()).map_err(|e| {
+        let kind = match e {
+            store::Rejected::Untrusted(_) => ErrorKind::Policy,
+            store::Rejected::Invalid(_) => ErrorKind::Invalid,
+        };
+        OpError::Kinded {
+            kind,
+            message: e.to_string(),
+        }
+    })?;
     let config = kube::config::Kubeconfig::from_yaml(&text)
         .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
     let summary = summarize(&config);
-    let outcome = store_
-        .write(name, &text)
-        .map_err(|e| OpError::InvalidArgument(e.0))?;
+    let outcome =
+        crate::blocking::run(|| store_.write(name, &text)).map_err(|e| OpError::Kinded {
+            kind: e.kind,
+            message: e.message,
+        })?;
     app.scanner.retain_refused(|n| n != name);
-    app.rescan(true);
+    crate::blocking::run(|| app.rescan(true));
     let word = match outcome {
         store::WriteOutcome::Added => "added",
         store::WriteOutcome::Updated => "updated",
@@ -203,10 +226,13 @@ fn stored(
 ) -> Result<pb::FetchKubeconfigResponse, OpError> {
     let path = store_.path(name);
     if !path.exists() {
-        return Err(OpError::InvalidArgument(format!(
-            "no kubeconfig of {name} is stored (not found: {}); without save nothing is fetched, because every fetch makes Rancher mint a new credential: call again with save: true (nskctl: --save) to fetch and store it",
-            path.display()
-        )));
+        return Err(OpError::Kinded {
+            kind: ErrorKind::NotFound,
+            message: format!(
+                "no kubeconfig of {name} is stored (not found: {}); without save nothing is fetched, because every fetch makes Rancher mint a new credential: call again with save: true (nskctl: --save) to fetch and store it",
+                path.display()
+            ),
+        });
     }
     let file = crate::kubeconfig::read(&path)
         .and_then(|f| {

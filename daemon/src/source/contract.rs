@@ -6,6 +6,19 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use super::RemoteCluster;
+use crate::error::ErrorKind;
+
+/// nsk printed something the contract (docs/nsk-contract.md) does not
+/// allow; the message quotes what and names the command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unexpected(pub String);
+
+impl From<Unexpected> for super::SourceError {
+    fn from(e: Unexpected) -> Self {
+        super::SourceError::new(ErrorKind::Internal, e.0)
+    }
+}
 
 /// One entry of `nsk cluster list --output json`.
 #[derive(Debug, Deserialize)]
@@ -19,9 +32,9 @@ struct ListedJson {
 }
 
 /// Parses `nsk cluster list --output json`.
-pub fn parse_list_json(stdout: &str) -> Result<Vec<RemoteCluster>, String> {
+pub fn parse_list_json(stdout: &str) -> Result<Vec<RemoteCluster>, Unexpected> {
     let listed: Vec<ListedJson> = serde_json::from_str(stdout.trim())
-        .map_err(|e| format!("`nsk cluster list --output json` printed something that is not the expected JSON array ({e})"))?;
+        .map_err(|e| Unexpected(format!("`nsk cluster list --output json` printed something that is not the expected JSON array ({e})")))?;
     Ok(listed
         .into_iter()
         .map(|l| RemoteCluster {
@@ -35,20 +48,20 @@ pub fn parse_list_json(stdout: &str) -> Result<Vec<RemoteCluster>, String> {
 
 /// Parses the table of an old `nsk cluster list` (header `ID NAME STATE
 /// PROVIDER VERSION`, columns separated by whitespace).
-pub fn parse_list_table(stdout: &str) -> Result<Vec<RemoteCluster>, String> {
+pub fn parse_list_table(stdout: &str) -> Result<Vec<RemoteCluster>, Unexpected> {
     let mut lines = stdout.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<String> = lines
         .next()
-        .ok_or("`nsk cluster list` printed nothing")?
+        .ok_or_else(|| Unexpected("`nsk cluster list` printed nothing".into()))?
         .split_whitespace()
         .map(str::to_uppercase)
         .collect();
     let col = |name: &str| header.iter().position(|h| h == name);
     let (Some(id), Some(name)) = (col("ID"), col("NAME")) else {
-        return Err(format!(
+        return Err(Unexpected(format!(
             "`nsk cluster list` printed a table without ID and NAME columns (header: {})",
             header.join(" ")
-        ));
+        )));
     };
     let (state, version) = (col("STATE"), col("VERSION"));
     let mut out = Vec::new();
@@ -60,9 +73,9 @@ pub fn parse_list_table(stdout: &str) -> Result<Vec<RemoteCluster>, String> {
                 .unwrap_or_default()
         };
         if cells.len() <= id.max(name) {
-            return Err(format!(
+            return Err(Unexpected(format!(
                 "`nsk cluster list` printed a row with missing columns: {line:?}"
-            ));
+            )));
         }
         out.push(RemoteCluster {
             id: cell(Some(id)),
@@ -105,15 +118,15 @@ pub struct AuthInfo {
 }
 
 /// Parses `nsk auth verify`'s success line.
-pub fn parse_auth_verify(stdout: &str) -> Result<AuthInfo, String> {
+pub fn parse_auth_verify(stdout: &str) -> Result<AuthInfo, Unexpected> {
     let line = stdout
         .lines()
         .find(|l| l.contains("Token is valid"))
         .ok_or_else(|| {
-            format!(
+            Unexpected(format!(
                 "`nsk auth verify` printed an unexpected answer: {:?}",
                 crate::kubeconfig::one_line(stdout)
-            )
+            ))
         })?;
     let field = |key: &str| {
         line.split(['(', ',', ')'])
@@ -123,10 +136,9 @@ pub fn parse_auth_verify(stdout: &str) -> Result<AuthInfo, String> {
     let user = field("user:").unwrap_or_default();
     let expires = match field("expires:").as_deref() {
         None | Some("never") | Some("") => None,
-        Some(t) => Some(
-            humantime::parse_rfc3339(t)
-                .map_err(|e| format!("`nsk auth verify` printed a bad expiry {t:?}: {e}"))?,
-        ),
+        Some(t) => Some(humantime::parse_rfc3339(t).map_err(|e| {
+            Unexpected(format!("`nsk auth verify` printed a bad expiry {t:?}: {e}"))
+        })?),
     };
     Ok(AuthInfo { user, expires })
 }
@@ -147,6 +159,8 @@ pub enum BulkLine {
         name: String,
         /// Why.
         reason: String,
+        /// The kind of `reason` ([`classify`]).
+        kind: ErrorKind,
     },
 }
 
@@ -166,26 +180,16 @@ pub fn parse_bulk(stdout: &str, stderr: &str) -> Vec<BulkLine> {
         Some(BulkLine::Failed {
             name: name.trim().to_string(),
             reason: reason.trim().to_string(),
+            kind: classify(reason),
         })
     });
     saved.chain(failed).collect()
 }
 
-/// How a failure should be handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// Token expired or invalid: not retried; a human must renew it.
-    Auth,
-    /// Network trouble, timeouts, 429, 5xx: retried with backoff.
-    Retryable,
-    /// The named cluster does not exist.
-    NotFound,
-    /// Anything else: not retried.
-    Other,
-}
-
-/// Classifies an error text from nsk or Rancher.
-pub fn classify(text: &str) -> FailureKind {
+/// The kind of a failed nsk run, from its error text: text is all an
+/// external CLI gives, so this is the one place a kind is read from words
+/// (called once, where the runner gets the output).
+pub fn classify(text: &str) -> ErrorKind {
     let t = text.to_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|n| t.contains(n));
     // A bare "401" is not enough: ports such as 127.0.0.1:40123 contain it.
@@ -195,22 +199,26 @@ pub fn classify(text: &str) -> FailureKind {
         "token is expired",
         "invalid token",
         "must authenticate",
-        "403 forbidden",
     ]) {
-        FailureKind::Auth
+        ErrorKind::Unauthorized
+    } else if t.contains("403 forbidden") {
+        ErrorKind::Forbidden
+    } else if any(&["timeout", "timed out", "deadline exceeded"]) {
+        ErrorKind::Timeout
+    } else if t.contains("connection refused") {
+        ErrorKind::Refused
+    } else if any(&["429", "too many requests", "rate limit"]) {
+        ErrorKind::Throttled
+    } else if any(&["x509", "certificate", "tls: "]) {
+        ErrorKind::Tls
+    } else if t.contains("no such host") {
+        ErrorKind::Dns
     } else if any(&[
-        "timeout",
-        "timed out",
-        "deadline exceeded",
-        "connection refused",
         "connection reset",
         "network is unreachable",
         "no route to host",
         "temporary failure",
         "try again",
-        "429",
-        "too many requests",
-        "rate limit",
         " 500 ",
         " 502 ",
         " 503 ",
@@ -221,11 +229,11 @@ pub fn classify(text: &str) -> FailureKind {
         "gateway timeout",
         "eof",
     ]) {
-        FailureKind::Retryable
+        ErrorKind::Unavailable
     } else if t.contains("not found") {
-        FailureKind::NotFound
+        ErrorKind::NotFound
     } else {
-        FailureKind::Other
+        ErrorKind::Internal
     }
 }
 
@@ -262,11 +270,13 @@ mod tests {
         assert!(
             parse_list_json("<html>oops</html>")
                 .unwrap_err()
+                .0
                 .contains("not the expected JSON")
         );
         assert!(
             parse_list_table("what\never")
                 .unwrap_err()
+                .0
                 .contains("without ID and NAME")
         );
         assert!(is_unknown_output_flag(fixture!(
@@ -290,11 +300,11 @@ mod tests {
         );
         assert_eq!(
             classify(fixture!("auth-verify-expired.stderr")),
-            FailureKind::Auth
+            ErrorKind::Unauthorized
         );
         assert_eq!(
             classify(fixture!("auth-verify-invalid.stderr")),
-            FailureKind::Auth
+            ErrorKind::Unauthorized
         );
     }
 
@@ -309,7 +319,7 @@ mod tests {
             matches!(&lines[0], BulkLine::Saved { name, path } if name == "c1-sv5" && path.ends_with("c1-sv5.yaml"))
         );
         assert!(
-            matches!(&lines[2], BulkLine::Failed { name, reason } if name == "c1-lax1" && reason.contains("500"))
+            matches!(&lines[2], BulkLine::Failed { name, reason, kind: ErrorKind::Unavailable } if name == "c1-lax1" && reason.contains("500"))
         );
         assert_eq!(parse_bulk(fixture!("bulk-kubeconfig.stdout"), "").len(), 3);
     }
@@ -421,7 +431,7 @@ mod tests {
             let expected: Vec<BulkLine> = saved
                 .iter()
                 .map(|(n, p)| BulkLine::Saved { name: n.clone(), path: p.clone() })
-                .chain(failed.iter().map(|(n, r)| BulkLine::Failed { name: n.clone(), reason: r.trim().to_string() }))
+                .chain(failed.iter().map(|(n, r)| BulkLine::Failed { name: n.clone(), reason: r.trim().to_string(), kind: classify(r) }))
                 .collect();
             prop_assert_eq!(parse_bulk(&stdout, &stderr), expected);
         }
@@ -442,28 +452,39 @@ mod tests {
 
     #[test]
     fn errors_are_classified() {
-        for f in [
-            fixture!("error-429.stderr"),
-            fixture!("error-503.stderr"),
-            fixture!("error-connection-refused.stderr"),
-            fixture!("error-timeout.stderr"),
-            fixture!("kubeconfig-cluster-error.stderr"),
+        for (f, kind) in [
+            (fixture!("error-429.stderr"), ErrorKind::Throttled),
+            (fixture!("error-503.stderr"), ErrorKind::Unavailable),
+            (
+                fixture!("error-connection-refused.stderr"),
+                ErrorKind::Refused,
+            ),
+            (fixture!("error-timeout.stderr"), ErrorKind::Timeout),
+            (
+                fixture!("kubeconfig-cluster-error.stderr"),
+                ErrorKind::Unavailable,
+            ),
         ] {
-            assert_eq!(classify(f), FailureKind::Retryable, "{f}");
+            assert_eq!(classify(f), kind, "{f}");
+            assert!(nskd_proto::error_kind::is_transient(kind), "{f}");
         }
         assert_eq!(
             classify(fixture!("kubeconfig-not-found.stderr")),
-            FailureKind::NotFound
+            ErrorKind::NotFound
         );
         assert_eq!(
             classify("Error: unknown command \"frobnicate\""),
-            FailureKind::Other
+            ErrorKind::Internal
         );
         assert_eq!(
             classify(
                 "Error: Get \"https://127.0.0.1:40123/v3/clusters\": dial tcp 127.0.0.1:40123: connect: connection refused"
             ),
-            FailureKind::Retryable
+            ErrorKind::Refused
+        );
+        assert_eq!(
+            classify("Error: dial tcp: lookup rancher.invalid: no such host"),
+            ErrorKind::Dns
         );
     }
 }

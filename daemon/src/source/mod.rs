@@ -11,7 +11,9 @@ pub mod token;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-pub use contract::{AuthInfo, FailureKind};
+pub use contract::AuthInfo;
+
+use crate::error::ErrorKind;
 
 use crate::config::{Config, SourceKind};
 
@@ -32,17 +34,18 @@ pub struct RemoteCluster {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct SourceError {
-    /// How to handle it.
-    pub kind: FailureKind,
+    /// What kind of failure (transient kinds are retried).
+    pub kind: ErrorKind,
     /// What failed, where, and what to do.
     pub message: String,
 }
 
 impl SourceError {
     /// An error of `kind`; the text is redacted here.
-    pub fn new(kind: FailureKind, message: impl AsRef<str>) -> Self {
+    pub fn new(kind: ErrorKind, message: impl AsRef<str>) -> Self {
         let mut message = crate::redact::redact(message.as_ref());
-        if kind == FailureKind::Auth && !message.contains("renew") {
+        let auth = matches!(kind, ErrorKind::Unauthorized | ErrorKind::Forbidden);
+        if auth && !message.contains("renew") {
             message.push_str(" — the Rancher token is expired or invalid: renew it (RANCHER_TOKEN, [nsk] rancher_token or rancher_token_file), then check with `nsk auth verify`");
         }
         Self { kind, message }
@@ -83,7 +86,7 @@ impl RetryPolicy {
             .with_max_times(self.retries)
             .with_jitter();
         op.retry(backoff)
-            .when(|e: &SourceError| e.kind == FailureKind::Retryable)
+            .when(|e: &SourceError| nskd_proto::error_kind::is_transient(e.kind))
             .notify(|e: &SourceError, after: Duration| {
                 tracing::warn!(operation = what, error = %e, retry_in = ?after, "retrying");
             })

@@ -8,11 +8,11 @@ use std::{
 
 use super::{
     RemoteCluster, SourceError,
-    contract::{self, AuthInfo, FailureKind},
+    contract::{self, AuthInfo},
     runner::{NskEnv, RunError, RunOutput},
     token::TokenSource,
 };
-use crate::config::Config;
+use crate::{config::Config, error::ErrorKind};
 
 /// Fetches through `nsk`.
 #[derive(Debug)]
@@ -59,11 +59,12 @@ impl NskSource {
     /// Reads a kubeconfig nsk says it saved (bulk mode), only if it lies in
     /// [`NskSource::config_dir`] once symlinks are resolved, is a regular
     /// file of ours, not writable by others, and not huge.
-    pub fn read_saved(&self, printed: &str) -> Result<String, String> {
+    pub fn read_saved(&self, printed: &str) -> Result<String, SourceError> {
         let dir = self.config_dir().ok_or_else(|| {
-            format!("nsk said it saved {printed}, but neither [nsk] config_dir (NSK_CONFDIR) nor HOME is set, so nskd cannot tell whether that path is nsk's; set [nsk] config_dir")
+            SourceError::new(ErrorKind::Invalid, format!("nsk said it saved {printed}, but neither [nsk] config_dir (NSK_CONFDIR) nor HOME is set, so nskd cannot tell whether that path is nsk's; set [nsk] config_dir"))
         })?;
         read_saved_file(&dir, Path::new(printed))
+            .map_err(|e| SourceError::new(ErrorKind::Policy, e))
     }
 
     async fn run(&self, args: &[&str]) -> Result<RunOutput, SourceError> {
@@ -71,13 +72,13 @@ impl NskSource {
         env.token = self
             .token
             .current()
-            .map_err(|e| SourceError::new(FailureKind::Auth, e))?;
+            .map_err(|e| SourceError::new(ErrorKind::Unauthorized, e))?;
         match env.run(args).await {
             Ok(out) => Ok(out),
             Err(e @ RunError::Timeout { .. }) => {
-                Err(SourceError::new(FailureKind::Retryable, e.to_string()))
+                Err(SourceError::new(ErrorKind::Timeout, e.to_string()))
             }
-            Err(e) => Err(SourceError::new(FailureKind::Other, e.to_string())),
+            Err(e) => Err(SourceError::new(ErrorKind::Internal, e.to_string())),
         }
     }
 
@@ -99,8 +100,7 @@ impl NskSource {
         let json_args = ["cluster", "list", "--output", "json"];
         let out = self.run(&json_args).await?;
         if out.success() {
-            return contract::parse_list_json(&out.stdout)
-                .map_err(|e| SourceError::new(FailureKind::Other, e));
+            return Ok(contract::parse_list_json(&out.stdout)?);
         }
         if !contract::is_unknown_output_flag(&out.stderr) {
             return Err(Self::failure(&json_args, &out));
@@ -110,7 +110,7 @@ impl NskSource {
         if !out.success() {
             return Err(Self::failure(&table_args, &out));
         }
-        contract::parse_list_table(&out.stdout).map_err(|e| SourceError::new(FailureKind::Other, e))
+        Ok(contract::parse_list_table(&out.stdout)?)
     }
 
     /// `nsk cluster kubeconfig --name NAME --stdout`.
@@ -149,8 +149,7 @@ impl NskSource {
         if !out.success() {
             return Err(Self::failure(&args, &out));
         }
-        contract::parse_auth_verify(&out.stdout)
-            .map_err(|e| SourceError::new(FailureKind::Other, e))
+        Ok(contract::parse_auth_verify(&out.stdout)?)
     }
 }
 
@@ -160,7 +159,7 @@ pub const MAX_SAVED_BYTES: u64 = 4 * 1024 * 1024;
 /// Reads `path` only if, canonicalised, it lies inside `dir` and is a
 /// regular file owned by us and not group/other-writable. Opened with
 /// `O_NOFOLLOW`, checked on the open file.
-pub fn read_saved_file(dir: &Path, path: &Path) -> Result<String, String> {
+fn read_saved_file(dir: &Path, path: &Path) -> Result<String, String> {
     let refuse = |why: String| {
         format!(
             "refusing the kubeconfig nsk says it saved at {}: {why}; nsk writes kubeconfigs under NSK_CONFDIR ({}) only, so check [nsk] config_dir and the nsk installation",

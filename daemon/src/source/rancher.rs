@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use http::{Method, Request, StatusCode, header};
+use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_rustls::HttpsConnector;
@@ -14,12 +14,11 @@ use hyper_util::{
 };
 use serde::Deserialize;
 
-use super::{
-    RemoteCluster, SourceError,
-    contract::{AuthInfo, FailureKind},
-    token::TokenSource,
+use super::{RemoteCluster, SourceError, contract::AuthInfo, token::TokenSource};
+use crate::{
+    config::{Config, Secret},
+    error::{ErrorKind, http_status_kind, transport_kind},
 };
-use crate::config::{Config, Secret};
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -195,10 +194,10 @@ impl RancherSource {
         match self.token.current() {
             Ok(Some(t)) => Ok(t),
             Ok(None) => Err(SourceError::new(
-                FailureKind::Auth,
+                ErrorKind::Unauthorized,
                 "no Rancher token configured: set RANCHER_TOKEN, [nsk] rancher_token or rancher_token_file",
             )),
-            Err(e) => Err(SourceError::new(FailureKind::Auth, e)),
+            Err(e) => Err(SourceError::new(ErrorKind::Unauthorized, e)),
         }
     }
 
@@ -207,7 +206,7 @@ impl RancherSource {
     async fn call(&self, method: Method, url: &str) -> Result<Bytes, SourceError> {
         if !url.starts_with(&format!("{}/", self.base)) {
             return Err(SourceError::new(
-                FailureKind::Other,
+                ErrorKind::Internal,
                 format!(
                     "Rancher answered with a link outside {} ({url}); refusing to send the token there",
                     self.base
@@ -222,13 +221,13 @@ impl RancherSource {
             .header(header::ACCEPT, "application/json")
             .body(Full::new(Bytes::new()))
             .map_err(|e| {
-                SourceError::new(FailureKind::Other, format!("bad Rancher URL {url}: {e}"))
+                SourceError::new(ErrorKind::Invalid, format!("bad Rancher URL {url}: {e}"))
             })?;
         let what = format!("{method} {url}");
         let send = async {
             let resp = self.client.request(request).await.map_err(|e| {
                 SourceError::new(
-                    FailureKind::Retryable,
+                    transport_kind(&e),
                     format!("{what} failed: {}", crate::error::error_chain(&e)),
                 )
             })?;
@@ -239,7 +238,7 @@ impl RancherSource {
                 .await
                 .map_err(|e| {
                     SourceError::new(
-                        FailureKind::Retryable,
+                        transport_kind(&e),
                         format!("{what}: reading the answer failed: {e}"),
                     )
                 })?
@@ -250,7 +249,7 @@ impl RancherSource {
             .await
             .map_err(|_| {
                 SourceError::new(
-                    FailureKind::Retryable,
+                    ErrorKind::Timeout,
                     format!(
                         "{what} timed out after {:?}; raise [nsk] timeout if Rancher is just slow",
                         self.timeout
@@ -268,15 +267,8 @@ impl RancherSource {
                     .map(str::to_string)
             })
             .unwrap_or_else(|| crate::kubeconfig::one_line(&String::from_utf8_lossy(&body)));
-        let kind = match status {
-            StatusCode::UNAUTHORIZED => FailureKind::Auth,
-            StatusCode::TOO_MANY_REQUESTS => FailureKind::Retryable,
-            StatusCode::NOT_FOUND => FailureKind::NotFound,
-            s if s.is_server_error() => FailureKind::Retryable,
-            _ => FailureKind::Other,
-        };
         Err(SourceError::new(
-            kind,
+            http_status_kind(status.as_u16()),
             format!("{what}: Rancher answered {status}: {detail}"),
         ))
     }
@@ -289,7 +281,7 @@ impl RancherSource {
             let body = self.call(Method::GET, &url).await?;
             let page: Collection = serde_json::from_slice(&body).map_err(|e| {
                 SourceError::new(
-                    FailureKind::Other,
+                    ErrorKind::Internal,
                     format!("GET {url}: not a Rancher cluster collection ({e})"),
                 )
             })?;
@@ -309,7 +301,7 @@ impl RancherSource {
             }
         }
         Err(SourceError::new(
-            FailureKind::Other,
+            ErrorKind::Internal,
             "Rancher's cluster list did not end after 1000 pages",
         ))
     }
@@ -323,7 +315,7 @@ impl RancherSource {
         let body = self.call(Method::POST, &url).await?;
         let generated: GeneratedKubeconfig = serde_json::from_slice(&body).map_err(|e| {
             SourceError::new(
-                FailureKind::Other,
+                ErrorKind::Internal,
                 format!(
                     "generateKubeconfig for {} ({}) answered without a config ({e})",
                     cluster.name, cluster.id
@@ -346,13 +338,13 @@ impl RancherSource {
         let body = self.call(Method::GET, &url).await?;
         let t: TokenJson = serde_json::from_slice(&body).map_err(|e| {
             SourceError::new(
-                FailureKind::Other,
+                ErrorKind::Internal,
                 format!("GET {url}: not a Rancher token ({e})"),
             )
         })?;
         if t.expired {
             return Err(SourceError::new(
-                FailureKind::Auth,
+                ErrorKind::Unauthorized,
                 format!("the Rancher token {name} has expired"),
             ));
         }
@@ -360,7 +352,7 @@ impl RancherSource {
             "" => None,
             s => Some(humantime::parse_rfc3339_weak(s).map_err(|e| {
                 SourceError::new(
-                    FailureKind::Other,
+                    ErrorKind::Internal,
                     format!("Rancher token {name}: bad expiresAt {s:?}: {e}"),
                 )
             })?),

@@ -638,6 +638,8 @@ async fn a_full_kubeconfig_disk_fails_the_refresh_naming_the_directory_and_keeps
     eprintln!("full disk, after {took:?}: {failed}");
     assert_eq!(reasons.len(), 3, "{failed}");
     for r in reasons {
+        // ENOSPC is kept as a kind, not read back from the text.
+        assert_eq!(r["kind"], "storage", "{r}");
         let reason = r["reason"].as_str().unwrap();
         for want in [
             dir.as_str(),

@@ -56,7 +56,8 @@ async fn metrics_health_endpoints_and_audit_show_real_activity() {
         "kubernetes_mcp_cluster_total{environment=\"e2e\"} 3",
         "kubernetes_mcp_cluster_healthy{environment=\"e2e\",cluster=\"c1-sv5\"} 1",
         "kubernetes_mcp_refresh_success_total{environment=\"e2e\"} 1",
-        "kubernetes_mcp_refresh_failure_total{environment=\"e2e\",reason=\"error\"} 1",
+        // The label is the failure's kind: nsk's "unknown command" is internal.
+        "kubernetes_mcp_refresh_failure_total{environment=\"e2e\",reason=\"internal\"} 1",
         "kubernetes_mcp_refresh_duration_seconds_count{environment=\"e2e\"} 2",
         "kubernetes_mcp_cluster_api_latency_seconds_count{environment=\"e2e\",cluster=\"c1-sv5\",operation=\"list\"} 1",
         "kubernetes_mcp_cluster_api_latency_seconds_count{environment=\"e2e\",cluster=\"c1-dfw1\",operation=\"probe\"}",

@@ -203,6 +203,7 @@ fn rancher_faults_are_retried_or_explained_and_nothing_good_is_lost() {
     let wrong = refresh(&d, &[]);
     assert_eq!(wrong["outcome"], "Failed", "{wrong}");
     assert!(wrong["error"].as_str().unwrap().contains("401"), "{wrong}");
+    assert_eq!(wrong["error_kind"], "unauthorized", "{wrong}");
     std::fs::write(&token_file, &rancher.token).unwrap();
     let first = refresh(&d, &["--force"]);
     assert_eq!(first["outcome"], "Success", "{first}\n{}", d.log_text());
@@ -274,6 +275,27 @@ fn an_untrusted_rancher_certificate_is_refused_with_a_clear_error() {
     );
 }
 
+/// The gRPC status of a FetchKubeconfig (save) that must fail.
+fn fetch_status(d: &Daemon, cluster: &str) -> tonic::Status {
+    let location = nskd_proto::socket::SocketLocation {
+        environment: "e2e".into(),
+        path: d.socket.clone(),
+    };
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = nskd_proto::client::NskdClient::connect(&location, "e2e")
+            .await
+            .unwrap();
+        client
+            .clusters()
+            .fetch_kubeconfig(client.request(nskd_proto::v1::FetchKubeconfigRequest {
+                cluster_name: cluster.into(),
+                save: true,
+            }))
+            .await
+            .expect_err("fetching from a failing Rancher must fail")
+    })
+}
+
 #[test]
 fn a_failing_or_slow_rancher_ends_in_a_clear_failure_after_retries() {
     let Some(rig) = rig_or_skip() else { return };
@@ -290,12 +312,21 @@ fn a_failing_or_slow_rancher_ends_in_a_clear_failure_after_retries() {
     assert!(took < std::time::Duration::from_secs(20), "{took:?}");
     assert_eq!(down["outcome"], "Failed", "{down}");
     assert!(down["error"].as_str().unwrap().contains("503"), "{down}");
+    assert_eq!(down["error_kind"], "unavailable", "{down}");
     let v3 = rancher
         .requests()
         .iter()
         .filter(|r| r["path"].as_str().unwrap_or("").starts_with("/v3/"))
         .count();
     assert_eq!(v3, 4, "one attempt and 3 retries");
+    // A Rancher outage reaches gRPC as Unavailable (not bad input), kind said.
+    let status = fetch_status(&d, "c1-sv5");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(
+        nskd_proto::error_kind::kind_of(&status),
+        nskd_proto::v1::ErrorKind::Unavailable
+    );
+    assert!(status.message().contains("503"), "{status:?}");
     rancher.update(|s| {
         s.fail_status = None;
         s.slow_ms = 1500;
@@ -313,6 +344,7 @@ fn a_failing_or_slow_rancher_ends_in_a_clear_failure_after_retries() {
             .contains("timed out after 1s"),
         "{slow}"
     );
+    assert_eq!(slow["error_kind"], "timeout", "{slow}");
     assert_eq!(
         d.nskctl_json(&["clusters"])["clusters"]
             .as_array()

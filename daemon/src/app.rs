@@ -358,3 +358,25 @@ impl App {
         }
     }
 }
+
+impl crate::refresh::Host for App {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn refresher(&self) -> &Refresher {
+        &self.refresher
+    }
+
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn scanner(&self) -> &Scanner {
+        &self.scanner
+    }
+
+    fn rescan(&self, reread: bool) -> Changes {
+        App::rescan(self, reread)
+    }
+}

@@ -12,10 +12,11 @@ use std::{
 use futures::{FutureExt, StreamExt, future::BoxFuture, future::Shared};
 
 use crate::{
-    app::App,
+    config::Config,
+    discovery::Scanner,
     error::{ErrorKind, OpError},
     metrics::RefreshFailed,
-    registry::Changes,
+    registry::{Changes, Registry},
     source::{AuthInfo, RemoteCluster, RetryPolicy, Source, SourceError},
     store::{self, Store, WriteOutcome},
 };
@@ -145,6 +146,39 @@ pub struct ClusterRefresh {
     pub failure: Option<(String, SystemTime)>,
 }
 
+/// What refreshing needs of the daemon; `App` provides it, so this module
+/// never reaches up to it.
+pub trait Host: Send + Sync + 'static {
+    /// The configuration.
+    fn config(&self) -> &Config;
+    /// The refresh state (source, store, history).
+    fn refresher(&self) -> &Refresher;
+    /// The known clusters.
+    fn registry(&self) -> &Registry;
+    /// The kubeconfig scanner.
+    fn scanner(&self) -> &Scanner;
+    /// Re-reads kubeconfigs into the registry, dropping what changed.
+    fn rescan(&self, reread: bool) -> Changes;
+}
+
+impl<H: Host> Host for Arc<H> {
+    fn config(&self) -> &Config {
+        (**self).config()
+    }
+    fn refresher(&self) -> &Refresher {
+        (**self).refresher()
+    }
+    fn registry(&self) -> &Registry {
+        (**self).registry()
+    }
+    fn scanner(&self) -> &Scanner {
+        (**self).scanner()
+    }
+    fn rescan(&self, reread: bool) -> Changes {
+        (**self).rescan(reread)
+    }
+}
+
 /// Refresh state shared by the API and the scheduler.
 #[derive(Debug)]
 pub struct Refresher {
@@ -234,10 +268,10 @@ impl Refresher {
 
 /// Runs a refresh, joining one already running (single-flight).
 pub async fn refresh(
-    app: &Arc<App>,
+    app: &Arc<impl Host>,
     opts: RefreshOptions,
 ) -> Result<(RefreshRecord, bool), OpError> {
-    let r = &app.refresher;
+    let r = &app.refresher();
     if r.source.is_none() {
         let record = rescan_record(app, &opts.trigger);
         record_metrics(&record);
@@ -283,7 +317,7 @@ pub async fn refresh(
     let shared = async move {
         let record = run(&task_app, opts).await;
         record_metrics(&record);
-        let r = &task_app.refresher;
+        let r = &task_app.refresher();
         r.push(record.clone());
         *r.running.lock().await = None;
         record
@@ -300,9 +334,9 @@ pub async fn refresh(
 /// the previous one: the last record, with a note saying when the next is
 /// allowed. Otherwise `None`, and this one counts as the latest. Called
 /// with the single-flight lock held, so a running refresh is joined instead.
-fn force_limited(app: &App, opts: &RefreshOptions) -> Option<RefreshRecord> {
-    let r = &app.refresher;
-    let min = app.config.nsk.min_force_interval;
+fn force_limited(app: &impl Host, opts: &RefreshOptions) -> Option<RefreshRecord> {
+    let r = &app.refresher();
+    let min = app.config().nsk.min_force_interval;
     let mut last = r.last_forced.lock().expect("last_forced lock");
     if let Some(ago) = last.map(|at| at.elapsed())
         && ago < min
@@ -330,11 +364,11 @@ fn force_limited(app: &App, opts: &RefreshOptions) -> Option<RefreshRecord> {
     None
 }
 
-fn rescan_record(app: &App, trigger: &str) -> RefreshRecord {
+fn rescan_record(app: &impl Host, trigger: &str) -> RefreshRecord {
     let started = SystemTime::now();
     let t0 = Instant::now();
     let changes = crate::blocking::run(|| app.rescan(true));
-    let snapshot = app.registry.snapshot();
+    let snapshot = app.registry().snapshot();
     RefreshRecord {
         outcome: RefreshOutcome::Rescanned,
         started,
@@ -372,10 +406,10 @@ fn failed_record(started: SystemTime, t0: Instant, trigger: &str, error: Failure
 }
 
 /// One refresh run (no single-flight here).
-async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
+async fn run(app: &Arc<impl Host>, opts: RefreshOptions) -> RefreshRecord {
     let started = SystemTime::now();
     let t0 = Instant::now();
-    let r = &app.refresher;
+    let r = &app.refresher();
     let (Some(source), Some(store)) = (&r.source, &r.store) else {
         return rescan_record(app, &opts.trigger);
     };
@@ -390,7 +424,7 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
         .and_then(|p| regex::Regex::new(p).ok());
     let wanted: Vec<RemoteCluster> = listed
         .iter()
-        .filter(|c| app.config.cluster_selected(&c.name))
+        .filter(|c| app.config().cluster_selected(&c.name))
         .filter(|c| pattern.as_ref().is_none_or(|p| p.is_match(&c.name)))
         .cloned()
         .collect();
@@ -412,9 +446,9 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
         return record;
     }
     let outcomes = match source {
-        Source::Nsk(nsk) if app.config.nsk.bulk_refresh => {
+        Source::Nsk(nsk) if app.config().nsk.bulk_refresh => {
             let pattern = opts.pattern.clone().or_else(|| {
-                app.config
+                app.config()
                     .nsk
                     .cluster_pattern
                     .as_ref()
@@ -426,7 +460,7 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
                 .await
             {
                 Ok(lines) => crate::blocking::run(|| {
-                    store_bulk(&app.scanner, nsk, store, wanted, &lines, &source.trust())
+                    store_bulk(app.scanner(), nsk, store, wanted, &lines, &source.trust())
                 }),
                 Err(e) => {
                     return source_failed(
@@ -442,7 +476,7 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
         _ => {
             futures::stream::iter(wanted)
                 .map(|c| async move {
-                    let result = fetch_one(r, &app.scanner, source, store, &c).await;
+                    let result = fetch_one(r, app.scanner(), source, store, &c).await;
                     (c, result)
                 })
                 .buffer_unordered(FETCH_CONCURRENCY)
@@ -457,7 +491,7 @@ async fn run(app: &Arc<App>, opts: RefreshOptions) -> RefreshRecord {
     {
         let present: std::collections::HashSet<&str> =
             listed.iter().map(|c| c.name.as_str()).collect();
-        app.scanner.retain_refused(|n| present.contains(n));
+        app.scanner().retain_refused(|n| present.contains(n));
         crate::blocking::run(|| {
             stored
                 .iter()
@@ -630,7 +664,7 @@ fn store_bulk(
 /// The whole run failed at the source: every cluster's kubeconfig is now
 /// stale (and kept); the run is recorded as Failed.
 fn source_failed(
-    app: &App,
+    app: &impl Host,
     (started, t0): (SystemTime, Instant),
     trigger: &str,
     what: &str,
@@ -647,10 +681,10 @@ fn source_failed(
     record
 }
 
-fn mark_all_stale(app: &App, reason: &str) {
+fn mark_all_stale(app: &impl Host, reason: &str) {
     let now = SystemTime::now();
-    let mut clusters = app.refresher.clusters.lock().expect("clusters lock");
-    for name in app.registry.names() {
+    let mut clusters = app.refresher().clusters.lock().expect("clusters lock");
+    for name in app.registry().names() {
         let entry = clusters.entry(name).or_default();
         let since = entry.failure.as_ref().map(|(_, t)| *t).unwrap_or(now);
         entry.failure = Some((reason.to_string(), since));
@@ -681,12 +715,12 @@ fn log_record(r: &RefreshRecord) {
 
 /// The next scheduled time: `interval` ± 10 % after now, earlier when a
 /// stored credential expires sooner (minus a margin).
-pub fn next_time(app: &App, interval: Duration) -> SystemTime {
+pub fn next_time(app: &impl Host, interval: Duration) -> SystemTime {
     let jitter = interval.as_secs_f64() * 0.1 * (fastrand::f64() * 2.0 - 1.0);
     let mut next =
         SystemTime::now() + Duration::from_secs_f64((interval.as_secs_f64() + jitter).max(1.0));
     let soonest = app
-        .registry
+        .registry()
         .snapshot()
         .clusters
         .values()
@@ -706,14 +740,14 @@ pub fn next_time(app: &App, interval: Duration) -> SystemTime {
 
 /// The schedule: a refresh at start, then at every `next_time`. Runs only
 /// with `auto_refresh` and a fetching source.
-pub async fn schedule(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    if app.refresher.source.is_none() || !app.config.nsk.auto_refresh {
+pub async fn schedule(app: Arc<impl Host>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    if app.refresher().source.is_none() || !app.config().nsk.auto_refresh {
         return;
     }
-    let interval = app.config.nsk.refresh_interval;
+    let interval = app.config().nsk.refresh_interval;
     let mut trigger = "startup";
     loop {
-        if let Some(Err(e)) = app.refresher.verify().await {
+        if let Some(Err(e)) = app.refresher().verify().await {
             tracing::warn!(error = %e, "Rancher token check failed");
         }
         let opts = RefreshOptions {
@@ -726,7 +760,7 @@ pub async fn schedule(app: Arc<App>, mut shutdown: tokio::sync::watch::Receiver<
             tracing::warn!(error = %e, "scheduled refresh could not run");
         }
         let next = next_time(&app, interval);
-        app.refresher.set_next_due(Some(next));
+        app.refresher().set_next_due(Some(next));
         let wait = next.duration_since(SystemTime::now()).unwrap_or_default();
         tracing::debug!(in_secs = wait.as_secs(), "next refresh scheduled");
         tokio::select! {

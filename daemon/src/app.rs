@@ -91,15 +91,9 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the daemon's state and runs the first scan (local files only:
-    /// no cluster is contacted here).
-    pub fn new(config: Config, location: SocketLocation) -> Arc<Self> {
-        Self::with_retry(config, location, RetryPolicy::default())
-            .expect("directory source needs no setup")
-    }
-
-    /// Same, with a retry policy, setting up the configured source and
-    /// its store; fails with a clear message when they cannot be set up.
+    /// Builds the daemon's state with `retry` for its source, setting up the
+    /// source and its store, and runs the first scan (local files only: no
+    /// cluster is contacted); fails with a clear message when they cannot be set up.
     pub fn with_retry(
         config: Config,
         location: SocketLocation,

@@ -637,10 +637,8 @@ fn a_credential_about_to_expire_brings_the_next_refresh_forward() {
         .as_secs()
         + 20 * 60;
     let b64 = |s: &str| {
-        nskd_e2e::fake_nsk::base64_encode(s.as_bytes())
-            .trim_end_matches('=')
-            .replace('+', "-")
-            .replace('/', "_")
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes())
     };
     let jwt = format!(
         "{}.{}.c2ln",

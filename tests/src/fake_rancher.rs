@@ -530,11 +530,11 @@ mod tests {
         assert_eq!(server, format!("{}/k8s/clusters/c-m-0001", fake.url));
         let ca = STANDARD
             .decode(
-            config["clusters"][0]["cluster"]["certificate-authority-data"]
-                .as_str()
-                .unwrap(),
-        )
-        .unwrap();
+                config["clusters"][0]["cluster"]["certificate-authority-data"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
         assert_eq!(ca, std::fs::read(&fake.ca_file).unwrap());
         let token = config["users"][0]["user"]["token"]
             .as_str()

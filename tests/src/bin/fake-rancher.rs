@@ -18,6 +18,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use base64::{Engine, engine::general_purpose::STANDARD};
 use clap::Parser;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::{
@@ -32,7 +33,6 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
-use base64::{Engine, engine::general_purpose::STANDARD};
 use nskd_e2e::fake_rancher::{RancherCluster, RancherState};
 use rustls::{
     ClientConfig, RootCertStore, ServerConfig,

@@ -201,20 +201,18 @@ async fn nsk_source_fetches_validates_stores_and_serves_real_clusters() {
         .await;
     assert!(saved.contains("c1-lax1.yaml (unchanged)"), "{saved}");
     let missing = shim
-        .call("nsk_get", json!({"cluster_name": "c1-nope"}))
+        .err("nsk_get", json!({"cluster_name": "c1-nope"}))
         .await;
     assert!(
-        missing.is_error && missing.text.contains("c1-nope") && missing.text.contains("not found"),
-        "{}",
-        missing.text
+        missing.contains("c1-nope") && missing.contains("not found"),
+        "{missing}"
     );
     let missing = shim
-        .call("nsk_get", json!({"cluster_name": "c1-nope", "save": true}))
+        .err("nsk_get", json!({"cluster_name": "c1-nope", "save": true}))
         .await;
     assert!(
-        missing.is_error && missing.text.contains("c1-nope") && missing.text.contains("not found"),
-        "{}",
-        missing.text
+        missing.contains("c1-nope") && missing.contains("not found"),
+        "{missing}"
     );
 
     // The child's environment: Rancher variables set, the rest an allowlist; never the token on argv.

@@ -16,6 +16,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use base64::{Engine, engine::general_purpose::STANDARD};
 use serde::{Deserialize, Serialize};
 
 use crate::rig::RigCluster;
@@ -82,7 +83,7 @@ impl FakeCluster {
         let ca =
             fs::read(&c.ca).unwrap_or_else(|e| panic!("cannot read CA {}: {e}", c.ca.display()));
         FakeCluster {
-            ca_data: base64_encode(&ca),
+            ca_data: STANDARD.encode(&ca),
             token: c.admin_token.clone(),
             ..FakeCluster::new(id, &c.name, &c.server)
         }
@@ -110,13 +111,21 @@ impl FakeCluster {
 }
 
 /// A forced failure: every network command exits `exit` with `stderr`
-/// (printed verbatim, a newline added if missing).
+/// (printed verbatim, a newline added if missing). Both fields are optional
+/// in the JSON (default: exit 1, `Error: forced failure`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FakeFailure {
     /// Exit code.
     pub exit: i32,
     /// Whole stderr, normally `Error: ...`.
     pub stderr: String,
+}
+
+impl Default for FakeFailure {
+    fn default() -> Self {
+        Self::new(1, "Error: forced failure")
+    }
 }
 
 impl FakeFailure {
@@ -370,24 +379,6 @@ fn write_wrapper(wrapper: &Path, fake: &Path, state: &Path) {
 /// `s` single-quoted for sh.
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// Standard base64 (RFC 4648, with padding).
-pub fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let bits = (byte(0) << 16) | (byte(1) << 8) | byte(2);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(bits >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -1047,7 +1038,7 @@ mod tests {
             audit_log: dir.path().join("audit.log"),
         };
         let cluster = FakeCluster::from_rig(&rig, "c-m-0001");
-        assert_eq!(cluster.ca_data, base64_encode(&fs::read(&ca).unwrap()));
+        assert_eq!(cluster.ca_data, STANDARD.encode(fs::read(&ca).unwrap()));
         assert_eq!(
             (cluster.token.as_str(), cluster.state.as_str()),
             ("admin-token", "active")
@@ -1061,22 +1052,5 @@ mod tests {
             (copy.server, copy.ca_data, copy.token),
             (cluster.server, cluster.ca_data, cluster.token)
         );
-    }
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        let vectors = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (plain, encoded) in vectors {
-            assert_eq!(base64_encode(plain.as_bytes()), encoded);
-        }
-        assert_eq!(base64_encode(&[0xff, 0xfe, 0x00]), "//4A");
     }
 }

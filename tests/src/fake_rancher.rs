@@ -373,53 +373,10 @@ pub async fn send(client: &HttpsClient, method: Method, url: &str, bearer: Optio
     }
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding (kubeconfig `*-data` fields, Secret data).
-pub fn b64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Decodes standard base64 (padding optional, whitespace ignored).
-pub fn b64_decode(text: &str) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-    {
-        let v = B64
-            .iter()
-            .position(|b| *b == c)
-            .ok_or_else(|| anyhow::anyhow!("invalid base64 byte {c:#x}"))?;
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::{Engine, engine::general_purpose::STANDARD};
     use std::time::Instant;
 
     /// Rancher ids of the rig clusters, deliberately not in id order.
@@ -492,29 +449,7 @@ mod tests {
             .as_str()
             .expect("data.password")
             .to_string();
-        Ok(String::from_utf8(b64_decode(&encoded).expect("base64")).expect("utf-8"))
-    }
-
-    #[test]
-    fn base64_round_trips() {
-        for text in [
-            "",
-            "f",
-            "fo",
-            "foo",
-            "foob",
-            "fooba",
-            "foobar",
-            "s3cr3t-c1-sv5",
-        ] {
-            assert_eq!(
-                b64_decode(&b64_encode(text.as_bytes())).unwrap(),
-                text.as_bytes()
-            );
-        }
-        assert_eq!(b64_encode(b"foobar"), "Zm9vYmFy");
-        assert_eq!(b64_encode(b"fooba"), "Zm9vYmE=");
-        assert!(b64_decode("not base64!").is_err());
+        Ok(String::from_utf8(STANDARD.decode(&encoded).expect("base64")).expect("utf-8"))
     }
 
     #[tokio::test]
@@ -593,12 +528,13 @@ mod tests {
             .unwrap()
             .to_string();
         assert_eq!(server, format!("{}/k8s/clusters/c-m-0001", fake.url));
-        let ca = b64_decode(
-            config["clusters"][0]["cluster"]["certificate-authority-data"]
-                .as_str()
-                .unwrap(),
-        )
-        .unwrap();
+        let ca = STANDARD
+            .decode(
+                config["clusters"][0]["cluster"]["certificate-authority-data"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
         assert_eq!(ca, std::fs::read(&fake.ca_file).unwrap());
         let token = config["users"][0]["user"]["token"]
             .as_str()

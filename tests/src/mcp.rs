@@ -112,6 +112,13 @@ impl Shim {
         a.text
     }
 
+    /// Calls a tool that must fail; returns its error text.
+    pub async fn err(&self, tool: &str, args: Value) -> String {
+        let a = self.call(tool, args.clone()).await;
+        assert!(a.is_error, "{tool} {args} should have failed: {}", a.text);
+        a.text
+    }
+
     /// tools/list.
     pub async fn tools(&self) -> Vec<Tool> {
         self.client.list_all_tools().await.expect("tools/list")

@@ -7,8 +7,8 @@
 //! wrapper script). Every run appends one line to the calls log, if any; the
 //! value of RANCHER_TOKEN is never written anywhere.
 //!
-//! Self-contained on purpose (it does not link the nskd-e2e library), so it
-//! builds even while other test modules are being edited.
+//! STATE.json's schema is the library's `nskd_e2e::fake_nsk::FakeState`, so
+//! the tests and the fake read and write the same fields.
 
 use std::{
     fs::{self, OpenOptions},
@@ -19,7 +19,9 @@ use std::{
     time::Duration,
 };
 
-use serde::{Deserialize, Serialize};
+use nskd_e2e::fake_nsk::{FakeCluster, FakeFailure, FakeState};
+use regex::Regex;
+use serde::Serialize;
 
 /// What `nsk version` prints.
 const VERSION: &str = "nsk version 1.8.2 (fake)";
@@ -55,102 +57,6 @@ Usage:
   nsk cluster kubeconfig [--name-pattern REGEX]
   nsk version
 ";
-
-/// STATE.json (see `nskd_e2e::fake_nsk::FakeState`).
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct State {
-    clusters: Vec<Cluster>,
-    expected_token: Option<String>,
-    token_expired: bool,
-    token_expires_at: Option<String>,
-    slow_ms: u64,
-    hang: bool,
-    fail: Option<Failure>,
-    transient_failures: u64,
-    fail_clusters: Vec<String>,
-    garbage: bool,
-    list_only: Option<Vec<String>>,
-    no_json_output: bool,
-    pad_bytes: usize,
-    generation: u64,
-    calls_log: Option<PathBuf>,
-    /// Bulk mode writes here instead of `$NSK_CONFDIR/kubeconfigs`.
-    bulk_dir: Option<PathBuf>,
-}
-
-impl Default for State {
-    fn default() -> Self {
-        State {
-            clusters: Vec::new(),
-            expected_token: None,
-            token_expired: false,
-            token_expires_at: Some("2026-12-24T10:00:00Z".into()),
-            slow_ms: 0,
-            hang: false,
-            fail: None,
-            transient_failures: 0,
-            fail_clusters: Vec::new(),
-            garbage: false,
-            list_only: None,
-            no_json_output: false,
-            pad_bytes: 0,
-            generation: 0,
-            calls_log: None,
-            bulk_dir: None,
-        }
-    }
-}
-
-/// One cluster known to the fake Rancher.
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct Cluster {
-    id: String,
-    name: String,
-    state: String,
-    version: String,
-    server: String,
-    ca_data: String,
-    token: String,
-    /// Replaces the whole `user` map (hostile modes).
-    user_override: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Added to the `cluster` map (hostile modes).
-    cluster_extra: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Default for Cluster {
-    fn default() -> Self {
-        Cluster {
-            id: String::new(),
-            name: String::new(),
-            state: "active".into(),
-            version: "v1.20.2".into(),
-            server: String::new(),
-            ca_data: String::new(),
-            token: String::new(),
-            user_override: None,
-            cluster_extra: serde_json::Map::new(),
-        }
-    }
-}
-
-/// A forced failure: every command exits `exit` with `stderr`.
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct Failure {
-    exit: i32,
-    stderr: String,
-}
-
-impl Default for Failure {
-    fn default() -> Self {
-        Failure {
-            exit: 1,
-            stderr: "Error: forced failure".into(),
-        }
-    }
-}
 
 /// One element of `nsk cluster list --output json`.
 #[derive(Debug, Serialize)]
@@ -271,7 +177,7 @@ impl Output {
     }
 
     /// A forced failure, printed verbatim.
-    fn forced(f: &Failure) -> Output {
+    fn forced(f: &FakeFailure) -> Output {
         let mut stderr = f.stderr.clone();
         if !stderr.ends_with('\n') {
             stderr.push('\n');
@@ -345,7 +251,7 @@ fn fake_nsk(state_path: &Path, argv: &[String]) -> anyhow::Result<Output> {
     Ok(out)
 }
 
-fn load_state(path: &Path) -> anyhow::Result<State> {
+fn load_state(path: &Path) -> anyhow::Result<FakeState> {
     let text = fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read state {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("bad state {}: {e}", path.display()))
@@ -361,7 +267,7 @@ struct FlagSpec {
 }
 
 /// Parses the nsk command line; `Err` is a usage error (exit 2).
-fn parse(argv: &[String], state: &State) -> Result<Cmd, String> {
+fn parse(argv: &[String], state: &FakeState) -> Result<Cmd, String> {
     if argv.iter().any(|a| a == "-h" || a == "--help") {
         return Ok(Cmd::Help);
     }
@@ -384,7 +290,7 @@ fn parse(argv: &[String], state: &State) -> Result<Cmd, String> {
     }
 }
 
-fn parse_list(args: &[&str], state: &State) -> Result<Cmd, String> {
+fn parse_list(args: &[&str], state: &FakeState) -> Result<Cmd, String> {
     let output = FlagSpec {
         long: "output",
         short: Some('o'),
@@ -496,7 +402,7 @@ fn local(cmd: &Cmd) -> Output {
 
 /// Commands that talk to Rancher, after the faults in order: hang, slow,
 /// transient failures, forced failure, token checks.
-fn remote(cmd: &Cmd, state: &State, env: &Env, state_path: &Path) -> anyhow::Result<Output> {
+fn remote(cmd: &Cmd, state: &FakeState, env: &Env, state_path: &Path) -> anyhow::Result<Output> {
     if state.hang {
         hang_forever();
     }
@@ -571,7 +477,7 @@ fn dial_addr(url: &str) -> String {
     }
 }
 
-fn token_error(state: &State, env: &Env) -> Option<&'static str> {
+fn token_error(state: &FakeState, env: &Env) -> Option<&'static str> {
     if let Some(expected) = &state.expected_token
         && env.token.as_ref() != Some(expected)
     {
@@ -580,7 +486,7 @@ fn token_error(state: &State, env: &Env) -> Option<&'static str> {
     state.token_expired.then_some(EXPIRED_TOKEN)
 }
 
-fn auth_verify(state: &State, env: &Env) -> Output {
+fn auth_verify(state: &FakeState, env: &Env) -> Output {
     let expires = state.token_expires_at.as_deref().unwrap_or("never");
     Output::ok(format!(
         "Token is valid (user: {USER}, rancher: {}, expires: {expires})\n",
@@ -589,7 +495,7 @@ fn auth_verify(state: &State, env: &Env) -> Output {
 }
 
 /// Clusters `cluster list` (and bulk kubeconfig) sees.
-fn listed(state: &State) -> impl Iterator<Item = &Cluster> {
+fn listed(state: &FakeState) -> impl Iterator<Item = &FakeCluster> {
     state.clusters.iter().filter(|c| {
         state
             .list_only
@@ -598,11 +504,11 @@ fn listed(state: &State) -> impl Iterator<Item = &Cluster> {
     })
 }
 
-fn list(state: &State, json: bool) -> Output {
+fn list(state: &FakeState, json: bool) -> Output {
     if state.garbage {
         return Output::ok(GARBAGE.to_string());
     }
-    let clusters: Vec<&Cluster> = listed(state).collect();
+    let clusters: Vec<&FakeCluster> = listed(state).collect();
     if json {
         Output::ok(list_json(&clusters))
     } else {
@@ -610,7 +516,7 @@ fn list(state: &State, json: bool) -> Output {
     }
 }
 
-fn list_json(clusters: &[&Cluster]) -> String {
+fn list_json(clusters: &[&FakeCluster]) -> String {
     let items: Vec<ListItem> = clusters
         .iter()
         .map(|c| ListItem {
@@ -628,7 +534,7 @@ fn list_json(clusters: &[&Cluster]) -> String {
 
 /// A tabwriter-like table: every column at least its header's width in
 /// the contract, and at least two spaces wider than its longest cell.
-fn list_table(clusters: &[&Cluster]) -> String {
+fn list_table(clusters: &[&FakeCluster]) -> String {
     let mut rows = vec![["ID", "NAME", "STATE", "PROVIDER", "VERSION"]];
     rows.extend(
         clusters
@@ -654,7 +560,7 @@ fn list_table(clusters: &[&Cluster]) -> String {
     text
 }
 
-fn kubeconfig(state: &State, env: &Env, args: &KubeconfigArgs) -> Output {
+fn kubeconfig(state: &FakeState, env: &Env, args: &KubeconfigArgs) -> Output {
     match (&args.name, args.stdout) {
         (Some(name), true) => match one_kubeconfig(state, name) {
             Ok(yaml) => Output::ok(yaml),
@@ -666,7 +572,7 @@ fn kubeconfig(state: &State, env: &Env, args: &KubeconfigArgs) -> Output {
 }
 
 /// The kubeconfig of cluster `name` (any cluster, listed or not).
-fn one_kubeconfig(state: &State, name: &str) -> Result<String, String> {
+fn one_kubeconfig(state: &FakeState, name: &str) -> Result<String, String> {
     let cluster = state
         .clusters
         .iter()
@@ -676,7 +582,7 @@ fn one_kubeconfig(state: &State, name: &str) -> Result<String, String> {
 }
 
 /// The kubeconfig Rancher generates for `c`, or why it failed.
-fn cluster_kubeconfig(state: &State, c: &Cluster) -> Result<String, String> {
+fn cluster_kubeconfig(state: &FakeState, c: &FakeCluster) -> Result<String, String> {
     if state.fail_clusters.contains(&c.name) {
         return Err(CLUSTER_FAILURE.into());
     }
@@ -688,7 +594,7 @@ fn cluster_kubeconfig(state: &State, c: &Cluster) -> Result<String, String> {
 
 /// `# generation N` and `pad_bytes` of comment lines (large, versioned
 /// kubeconfigs); empty when both are 0.
-fn padding(state: &State) -> String {
+fn padding(state: &FakeState) -> String {
     if state.generation == 0 && state.pad_bytes == 0 {
         return String::new();
     }
@@ -701,7 +607,7 @@ fn padding(state: &State) -> String {
 }
 
 /// Rancher's kubeconfig template (token auth, one cluster, quoted strings).
-fn render_kubeconfig(c: &Cluster) -> String {
+fn render_kubeconfig(c: &FakeCluster) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
     let name = q(&c.name);
     let ca = if c.ca_data.is_empty() {
@@ -748,7 +654,7 @@ fn kubeconfig_dir(env: &Env) -> Result<PathBuf, String> {
 }
 
 /// `cluster kubeconfig --name NAME` without `--stdout`: one file.
-fn save_one(state: &State, env: &Env, name: &str) -> Output {
+fn save_one(state: &FakeState, env: &Env, name: &str) -> Output {
     let result = one_kubeconfig(state, name).and_then(|yaml| {
         let dir = kubeconfig_dir(env)?;
         write_kubeconfig(&dir, name, &yaml)
@@ -760,8 +666,8 @@ fn save_one(state: &State, env: &Env, name: &str) -> Output {
 }
 
 /// Bulk mode: every listed (and matching) cluster; exit 0, 3 or 1.
-fn save_bulk(state: &State, env: &Env, pattern: Option<&str>) -> Output {
-    let matcher = match pattern.map(regex::Regex::new).transpose() {
+fn save_bulk(state: &FakeState, env: &Env, pattern: Option<&str>) -> Output {
+    let matcher = match pattern.map(name_pattern).transpose() {
         Ok(m) => m,
         Err(e) => {
             let pattern = pattern.unwrap_or_default();
@@ -777,7 +683,7 @@ fn save_bulk(state: &State, env: &Env, pattern: Option<&str>) -> Output {
         Ok(dir) => dir,
         Err(msg) => return Output::error(1, &msg),
     };
-    let targets: Vec<&Cluster> = listed(state)
+    let targets: Vec<&FakeCluster> = listed(state)
         .filter(|c| matcher.as_ref().is_none_or(|m| m.is_match(&c.name)))
         .collect();
     let mut out = Output::default();
@@ -807,6 +713,17 @@ fn bulk_exit(out: &mut Output, failed: usize, total: usize) -> u8 {
             1
         }
     }
+}
+
+/// Compiles `--name-pattern` (unanchored, like Go's `regexp.MatchString`);
+/// the error reads like Go's, `error parsing regexp: WHY: ` and the pattern.
+fn name_pattern(pattern: &str) -> Result<Regex, String> {
+    Regex::new(pattern).map_err(|e| {
+        let text = e.to_string();
+        let why = text.lines().last().unwrap_or_default();
+        let why = why.strip_prefix("error: ").unwrap_or(why);
+        format!("error parsing regexp: {why}: `{pattern}`")
+    })
 }
 
 fn saved_line(name: &str, path: &Path) -> String {
@@ -866,7 +783,7 @@ fn bump_counter(state_path: &Path) -> anyhow::Result<u64> {
 
 /// Appends this run to the calls log (one JSON line, one write).
 fn log_call(
-    state: &State,
+    state: &FakeState,
     env: &Env,
     argv: &[String],
     grandchild: Option<i32>,
@@ -901,311 +818,4 @@ fn log_call(
         .open(log)
         .and_then(|mut f| f.write_all(line.as_bytes()))
         .map_err(|e| anyhow::anyhow!("cannot append to calls log {}: {e}", log.display()))
-}
-
-/// A small backtracking regular-expression matcher for `--name-pattern`
-/// (no regex crate here). Go `regexp.MatchString` semantics (unanchored
-/// unless `^`/`$`) for: literals, `.`, `[...]`/`[^...]` with ranges,
-/// `\d \w \s \D \W \S`, escapes, `(...)`, `(?:...)`, `|`, `*`, `+`, `?`,
-/// `{n}`, `{n,}`, `{n,m}` (lazy forms accepted), `^`, `$`.
-mod regex {
-    /// A compiled pattern.
-    #[derive(Debug)]
-    pub struct Regex {
-        alternatives: Vec<Vec<Node>>,
-    }
-
-    #[derive(Debug)]
-    enum Node {
-        Literal(char),
-        Any,
-        Class {
-            ranges: Vec<(char, char)>,
-            negated: bool,
-        },
-        Start,
-        End,
-        Group(Vec<Vec<Node>>),
-        Repeat {
-            node: Box<Node>,
-            min: usize,
-            max: Option<usize>,
-        },
-    }
-
-    /// A continuation: does the rest of the pattern match from here?
-    type Cont<'a> = &'a mut dyn FnMut(usize) -> bool;
-
-    impl Regex {
-        /// Compiles `pattern`, or says why not (Go's wording).
-        pub fn new(pattern: &str) -> Result<Regex, String> {
-            let mut parser = Parser {
-                chars: pattern.chars().collect(),
-                pos: 0,
-            };
-            let alternatives = parser.alternatives()?;
-            if parser.pos < parser.chars.len() {
-                return Err(parser.error("unexpected )"));
-            }
-            Ok(Regex { alternatives })
-        }
-
-        /// Whether the pattern matches anywhere in `text`.
-        pub fn is_match(&self, text: &str) -> bool {
-            let text: Vec<char> = text.chars().collect();
-            (0..=text.len())
-                .any(|i| match_alternatives(&self.alternatives, &text, i, &mut |_| true))
-        }
-    }
-
-    struct Parser {
-        chars: Vec<char>,
-        pos: usize,
-    }
-
-    impl Parser {
-        fn peek(&self) -> Option<char> {
-            self.chars.get(self.pos).copied()
-        }
-
-        fn bump(&mut self) -> Option<char> {
-            let c = self.peek();
-            self.pos += usize::from(c.is_some());
-            c
-        }
-
-        fn error(&self, what: &str) -> String {
-            let pattern: String = self.chars.iter().collect();
-            format!("error parsing regexp: {what}: `{pattern}`")
-        }
-
-        fn alternatives(&mut self) -> Result<Vec<Vec<Node>>, String> {
-            let mut alternatives = vec![self.sequence()?];
-            while self.peek() == Some('|') {
-                self.pos += 1;
-                alternatives.push(self.sequence()?);
-            }
-            Ok(alternatives)
-        }
-
-        fn sequence(&mut self) -> Result<Vec<Node>, String> {
-            let mut sequence = Vec::new();
-            while let Some(c) = self.peek() {
-                if c == '|' || c == ')' {
-                    break;
-                }
-                let atom = self.atom()?;
-                sequence.push(self.quantified(atom)?);
-            }
-            Ok(sequence)
-        }
-
-        fn atom(&mut self) -> Result<Node, String> {
-            Ok(match self.bump() {
-                Some('.') => Node::Any,
-                Some('^') => Node::Start,
-                Some('$') => Node::End,
-                Some('(') => self.group()?,
-                Some('[') => self.class()?,
-                Some('\\') => self.escape()?,
-                Some('*' | '+' | '?') => {
-                    return Err(self.error("missing argument to repetition operator"));
-                }
-                Some(c) => Node::Literal(c),
-                None => return Err(self.error("unexpected end")),
-            })
-        }
-
-        fn group(&mut self) -> Result<Node, String> {
-            if self.peek() == Some('?') {
-                if self.chars.get(self.pos + 1) != Some(&':') {
-                    return Err(self.error("invalid or unsupported Perl syntax"));
-                }
-                self.pos += 2;
-            }
-            let alternatives = self.alternatives()?;
-            if self.bump() != Some(')') {
-                return Err(self.error("missing closing )"));
-            }
-            Ok(Node::Group(alternatives))
-        }
-
-        fn class(&mut self) -> Result<Node, String> {
-            let negated = self.peek() == Some('^');
-            self.pos += usize::from(negated);
-            let mut ranges = Vec::new();
-            let mut first = true;
-            loop {
-                let c = self.bump().ok_or_else(|| self.error("missing closing ]"))?;
-                if c == ']' && !first {
-                    break;
-                }
-                first = false;
-                let low = match c {
-                    '\\' => match self.class_escape()? {
-                        Ok(c) => c,
-                        Err(set) => {
-                            ranges.extend(set);
-                            continue;
-                        }
-                    },
-                    c => c,
-                };
-                ranges.push(self.range_from(low)?);
-            }
-            Ok(Node::Class { ranges, negated })
-        }
-
-        /// `low` alone, or `low-high`.
-        fn range_from(&mut self, low: char) -> Result<(char, char), String> {
-            let dash = self.peek() == Some('-');
-            if !dash || matches!(self.chars.get(self.pos + 1), None | Some(']')) {
-                return Ok((low, low));
-            }
-            self.pos += 1;
-            let high = match self.bump() {
-                Some('\\') => self.bump().ok_or_else(|| self.error("missing closing ]"))?,
-                Some(c) => c,
-                None => return Err(self.error("missing closing ]")),
-            };
-            if high < low {
-                return Err(self.error("invalid character class range"));
-            }
-            Ok((low, high))
-        }
-
-        /// After `\` inside `[...]`: a character or a set of ranges.
-        fn class_escape(&mut self) -> Result<Result<char, Vec<(char, char)>>, String> {
-            let c = self.bump().ok_or_else(|| self.error("missing closing ]"))?;
-            match perl_class(c) {
-                Some((set, false)) => Ok(Err(set)),
-                Some((_, true)) => Err(self.error("invalid escape sequence")),
-                None => self.escaped_char(c).map(Ok),
-            }
-        }
-
-        fn escape(&mut self) -> Result<Node, String> {
-            let c = self
-                .bump()
-                .ok_or_else(|| self.error("trailing backslash at end of expression"))?;
-            match perl_class(c) {
-                Some((ranges, negated)) => Ok(Node::Class { ranges, negated }),
-                None => self.escaped_char(c).map(Node::Literal),
-            }
-        }
-
-        fn escaped_char(&self, c: char) -> Result<char, String> {
-            match c {
-                'n' => Ok('\n'),
-                't' => Ok('\t'),
-                c if c.is_ascii_alphanumeric() => Err(self.error("invalid escape sequence")),
-                c => Ok(c),
-            }
-        }
-
-        fn quantified(&mut self, atom: Node) -> Result<Node, String> {
-            let (min, max) = match self.peek() {
-                Some('*') => (0, None),
-                Some('+') => (1, None),
-                Some('?') => (0, Some(1)),
-                Some('{') => match self.braces() {
-                    Some(bounds) => return self.repeat(atom, bounds),
-                    None => return Ok(atom),
-                },
-                _ => return Ok(atom),
-            };
-            self.pos += 1;
-            self.repeat(atom, (min, max))
-        }
-
-        /// After a quantifier: an optional lazy `?`, then no other quantifier.
-        fn repeat(
-            &mut self,
-            atom: Node,
-            (min, max): (usize, Option<usize>),
-        ) -> Result<Node, String> {
-            self.pos += usize::from(self.peek() == Some('?'));
-            if matches!(self.peek(), Some('*' | '+')) {
-                return Err(self.error("invalid nested repetition operator"));
-            }
-            let node = Box::new(atom);
-            Ok(Node::Repeat { node, min, max })
-        }
-
-        /// `{n}`, `{n,}`, `{n,m}` (consumed); `None` leaves a literal `{`.
-        fn braces(&mut self) -> Option<(usize, Option<usize>)> {
-            let rest: String = self.chars[self.pos..].iter().collect();
-            let close = rest.find('}')?;
-            let body = &rest[1..close];
-            let bounds = match body.split_once(',') {
-                None => body.parse().ok().map(|n| (n, Some(n)))?,
-                Some((low, "")) => (low.parse().ok()?, None),
-                Some((low, high)) => (low.parse().ok()?, Some(high.parse().ok()?)),
-            };
-            self.pos += rest[..=close].chars().count();
-            Some(bounds)
-        }
-    }
-
-    /// `\d \w \s` (and negations) as ranges.
-    fn perl_class(c: char) -> Option<(Vec<(char, char)>, bool)> {
-        let ranges = match c.to_ascii_lowercase() {
-            'd' => vec![('0', '9')],
-            'w' => vec![('0', '9'), ('A', 'Z'), ('a', 'z'), ('_', '_')],
-            's' => vec![('\t', '\n'), ('\x0c', '\r'), (' ', ' ')],
-            _ => return None,
-        };
-        Some((ranges, c.is_ascii_uppercase()))
-    }
-
-    fn match_alternatives(alternatives: &[Vec<Node>], text: &[char], i: usize, k: Cont) -> bool {
-        for sequence in alternatives {
-            if match_sequence(sequence, text, i, &mut *k) {
-                return true;
-            }
-        }
-        false
-    }
-
-    fn match_sequence(sequence: &[Node], text: &[char], i: usize, k: Cont) -> bool {
-        match sequence.split_first() {
-            None => k(i),
-            Some((node, rest)) => match_node(node, text, i, &mut |j| {
-                match_sequence(rest, text, j, &mut *k)
-            }),
-        }
-    }
-
-    fn match_node(node: &Node, text: &[char], i: usize, k: Cont) -> bool {
-        let here = text.get(i).copied();
-        match node {
-            Node::Literal(c) => here == Some(*c) && k(i + 1),
-            Node::Any => here.is_some_and(|c| c != '\n') && k(i + 1),
-            Node::Class { ranges, negated } => {
-                let inside = |c: char| ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c));
-                here.is_some_and(|c| inside(c) != *negated) && k(i + 1)
-            }
-            Node::Start => i == 0 && k(i),
-            Node::End => i == text.len() && k(i),
-            Node::Group(alternatives) => match_alternatives(alternatives, text, i, k),
-            Node::Repeat { .. } => match_repeat(node, text, i, 0, k),
-        }
-    }
-
-    /// Greedy repetition, `done` times so far; empty iterations only while
-    /// below the minimum (so it always terminates).
-    fn match_repeat(repeat: &Node, text: &[char], i: usize, done: usize, k: Cont) -> bool {
-        let Node::Repeat { node, min, max } = repeat else {
-            return false;
-        };
-        if max.is_none_or(|m| done < m) {
-            let mut more = |j: usize| {
-                (j > i || done < *min) && match_repeat(repeat, text, j, done + 1, &mut *k)
-            };
-            if match_node(node, text, i, &mut more) {
-                return true;
-            }
-        }
-        done >= *min && k(i)
-    }
 }

@@ -18,6 +18,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use base64::{Engine, engine::general_purpose::STANDARD};
 use clap::Parser;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::{
@@ -32,7 +33,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
-use nskd_e2e::fake_rancher::{RancherCluster, RancherState, b64_encode};
+use nskd_e2e::fake_rancher::{RancherCluster, RancherState};
 use rustls::{
     ClientConfig, RootCertStore, ServerConfig,
     crypto::ring,
@@ -518,7 +519,7 @@ impl Server {
         let name = &cluster.name;
         let mut cluster_map = json!({
             "server": cluster.hostile_server.clone().unwrap_or_else(|| format!("{}/k8s/clusters/{}", self.base_url, cluster.id)),
-            "certificate-authority-data": b64_encode(self.ca_pem.as_bytes()),
+            "certificate-authority-data": STANDARD.encode(self.ca_pem.as_bytes()),
         });
         if let Some(m) = cluster_map.as_object_mut() {
             m.extend(cluster.hostile_cluster.clone());
@@ -756,31 +757,11 @@ fn parse_query(query: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-/// Decodes `%XX` and `+`.
+/// Decodes `%XX` and `+` (form encoding).
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// `n` random ASCII letters and digits.

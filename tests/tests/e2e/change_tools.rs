@@ -128,12 +128,12 @@ async fn apply_scale_restart_status_and_delete_on_a_real_cluster() {
         .await;
     assert!(deleted.contains("deleted"), "{deleted}");
     let gone = shim
-        .call(
+        .err(
             "resources_get",
             json!({"kind": "ConfigMap", "name": "settings", "namespace": ns}),
         )
         .await;
-    assert!(gone.is_error && gone.text.contains("404"), "{}", gone.text);
+    assert!(gone.contains("404"), "{gone}");
 
     let run = shim
         .ok(
@@ -208,13 +208,9 @@ async fn read_only_no_destructive_and_denied_resources_refuse_with_the_reason() 
     );
     assert!(listed.iter().any(|n| n == "resources_get"));
     let refused = shim
-        .call("resources_create_or_update", json!({"resource": MANIFEST}))
+        .err("resources_create_or_update", json!({"resource": MANIFEST}))
         .await;
-    assert!(
-        refused.is_error && refused.text.contains("read-only"),
-        "{}",
-        refused.text
-    );
+    assert!(refused.contains("read-only"), "{refused}");
     assert!(
         shim.ok("nodes_list", json!({})).await.contains("node-1"),
         "reads still work"
@@ -254,68 +250,47 @@ async fn read_only_no_destructive_and_denied_resources_refuse_with_the_reason() 
         "creating is not destructive: {created}"
     );
     let overwrite = shim
-        .call("resources_create_or_update", json!({"resource": new_ns}))
+        .err("resources_create_or_update", json!({"resource": new_ns}))
         .await;
-    assert!(
-        overwrite.is_error && overwrite.text.contains("disable_destructive"),
-        "{}",
-        overwrite.text
-    );
+    assert!(overwrite.contains("disable_destructive"), "{overwrite}");
     let delete = shim
-        .call(
+        .err(
             "resources_delete",
             json!({"apiVersion": "v1", "kind": "Namespace", "name": ns_name}),
         )
         .await;
     assert!(
-        delete.is_error && delete.text.contains("destructive operations are disabled"),
-        "{}",
-        delete.text
+        delete.contains("destructive operations are disabled"),
+        "{delete}"
     );
     let scale = shim
-        .call(
+        .err(
             "resources_scale",
             json!({"kind": "Deployment", "name": "frontend", "namespace": "shop", "scale": 5}),
         )
         .await;
-    assert!(
-        scale.is_error && scale.text.contains("disabled"),
-        "{}",
-        scale.text
-    );
+    assert!(scale.contains("disabled"), "{scale}");
     let run = shim
-        .call(
+        .err(
             "pods_run",
             json!({"image": "registry.invalid/x:1", "namespace": "default"}),
         )
         .await;
-    assert!(
-        run.is_error && run.text.contains("disable_destructive"),
-        "{}",
-        run.text
-    );
+    assert!(run.contains("disable_destructive"), "{run}");
     let secret = shim
-        .call(
+        .err(
             "resources_get",
             json!({"kind": "Secret", "name": "db-credentials", "namespace": "shop"}),
         )
         .await;
-    assert!(
-        secret.is_error && secret.text.contains("denied_resources"),
-        "{}",
-        secret.text
-    );
+    assert!(secret.contains("denied_resources"), "{secret}");
     let listed = shim
-        .call(
+        .err(
             "resources_list",
             json!({"kind": "secrets", "namespace": "shop"}),
         )
         .await;
-    assert!(
-        listed.is_error && listed.text.contains("denied_resources"),
-        "{}",
-        listed.text
-    );
+    assert!(listed.contains("denied_resources"), "{listed}");
     shim.close().await;
     drop(nd);
 
@@ -409,15 +384,14 @@ async fn pods_log_reads_through_the_apiserver_from_the_nodes_kubelet() {
         "{both}"
     );
     let failed = shim
-        .call(
+        .err(
             "pods_exec",
             json!({"name": pod, "namespace": "shop", "command": ["false"]}),
         )
         .await;
     assert!(
-        failed.is_error && failed.text.contains("exit code 1") && failed.text.contains(DISRUPTABLE),
-        "{}",
-        failed.text
+        failed.contains("exit code 1") && failed.contains(DISRUPTABLE),
+        "{failed}"
     );
     // Node logs and stats go through the node proxy to the kubelet; the fake
     // kubelet serves neither, so the answer is the kubelet's 404, clearly attributed.
@@ -428,39 +402,31 @@ async fn pods_log_reads_through_the_apiserver_from_the_nodes_kubelet() {
         ),
         ("nodes_stats_summary", json!({"name": "node-1"})),
     ] {
-        let a = shim.call(tool, args).await;
+        let a = shim.err(tool, args).await;
         assert!(
-            a.is_error
-                && a.text.contains("node-1")
-                && a.text.contains(DISRUPTABLE)
-                && a.text.contains("nodes/proxy"),
-            "{tool}: {}",
-            a.text
+            a.contains("node-1") && a.contains(DISRUPTABLE) && a.contains("nodes/proxy"),
+            "{tool}: {a}"
         );
     }
     let bad = shim
-        .call(
+        .err(
             "nodes_log",
             json!({"name": "node-1", "query": "../../etc/passwd"}),
         )
         .await;
     assert!(
-        bad.is_error && bad.text.contains("invalid query") && bad.text.contains("nothing was sent"),
-        "{}",
-        bad.text
+        bad.contains("invalid query") && bad.contains("nothing was sent"),
+        "{bad}"
     );
     let missing = shim
-        .call(
+        .err(
             "pods_log",
             json!({"name": "no-such-pod", "namespace": "shop"}),
         )
         .await;
     assert!(
-        missing.is_error
-            && missing.text.contains("no-such-pod")
-            && missing.text.contains(DISRUPTABLE),
-        "{}",
-        missing.text
+        missing.contains("no-such-pod") && missing.contains(DISRUPTABLE),
+        "{missing}"
     );
     shim.close().await;
 }

@@ -134,12 +134,8 @@ async fn shim_serves_real_namespaces_and_pods_with_selectors() {
         );
     }
     // A typo in an argument is an error naming it, not a silent full listing.
-    let typo = shim.call("pods_list", json!({"namespce": "shop"})).await;
-    assert!(
-        typo.is_error && typo.text.contains("namespce"),
-        "{}",
-        typo.text
-    );
+    let typo = shim.err("pods_list", json!({"namespce": "shop"})).await;
+    assert!(typo.contains("namespce"), "{typo}");
     shim.close().await;
 }
 
@@ -178,13 +174,10 @@ async fn two_sessions_keep_separate_active_clusters() {
     let list = a.ok("clusters_list", json!({})).await;
     assert!(list.contains("c1-lax1 *"), "{list}");
 
-    let unknown = a
-        .call("cluster_use", json!({"cluster": "c1-nowhere"}))
-        .await;
+    let unknown = a.err("cluster_use", json!({"cluster": "c1-nowhere"})).await;
     assert!(
-        unknown.is_error && unknown.text.contains("c1-nowhere") && unknown.text.contains("c1-sv5"),
-        "{}",
-        unknown.text
+        unknown.contains("c1-nowhere") && unknown.contains("c1-sv5"),
+        "{unknown}"
     );
     assert!(
         a.ok("cluster_current", json!({})).await.contains("c1-lax1"),
@@ -215,9 +208,8 @@ async fn a_dead_cluster_fails_alone_and_inline() {
     assert!(mixed.contains("=== cluster c9-dead (error) ==="), "{mixed}");
     assert!(mixed.contains("shop"), "{mixed}");
 
-    let alone = shim.call("pods_list", json!({"cluster": "c9-dead"})).await;
-    assert!(alone.is_error, "{}", alone.text);
-    assert!(alone.text.contains("c9-dead"), "{}", alone.text);
+    let alone = shim.err("pods_list", json!({"cluster": "c9-dead"})).await;
+    assert!(alone.contains("c9-dead"), "{alone}");
 
     // "*" skips clusters known to be down once the tracker has seen them fail.
     shim.ok("clusters_status", json!({"refresh": true})).await;
@@ -247,12 +239,10 @@ async fn shim_starts_without_daemon_explains_and_connects_once_it_runs() {
     );
     assert!(!shim.tools().await.is_empty());
 
-    let down = shim.call("namespaces_list", json!({})).await;
-    assert!(down.is_error, "{}", down.text);
+    let down = shim.err("namespaces_list", json!({})).await;
     assert!(
-        down.text.contains("nskd is not running") && down.text.contains("e2e"),
-        "{}",
-        down.text
+        down.contains("nskd is not running") && down.contains("e2e"),
+        "{down}"
     );
 
     d.spawn();

@@ -508,7 +508,7 @@ impl Config {
 fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Config {
     let mut nsk_r = top.section("nsk");
     let nsk = read_nsk(&mut nsk_r, o);
-    // The design document's examples write these after `[nsk]`, which TOML
+    // Older example configs write these after `[nsk]`, which TOML
     // reads as part of that section: accept them there, with a warning.
     let misplaced_dir = nsk_r.string("kubeconfig_dir");
     let misplaced_default = nsk_r.string("default_cluster");

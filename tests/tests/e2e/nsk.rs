@@ -166,7 +166,7 @@ async fn nsk_source_fetches_validates_stores_and_serves_real_clusters() {
         .await;
     assert!(ns.contains("shop"), "{ns}");
 
-    // The design document's refresh view, from real history.
+    // The refresh view ("NSK Integration Status"), from real history.
     let view = shim.ok("clusters_refresh_status", json!({})).await;
     for want in [
         "NSK Integration Status",

@@ -1,7 +1,8 @@
 //! nskctl: the terminal client of nskd.
 //!
-//! Exit codes: 0 ok, 1 failure (daemon unreachable, call failed, unhealthy
-//! cluster in `status`... ), 2 usage.
+//! Exit codes (docs/operations.md): 0 ok, 1 failure (daemon unreachable,
+//! call failed, unknown cluster, a cluster neither Ready nor Degraded in
+//! `status`, a failed check in `doctor`...), 2 usage.
 
 mod audit;
 mod doctor;
@@ -37,7 +38,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Cluster status table (probed live, in parallel), or one cluster in detail.
+    /// Cluster status table (probed live, in parallel), or one cluster in detail;
+    /// exits 1 when a cluster shown is neither Ready nor Degraded.
     Status {
         /// Show this cluster in detail.
         cluster: Option<String>,
@@ -252,7 +254,23 @@ async fn status_once(
     } else {
         print!("{}", render::status_table(&resp, client.info()));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(status_code(&resp))
+}
+
+/// Exit 1 when any cluster shown is neither Ready nor Degraded (NotReady,
+/// Unknown, Removed), as `nskctl doctor` fails them; 0 otherwise.
+fn status_code(resp: &nskd_proto::v1::ClusterStatusResponse) -> ExitCode {
+    let unhealthy = resp.clusters.iter().any(|h| {
+        !matches!(
+            nskd_proto::present::state_word(h.state),
+            "Ready" | "Degraded"
+        )
+    });
+    if unhealthy {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 async fn watch_status(

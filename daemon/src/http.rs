@@ -1,5 +1,5 @@
 //! The daemon's HTTP port: `/metrics` (Prometheus), `/healthz` (liveness)
-//! and `/readyz` (readiness), with the design document's `/health` and
+//! and `/readyz` (readiness), with `/health` and
 //! `/ready` as aliases. Loopback by default (`[server] http_bind`); with a
 //! token configured (required beyond loopback) `/metrics` and `/readyz`
 //! answer only `Authorization: Bearer <token>`, `/healthz` anyone.

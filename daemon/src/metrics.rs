@@ -1,4 +1,4 @@
-//! Prometheus metrics with the design document's names (every series
+//! Prometheus metrics named `nskd_*` (docs/operations.md; every series
 //! carries an `environment` label), rendered at `/metrics`.
 
 use std::{sync::OnceLock, time::Duration};

@@ -44,7 +44,7 @@ pub enum RefreshOutcome {
 }
 
 impl RefreshOutcome {
-    /// The design document's word.
+    /// The word shown in the refresh history (`Success`, ...).
     pub fn word(self) -> &'static str {
         match self {
             RefreshOutcome::Success => "Success",

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::v1::{ClusterHealth, ErrorKind, HealthState};
 
-/// Column titles of the status table (the design document's).
+/// Column titles of the `nskctl status` table.
 pub const STATUS_HEADER: [&str; 8] = [
     "CLUSTER",
     "STATUS",
@@ -163,7 +163,7 @@ pub fn status_row(h: &ClusterHealth, active: Option<&str>, error_width: usize) -
     ]
 }
 
-/// The detailed single-cluster view (the design document's layout).
+/// The detailed single-cluster view (`nskctl status <cluster>`).
 pub fn detail_view(h: &ClusterHealth, next_refresh_ms: i64) -> String {
     use std::fmt::Write;
     let info = h.info.clone().unwrap_or_default();

@@ -1,5 +1,5 @@
 //! Refresh views shared by nskctl and the shim: one line per refresh run,
-//! the design document's "NSK Integration Status" view, the source status,
+//! the "NSK Integration Status" view (ARCHITECTURE.md's refresh view), the source status,
 //! and a fetched kubeconfig's summary.
 
 use std::fmt::Write;
@@ -113,7 +113,8 @@ fn or_dash(s: &str) -> &str {
     if s.is_empty() { "-" } else { s }
 }
 
-/// The design document's "NSK Integration Status" view.
+/// The "NSK Integration Status" view: source, last and next refresh,
+/// history and each cluster's refresh state.
 pub fn integration_view(h: &RefreshHistoryResponse) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "NSK Integration Status\n----------------------");

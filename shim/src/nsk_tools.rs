@@ -1,4 +1,4 @@
-//! The design document's NSK tools: refresh, status, discover, get, and
+//! The NSK tools: refresh, status, discover, get, and
 //! the refresh view. The daemon does the work; credentials never come back.
 
 use nskd_proto::{

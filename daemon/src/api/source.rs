@@ -26,7 +26,7 @@ pub fn add_refresh_facts(app: &App, info: &mut pb::ClusterInfo) {
     }
 }
 
-/// The design document's per-cluster refresh view: Active / Inactive / Removed.
+/// Each cluster's refresh state: Active / Inactive / Removed.
 pub fn refresh_states(app: &App) -> Vec<pb::ClusterRefreshState> {
     let facts = app.refresher.clusters();
     let mut out: Vec<pb::ClusterRefreshState> = app

@@ -17,6 +17,7 @@
 
 mod expand;
 mod fields;
+mod keys;
 
 use nskd_proto::bearer::{self, Bearer};
 use std::{
@@ -351,81 +352,6 @@ pub struct Overrides {
     pub disable_destructive: Option<bool>,
 }
 
-const TOP_KEYS: &[&str] = &[
-    "kubeconfig",
-    "kubeconfig_dir",
-    "default_cluster",
-    "auto_discovery",
-    "read_only",
-    "disable_destructive",
-    "denied_resources",
-    "allowed_clusters",
-    "reveal_secrets",
-    "nsk",
-    "server",
-    "health",
-    "pool",
-    "output",
-    "cache",
-    "safety",
-];
-const NSK_KEYS: &[&str] = &[
-    "source",
-    "rancher_url",
-    "rancher_token",
-    "rancher_token_file",
-    "rancher_insecure",
-    "rancher_ca_file",
-    "profile",
-    "config_dir",
-    "auto_refresh",
-    "refresh_interval",
-    "nsk_path",
-    "timeout",
-    "cluster_pattern",
-    "exclude_clusters",
-    "bulk_refresh",
-    "min_force_interval",
-];
-const SERVER_KEYS: &[&str] = &[
-    "environment",
-    "socket",
-    "http_bind",
-    "port",
-    "log_level",
-    "log_format",
-    "audit_log",
-    "audit_reads",
-    "http_token",
-    "http_token_file",
-];
-const HEALTH_KEYS: &[&str] = &[
-    "probe_interval",
-    "probe_timeout",
-    "degraded_latency",
-    "unhealthy_after",
-    "probe_concurrency",
-];
-const POOL_KEYS: &[&str] = &[
-    "idle_timeout",
-    "qps",
-    "burst",
-    "request_timeout",
-    "kubeconfig_ttl",
-    "max_response_bytes",
-];
-const OUTPUT_KEYS: &[&str] = &["max_bytes"];
-const SAFETY_KEYS: &[&str] = &["sensitive_kinds", "allow_exec_plugins"];
-const CACHE_KEYS: &[&str] = &[
-    "enabled",
-    "idle_timeout",
-    "max_objects",
-    "max_bytes",
-    "max_cluster_bytes",
-    "max_cluster_caches",
-    "kinds",
-];
-
 /// Why the configuration could not be loaded at all.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -505,7 +431,7 @@ impl Config {
         let env: fields::EnvLookup = Rc::new(env);
         let mut top = Reader::new(table, problems.clone(), env.clone());
         let config = read_config(&mut top, overrides, &*env);
-        top.finish(TOP_KEYS);
+        top.finish(&keys::known(""));
         let list = problems.borrow().clone();
         (config, list)
     }
@@ -533,7 +459,7 @@ impl Config {
 fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Config {
     let mut nsk_r = top.section("nsk");
     let nsk = read_nsk(&mut nsk_r, o);
-    // The design document's examples write these after `[nsk]`, which TOML
+    // Older example configs write these after `[nsk]`, which TOML
     // reads as part of that section: accept them there, with a warning.
     let misplaced_dir = nsk_r.string("kubeconfig_dir");
     let misplaced_default = nsk_r.string("default_cluster");
@@ -550,19 +476,19 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
             );
         }
     }
-    nsk_r.finish(NSK_KEYS);
+    nsk_r.finish(&keys::known("nsk"));
 
     let mut server_r = top.section("server");
     let server = read_server(&mut server_r, o, env);
-    server_r.finish(SERVER_KEYS);
+    server_r.finish(&keys::known("server"));
 
     let mut health_r = top.section("health");
     let health = read_health(&mut health_r);
-    health_r.finish(HEALTH_KEYS);
+    health_r.finish(&keys::known("health"));
 
     let mut pool_r = top.section("pool");
     let pool = read_pool(&mut pool_r);
-    pool_r.finish(POOL_KEYS);
+    pool_r.finish(&keys::known("pool"));
 
     let mut output_r = top.section("output");
     let output = OutputConfig {
@@ -574,7 +500,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
             "must be at least 1024 (answers smaller than that are useless to an agent)",
         );
     }
-    output_r.finish(OUTPUT_KEYS);
+    output_r.finish(&keys::known("output"));
 
     let mut cache_r = top.section("cache");
     let cache = CacheConfig {
@@ -593,7 +519,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
             .map(|k| k.into_iter().map(|k| k.to_ascii_lowercase()).collect())
             .unwrap_or_else(|| DEFAULT_CACHE_KINDS.iter().map(|k| k.to_string()).collect()),
     };
-    cache_r.finish(CACHE_KEYS);
+    cache_r.finish(&keys::known("cache"));
 
     let file_kubeconfig = top.string("kubeconfig").map(PathBuf::from);
     let file_dir = top
@@ -621,7 +547,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
             ),
         );
     }
-    safety_r.finish(SAFETY_KEYS);
+    safety_r.finish(&keys::known("safety"));
     let default_cluster = o
         .default_cluster
         .clone()

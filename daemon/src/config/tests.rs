@@ -199,6 +199,16 @@ fn invalid_toml_is_one_clear_error() {
 #[test]
 fn packaged_example_has_every_key_and_parses_cleanly() {
     let text = include_str!("../../../packaging/example.toml");
+    let named = keys::named_in(text);
+    let missing: Vec<String> = keys::KEYS
+        .iter()
+        .filter(|k| !named.contains(&(k.section.to_string(), k.name.to_string())))
+        .map(|k| format!("[{}] {}", k.section, k.name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "packaging/example.toml does not name {missing:?}"
+    );
     let (config, problems) = parse(text);
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(config.environment(), "prod");
@@ -280,74 +290,14 @@ mod props {
 
     use super::*;
 
-    /// `(section, key, kind)` of every typed key; section "" is the top.
-    const TYPED: &[(&str, &str, Kind)] = &[
-        ("", "kubeconfig", Kind::String),
-        ("", "kubeconfig_dir", Kind::String),
-        ("", "default_cluster", Kind::String),
-        ("", "auto_discovery", Kind::Bool),
-        ("", "read_only", Kind::Bool),
-        ("", "disable_destructive", Kind::Bool),
-        ("", "denied_resources", Kind::Strings),
-        ("", "allowed_clusters", Kind::Strings),
-        ("", "reveal_secrets", Kind::Bool),
-        ("nsk", "source", Kind::String),
-        ("nsk", "rancher_url", Kind::String),
-        ("nsk", "rancher_token", Kind::String),
-        ("nsk", "rancher_token_file", Kind::String),
-        ("nsk", "rancher_insecure", Kind::Bool),
-        ("nsk", "rancher_ca_file", Kind::String),
-        ("nsk", "profile", Kind::String),
-        ("nsk", "config_dir", Kind::String),
-        ("nsk", "auto_refresh", Kind::Bool),
-        ("nsk", "refresh_interval", Kind::Duration),
-        ("nsk", "nsk_path", Kind::String),
-        ("nsk", "timeout", Kind::Duration),
-        ("nsk", "cluster_pattern", Kind::String),
-        ("nsk", "exclude_clusters", Kind::Strings),
-        ("nsk", "bulk_refresh", Kind::Bool),
-        ("nsk", "min_force_interval", Kind::Duration),
-        ("server", "environment", Kind::String),
-        ("server", "socket", Kind::String),
-        ("server", "http_bind", Kind::String),
-        ("server", "port", Kind::Integer),
-        ("server", "log_level", Kind::String),
-        ("server", "log_format", Kind::String),
-        ("server", "audit_log", Kind::String),
-        ("server", "audit_reads", Kind::Bool),
-        ("server", "http_token", Kind::String),
-        ("server", "http_token_file", Kind::String),
-        ("health", "probe_interval", Kind::Duration),
-        ("health", "probe_timeout", Kind::Duration),
-        ("health", "degraded_latency", Kind::Duration),
-        ("health", "unhealthy_after", Kind::Integer),
-        ("health", "probe_concurrency", Kind::Integer),
-        ("pool", "idle_timeout", Kind::Duration),
-        ("pool", "qps", Kind::Integer),
-        ("pool", "burst", Kind::Integer),
-        ("pool", "request_timeout", Kind::Duration),
-        ("pool", "kubeconfig_ttl", Kind::Duration),
-        ("pool", "max_response_bytes", Kind::Integer),
-        ("output", "max_bytes", Kind::Integer),
-        ("cache", "enabled", Kind::Bool),
-        ("cache", "idle_timeout", Kind::Duration),
-        ("cache", "max_objects", Kind::Integer),
-        ("cache", "max_bytes", Kind::Integer),
-        ("cache", "max_cluster_caches", Kind::Integer),
-        ("safety", "sensitive_kinds", Kind::Strings),
-    ];
+    use crate::config::keys::{self, Kind, SECTIONS};
 
-    const SECTIONS: &[&str] = &[
-        "nsk", "server", "health", "pool", "output", "cache", "safety",
-    ];
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    enum Kind {
-        String,
-        Bool,
-        Integer,
-        Duration,
-        Strings,
+    /// `(section, key, kind)` of every key; section "" is the top.
+    fn typed() -> Vec<(&'static str, &'static str, Kind)> {
+        keys::KEYS
+            .iter()
+            .map(|k| (k.section, k.name, k.kind))
+            .collect()
     }
 
     fn dotted(section: &str, key: &str) -> String {
@@ -391,7 +341,7 @@ mod props {
 
     /// A key: mostly a known one of `section`, sometimes anything.
     fn key(section: &'static str) -> impl Strategy<Value = String> {
-        let known: Vec<String> = TYPED
+        let known: Vec<String> = typed()
             .iter()
             .filter(|(s, _, _)| *s == section)
             .map(|(_, k, _)| k.to_string())
@@ -490,7 +440,7 @@ mod props {
                     .filter_map(|(k, v)| Some((k.as_str(), v.as_table()?))),
             ) {
                 for key in keys.keys() {
-                    let known = TYPED.iter().any(|(s, k, _)| *s == section && k == key)
+                    let known = typed().iter().any(|(s, k, _)| *s == section && k == key)
                         || (section.is_empty() && SECTIONS.contains(&key.as_str()))
                         || (section == "nsk" && ["kubeconfig_dir", "default_cluster", "auto_discovery"].contains(&key.as_str()));
                     if !known {
@@ -506,7 +456,7 @@ mod props {
 
         #[test]
         fn a_wrongly_typed_value_is_an_error_naming_its_field(
-            (section, key, kind) in proptest::sample::select(TYPED),
+            (section, key, kind) in proptest::sample::select(typed()),
             wrong in value(),
         ) {
             let right_type = matches!(
@@ -536,7 +486,7 @@ mod props {
 
         #[test]
         fn an_unset_variable_is_an_error_naming_field_and_variable(
-            (section, key, _) in proptest::sample::select(TYPED),
+            (section, key, _) in proptest::sample::select(typed()),
             var in "UNSET_[A-Z_]{1,8}",
         ) {
             let reference = Value::String(format!("${{{var}}}"));

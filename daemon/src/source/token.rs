@@ -22,11 +22,6 @@ impl TokenSource {
         Self { value, file }
     }
 
-    /// Whether any token is configured (for logs: never the value).
-    pub fn is_set(&self) -> bool {
-        self.value.is_some() || self.file.is_some()
-    }
-
     /// The current token.
     pub fn current(&self) -> Result<Option<Secret>, String> {
         let Some(file) = &self.file else {

@@ -81,13 +81,13 @@ fn a_cluster_that_goes_down_and_comes_back_on_the_same_port_recovers() {
         rig.write_kubeconfigs(dir, &[DISRUPTABLE, "c1-sv5"])
     });
     let state = |d: &Daemon| -> String {
-        let v = d.nskctl_json(&["status", DISRUPTABLE]);
+        let v = d.status_json(&[DISRUPTABLE]);
         v["clusters"][0]["status"].as_str().unwrap().to_string()
     };
     assert_eq!(state(&d), "Ready");
 
     rig.stop_apiserver(DISRUPTABLE);
-    let down = d.nskctl_json(&["status"]);
+    let down = d.status_json(&[]);
     let restart_guard = scopeguard(rig, DISRUPTABLE);
     let c = down["clusters"]
         .as_array()
@@ -115,7 +115,7 @@ fn a_cluster_that_goes_down_and_comes_back_on_the_same_port_recovers() {
 
     // Consecutive failures (live probes here) turn it NotReady, at the third.
     let not_ready = eventually(10.0, || {
-        let v = d.nskctl_json(&["status", DISRUPTABLE]);
+        let v = d.status_json(&[DISRUPTABLE]);
         (v["clusters"][0]["status"] == "NotReady")
             .then(|| v["clusters"][0]["consecutive_failures"].as_u64().unwrap())
     });
@@ -136,7 +136,7 @@ fn a_cluster_that_goes_down_and_comes_back_on_the_same_port_recovers() {
 
     // A node going NotReady makes the cluster Degraded, and back.
     rig.set_node_ready(DISRUPTABLE, "node-2", false);
-    let v = d.nskctl_json(&["status", DISRUPTABLE]);
+    let v = d.status_json(&[DISRUPTABLE]);
     rig.set_node_ready(DISRUPTABLE, "node-2", true);
     let c = &v["clusters"][0];
     assert_eq!(c["status"], "Degraded", "{c}");
@@ -177,7 +177,7 @@ fn a_multi_context_kubeconfig_gives_one_cluster_per_context_filtered_by_pattern_
     let mut names: Vec<String> = servers(&d).into_iter().map(|(n, _)| n).collect();
     names.sort();
     assert_eq!(names, ["c1-lax1", "c1-sv5"]);
-    let status = d.nskctl_json(&["status", "c1-lax1"]);
+    let status = d.status_json(&["c1-lax1"]);
     assert_eq!(status["clusters"][0]["status"], "Ready", "{status}");
     assert_eq!(
         status["clusters"][0]["server"],

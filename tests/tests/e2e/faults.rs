@@ -186,7 +186,7 @@ async fn a_slow_cluster_shows_degraded_and_still_answers_within_the_request_time
     });
 
     let started = Instant::now();
-    let status = d.nskctl_json(&["status"]);
+    let status = d.status_json(&[]);
     let took = started.elapsed();
     assert!(
         took < Duration::from_secs(6),
@@ -252,10 +252,10 @@ async fn a_slow_cluster_shows_degraded_and_still_answers_within_the_request_time
     // Fast again: Ready again.
     proxy.set_delay(Duration::ZERO);
     let ready = eventually(10.0, || {
-        let v = d.nskctl_json(&["status", "c9-slow"]);
+        let v = d.status_json(&["c9-slow"]);
         (v["clusters"][0]["status"] == "Ready").then_some(())
     });
-    assert!(ready.is_some(), "{}", d.nskctl_json(&["status", "c9-slow"]));
+    assert!(ready.is_some(), "{}", d.status_json(&["c9-slow"]));
     shim.close().await;
 }
 
@@ -379,7 +379,7 @@ async fn an_apiserver_that_hangs_or_dies_mid_call_fails_that_call_in_time_and_re
         "{:?} {dead}",
         started.elapsed()
     );
-    let status = d.nskctl_json(&["status", DISRUPTABLE]);
+    let status = d.status_json(&[DISRUPTABLE]);
     assert_ne!(status["clusters"][0]["status"], "Ready", "{status}");
     assert!(
         shim.ok("namespaces_list", json!({"cluster": "c1-sv5"}))
@@ -390,7 +390,7 @@ async fn an_apiserver_that_hangs_or_dies_mid_call_fails_that_call_in_time_and_re
     // Restarted on the same port: the same daemon and session recover.
     drop(revive);
     let back = eventually(10.0, || {
-        let v = d.nskctl_json(&["status", DISRUPTABLE]);
+        let v = d.status_json(&[DISRUPTABLE]);
         (v["clusters"][0]["status"] == "Ready").then_some(())
     });
     assert!(back.is_some(), "no recovery; log:\n{}", d.log_text());

@@ -53,7 +53,7 @@ async fn assert_refused_and_good_served(d: &Daemon, hostile: &[(String, Hostile)
         );
     }
     let good = eventually(20.0, || {
-        let row = d.nskctl_json(&["status", GOOD])["clusters"][0].clone();
+        let row = d.status_json(&[GOOD])["clusters"][0].clone();
         (row["status"] == "Ready").then_some(row)
     });
     assert!(good.is_some(), "{GOOD} not Ready:\n{}", d.log_text());
@@ -293,7 +293,7 @@ async fn directory_source_refuses_shared_foreign_and_plugin_kubeconfigs() {
         eprintln!("not root: the foreign-owner case is not checked");
     }
     let good_row = eventually(20.0, || {
-        let row = d.nskctl_json(&["status", GOOD])["clusters"][0].clone();
+        let row = d.status_json(&[GOOD])["clusters"][0].clone();
         (row["status"] == "Ready").then_some(row)
     });
     assert!(good_row.is_some(), "{}", d.log_text());

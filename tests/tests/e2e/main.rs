@@ -57,7 +57,7 @@ pub fn data_rows(text: &str) -> Vec<&str> {
 /// `cluster` is still served from its kubeconfig after a failed refresh,
 /// and `status` shows it Degraded, "using cached kubeconfig".
 pub fn assert_served_stale(d: &nskd_e2e::daemon::Daemon, cluster: &str) {
-    let status = d.nskctl_json(&["status", cluster]);
+    let status = d.status_json(&[cluster]);
     let c = &status["clusters"][0];
     assert_eq!(c["status"], "Degraded", "{c}");
     assert!(

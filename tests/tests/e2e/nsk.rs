@@ -153,7 +153,7 @@ async fn nsk_source_fetches_validates_stores_and_serves_real_clusters() {
     );
 
     // Served live.
-    let status = d.nskctl_json(&["status"]);
+    let status = d.status_json(&[]);
     for c in status["clusters"].as_array().unwrap() {
         assert_eq!(c["status"], "Ready", "{c}");
     }
@@ -166,7 +166,7 @@ async fn nsk_source_fetches_validates_stores_and_serves_real_clusters() {
         .await;
     assert!(ns.contains("shop"), "{ns}");
 
-    // The design document's refresh view, from real history.
+    // The refresh view ("NSK Integration Status"), from real history.
     let view = shim.ok("clusters_refresh_status", json!({})).await;
     for want in [
         "NSK Integration Status",
@@ -383,7 +383,7 @@ fn failures_never_lose_a_good_kubeconfig_and_show_it_stale() {
     assert_eq!(table["outcome"], "Success", "{table}");
 
     // The cluster recovers: fresh again.
-    let status = d.nskctl_json(&["status", "c1-dfw1"]);
+    let status = d.status_json(&["c1-dfw1"]);
     assert_eq!(status["clusters"][0]["status"], "Ready", "{status}");
 
     // A cluster that left Rancher is retired to .removed/ and shown Removed.
@@ -622,7 +622,7 @@ fn bulk_mode_lets_nsk_write_and_the_daemon_validate_and_store() {
         let meta = std::fs::metadata(d.kubeconfig_dir.join(format!("{name}.yaml"))).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }
-    let status = d.nskctl_json(&["status", "c1-dfw1"]);
+    let status = d.status_json(&["c1-dfw1"]);
     assert_eq!(status["clusters"][0]["status"], "Ready", "{status}");
 }
 

@@ -192,7 +192,7 @@ fn two_hundred_clusters_with_twenty_dead_answer_within_one_probe_timeout() {
         }
     });
     let started = Instant::now();
-    let status = d.nskctl_json(&["status"]);
+    let status = d.status_json(&[]);
     let took = started.elapsed();
     eprintln!("status of 200 clusters (20 black-holed) took {took:?}");
     let clusters = status["clusters"].as_array().unwrap();
@@ -211,7 +211,7 @@ fn two_hundred_clusters_with_twenty_dead_answer_within_one_probe_timeout() {
         "status of 200 clusters took {took:?}"
     );
     let cached = Instant::now();
-    d.nskctl_json(&["status", "--cached"]);
+    d.status_json(&["--cached"]);
     assert!(
         cached.elapsed().as_secs_f64() < 1.0,
         "the tracker answers instantly: {:?}",

@@ -129,7 +129,7 @@ async fn rancher_clusters_are_served_through_their_own_proxy_path_only() {
         )
         .await;
     assert_eq!(crate::data_rows(&pods).len(), 20, "{pods}");
-    let status = d.nskctl_json(&["status"]);
+    let status = d.status_json(&[]);
     assert!(
         status["clusters"]
             .as_array()
@@ -144,14 +144,14 @@ async fn rancher_clusters_are_served_through_their_own_proxy_path_only() {
     let crossed = stored.replace("/k8s/clusters/c-m-0001", "/k8s/clusters/c-m-0002");
     std::fs::write(d.kubeconfig_dir.join("c1-sv5.yaml"), crossed).unwrap();
     let refused = eventually(5.0, || {
-        let a = d.nskctl_json(&["status", "c1-sv5"]);
+        let a = d.status_json(&["c1-sv5"]);
         let c = &a["clusters"][0];
         (c["status"] != "Ready" && c["error"].as_str().unwrap_or("").contains("401")).then_some(())
     });
     assert!(
         refused.is_some(),
         "a kubeconfig for c-m-0001 must not reach c-m-0002: {}",
-        d.nskctl_json(&["status", "c1-sv5"])
+        d.status_json(&["c1-sv5"])
     );
 
     // Token expiry comes from /v3/tokens.

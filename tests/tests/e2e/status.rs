@@ -41,7 +41,7 @@ fn status_probes_live_dead_and_black_holed_clusters_in_parallel_within_one_timeo
     });
 
     let started = Instant::now();
-    let status = d.nskctl_json(&["status"]);
+    let status = d.status_json(&[]);
     let elapsed = started.elapsed();
     // probe_timeout is 3 s: the black hole must not cost more than one timeout.
     assert!(
@@ -89,7 +89,8 @@ fn status_probes_live_dead_and_black_holed_clusters_in_parallel_within_one_timeo
     // The human table: sorted, the default marked, errors on one line.
     let out = d.nskctl(&["status", "--cached"]);
     let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}");
+    // Refused, black-holed and malformed clusters: exit 1, table still printed.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     let rows: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains("c1-") || l.contains("c9-"))
@@ -141,7 +142,7 @@ fn status_detail_view_counts_real_objects() {
     ] {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
     }
-    let json = d.nskctl_json(&["status", "c1-lax1"]);
+    let json = d.status_json(&["c1-lax1"]);
     let detail = &json["clusters"][0]["detail"];
     assert_eq!(detail["services"], 2, "{json}");
     assert_eq!(detail["deployments"], 1, "{json}");
@@ -150,9 +151,30 @@ fn status_detail_view_counts_real_objects() {
 #[test]
 fn nskctl_exit_codes_and_messages() {
     let Some(rig) = rig_or_skip() else { return };
+    let refused = refused_port();
     let d = Daemon::start(&DaemonSpec::default(), |dir| {
-        rig.write_kubeconfigs(dir, &["c1-sv5"])
+        rig.write_kubeconfigs(dir, &["c1-sv5"]);
+        rig.write_unreachable(dir, "c9-dead", "c1-sv5", refused);
     });
+
+    // 0: a healthy cluster, and a call that succeeded.
+    for args in [&["status", "c1-sv5"][..], &["clusters"], &["version"]] {
+        let out = d.nskctl(args);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stdout}{stderr}");
+    }
+    // 1: a dead cluster, alone or in the table (which is still printed).
+    let out = d.nskctl(&["status", "c9-dead"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("c9-dead"), "{stdout}");
+    let out = d.nskctl(&["status"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("c1-sv5") && stdout.contains("c9-dead"),
+        "{stdout}"
+    );
 
     let out = d.nskctl(&["status", "no-such-cluster"]);
     let (_, stderr) = text(&out);

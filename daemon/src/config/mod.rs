@@ -309,47 +309,72 @@ pub struct Config {
 }
 
 /// Values given on the command line (or by clap from the environment), which
-/// win over the file.
-#[derive(Debug, Clone, Default)]
+/// win over the file. Each is declared once, here: its flag, its variable
+/// and its help text (`nskd --help`, the man page and completions).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Overrides {
-    /// `--env` / NSKD_ENV.
+    /// Environment name: names the socket (<env>.sock) and systemd instance.
+    #[arg(long = "env", env = "NSKD_ENV", global = true)]
     pub environment: Option<String>,
-    /// `--socket` / NSKD_SOCKET.
+    /// Unix socket path (default: $XDG_RUNTIME_DIR/nskd/<env>.sock).
+    #[arg(long, env = "NSKD_SOCKET", global = true)]
     pub socket: Option<PathBuf>,
-    /// `--kubeconfig`.
+    /// A single (multi-context) kubeconfig: one cluster per context.
+    #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
-    /// `--kubeconfig-dir`.
+    /// Directory of kubeconfig files: one cluster per file.
+    #[arg(long, global = true)]
     pub kubeconfig_dir: Option<PathBuf>,
-    /// `--default-cluster`.
+    /// Cluster a new agent session starts on.
+    #[arg(long, global = true)]
     pub default_cluster: Option<String>,
-    /// `--nsk-rancher-url` / RANCHER_URL.
-    pub rancher_url: Option<String>,
-    /// RANCHER_TOKEN (environment only: never a flag).
-    pub rancher_token: Option<String>,
-    /// `--nsk-rancher-insecure` / RANCHER_INSECURE.
-    pub rancher_insecure: Option<bool>,
-    /// `--nsk-profile` / NSK_PROFILE.
-    pub profile: Option<String>,
-    /// `--nsk-config-dir` / NSK_CONFDIR.
-    pub config_dir: Option<PathBuf>,
-    /// `--nsk-auto-refresh`.
-    pub auto_refresh: Option<bool>,
-    /// `--nsk-refresh-interval`.
-    pub refresh_interval: Option<String>,
-    /// `--nsk-source`.
+    /// Kubeconfig source: nsk, rancher or directory.
+    #[arg(long = "nsk-source", global = true)]
     pub source: Option<String>,
-    /// `--port`.
+    /// Rancher URL.
+    #[arg(long = "nsk-rancher-url", env = "RANCHER_URL", global = true)]
+    pub rancher_url: Option<String>,
+    /// RANCHER_TOKEN (environment only: a token never goes on a command line).
+    #[arg(skip)]
+    pub rancher_token: Option<String>,
+    /// Skip TLS verification towards Rancher.
+    #[arg(long = "nsk-rancher-insecure", env = "RANCHER_INSECURE", global = true, num_args = 0..=1, default_missing_value = "true", value_parser = bool_flag)]
+    pub rancher_insecure: Option<bool>,
+    /// nsk profile.
+    #[arg(long = "nsk-profile", env = "NSK_PROFILE", global = true)]
+    pub profile: Option<String>,
+    /// nsk's config directory.
+    #[arg(long = "nsk-config-dir", env = "NSK_CONFDIR", global = true)]
+    pub config_dir: Option<PathBuf>,
+    /// Refresh kubeconfigs on a schedule.
+    #[arg(long = "nsk-auto-refresh", global = true, num_args = 0..=1, default_missing_value = "true", value_parser = bool_flag)]
+    pub auto_refresh: Option<bool>,
+    /// Time between refreshes, e.g. 30m, 1h.
+    #[arg(long = "nsk-refresh-interval", global = true)]
+    pub refresh_interval: Option<String>,
+    /// HTTP port for /metrics, /healthz and /readyz.
+    #[arg(long, global = true)]
     pub port: Option<u16>,
-    /// `--http-bind`.
+    /// Address the HTTP port binds to (default 127.0.0.1).
+    #[arg(long, global = true)]
     pub http_bind: Option<String>,
-    /// `--log-level` / NSKD_LOG_LEVEL (`-v` maps to debug).
+    /// Log level or filter (error, warn, info, debug, trace, or nskd=debug).
+    #[arg(long, env = "NSKD_LOG_LEVEL", global = true)]
     pub log_level: Option<String>,
-    /// `--log-format` / NSKD_LOG_FORMAT.
+    /// Log format: text or json.
+    #[arg(long, env = "NSKD_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
-    /// `--read-only`.
+    /// Serve read tools only.
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = bool_flag)]
     pub read_only: Option<bool>,
-    /// `--disable-destructive`.
+    /// Refuse destructive tools (delete, exec, run, scale, overwriting apply).
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = bool_flag)]
     pub disable_destructive: Option<bool>,
+}
+
+/// A flag's `true`/`false` (and the spellings [`parse_bool`] accepts).
+fn bool_flag(s: &str) -> Result<bool, String> {
+    parse_bool(s).ok_or_else(|| format!("{s:?} is not true or false"))
 }
 
 /// Why the configuration could not be loaded at all.
@@ -610,7 +635,11 @@ fn check_kind_patterns(r: &mut Reader, key: &str, patterns: &[String]) {
 }
 
 fn read_nsk(r: &mut Reader, o: &Overrides) -> NskConfig {
-    let rancher_url = o.rancher_url.clone().or(r.string("rancher_url"));
+    let rancher_url = o
+        .rancher_url
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or(r.string("rancher_url"));
     let file_token = r.string("rancher_token");
     let rancher_token = o
         .rancher_token
@@ -624,7 +653,11 @@ fn read_nsk(r: &mut Reader, o: &Overrides) -> NskConfig {
         .or(r.bool("rancher_insecure"))
         .unwrap_or(false);
     let rancher_ca_file = r.string("rancher_ca_file").map(PathBuf::from);
-    let profile = o.profile.clone().or(r.string("profile"));
+    let profile = o
+        .profile
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or(r.string("profile"));
     let config_dir = o
         .config_dir
         .clone()

@@ -62,6 +62,30 @@ async fn target(cc: &ClusterClient, o: &ObjectRef, opts: &OpOptions) -> Result<T
     })
 }
 
+/// Resolves the object of `o` and passes the policy for `verb` (`delete`,
+/// `scale`, `rollout restart`, ...) as `action`, before anything is sent.
+async fn allowed(
+    cc: &ClusterClient,
+    o: &ObjectRef,
+    opts: &OpOptions,
+    verb: &str,
+    action: Action,
+    subresource: Option<&'static str>,
+) -> Result<Target, OpError> {
+    let t = target(cc, o, opts).await?;
+    if let Some(what) = verb.strip_prefix("rollout ") {
+        rollout_kind(&t, what)?;
+    }
+    opts.allow(
+        cc,
+        &t.kind,
+        action,
+        subresource,
+        &format!("{verb} {}", t.label),
+    )?;
+    Ok(t)
+}
+
 fn label(kind: &ResolvedKind, namespace: Option<&Namespace>, name: &ObjectName) -> String {
     match namespace {
         Some(ns) => format!("{}/{name} in namespace {ns}", kind.display_name()),
@@ -92,14 +116,7 @@ pub async fn delete(
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
     let started = tokio::time::Instant::now();
-    let t = target(cc, o, opts).await?;
-    opts.allow(
-        cc,
-        &t.kind,
-        Action::Delete,
-        None,
-        &format!("delete {}", t.label),
-    )?;
+    let t = allowed(cc, o, opts, "delete", Action::Delete, None).await?;
     let params = DeleteParams {
         grace_period_seconds: o.grace_period_seconds,
         ..DeleteParams::background()
@@ -128,14 +145,7 @@ pub async fn scale(
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
     let started = tokio::time::Instant::now();
-    let t = target(cc, o, opts).await?;
-    opts.allow(
-        cc,
-        &t.kind,
-        Action::Patch,
-        Some("scale"),
-        &format!("scale {}", t.label),
-    )?;
+    let t = allowed(cc, o, opts, "scale", Action::Patch, Some("scale")).await?;
     let url = path::subresource(&t.kind.resource, t.namespace.as_ref(), &o.name, "scale");
     let call = Call::new(cc, "scale", t.label.clone(), opts).since(started);
     let before = call
@@ -181,15 +191,7 @@ pub async fn rollout_restart(
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
     let started = tokio::time::Instant::now();
-    let t = target(cc, o, opts).await?;
-    rollout_kind(&t, "restart")?;
-    opts.allow(
-        cc,
-        &t.kind,
-        Action::Patch,
-        None,
-        &format!("rollout restart {}", t.label),
-    )?;
+    let t = allowed(cc, o, opts, "rollout restart", Action::Patch, None).await?;
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let body = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
     let collection = path::collection(&t.kind.resource, t.namespace.as_ref());
@@ -218,15 +220,7 @@ pub async fn rollout_status(
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
     let started = tokio::time::Instant::now();
-    let t = target(cc, o, opts).await?;
-    rollout_kind(&t, "status")?;
-    opts.allow(
-        cc,
-        &t.kind,
-        Action::Get,
-        None,
-        &format!("rollout status {}", t.label),
-    )?;
+    let t = allowed(cc, o, opts, "rollout status", Action::Get, None).await?;
     let call = Call::new(cc, "get", t.label.clone(), opts).since(started);
     let obj = call
         .json(build(

@@ -282,7 +282,11 @@ impl Masking {
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
         // Without a plural from discovery, kubectl's regular plural.
-        let guessed = format!("{}s", kind.to_ascii_lowercase());
+        let guessed = if plural.is_empty() {
+            format!("{}s", kind.to_ascii_lowercase())
+        } else {
+            String::new()
+        };
         let id = KindId {
             group,
             version,

@@ -5,7 +5,7 @@
 use std::{
     fs::{self, File},
     io::Write,
-    os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt},
+    os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -123,21 +123,7 @@ pub fn own_uid() -> u32 {
 
 /// Checks (creating if needed) that `dir` is a private directory of ours.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), SocketError> {
-    match fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(io("cannot create socket directory", dir))?;
-            // DirBuilder's mode is filtered by the umask: make sure.
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(io("cannot set mode 0700 on", dir))?;
-            Ok(())
-        }
-        Err(e) => Err(io("cannot inspect socket directory", dir)(e)),
-        Ok(meta) => nskd_proto::private::check_dir_meta(dir, &meta).map_err(for_socket),
-    }
+    nskd_proto::private::ensure_dir(dir).map_err(for_socket)
 }
 
 /// The shared directory check's refusal, in the socket's words (which

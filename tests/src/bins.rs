@@ -19,3 +19,18 @@ pub fn bin(name: &str) -> PathBuf {
     );
     path
 }
+
+/// A command that runs `program` as uid/gid 65534 (nobody), keeping only
+/// the right to open root's files (`setpriv`; the caller must be root).
+pub fn as_other_user(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=+dac_override",
+        "--ambient-caps=+dac_override",
+    ])
+    .arg(program);
+    cmd
+}

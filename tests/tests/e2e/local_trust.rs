@@ -17,7 +17,7 @@ use std::{
 };
 
 use nskd_e2e::{
-    bins::bin,
+    bins::{as_other_user, bin},
     daemon::{Daemon, DaemonSpec, nskctl, text},
     endpoints::refused_port,
     fake_nsk::FakeState,
@@ -123,15 +123,7 @@ fn clients_refuse_sockets_and_daemons_of_another_user() {
     // Directory and socket of uid 65534, but the process serving it is
     // root: a client running as 65534 refuses it on the peer check.
     chown(&socket, Some(65534), Some(65534)).unwrap();
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=+dac_override",
-            "--ambient-caps=+dac_override",
-        ])
-        .arg(bin("nskctl"))
+    let out = as_other_user(bin("nskctl"))
         .arg("--socket")
         .arg(&socket)
         .arg("clusters")

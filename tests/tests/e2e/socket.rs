@@ -6,7 +6,7 @@ use std::{
 };
 
 use nskd_e2e::{
-    bins::bin,
+    bins::{as_other_user, bin},
     daemon::{Daemon, DaemonSpec, text},
 };
 
@@ -126,15 +126,7 @@ fn other_users_are_refused_by_the_peer_check() {
     let d = Daemon::start(&DaemonSpec::default(), |dir| {
         rig.write_kubeconfigs(dir, &["c1-sv5"])
     });
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=+dac_override",
-            "--ambient-caps=+dac_override",
-        ])
-        .arg(bin("nskctl"))
+    let out = as_other_user(bin("nskctl"))
         .arg("--socket")
         .arg(&d.socket)
         .arg("clusters")
@@ -150,14 +142,8 @@ fn other_users_are_refused_by_the_peer_check() {
     );
     assert!(!stdout.contains("c1-sv5"), "{stdout}");
     // A client that skips those checks meets the daemon's peer check.
-    let out = Command::new("setpriv")
+    let out = as_other_user("curl")
         .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=+dac_override",
-            "--ambient-caps=+dac_override",
-            "curl",
             "-s",
             "--max-time",
             "5",

@@ -363,8 +363,9 @@ pub struct ApplyArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PodsLogArgs {
-    /// Pod name.
-    pub name: String,
+    /// Pod name (or use labelSelector).
+    #[serde(default)]
+    pub name: Option<String>,
     /// Namespace (default: "default").
     #[serde(default)]
     pub namespace: Option<String>,
@@ -380,6 +381,18 @@ pub struct PodsLogArgs {
     /// Only lines from the last N seconds.
     #[serde(default)]
     pub since: Option<i64>,
+    /// Only lines since this RFC 3339 time, e.g. "2026-01-02T15:04:05Z".
+    #[serde(default, rename = "sinceTime")]
+    pub since_time: Option<String>,
+    /// Only lines matching this regex; "(?i)" ignores case.
+    #[serde(default)]
+    pub grep: Option<String>,
+    /// Prefix lines with their timestamps.
+    #[serde(default)]
+    pub timestamps: bool,
+    /// Instead of name: all matching pods (<= 50), lines prefixed [pod/container].
+    #[serde(default, rename = "labelSelector")]
+    pub label_selector: Option<String>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,

@@ -341,7 +341,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_log",
-        description = "Get a pod container's log (through the API server and the node's kubelet): `container` when the pod has several, `previous` for the crashed instance, `tail` lines, `since` seconds. Long logs keep the newest lines.",
+        description = "A pod's log, or all labelSelector pods' logs merged; filter with grep, tail, since, sinceTime. Keeps the newest lines and counts the rest.",
         annotations(title = "Pods: Log", read_only_hint = true, open_world_hint = true)
     )]
     async fn pods_log(
@@ -352,12 +352,16 @@ impl NskdTools {
         let r = pb::LogsRequest {
             cluster: self.cluster_or_active(a.cluster).await,
             namespace: a.namespace.unwrap_or_default(),
-            name: a.name,
+            name: a.name.unwrap_or_default(),
             container: a.container.unwrap_or_default(),
             previous: a.previous,
             tail: a.tail.unwrap_or(0),
             since_seconds: a.since.unwrap_or(0),
             clusters: a.clusters.map(|c| c.names()).unwrap_or_default(),
+            grep: a.grep.unwrap_or_default(),
+            since_time: a.since_time.unwrap_or_default(),
+            timestamps: a.timestamps,
+            label_selector: a.label_selector.unwrap_or_default(),
         };
         self.change(&ctx, ChangeCall::Logs(r)).await
     }

@@ -274,6 +274,12 @@ impl Rig {
     /// `name`, registered on its nodes, its log lines labelled with the
     /// cluster name. It exits when the returned child is dropped (stdin EOF).
     pub fn start_fake_kubelet(&self, name: &str) -> FakeKubelet {
+        self.start_fake_kubelet_with(name, &[])
+    }
+
+    /// Same, with more fake-kubelet.py options (`--log-lines`,
+    /// `--error-every`, ...).
+    pub fn start_fake_kubelet_with(&self, name: &str, extra: &[&str]) -> FakeKubelet {
         use std::io::BufRead;
         let mut child = Command::new("python3")
             .arg(scripts().join("fake-kubelet.py"))
@@ -287,6 +293,7 @@ impl Rig {
                 "--kubeconfig",
             ])
             .arg(&self.cluster(name).kubeconfig)
+            .args(extra)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()

@@ -10,18 +10,20 @@ use tonic::{Request, Response, Status};
 use super::Caller;
 use crate::{
     app::{App, ClusterAnswer, Targets},
+    error::OpError,
     ops::{
         OpOptions, Output, Rendered,
         exec::ExecArgs,
         get::GetArgs,
         list::ListArgs,
-        logs::LogArgs,
+        logs::{LogArgs, LogPods},
         mutate::{ManifestDoc, ObjectRef},
         nodeproxy::NodeRead,
     },
     pool::ClusterClient,
     request::{
         InvalidInput,
+        logfilter::{LogPattern, SinceTime},
         names::{
             ApiVersion, ContainerName, KindName, Namespace, NodeLogPath, NodeName, ObjectName,
             Selector,
@@ -127,6 +129,69 @@ fn object_ref(r: &pb::ObjectRequest) -> Result<ObjectRef, InvalidInput> {
         namespace: Namespace::optional("namespace", &r.namespace)?,
         grace_period_seconds: u32::try_from(r.grace_period_seconds).ok(),
     })
+}
+
+/// A log request checked (a bad argument or a conflicting pair sends nothing).
+fn log_args(req: &pb::LogsRequest) -> Result<LogArgs, OpError> {
+    let selector = Selector::optional("labelSelector", &req.label_selector)?;
+    let pods = match (req.name.as_str(), selector) {
+        ("", Some(s)) => LogPods::Selected(s),
+        ("", None) => {
+            return Err(InvalidInput::new(
+                "name",
+                "",
+                "is required: a pod name, or labelSelector for every matching pod",
+            )
+            .into());
+        }
+        (name, None) => LogPods::Named(ObjectName::parse("name", name)?),
+        (_, Some(_)) => {
+            return Err(OpError::InvalidArgument(
+                "pass either name (one pod) or labelSelector (every matching pod), not both; nothing was sent to the cluster".into(),
+            ));
+        }
+    };
+    let since_time = SinceTime::optional("sinceTime", &req.since_time)?;
+    if since_time.is_some() && req.since_seconds > 0 {
+        return Err(OpError::InvalidArgument(
+            "pass either since (seconds) or sinceTime, not both; nothing was sent to the cluster"
+                .into(),
+        ));
+    }
+    for (field, value) in [("tail", req.tail), ("since", req.since_seconds)] {
+        if value < 0 {
+            return Err(InvalidInput::new(field, &value.to_string(), "must be 0 or more").into());
+        }
+    }
+    Ok(LogArgs {
+        namespace: Namespace::optional("namespace", &req.namespace)?,
+        pods,
+        container: ContainerName::optional("container", &req.container)?,
+        previous: req.previous,
+        tail: req.tail,
+        since_seconds: req.since_seconds,
+        since_time,
+        timestamps: req.timestamps,
+        grep: LogPattern::optional("grep", &req.grep)?,
+    })
+}
+
+/// The audit detail of a log read: container, selector, search.
+fn log_detail(args: &LogArgs) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = &args.container {
+        parts.push(format!("container={c}"));
+    }
+    if let LogPods::Selected(s) = &args.pods {
+        parts.push(format!("labelSelector={s}"));
+    }
+    if let Some(g) = &args.grep {
+        parts.push(format!("grep={g}"));
+    }
+    if let Some(t) = &args.since_time {
+        parts.push(format!("sinceTime={t}"));
+    }
+    parts.join(" ")
 }
 
 fn kubelet_path(path: &str) -> Result<KubeletPath, InvalidInput> {
@@ -470,14 +535,7 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let args = LogArgs {
-            namespace: Namespace::optional("namespace", &req.namespace).map_err(invalid)?,
-            name: ObjectName::parse("name", &req.name).map_err(invalid)?,
-            container: ContainerName::optional("container", &req.container).map_err(invalid)?,
-            previous: req.previous,
-            tail: req.tail,
-            since_seconds: req.since_seconds,
-        };
+        let args = log_args(&req)?;
         let targets = self.targets(&req.cluster, &req.clusters)?;
         let facts = CallFacts {
             verb: "logs",
@@ -486,12 +544,11 @@ impl Kube for KubeService {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
                 namespace: text(args.namespace.as_ref()),
-                name: args.name.to_string(),
-                detail: args
-                    .container
-                    .as_ref()
-                    .map(|c| format!("container={c}"))
-                    .unwrap_or_default(),
+                name: match &args.pods {
+                    LogPods::Named(name) => name.to_string(),
+                    LogPods::Selected(_) => String::new(),
+                },
+                detail: log_detail(&args),
             }],
         };
         let args = &args;

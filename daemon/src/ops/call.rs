@@ -143,6 +143,46 @@ impl<'a> Call<'a> {
         self.exchange(request, Keep::Tail(keep)).await
     }
 
+    /// When this call must be done.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Sends `request` and returns the headers and the unread body of a
+    /// successful answer, for the caller to stream within
+    /// [`Call::deadline`]; a failed answer is the same error as for the
+    /// other calls.
+    pub async fn open(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<(HeaderMap, kube::client::Body), OpError> {
+        match tokio::time::timeout_at(self.deadline, self.start(request)).await {
+            Err(_) => Err(self.context().timeout(self.timeout)),
+            Ok(result) => result.map(|(parts, body)| (parts.headers, body)),
+        }
+    }
+
+    /// Sends `request`; a failed answer becomes the error it describes.
+    async fn start(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<(http::response::Parts, kube::client::Body), OpError> {
+        let ctx = self.context();
+        let response = self
+            .cc
+            .client
+            .send(request.map(kube::client::Body::from))
+            .await
+            .map_err(|e| ctx.error(e))?;
+        let (parts, body) = response.into_parts();
+        if !parts.status.is_success() {
+            let read = read_body(body, Keep::Tail(ERROR_BODY_BYTES), &ctx).await?;
+            let status = api_status(parts.status, &read.bytes.unwrap_or_default());
+            return Err(ctx.error(kube::Error::Api(status.boxed())));
+        }
+        Ok((parts, body))
+    }
+
     async fn exchange(
         &self,
         request: http::Request<Vec<u8>>,
@@ -150,18 +190,7 @@ impl<'a> Call<'a> {
     ) -> Result<Reply, OpError> {
         let ctx = self.context();
         let work = async {
-            let response = self
-                .cc
-                .client
-                .send(request.map(kube::client::Body::from))
-                .await
-                .map_err(|e| ctx.error(e))?;
-            let (parts, body) = response.into_parts();
-            if !parts.status.is_success() {
-                let read = read_body(body, Keep::Tail(ERROR_BODY_BYTES), &ctx).await?;
-                let status = api_status(parts.status, &read.bytes.unwrap_or_default());
-                return Err(ctx.error(kube::Error::Api(status.boxed())));
-            }
+            let (parts, body) = self.start(request).await?;
             let read = read_body(body, keep, &ctx).await?;
             let Some(body) = read.bytes else {
                 return Err(OpError::TooLarge {

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod get;
 pub mod list;
 pub mod logs;
+pub mod logscan;
 pub mod mutate;
 pub mod nodeproxy;
 pub mod shape;

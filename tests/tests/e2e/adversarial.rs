@@ -550,7 +550,9 @@ fn rule_for(tool: &str, arg: &str) -> Option<(Rule, &'static str)> {
         "fieldSelector" => (Rule::Selector, "fieldSelector"),
         "cluster" => (Rule::Cluster, "cluster"),
         "query" => (Rule::Query, "query"),
-        "pattern" | "cluster_name" | "image" => (Rule::Free, "-"),
+        // A regex and a time: refused or sent encoded (logs_search.rs
+        // checks both against the audit log).
+        "pattern" | "cluster_name" | "image" | "grep" | "sinceTime" => (Rule::Free, "-"),
         _ => return None,
     })
 }
@@ -613,6 +615,8 @@ fn cases() -> Vec<Case> {
                             "pattern",
                             "cluster_name",
                             "image",
+                            "grep",
+                            "sinceTime",
                         ]
                         .into_iter()
                         .find(|k| *k == a)

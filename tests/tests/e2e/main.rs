@@ -12,6 +12,7 @@ mod hostile_sources;
 mod http_shim;
 mod kube_tools;
 mod local_trust;
+mod logs_search;
 mod malformed;
 mod nsk;
 mod observe;

@@ -508,7 +508,7 @@ fn merge(
             all.push((at, seq, text));
         }
     }
-    all.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    all.sort_by_key(|(at, seq, _)| (*at, *seq));
     Merged {
         lines: all.into_iter().map(|(_, _, t)| t).collect(),
         scanned,

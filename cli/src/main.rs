@@ -6,6 +6,7 @@
 
 mod audit;
 mod doctor;
+mod logs_cmd;
 mod render;
 mod source_cmds;
 mod units;
@@ -83,6 +84,9 @@ enum Command {
     },
     /// The kubeconfig source: Rancher URL, profile, token check (now), auto-refresh.
     Source,
+    /// A pod's log, or the logs of the pods a label selector matches, searched with --grep
+    /// (the newest matching lines that fit the daemon's answer budget).
+    Logs(logs_cmd::LogsArgs),
     /// Check everything: socket, daemon, versions, token, refresh, each cluster, expiries.
     Doctor,
     /// Print shell completions for nskctl (e.g. `nskctl completions bash > /etc/bash_completion.d/nskctl`).
@@ -185,6 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History { limit } => source_cmds::history(&client, limit, cli.json).await,
         Command::Get { cluster, save } => source_cmds::get(&client, cluster, save, cli.json).await,
         Command::Source => source_cmds::source(&client, cli.json).await,
+        Command::Logs(args) => logs_cmd::logs(&client, args.clone(), cli.json).await,
         Command::Audit { tail, follow } => audit::show(client.info(), tail, follow, cli.json).await,
         Command::InstallUnits { .. }
         | Command::Doctor

@@ -221,6 +221,43 @@ async fn grep_timestamps_since_time_and_selectors_find_what_the_kubelet_serves()
         2,
         "{both}"
     );
+
+    // nskctl logs: the same search from a terminal.
+    let out = d.nskctl(&[
+        "logs",
+        "-n",
+        "shop",
+        "-l",
+        "app=frontend",
+        "--grep",
+        "(?i)LEVEL=ERROR",
+        "--tail",
+        "5",
+        "--clusters",
+        &format!("{DISRUPTABLE},{ALIAS}"),
+    ]);
+    let (stdout, stderr) = nskd_e2e::daemon::text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.matches("[frontend-10/frontend] line 20 of ").count(),
+        2,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("=== cluster {ALIAS} ===")),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .matches("3 of 15 lines in 3 logs of 3 pods matched")
+            .count(),
+        2,
+        "{stdout}"
+    );
+    let bad = d.nskctl(&["logs", "-n", "shop", POD, "--grep", "(unclosed"]);
+    let (_, stderr) = nskd_e2e::daemon::text(&bad);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("invalid grep"), "{stderr}");
     shim.close().await;
 }
 

@@ -52,14 +52,20 @@ impl Reply {
 
     /// The media type (`text/plain`), lowercase, without parameters.
     pub fn media_type(&self) -> String {
-        self.headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
+        media_type(&self.headers)
     }
+}
+
+/// The media type of an answer with `headers` (`text/plain`), lowercase,
+/// without parameters.
+pub fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// Which part of a body larger than the cap to keep.

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::{
     OpOptions, Rendered, ResolvedKind,
-    call::Call,
+    call::{Call, media_type},
     core_kind,
     logscan::{Line, Scan},
 };
@@ -115,7 +115,7 @@ pub async fn logs(
                 streams: 1,
                 pods: 1,
             };
-            Ok(render(merged, args, opts, || {
+            Ok(render(merged, args, opts.max_bytes, || {
                 format!("(the log of {name} is empty)")
             }))
         }
@@ -208,13 +208,7 @@ async fn read_stream(
     let resource = format!("pods/log {} in namespace {ns}", stream.label());
     let call = Call::new(cc, "get", resource, opts).since(started);
     let (headers, mut body) = call.open(request).await?;
-    let media = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media = media_type(&headers);
     if media != "text/plain" {
         return Err(OpError::UnexpectedAnswer {
             cluster: cc.name.clone(),
@@ -404,7 +398,7 @@ async fn selected(
     Ok(render(
         merge(ok, args, notes, found.pod_count_read, streams),
         args,
-        opts,
+        opts.max_bytes,
         || "(the logs are empty)".to_string(),
     ))
 }
@@ -533,7 +527,7 @@ fn plain(line: &Line, args: &LogArgs) -> String {
 fn render(
     merged: Merged,
     args: &LogArgs,
-    opts: &OpOptions,
+    max_bytes: usize,
     empty: impl FnOnce() -> String,
 ) -> Rendered {
     let Merged {
@@ -555,7 +549,7 @@ fn render(
     // reserve room for it and the notes first.
     let notes_len: usize = notes.iter().map(|n| n.len() + 1).sum();
     let reserve = notes_len + 200 + if args.grep.is_some() { 120 } else { 0 };
-    let room = opts.max_bytes.saturating_sub(reserve);
+    let room = max_bytes.saturating_sub(reserve);
     let mut used = 0;
     let mut start = lines.len();
     while start > 0 && used + lines[start - 1].len() < room {
@@ -590,8 +584,7 @@ fn render(
     let mut text = String::new();
     if omitted > 0 {
         text.push_str(&format!(
-            "... {omitted} older {what} left out (answer capped at {} bytes); narrow with tail, since, sinceTime or grep\n",
-            opts.max_bytes
+            "... {omitted} older {what} left out (answer capped at {max_bytes} bytes); narrow with tail, since, sinceTime or grep\n"
         ));
     }
     for l in shown_lines {
@@ -717,6 +710,58 @@ mod tests {
         );
         assert_eq!(m.lines, ["[b/c] b1", "[a/c] a2", "[a/c] a3", "[b/c] b3"]);
         assert_eq!((m.scanned, m.matched), (8, 4));
+    }
+
+    #[test]
+    fn the_answer_keeps_the_newest_lines_within_the_budget_and_counts_the_rest() {
+        let a = args(Some("error"), false);
+        let lines: Vec<String> = (1..=1000).map(|i| format!("error line {i:04}")).collect();
+        let merged = Merged {
+            lines,
+            scanned: 5000,
+            matched: 1200,
+            dropped: 200,
+            notes: vec!["-- a note".into()],
+            streams: 1,
+            pods: 1,
+        };
+        let r = render(merged, &a, 2048, String::new);
+        assert!(r.text.len() <= 2048, "{} bytes: {}", r.text.len(), r.text);
+        assert!(r.text.ends_with("-- a note\n"), "{}", r.text);
+        assert!(r.text.contains("error line 1000\n"), "{}", r.text);
+        assert_eq!(
+            u64::from(r.items) + u64::from(r.omitted),
+            1200,
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .starts_with(&format!("... {} older matching lines left out", r.omitted)),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .contains("-- 1200 of 5000 lines matched grep \"error\"; "),
+            "{}",
+            r.text
+        );
+        // Nothing left out and no search: only the lines, as before.
+        let plain_args = args(None, false);
+        let merged = Merged {
+            lines: vec!["a".into(), "b".into()],
+            scanned: 2,
+            matched: 2,
+            dropped: 0,
+            notes: Vec::new(),
+            streams: 1,
+            pods: 1,
+        };
+        assert_eq!(
+            render(merged, &plain_args, 2048, String::new).text,
+            "a\nb\n"
+        );
     }
 
     #[test]

@@ -331,6 +331,40 @@ async fn many_matching_lines_keep_the_newest_within_the_budget() {
         );
     }
     shim.close().await;
+    drop(d);
+
+    // A search reads at most [pool] max_response_bytes of a log, and says
+    // so; a plain read still reaches the end (only the newest are kept).
+    let mut capped = spec(max);
+    capped
+        .sections
+        .push_str("[pool]\nmax_response_bytes = 65536\n");
+    let d = Daemon::start(&capped, |dir| {
+        rig.write_nskd_kubeconfigs(dir, &[DISRUPTABLE])
+    });
+    let shim = Shim::start(&d.socket).await;
+    let searched = shim
+        .ok(
+            "pods_log",
+            json!({"name": POD, "namespace": "shop", "grep": "level=error"}),
+        )
+        .await;
+    assert!(
+        searched.contains(&format!(
+            "-- the search of {POD} stopped after 65536 bytes ([pool] max_response_bytes)"
+        )),
+        "{searched}"
+    );
+    assert!(!searched.contains("line 20000 of"), "{searched}");
+    assert!(searched.len() <= max, "{searched}");
+    let plain = shim
+        .ok("pods_log", json!({"name": POD, "namespace": "shop"}))
+        .await;
+    assert!(
+        log_lines(&plain).last().unwrap().contains("line 20000 of"),
+        "{plain}"
+    );
+    shim.close().await;
 }
 
 #[allow(clippy::await_holding_lock)]

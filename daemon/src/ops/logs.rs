@@ -313,16 +313,16 @@ async fn selected(
     if !found.unscheduled.is_empty() {
         let names: Vec<&str> = found.unscheduled.iter().map(String::as_str).collect();
         notes.push(format!(
-            "-- {} pods have no log yet (not scheduled to a node): {}",
-            names.len(),
+            "-- {} no log yet (not scheduled to a node): {}",
+            pods_have(names.len()),
             named_list(&names)
         ));
     }
     if !found.without_container.is_empty() {
         let names: Vec<&str> = found.without_container.iter().map(String::as_str).collect();
         notes.push(format!(
-            "-- {} pods have no container {}: {}",
-            names.len(),
+            "-- {} no container {}: {}",
+            pods_have(names.len()),
             args.container.as_ref().map(|c| c.as_str()).unwrap_or(""),
             named_list(&names)
         ));
@@ -616,6 +616,15 @@ fn cut_note(n: u64) -> String {
         "-- {n} lines longer than {} bytes were cut (only their start was searched and shown)",
         super::logscan::MAX_LINE_BYTES
     )
+}
+
+/// "1 pod has" / "N pods have".
+fn pods_have(n: usize) -> String {
+    if n == 1 {
+        "1 pod has".into()
+    } else {
+        format!("{n} pods have")
+    }
 }
 
 /// Up to [`NOTE_NAMES`] names, then how many more.

@@ -185,7 +185,7 @@ async fn grep_timestamps_since_time_and_selectors_find_what_the_kubelet_serves()
         "{selected}"
     );
     assert!(
-        selected.contains("1 pods have no log yet (not scheduled to a node): frontend-15"),
+        selected.contains("1 pod has no log yet (not scheduled to a node): frontend-15"),
         "{selected}"
     );
     let none = shim

@@ -11,6 +11,7 @@ pub mod list;
 pub mod logs;
 pub mod mutate;
 pub mod nodeproxy;
+pub mod patch;
 pub mod shape;
 pub mod table;
 

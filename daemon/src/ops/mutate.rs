@@ -40,14 +40,15 @@ pub struct ObjectRef {
 }
 
 /// A resolved object: its kind, namespace and a label for messages.
-struct Target {
-    kind: ResolvedKind,
-    namespace: Option<Namespace>,
-    label: String,
+pub(crate) struct Target {
+    pub(crate) kind: ResolvedKind,
+    pub(crate) namespace: Option<Namespace>,
+    pub(crate) label: String,
 }
 
 impl Target {
-    fn object_path(&self, name: &ObjectName) -> String {
+    /// The path of the object `name`.
+    pub(crate) fn object_path(&self, name: &ObjectName) -> String {
         path::object(&self.kind.resource, self.namespace.as_ref(), name)
     }
 }
@@ -69,7 +70,7 @@ async fn target(cc: &ClusterClient, o: &ObjectRef, opts: &OpOptions) -> Result<T
 
 /// Resolves the object of `o` and passes the policy for `verb` (`delete`,
 /// `scale`, `rollout restart`, ...) as `action`, before anything is sent.
-async fn allowed(
+pub(crate) async fn allowed(
     cc: &ClusterClient,
     o: &ObjectRef,
     opts: &OpOptions,

@@ -18,10 +18,10 @@ const NOISE: &[&str] = &[
 ];
 
 /// `object` as a diff shows it: no status, no server-set metadata, no
-/// last-applied annotation, sensitive values masked. `other` is the other
-/// side of the diff: a masked value that differs from it says so, so a
-/// changed Secret value shows as changed without being shown.
-pub fn clean(object: &Value, other: Option<&Value>, masking: &Masking, plural: &str) -> Value {
+/// last-applied annotation, sensitive values masked. `before` is given
+/// for the after side of a diff: a masked value that differs from it says
+/// so, so a changed Secret value shows as changed without being shown.
+pub fn clean(object: &Value, before: Option<&Value>, masking: &Masking, plural: &str) -> Value {
     let mut v = object.clone();
     if let Value::Object(map) = &mut v {
         map.remove("status");
@@ -39,36 +39,32 @@ pub fn clean(object: &Value, other: Option<&Value>, masking: &Masking, plural: &
     }
     let before_masking = v.clone();
     masking.mask(&mut v, plural);
-    if v != before_masking {
-        mark_changed(&mut v, &before_masking, other, masking, plural);
+    if v != before_masking
+        && let Some(before) = before
+    {
+        mark_changed(&mut v, &before_masking, Some(before));
     }
     v
 }
 
 /// Appends ", changed" to each mask whose clear value differs from the
 /// other side's clear value (compared in memory, never shown).
-fn mark_changed(
-    masked: &mut Value,
-    clear: &Value,
-    other: Option<&Value>,
-    masking: &Masking,
-    plural: &str,
-) {
+fn mark_changed(masked: &mut Value, clear: &Value, other: Option<&Value>) {
     match (masked, clear) {
-        (Value::String(m), Value::String(c)) if m.starts_with("[MASKED") => {
-            if other.and_then(Value::as_str) != Some(c.as_str()) {
-                m.insert_str(m.len() - 1, ", changed");
-            }
+        (Value::String(m), Value::String(c))
+            if m.starts_with("[MASKED") && other.and_then(Value::as_str) != Some(c.as_str()) =>
+        {
+            m.insert_str(m.len() - 1, ", changed");
         }
         (Value::Array(ms), Value::Array(cs)) => {
             for (i, (m, c)) in ms.iter_mut().zip(cs).enumerate() {
-                mark_changed(m, c, other.and_then(|o| o.get(i)), masking, plural);
+                mark_changed(m, c, other.and_then(|o| o.get(i)));
             }
         }
         (Value::Object(ms), Value::Object(cs)) => {
             for (k, m) in ms.iter_mut() {
                 if let Some(c) = cs.get(k) {
-                    mark_changed(m, c, other.and_then(|o| o.get(k)), masking, plural);
+                    mark_changed(m, c, other.and_then(|o| o.get(k)));
                 }
             }
         }
@@ -136,7 +132,7 @@ mod tests {
         let mut after = before.clone();
         after["data"]["a"] = json!("bmV3");
         after["metadata"]["resourceVersion"] = json!("6");
-        let b = clean(&before, Some(&after), &masking, "secrets");
+        let b = clean(&before, None, &masking, "secrets");
         let a = clean(&after, Some(&before), &masking, "secrets");
         assert!(b.pointer("/metadata/resourceVersion").is_none() && b.get("status").is_none());
         let d = unified(Some(&b), Some(&a), "Secret/s");

@@ -446,7 +446,7 @@ fn step_diff(step: &Step, after: Option<&Value>, opts: &OpOptions) -> diff::Diff
     let before = step
         .before
         .as_ref()
-        .map(|b| diff::clean(b, after, masking, &step.plural));
+        .map(|b| diff::clean(b, None, masking, &step.plural));
     let after = after.map(|a| diff::clean(a, step.before.as_ref(), masking, &step.plural));
     diff::unified(before.as_ref(), after.as_ref(), &step.label)
 }

@@ -531,7 +531,7 @@ async fn confirmation_is_asked_through_elicitation_and_a_no_sends_nothing() {
         assert_eq!(asked.len(), 1, "{out}");
         let question = asked[0].as_str().unwrap();
         assert!(
-            question.contains("delete ConfigMap/settings") && question.contains("diff lines"),
+            question.contains("delete configmaps/settings") && question.contains("diff lines"),
             "{question}"
         );
         let r = &out["results"][0];

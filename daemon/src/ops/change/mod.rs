@@ -213,11 +213,23 @@ impl Bound {
         if let Some(ct) = self.call.content_type {
             b = b.header(http::header::CONTENT_TYPE, ct);
         }
-        let body = self
-            .call
-            .body
-            .as_ref()
-            .map(|v| serde_json::to_vec(v).unwrap_or_default())
+        let mut body = self.call.body.clone();
+        if dry_run {
+            // A DELETE's DeleteOptions body overrides its query: the body
+            // must say dryRun too, or the "dry run" deletes.
+            match (&self.call.method, self.call.precondition, &mut body) {
+                (&Method::DELETE, _, Some(Value::Object(options))) => {
+                    options.insert("dryRun".into(), json!(["All"]));
+                }
+                (_, Precondition::Eviction, Some(Value::Object(eviction))) => {
+                    let options = eviction.entry("deleteOptions").or_insert_with(|| json!({}));
+                    options["dryRun"] = json!(["All"]);
+                }
+                _ => {}
+            }
+        }
+        let body = body
+            .map(|v| serde_json::to_vec(&v).unwrap_or_default())
             .unwrap_or_default();
         b.body(body).map_err(|e| {
             OpError::InvalidArgument(format!(
@@ -903,6 +915,14 @@ mod tests {
         );
         let r = b.request(true).unwrap();
         assert_eq!(r.uri().to_string(), "/x?dryRun=All");
+        let sent: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(
+            sent["dryRun"],
+            json!(["All"]),
+            "a DELETE body overrides the query"
+        );
+        let real: Value = serde_json::from_slice(b.request(false).unwrap().body()).unwrap();
+        assert!(real.get("dryRun").is_none());
         let q = ApiCall::new(Method::PATCH, "/y".into()).query("fieldManager", "nskd a&b");
         assert_eq!(
             Bound::new(q, None)

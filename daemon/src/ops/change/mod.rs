@@ -33,8 +33,9 @@
 //!   the preview) answers a fresh preview and plan instead. Used once.
 //! * neither: refused when `[safety] require_plan` names the operation;
 //!   previewed and held for confirmation when a `[safety] confirm` rule
-//!   matches; otherwise sent at once (the diff is still computed for the
-//!   audit log).
+//!   matches; otherwise sent at once (for one object the diff is still
+//!   computed for the audit log; a manifest of several is not read before,
+//!   its digest is of the objects as applied).
 //!
 //! Several changes (a multi-document manifest, a drain's cordon and
 //! evictions) form one plan and are sent in order; a failure part-way says
@@ -697,11 +698,19 @@ async fn apply_direct(
 ) -> Result<Rendered, OpError> {
     let mut lines = Vec::new();
     let mut joined = Joined::default();
+    // One object is read before, for the audited diff. A manifest of many
+    // is not: the reads would double its requests under the [pool] qps
+    // limit; its audited digest is of the objects as applied.
+    let read = changes.len() == 1;
     for c in &changes {
         let call = Call::new(cc, "apply", c.label.clone(), opts).since(started);
-        let before = read_before(&call, c)
-            .await
-            .map_err(|e| with_done(e, &lines))?;
+        let before = if read {
+            read_before(&call, c)
+                .await
+                .map_err(|e| with_done(e, &lines))?
+        } else {
+            None
+        };
         let bound = Bound::new(c.call.clone(), None);
         let (status, after) = call
             .json_reply(bound.request(false)?)

@@ -49,6 +49,27 @@ impl NskdTools {
         }
     }
 
+    /// One object on one cluster (a change), without options yet.
+    async fn one_object(
+        &self,
+        api_version: String,
+        kind: String,
+        name: String,
+        namespace: Option<String>,
+        cluster: Option<String>,
+    ) -> pb::ObjectRequest {
+        self.object(ObjectArgs {
+            api_version,
+            kind,
+            name,
+            namespace,
+            cluster,
+            grace_period_seconds: None,
+            clusters: None,
+        })
+        .await
+    }
+
     async fn object(&self, a: ObjectArgs) -> pb::ObjectRequest {
         pb::ObjectRequest {
             cluster: self.cluster_or_active(a.cluster).await,
@@ -213,15 +234,7 @@ impl NskdTools {
         let replicas = a.scale;
         let change = options(a.dry_run, a.plan);
         let object = self
-            .object(ObjectArgs {
-                api_version: a.api_version,
-                kind: a.kind,
-                name: a.name,
-                namespace: a.namespace,
-                cluster: a.cluster,
-                grace_period_seconds: None,
-                clusters: None,
-            })
+            .one_object(a.api_version, a.kind, a.name, a.namespace, a.cluster)
             .await;
         self.change(
             &ctx,
@@ -278,15 +291,7 @@ impl NskdTools {
     ) -> Result<CallToolResult, McpError> {
         let change = options(a.dry_run, a.plan);
         let mut r = self
-            .object(ObjectArgs {
-                api_version: a.api_version,
-                kind: a.kind,
-                name: a.name,
-                namespace: a.namespace,
-                cluster: a.cluster,
-                grace_period_seconds: None,
-                clusters: None,
-            })
+            .one_object(a.api_version, a.kind, a.name, a.namespace, a.cluster)
             .await;
         r.change = change;
         self.change(&ctx, ChangeCall::Restart(r)).await
@@ -314,15 +319,7 @@ impl NskdTools {
             other => other.to_string(),
         };
         let object = self
-            .object(ObjectArgs {
-                api_version: a.api_version,
-                kind: a.kind,
-                name: a.name,
-                namespace: a.namespace,
-                cluster: a.cluster,
-                grace_period_seconds: None,
-                clusters: None,
-            })
+            .one_object(a.api_version, a.kind, a.name, a.namespace, a.cluster)
             .await;
         let r = pb::PatchRequest {
             object: Some(object),

@@ -233,6 +233,40 @@ async fn a_dry_run_changes_nothing_and_its_plan_applies_exactly_that() {
         );
     }
 
+    // pods_run and rollout_restart preview too, and change nothing.
+    let (run, failed, events) = seen(
+        &audit,
+        &shim,
+        "pods_run",
+        json!({"image": "registry.invalid/dry:1", "name": "dry-pod", "namespace": ns, "dryRun": true}),
+    )
+    .await;
+    assert!(!failed && run.contains("+kind: Pod"), "{run}");
+    assert!(
+        writes(&events)
+            .iter()
+            .all(|e| e.request_uri.contains("dryRun=All"))
+    );
+    let pod = kubeapi::try_call(
+        rig.cluster(CLUSTER),
+        "GET",
+        &format!("/api/v1/namespaces/{ns}/pods/dry-pod"),
+        None,
+    );
+    assert!(pod.is_err(), "a dry-run created the pod: {pod:?}");
+    let rv_before = rv(&deployment(rig, &ns));
+    let restart = shim
+        .ok(
+            "rollout_restart",
+            json!({"kind": "Deployment", "name": "web", "namespace": ns, "dryRun": true}),
+        )
+        .await;
+    assert!(
+        restart.contains("kubectl.kubernetes.io/restartedAt"),
+        "{restart}"
+    );
+    assert_eq!(rv(&deployment(rig, &ns)), rv_before);
+
     // The daemon's audit log names the plan and the diff's digest.
     let log = std::fs::read_to_string(d.home.path().join("audit.jsonl")).unwrap();
     let entries: Vec<Value> = log

@@ -472,6 +472,26 @@ struct Joined {
 }
 
 impl Joined {
+    /// Adds the diff of `step` done by `c` (the server answered `after`
+    /// with `status`) and returns the line said of it.
+    fn done(
+        &mut self,
+        step: &Step,
+        c: &Change,
+        after: &Value,
+        status: http::StatusCode,
+        opts: &OpOptions,
+    ) -> String {
+        let kept = (!c.removes).then_some(after);
+        self.push(step_diff(step, kept, opts), &step.label, c.removes);
+        let said = (c.said)(Outcome {
+            before: step.before.as_ref().unwrap_or(&Value::Null),
+            after,
+            status: status.as_u16(),
+        });
+        format!("{} {said}", step.label)
+    }
+
     fn push(&mut self, d: diff::Diff, label: &str, removes: bool) {
         if d.text.is_empty() {
             let what = if removes { "removed" } else { "no change" };
@@ -722,17 +742,7 @@ async fn apply_direct(
             plural: c.kind.resource.plural.clone(),
             label: c.label.clone(),
         };
-        let kept = (!c.removes).then_some(&after);
-        joined.push(step_diff(&step, kept, opts), &c.label, c.removes);
-        lines.push(format!(
-            "{} {}",
-            c.label,
-            (c.said)(Outcome {
-                before: step.before.as_ref().unwrap_or(&Value::Null),
-                after: &after,
-                status: status.as_u16(),
-            })
-        ));
+        lines.push(joined.done(&step, c, &after, status, opts));
     }
     let facts = ChangeFacts {
         diff_sha256: diff::sha256(joined.text.as_bytes()),
@@ -814,17 +824,7 @@ async fn apply_plan(
             }
             Err(e) => return Err(with_done(e, &lines)),
         };
-        let kept = (!c.removes).then_some(&after);
-        joined.push(step_diff(step, kept, opts), &step.label, c.removes);
-        lines.push(format!(
-            "{} {}",
-            step.label,
-            (c.said)(Outcome {
-                before: step.before.as_ref().unwrap_or(&Value::Null),
-                after: &after,
-                status: status.as_u16(),
-            })
-        ));
+        lines.push(joined.done(step, c, &after, status, opts));
     }
     let text = format!(
         "Applied plan {} on cluster {}:\n{}\n{}",

@@ -608,7 +608,7 @@ pub async fn execute(
         let confirm = engine.needs_confirmation(&cc.name, &changes).is_some();
         let required = engine.needs_plan(&changes).is_some();
         let text = format!(
-            "Dry run on cluster {} (dryRun=All; nothing was changed): {}\n{}plan: {} (valid {}; apply exactly this change by calling again with plan=\"{}\" and the same arguments){}{}\n",
+            "Dry run on cluster {} (dryRun=All; nothing was changed): {}\n(after = the API server's answer: defaults and mutating admission included)\n{}plan: {} (valid {}; apply exactly this change by calling again with plan=\"{}\" and the same arguments){}{}\n",
             cc.name,
             plan.summary,
             capped(&plan.diff, opts.max_bytes.saturating_sub(1024)),
@@ -883,6 +883,88 @@ async fn changed_since(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn deployment_delete(ns: &str) -> Change {
+        let resource = kube::discovery::ApiResource {
+            group: "apps".into(),
+            version: "v1".into(),
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            plural: "deployments".into(),
+        };
+        Change {
+            operation: Operation::Delete,
+            kind: ResolvedKind {
+                resource,
+                namespaced: true,
+                verbs: Vec::new(),
+                short_names: Vec::new(),
+            },
+            namespace: Some(Namespace::parse("namespace", ns).unwrap()),
+            name: ObjectName::parse("name", "web").unwrap(),
+            label: "deployments.apps/web".into(),
+            read_path: "/x".into(),
+            call: ApiCall::new(Method::DELETE, "/x".into()),
+            removes: true,
+            said: |_| String::new(),
+        }
+    }
+
+    #[test]
+    fn rules_match_on_every_part_they_name() {
+        let rule =
+            |o: Option<&str>, k: Option<&str>, n: Option<&str>, c: Option<&str>| ConfirmRule {
+                operation: o.map(str::to_string),
+                kind: k.map(str::to_string),
+                namespace: n.map(str::to_string),
+                cluster: c.map(str::to_string),
+            };
+        let c = deployment_delete("shop");
+        assert!(rule_matches(
+            &rule(Some("delete"), None, None, None),
+            "prod-1",
+            &c
+        ));
+        assert!(rule_matches(
+            &rule(None, Some("deployment"), Some("shop"), Some("prod-*")),
+            "prod-1",
+            &c
+        ));
+        assert!(rule_matches(
+            &rule(None, Some("deployments.apps"), None, None),
+            "x",
+            &c
+        ));
+        assert!(!rule_matches(
+            &rule(Some("scale"), None, None, None),
+            "prod-1",
+            &c
+        ));
+        assert!(!rule_matches(
+            &rule(None, None, Some("other"), None),
+            "prod-1",
+            &c
+        ));
+        assert!(!rule_matches(
+            &rule(Some("delete"), None, None, Some("prod-*")),
+            "dev-1",
+            &c
+        ));
+        let safety = SafetyConfig {
+            require_plan: vec!["delete".into()],
+            confirm: vec![rule(None, None, Some("shop"), None)],
+            ..SafetyConfig::default()
+        };
+        let engine = Engine::new(&safety);
+        assert!(engine.needs_plan(std::slice::from_ref(&c)).is_some());
+        assert!(engine.needs_confirmation("any", &[c]).is_some());
+        assert!(
+            engine
+                .needs_confirmation("any", &[deployment_delete("dev")])
+                .is_none()
+        );
+        assert_eq!(engine.ttl, crate::config::DEFAULT_PLAN_TTL);
+    }
 
     #[test]
     fn globs_match_cluster_names() {

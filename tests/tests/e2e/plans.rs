@@ -614,3 +614,71 @@ async fn confirmation_is_asked_through_elicitation_and_a_no_sends_nothing() {
         );
     }
 }
+
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strategic_patch_of_a_custom_resource_is_refused_clearly() {
+    let Some(rig) = rig_or_skip() else { return };
+    let _exclusive = rig.disrupt();
+    let ns = seed(rig, "crd");
+    let c = rig.cluster(CLUSTER);
+    // Cluster-scoped and kept between runs: an existing one is fine.
+    let _ = kubeapi::try_call(
+        c,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        Some(
+            &json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "widgets.plans.e2e.example.com"},
+                "spec": {"group": "plans.e2e.example.com", "scope": "Namespaced",
+                    "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": true, "storage": true,
+                        "schema": {"openAPIV3Schema": {"type": "object",
+                            "x-kubernetes-preserve-unknown-fields": true}}}]}})
+            .to_string(),
+        ),
+    );
+    let served = crate::eventually(20.0, || {
+        kubeapi::try_call(c, "GET", "/apis/plans.e2e.example.com/v1", None)
+            .ok()
+            .filter(|t| t.contains("widgets"))
+    });
+    assert!(served.is_some(), "the Widget CRD was not served within 20s");
+    let path = format!("/apis/plans.e2e.example.com/v1/namespaces/{ns}/widgets");
+    let created = crate::eventually(20.0, || {
+        kubeapi::try_call(
+            c,
+            "POST",
+            &path,
+            Some(r#"{"apiVersion": "plans.e2e.example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "size": 1}"#),
+        )
+        .ok()
+    });
+    assert!(created.is_some(), "could not create the Widget");
+    let d = start(rig, "");
+    let shim = Shim::start(&d.socket).await;
+    let args = |t: &str| {
+        json!({"apiVersion": "plans.e2e.example.com/v1", "kind": "Widget", "name": "w",
+            "namespace": ns, "type": t, "patch": {"size": 2}})
+    };
+    let e = shim.err("resources_patch", args("strategic")).await;
+    assert!(
+        e.contains("built-in kinds only") && e.contains("\"merge\""),
+        "{e}"
+    );
+    let w: Value =
+        serde_json::from_str(&kubeapi::call(c, "GET", &format!("{path}/w"), None)).unwrap();
+    assert_eq!(w["size"], 1);
+    shim.ok("resources_patch", args("merge")).await;
+    let w: Value =
+        serde_json::from_str(&kubeapi::call(c, "GET", &format!("{path}/w"), None)).unwrap();
+    assert_eq!(w["size"], 2);
+    shim.close().await;
+    // Other tests see the cluster's kinds: take the CRD away again.
+    let _ = kubeapi::try_call(
+        c,
+        "DELETE",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.plans.e2e.example.com",
+        None,
+    );
+}

@@ -99,7 +99,7 @@ pub async fn serve(
             }
         }
     });
-    let (daemon_svc, clusters_svc, kube_svc) = api::services(app.clone());
+    let (daemon_svc, clusters_svc, kube_svc, changes_svc) = api::services(app.clone());
     let snapshot = app.registry.snapshot();
     tracing::info!(
         environment = %environment,
@@ -129,6 +129,7 @@ pub async fn serve(
         .add_service(daemon_svc)
         .add_service(clusters_svc)
         .add_service(kube_svc)
+        .add_service(changes_svc)
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
     app.serving

@@ -284,7 +284,7 @@ pub struct SimpleListArgs {
     pub live: bool,
 }
 
-/// resources_delete, rollout_restart, rollout_status.
+/// rollout_status.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectArgs {
@@ -309,6 +309,102 @@ pub struct ObjectArgs {
     pub clusters: Option<ClusterSet>,
 }
 
+/// resources_delete.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteArgs {
+    /// Grace period in seconds before the object is killed.
+    #[serde(default, rename = "gracePeriodSeconds")]
+    pub grace_period_seconds: Option<i64>,
+    /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
+    #[serde(default, rename = "apiVersion")]
+    pub api_version: String,
+    /// Kind, e.g. "Deployment".
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Preview only (server dryRun=All): answers the diff and a plan id.
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    /// Apply exactly what a dry-run previewed: its plan id.
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// rollout_restart.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RestartArgs {
+    /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
+    #[serde(default, rename = "apiVersion")]
+    pub api_version: String,
+    /// Kind: Deployment, StatefulSet or DaemonSet.
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Preview only (server dryRun=All): answers the diff and a plan id.
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    /// Apply exactly what a dry-run previewed: its plan id.
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// How a patch merges.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PatchKind {
+    /// JSON merge patch (RFC 7386).
+    #[default]
+    Merge,
+    /// JSON patch (RFC 6902): a list of operations.
+    Json,
+    /// Strategic merge patch (built-in kinds only).
+    Strategic,
+}
+
+/// resources_patch.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PatchArgs {
+    /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
+    #[serde(default, rename = "apiVersion")]
+    pub api_version: String,
+    /// Kind, e.g. "Deployment".
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The patch: an object (merge, strategic) or a list of operations (json).
+    pub patch: serde_json::Value,
+    /// merge (default), json or strategic.
+    #[serde(default, rename = "type")]
+    pub patch_type: PatchKind,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Preview only (server dryRun=All): answers the diff and a plan id.
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    /// Apply exactly what a dry-run previewed: its plan id.
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
 /// pods_delete.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
@@ -321,6 +417,12 @@ pub struct PodsDeleteArgs {
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
+    /// Preview only (server dryRun=All): answers the diff and a plan id.
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    /// Apply exactly what a dry-run previewed: its plan id.
+    #[serde(default)]
+    pub plan: Option<String>,
 }
 
 /// resources_scale.
@@ -343,6 +445,12 @@ pub struct ScaleArgs {
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
+    /// Preview only (server dryRun=All): answers the diff and a plan id.
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    /// Apply exactly what a dry-run previewed: its plan id.
+    #[serde(default)]
+    pub plan: Option<String>,
 }
 
 /// resources_create_or_update.
@@ -357,6 +465,12 @@ pub struct ApplyArgs {
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
+    /// Preview only (server dryRun=All): answers the diff and a plan id.
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    /// Apply exactly what a dry-run previewed: its plan id.
+    #[serde(default)]
+    pub plan: Option<String>,
 }
 
 /// pods_log.
@@ -466,6 +580,9 @@ pub struct PodsRunArgs {
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
+    /// Preview only (server dryRun=All): answers the diff.
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
 }
 
 /// pods_exec.

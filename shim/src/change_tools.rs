@@ -2,7 +2,7 @@
 //! apply), rollout restart, plus rollout status. The daemon enforces
 //! read_only / disable_destructive / denied_resources and audits each call.
 
-use nskd_proto::v1::{self as pb, kube_client::KubeClient};
+use nskd_proto::v1::{self as pb, changes_client::ChangesClient, kube_client::KubeClient};
 use rmcp::{
     ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
     service::RequestContext, tool, tool_router,
@@ -10,11 +10,22 @@ use rmcp::{
 
 use crate::{
     args::{
-        ApplyArgs, NodeNameArgs, NodesLogArgs, ObjectArgs, PodsDeleteArgs, PodsExecArgs,
-        PodsLogArgs, PodsRunArgs, ScaleArgs,
+        ApplyArgs, DeleteArgs, NodeNameArgs, NodesLogArgs, ObjectArgs, PatchArgs, PatchKind,
+        PodsDeleteArgs, PodsExecArgs, PodsLogArgs, PodsRunArgs, RestartArgs, ScaleArgs,
     },
+    confirm,
     tools::{NskdTools, client_name, kube_answer},
 };
+
+/// The change options of a call (`None` when it asks for nothing).
+fn options(dry_run: bool, plan: Option<String>) -> Option<pb::ChangeOptions> {
+    let plan = plan.unwrap_or_default();
+    (dry_run || !plan.is_empty()).then_some(pb::ChangeOptions {
+        dry_run,
+        plan,
+        confirmation: pb::Confirmation::None as i32,
+    })
+}
 
 /// Which Kube RPC a change goes to.
 #[derive(Debug, Clone)]
@@ -23,6 +34,7 @@ enum ChangeCall {
     Scale(pb::ScaleRequest),
     Apply(pb::ApplyRequest),
     Restart(pb::ObjectRequest),
+    Patch(pb::PatchRequest),
     Status(pb::ObjectRequest),
     Logs(pb::LogsRequest),
     Exec(pb::ExecRequest),
@@ -37,6 +49,27 @@ impl NskdTools {
         }
     }
 
+    /// One object on one cluster (a change), without options yet.
+    async fn one_object(
+        &self,
+        api_version: String,
+        kind: String,
+        name: String,
+        namespace: Option<String>,
+        cluster: Option<String>,
+    ) -> pb::ObjectRequest {
+        self.object(ObjectArgs {
+            api_version,
+            kind,
+            name,
+            namespace,
+            cluster,
+            grace_period_seconds: None,
+            clusters: None,
+        })
+        .await
+    }
+
     async fn object(&self, a: ObjectArgs) -> pb::ObjectRequest {
         pb::ObjectRequest {
             cluster: self.cluster_or_active(a.cluster).await,
@@ -46,18 +79,37 @@ impl NskdTools {
             name: a.name,
             grace_period_seconds: a.grace_period_seconds.unwrap_or(-1),
             clusters: a.clusters.map(|c| c.names()).unwrap_or_default(),
+            change: None,
         }
     }
 
+    /// Sends `call`; when the daemon answers that the change waits for
+    /// the user's confirmation, asks the user through the MCP client and
+    /// sends the call again with the plan and the answer.
     async fn change(
         &self,
         ctx: &RequestContext<RoleServer>,
         call: ChangeCall,
     ) -> Result<CallToolResult, McpError> {
-        let result = self
-            .session
-            .call(&client_name(ctx), |ch, id| {
-                let mut client = KubeClient::new(ch);
+        let first = self.send(ctx, &call).await;
+        let Some(needed) = first.as_ref().ok().and_then(|(r, _)| confirm::needed(r)) else {
+            return kube_answer(first.map(|(r, info)| (r.into_inner(), info)));
+        };
+        let answer = confirm::ask(&ctx.peer, &needed).await;
+        let call = call.with_confirmation(&needed.plan, answer);
+        let second = self.send(ctx, &call).await;
+        kube_answer(second.map(|(r, info)| (r.into_inner(), info)))
+    }
+
+    async fn send(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        call: &ChangeCall,
+    ) -> Result<(tonic::Response<pb::KubeResult>, pb::DaemonInfo), String> {
+        self.session
+            .call_response(&client_name(ctx), |ch, id| {
+                let mut client = KubeClient::new(ch.clone());
+                let mut changes = ChangesClient::new(ch);
                 let call = call.clone();
                 let id = id.clone();
                 async move {
@@ -66,6 +118,7 @@ impl NskdTools {
                         ChangeCall::Scale(r) => client.scale(id.request(r)).await,
                         ChangeCall::Apply(r) => client.apply(id.request(r)).await,
                         ChangeCall::Restart(r) => client.rollout_restart(id.request(r)).await,
+                        ChangeCall::Patch(r) => changes.patch(id.request(r)).await,
                         ChangeCall::Status(r) => client.rollout_status(id.request(r)).await,
                         ChangeCall::Logs(r) => client.logs(id.request(r)).await,
                         ChangeCall::Exec(r) => client.exec(id.request(r)).await,
@@ -73,8 +126,26 @@ impl NskdTools {
                     }
                 }
             })
-            .await;
-        kube_answer(result)
+            .await
+    }
+}
+
+impl ChangeCall {
+    /// The same call applying `plan` with the user's `answer`.
+    fn with_confirmation(mut self, plan: &str, answer: pb::Confirmation) -> Self {
+        let options = Some(pb::ChangeOptions {
+            dry_run: false,
+            plan: plan.to_string(),
+            confirmation: answer as i32,
+        });
+        match &mut self {
+            ChangeCall::Delete(r) | ChangeCall::Restart(r) => r.change = options,
+            ChangeCall::Scale(r) => r.change = options,
+            ChangeCall::Apply(r) => r.change = options,
+            ChangeCall::Patch(r) => r.change = options,
+            _ => {}
+        }
+        self
     }
 }
 
@@ -93,10 +164,22 @@ impl NskdTools {
     )]
     async fn resources_delete(
         &self,
-        Parameters(a): Parameters<ObjectArgs>,
+        Parameters(a): Parameters<DeleteArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let r = self.object(a).await;
+        let change = options(a.dry_run, a.plan);
+        let mut r = self
+            .object(ObjectArgs {
+                api_version: a.api_version,
+                kind: a.kind,
+                name: a.name,
+                namespace: a.namespace,
+                cluster: a.cluster,
+                grace_period_seconds: a.grace_period_seconds,
+                clusters: None,
+            })
+            .await;
+        r.change = change;
         self.change(&ctx, ChangeCall::Delete(r)).await
     }
 
@@ -116,7 +199,8 @@ impl NskdTools {
         Parameters(a): Parameters<PodsDeleteArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let r = self
+        let change = options(a.dry_run, a.plan);
+        let mut r = self
             .object(ObjectArgs {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
@@ -127,6 +211,7 @@ impl NskdTools {
                 clusters: None,
             })
             .await;
+        r.change = change;
         self.change(&ctx, ChangeCall::Delete(r)).await
     }
 
@@ -147,22 +232,16 @@ impl NskdTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let replicas = a.scale;
+        let change = options(a.dry_run, a.plan);
         let object = self
-            .object(ObjectArgs {
-                api_version: a.api_version,
-                kind: a.kind,
-                name: a.name,
-                namespace: a.namespace,
-                cluster: a.cluster,
-                grace_period_seconds: None,
-                clusters: None,
-            })
+            .one_object(a.api_version, a.kind, a.name, a.namespace, a.cluster)
             .await;
         self.change(
             &ctx,
             ChangeCall::Scale(pb::ScaleRequest {
                 object: Some(object),
                 replicas,
+                change,
             }),
         )
         .await
@@ -189,6 +268,7 @@ impl NskdTools {
             manifest: a.resource,
             namespace: a.namespace.unwrap_or_default(),
             run: false,
+            change: options(a.dry_run, a.plan),
         };
         self.change(&ctx, ChangeCall::Apply(r)).await
     }
@@ -206,11 +286,52 @@ impl NskdTools {
     )]
     async fn rollout_restart(
         &self,
-        Parameters(a): Parameters<ObjectArgs>,
+        Parameters(a): Parameters<RestartArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let r = self.object(a).await;
+        let change = options(a.dry_run, a.plan);
+        let mut r = self
+            .one_object(a.api_version, a.kind, a.name, a.namespace, a.cluster)
+            .await;
+        r.change = change;
         self.change(&ctx, ChangeCall::Restart(r)).await
+    }
+
+    #[tool(
+        name = "resources_patch",
+        description = "Patch one resource: merge (default), json (RFC 6902) or strategic (built-in kinds).",
+        annotations(
+            title = "Resources: Patch",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn resources_patch(
+        &self,
+        Parameters(a): Parameters<PatchArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let change = options(a.dry_run, a.plan);
+        let patch = match a.patch {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        };
+        let object = self
+            .one_object(a.api_version, a.kind, a.name, a.namespace, a.cluster)
+            .await;
+        let r = pb::PatchRequest {
+            object: Some(object),
+            r#type: match a.patch_type {
+                PatchKind::Merge => pb::PatchType::Merge,
+                PatchKind::Json => pb::PatchType::Json,
+                PatchKind::Strategic => pb::PatchType::Strategic,
+            } as i32,
+            patch,
+            change,
+        };
+        self.change(&ctx, ChangeCall::Patch(r)).await
     }
 
     #[tool(
@@ -265,6 +386,7 @@ impl NskdTools {
             manifest: pod.to_string(),
             namespace: a.namespace.unwrap_or_default(),
             run: true,
+            change: options(a.dry_run, None),
         };
         self.change(&ctx, ChangeCall::Apply(r)).await
     }

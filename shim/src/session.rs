@@ -94,6 +94,21 @@ impl Session {
         F: Fn(Channel, &Identity) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
+        self.call_response(client_name, f)
+            .await
+            .map(|(r, info)| (r.into_inner(), info))
+    }
+
+    /// Same as [`Session::call`], keeping the response's metadata.
+    pub async fn call_response<T, F, Fut>(
+        &self,
+        client_name: &str,
+        f: F,
+    ) -> Result<(Response<T>, DaemonInfo), String>
+    where
+        F: Fn(Channel, &Identity) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
         let link = self.link(client_name).await;
         let mut attempt = 0;
         loop {
@@ -103,7 +118,7 @@ impl Session {
             match f(channel, &identity).await {
                 Ok(resp) => {
                     self.adopt_default(&info).await;
-                    return Ok((resp.into_inner(), info));
+                    return Ok((resp, info));
                 }
                 Err(status) => {
                     link.note_failure(&status).await;

@@ -13,6 +13,7 @@ use crate::{
     error::OpError,
     ops::{
         OpOptions, Output, Rendered,
+        change::{How, confirmation_word},
         exec::ExecArgs,
         get::GetArgs,
         list::ListArgs,
@@ -57,7 +58,7 @@ fn output(o: i32) -> Output {
     }
 }
 
-fn invalid(e: InvalidInput) -> Status {
+pub(super) fn invalid(e: InvalidInput) -> Status {
     crate::error::OpError::from(e).into()
 }
 
@@ -120,7 +121,7 @@ fn get_args(req: &pb::GetRequest) -> Result<GetArgs, InvalidInput> {
     })
 }
 
-fn object_ref(r: &pb::ObjectRequest) -> Result<ObjectRef, InvalidInput> {
+pub(super) fn object_ref(r: &pb::ObjectRequest) -> Result<ObjectRef, InvalidInput> {
     let kind = kind(&r.kind)?;
     Ok(ObjectRef {
         api_version: ApiVersion::optional("apiVersion", &r.api_version)?,
@@ -213,12 +214,12 @@ fn kubelet_path(path: &str) -> Result<KubeletPath, InvalidInput> {
 
 /// What one audit entry names.
 #[derive(Debug, Clone, Default)]
-struct Audited {
-    api_version: String,
-    kind: String,
-    namespace: String,
-    name: String,
-    detail: String,
+pub(super) struct Audited {
+    pub(super) api_version: String,
+    pub(super) kind: String,
+    pub(super) namespace: String,
+    pub(super) name: String,
+    pub(super) detail: String,
 }
 
 /// An optional part as audit text ("" when absent).
@@ -227,7 +228,7 @@ fn text<T: ToString>(part: Option<&T>) -> String {
 }
 
 impl Audited {
-    fn object(o: &ObjectRef) -> Self {
+    pub(super) fn object(o: &ObjectRef) -> Self {
         Self {
             api_version: text(o.api_version.as_ref()),
             kind: o.kind.to_string(),
@@ -249,13 +250,15 @@ impl Audited {
 }
 
 /// One call as the answer builder sees it.
-struct CallFacts {
+pub(super) struct CallFacts {
     /// Verb for the audit log and metrics.
-    verb: &'static str,
+    pub(super) verb: &'static str,
     /// Whether it changes a cluster (always audited).
-    mutating: bool,
+    pub(super) mutating: bool,
     /// One audit entry per object it names.
-    audited: Vec<Audited>,
+    pub(super) audited: Vec<Audited>,
+    /// How a change runs (plan, dry-run, confirmation), for the audit log.
+    pub(super) how: Option<How>,
 }
 
 fn result(answers: Vec<ClusterAnswer>, skipped: Vec<String>) -> pb::KubeResult {
@@ -295,7 +298,7 @@ impl KubeService {
     /// changes always, reads when enabled), marks partial or failed answers
     /// for the metrics, and builds the response. One notion of failure for
     /// every call: some clusters failed = partial, all failed = error.
-    async fn run<F, Fut>(
+    pub(super) async fn run<F, Fut>(
         &self,
         caller: &Caller,
         targets: Targets,
@@ -309,6 +312,9 @@ impl KubeService {
         let started = std::time::Instant::now();
         let clusters = targets.names.join(",");
         let answers = self.app.each(targets.names, facts.verb, op).await;
+        let change = answers
+            .iter()
+            .find_map(|a| a.result.as_ref().ok().and_then(|r| r.change.clone()));
         let failed: Vec<String> = answers
             .iter()
             .filter_map(|a| {
@@ -331,10 +337,31 @@ impl KubeService {
             entry.namespace = audited.namespace;
             entry.name = audited.name;
             entry.detail = audited.detail;
+            if let Some(how) = &facts.how {
+                entry.dry_run = how.dry_run;
+                entry.plan = text(how.plan.as_ref());
+                entry.confirmation = confirmation_word(how.confirmation).to_string();
+            }
+            if let Some(c) = &change {
+                if !c.plan.is_empty() {
+                    entry.plan = c.plan.clone();
+                }
+                entry.diff_sha256 = c.diff_sha256.clone();
+                if !c.confirmation.is_empty() {
+                    entry.confirmation = c.confirmation.clone();
+                }
+            }
             self.app.audit.record(entry, facts.mutating);
         }
         let total = answers.len();
         let mut resp = Response::new(result(answers, targets.skipped));
+        if let Some(needed) = change.and_then(|c| c.confirm_needed) {
+            use prost::Message;
+            resp.metadata_mut().insert_bin(
+                nskd_proto::CONFIRM_HEADER,
+                tonic::metadata::MetadataValue::from_bytes(&needed.encode_to_vec()),
+            );
+        }
         if !failed.is_empty() {
             super::mark_outcome(
                 &mut resp,
@@ -349,7 +376,11 @@ impl KubeService {
     }
 
     /// Targets of a change: one cluster, never a list.
-    fn one_cluster(&self, cluster: &str, clusters: &[String]) -> Result<Targets, Status> {
+    pub(super) fn one_cluster(
+        &self,
+        cluster: &str,
+        clusters: &[String],
+    ) -> Result<Targets, Status> {
         if !clusters.is_empty() {
             return Err(crate::error::OpError::InvalidArgument(
                 "changes run on one cluster at a time: pass `cluster`, not `clusters`".into(),
@@ -375,6 +406,7 @@ impl Kube for KubeService {
         let facts = CallFacts {
             verb: "list",
             mutating: false,
+            how: None,
             audited: vec![Audited {
                 api_version: text(args.api_version.as_ref()),
                 kind: args.kind.to_string(),
@@ -421,6 +453,7 @@ impl Kube for KubeService {
         let o = object_ref(&r).map_err(invalid)?;
         let targets = self.one_cluster(&r.cluster, &r.clusters)?;
         let replicas = req.replicas;
+        let how = How::from_proto(req.change.as_ref(), &caller.session).map_err(invalid)?;
         let facts = CallFacts {
             verb: "scale",
             mutating: true,
@@ -428,11 +461,12 @@ impl Kube for KubeService {
                 detail: format!("replicas={replicas}"),
                 ..Audited::object(&o)
             }],
+            how: Some(how.clone()),
         };
-        let o = &o;
+        let (o, how) = (&o, &how);
         Ok(self
             .run(&caller, targets, facts, |cc, opts| async move {
-                crate::ops::mutate::scale(&cc, o, replicas, &opts).await
+                crate::ops::mutate::scale(&cc, o, replicas, &opts, how).await
             })
             .await)
     }
@@ -446,15 +480,17 @@ impl Kube for KubeService {
         let namespace = Namespace::optional("namespace", &req.namespace).map_err(invalid)?;
         let docs = crate::ops::mutate::parse_manifest(&req.manifest, namespace.as_ref())?;
         let targets = self.one_cluster(&req.cluster, &[])?;
+        let how = How::from_proto(req.change.as_ref(), &caller.session).map_err(invalid)?;
         let facts = CallFacts {
             verb: "apply",
             mutating: true,
             audited: docs.iter().map(Audited::doc).collect(),
+            how: Some(how.clone()),
         };
-        let docs = &docs;
+        let (docs, how, run) = (&docs, &how, req.run);
         Ok(self
             .run(&caller, targets, facts, |cc, opts| async move {
-                crate::ops::mutate::apply(&cc, docs, &opts).await
+                crate::ops::mutate::apply(&cc, docs, &opts, how, run).await
             })
             .await)
     }
@@ -481,6 +517,7 @@ impl Kube for KubeService {
         let facts = CallFacts {
             verb: "node-read",
             mutating: false,
+            how: None,
             audited: vec![Audited {
                 kind: "Node".into(),
                 name: read.node.to_string(),
@@ -513,6 +550,7 @@ impl Kube for KubeService {
         let facts = CallFacts {
             verb: "exec",
             mutating: true,
+            how: None,
             audited: vec![Audited {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
@@ -540,6 +578,7 @@ impl Kube for KubeService {
         let facts = CallFacts {
             verb: "logs",
             mutating: false,
+            how: None,
             audited: vec![Audited {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
@@ -583,6 +622,7 @@ impl KubeService {
         let facts = CallFacts {
             verb,
             mutating: false,
+            how: None,
             audited: vec![Audited {
                 api_version: text(args.api_version.as_ref()),
                 kind: args.kind.to_string(),
@@ -633,17 +673,26 @@ impl KubeService {
         } else {
             self.targets(&r.cluster, &r.clusters)?
         };
+        let how = How::from_proto(r.change.as_ref(), &caller.session).map_err(invalid)?;
+        if !mutating && r.change.is_some() {
+            return Err(invalid(InvalidInput::new(
+                "dryRun",
+                "true",
+                "applies to changes only; rollout status reads",
+            )));
+        }
         let facts = CallFacts {
             verb,
             mutating,
             audited: vec![Audited::object(&o)],
+            how: mutating.then(|| how.clone()),
         };
-        let o = &o;
+        let (o, how) = (&o, &how);
         Ok(self
             .run(&caller, targets, facts, |cc, opts| async move {
                 match op {
-                    ObjectOp::Delete => mutate::delete(&cc, o, &opts).await,
-                    ObjectOp::RolloutRestart => mutate::rollout_restart(&cc, o, &opts).await,
+                    ObjectOp::Delete => mutate::delete(&cc, o, &opts, how).await,
+                    ObjectOp::RolloutRestart => mutate::rollout_restart(&cc, o, &opts, how).await,
                     ObjectOp::RolloutStatus => mutate::rollout_status(&cc, o, &opts).await,
                 }
             })

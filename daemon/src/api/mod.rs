@@ -1,5 +1,6 @@
 //! The gRPC services: thin adapters from `nskd.v1` messages to [`App`].
 
+mod changes;
 mod clusters;
 mod convert;
 pub use convert::unix_ms as convert_unix_ms;
@@ -11,7 +12,8 @@ mod source;
 use std::sync::Arc;
 
 use nskd_proto::v1::{
-    clusters_server::ClustersServer, daemon_server::DaemonServer, kube_server::KubeServer,
+    changes_server::ChangesServer, clusters_server::ClustersServer, daemon_server::DaemonServer,
+    kube_server::KubeServer,
 };
 use tonic::{Request, Response, Status, transport::server::UdsConnectInfo};
 
@@ -75,17 +77,19 @@ pub fn peer_check(
     }
 }
 
-/// The three services over one shared [`App`].
+/// The services over one shared [`App`].
 pub fn services(
     app: Arc<App>,
 ) -> (
     DaemonServer<daemon::DaemonService>,
     ClustersServer<clusters::ClustersService>,
     KubeServer<kube::KubeService>,
+    ChangesServer<kube::KubeService>,
 ) {
     (
         DaemonServer::new(daemon::DaemonService::new(app.clone())),
         ClustersServer::new(clusters::ClustersService::new(app.clone())),
-        KubeServer::new(kube::KubeService::new(app)),
+        KubeServer::new(kube::KubeService::new(app.clone())),
+        ChangesServer::new(kube::KubeService::new(app)),
     )
 }

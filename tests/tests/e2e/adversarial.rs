@@ -350,6 +350,8 @@ enum Rule {
     Query,
     /// No rule in the contract (a request body value): only (a), (c), (d).
     Free,
+    /// A plan id: "p-" and 24 lowercase hex digits (or empty: no plan).
+    Plan,
 }
 
 fn is_label(s: &str) -> bool {
@@ -402,6 +404,14 @@ impl Rule {
                     })
             }
             Rule::Free => true,
+            Rule::Plan => {
+                s.is_empty()
+                    || (s.len() == 26
+                        && s.starts_with("p-")
+                        && s[2..]
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            }
         }
     }
 }
@@ -449,6 +459,7 @@ fn intent(tool: &str) -> Intent {
         "resources_list" | "resources_get" => r(&["configmaps"], &[]),
         "resources_describe" => r(&["configmaps", "events"], &[]),
         "resources_delete" => r(&["configmaps"], &["delete"]),
+        "resources_patch" => r(&["configmaps"], &["patch"]),
         "resources_create_or_update" => r(&["configmaps"], &["patch", "create", "update"]),
         "resources_scale" => r(&["deployments", "deployments/scale"], &["patch", "update"]),
         "rollout_restart" => r(&["deployments"], &["patch"]),
@@ -500,6 +511,8 @@ fn base_args(tool: &str, w: &World) -> Value {
         "resources_list" => {
             json!({"apiVersion": "v1", "kind": "ConfigMap", "namespace": a, "output": "json"})
         }
+        "resources_patch" => json!({"apiVersion": "v1", "kind": "ConfigMap", "name": MISSING,
+                                    "namespace": a, "patch": {"data": {"x": "y"}}}),
         "resources_scale" => json!({"apiVersion": "apps/v1", "kind": "Deployment",
                                     "name": MISSING, "namespace": a, "scale": 1}),
         "rollout_restart" => {
@@ -553,6 +566,7 @@ fn rule_for(tool: &str, arg: &str) -> Option<(Rule, &'static str)> {
         // A regex and a time: refused or sent encoded (logs_search.rs
         // checks both against the audit log).
         "pattern" | "cluster_name" | "image" | "grep" | "sinceTime" => (Rule::Free, "-"),
+        "plan" => (Rule::Plan, "plan"),
         _ => return None,
     })
 }
@@ -596,7 +610,8 @@ fn cases() -> Vec<Case> {
                     add(Slot::ManifestName, Rule::Name, "name", false);
                     add(Slot::ManifestNamespace, Rule::Namespace, "namespace", false);
                 }
-                "output" => {}
+                // Enums: the schema refuses any other value.
+                "output" | "type" => {}
                 a if is_string => {
                     let (rule, field) = rule_for(&tool, a).unwrap_or_else(|| {
                         panic!("{tool}.{a}: a string argument the adversarial suite does not cover; add it to rule_for")
@@ -617,6 +632,7 @@ fn cases() -> Vec<Case> {
                             "image",
                             "grep",
                             "sinceTime",
+                            "plan",
                         ]
                         .into_iter()
                         .find(|k| *k == a)

@@ -17,6 +17,7 @@ mod malformed;
 mod nsk;
 mod observe;
 mod packaging;
+mod plans;
 mod rancher;
 mod shim;
 mod socket;

@@ -3,13 +3,16 @@
 //! and output shaped for agents.
 
 pub mod call;
+pub mod cleanup;
 pub mod describe;
+pub mod drain;
 pub mod exec;
 pub mod get;
 pub mod list;
 pub mod logs;
 pub mod mutate;
 pub mod nodeproxy;
+pub mod rollout;
 pub mod shape;
 pub mod table;
 

@@ -35,14 +35,14 @@ pub struct ObjectRef {
 }
 
 /// A resolved object: its kind, namespace and a label for messages.
-struct Target {
-    kind: ResolvedKind,
-    namespace: Option<Namespace>,
-    label: String,
+pub(crate) struct Target {
+    pub(crate) kind: ResolvedKind,
+    pub(crate) namespace: Option<Namespace>,
+    pub(crate) label: String,
 }
 
 impl Target {
-    fn object_path(&self, name: &ObjectName) -> String {
+    pub(crate) fn object_path(&self, name: &ObjectName) -> String {
         path::object(&self.kind.resource, self.namespace.as_ref(), name)
     }
 }
@@ -64,7 +64,7 @@ async fn target(cc: &ClusterClient, o: &ObjectRef, opts: &OpOptions) -> Result<T
 
 /// Resolves the object of `o` and passes the policy for `verb` (`delete`,
 /// `scale`, `rollout restart`, ...) as `action`, before anything is sent.
-async fn allowed(
+pub(crate) async fn allowed(
     cc: &ClusterClient,
     o: &ObjectRef,
     opts: &OpOptions,
@@ -86,14 +86,18 @@ async fn allowed(
     Ok(t)
 }
 
-fn label(kind: &ResolvedKind, namespace: Option<&Namespace>, name: &ObjectName) -> String {
+pub(crate) fn label(
+    kind: &ResolvedKind,
+    namespace: Option<&Namespace>,
+    name: &ObjectName,
+) -> String {
     match namespace {
         Some(ns) => format!("{}/{name} in namespace {ns}", kind.display_name()),
         None => format!("{}/{name}", kind.display_name()),
     }
 }
 
-fn done(text: String) -> Rendered {
+pub(crate) fn done(text: String) -> Rendered {
     Rendered {
         text,
         items: 1,
@@ -102,7 +106,7 @@ fn done(text: String) -> Rendered {
     }
 }
 
-fn build(
+pub(crate) fn build(
     r: Result<http::Request<Vec<u8>>, impl std::fmt::Display>,
     what: &str,
 ) -> Result<http::Request<Vec<u8>>, OpError> {

@@ -6,7 +6,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "nskd/v1/errors.proto",
         "nskd/v1/daemon.proto",
         "nskd/v1/clusters.proto",
+        "nskd/v1/plan.proto",
         "nskd/v1/kube.proto",
+        "nskd/v1/changes.proto",
         "nskd/v1/workload.proto",
     ];
     for file in files {

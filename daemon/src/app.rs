@@ -88,6 +88,8 @@ pub struct App {
     pub audit: AuditLog,
     /// Safety switches, read once from the configuration.
     pub policy: Arc<crate::safety::Policy>,
+    /// Plans of changes and the rules on them.
+    pub changes: Arc<crate::ops::change::Engine>,
 }
 
 impl App {
@@ -115,6 +117,7 @@ impl App {
             .unwrap_or_else(|| crate::audit::default_path(config.environment()));
         let audit = AuditLog::open(audit_path, config.server.audit_reads)?;
         let policy = Arc::new(crate::safety::Policy::of(&config)?);
+        let changes = Arc::new(crate::ops::change::Engine::new(&config.safety));
         let registry = Arc::new(Registry::new());
         let connect_timeout = config.health.probe_timeout.min(config.pool.request_timeout);
         let caches = Arc::new(crate::cache::WatchCaches::new(
@@ -140,6 +143,7 @@ impl App {
             serving: std::sync::atomic::AtomicBool::new(false),
             audit,
             policy,
+            changes,
         });
         app.rescan(false);
         Ok(app)
@@ -270,6 +274,7 @@ impl App {
             policy: self.policy.clone(),
             caches: self.caches.clone(),
             use_cache: true,
+            changes: self.changes.clone(),
         }
     }
 

@@ -46,6 +46,19 @@ pub struct AuditEntry {
     /// JSON array), the kubelet path of a node read; redacted.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// The plan a change made (dry-run) or applied.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub plan: String,
+    /// sha256 of the change's diff (masked values masked).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub diff_sha256: String,
+    /// The user's answer where a confirm rule asked: accepted, declined,
+    /// cancelled, unavailable, fallback-allow, requested.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub confirmation: String,
+    /// Whether the change was only a dry-run.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     /// "ok" or the error, one line, redacted.
     pub outcome: String,
     /// Milliseconds taken.

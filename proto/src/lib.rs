@@ -44,6 +44,9 @@ pub const ORIGIN_HEADER: &str = "x-nskd-origin";
 /// Set on statuses the daemon produced: the failure's kind
 /// ([`error_kind::label`], e.g. `timeout`); see `nskd/v1/errors.proto`.
 pub const ERROR_KIND_HEADER: &str = "x-nskd-error-kind";
+/// Response metadata (binary): a `v1::ConfirmationNeeded` when a change
+/// waits for the user's confirmation (nothing was changed).
+pub const CONFIRM_HEADER: &str = "x-nskd-confirm-bin";
 
 /// Generated messages and services of package `nskd.v1`.
 #[allow(clippy::all, missing_docs)]

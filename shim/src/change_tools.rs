@@ -30,7 +30,7 @@ enum ChangeCall {
 }
 
 impl NskdTools {
-    async fn cluster_or_active(&self, cluster: Option<String>) -> String {
+    pub(crate) async fn cluster_or_active(&self, cluster: Option<String>) -> String {
         match cluster.filter(|c| !c.is_empty()) {
             Some(c) => c,
             None => self.session.active().await.unwrap_or_default(),
@@ -46,6 +46,7 @@ impl NskdTools {
             name: a.name,
             grace_period_seconds: a.grace_period_seconds.unwrap_or(-1),
             clusters: a.clusters.map(|c| c.names()).unwrap_or_default(),
+            change: None,
         }
     }
 
@@ -163,6 +164,7 @@ impl NskdTools {
             ChangeCall::Scale(pb::ScaleRequest {
                 object: Some(object),
                 replicas,
+                change: None,
             }),
         )
         .await
@@ -189,6 +191,7 @@ impl NskdTools {
             manifest: a.resource,
             namespace: a.namespace.unwrap_or_default(),
             run: false,
+            change: None,
         };
         self.change(&ctx, ChangeCall::Apply(r)).await
     }
@@ -265,6 +268,7 @@ impl NskdTools {
             manifest: pod.to_string(),
             namespace: a.namespace.unwrap_or_default(),
             run: true,
+            change: None,
         };
         self.change(&ctx, ChangeCall::Apply(r)).await
     }

@@ -11,6 +11,7 @@ mod render;
 mod session;
 mod stdio;
 mod tools;
+mod workload_tools;
 
 use std::process::ExitCode;
 

@@ -12,6 +12,7 @@ use crate::{
     app::{App, ClusterAnswer, Targets},
     ops::{
         OpOptions, Output, Rendered,
+        change::{How, confirmation_word},
         exec::ExecArgs,
         get::GetArgs,
         list::ListArgs,
@@ -191,6 +192,8 @@ pub(super) struct CallFacts {
     pub(super) mutating: bool,
     /// One audit entry per object it names.
     pub(super) audited: Vec<Audited>,
+    /// How a change runs (plan, dry-run, confirmation), for the audit log.
+    pub(super) how: Option<How>,
 }
 
 fn result(answers: Vec<ClusterAnswer>, skipped: Vec<String>) -> pb::KubeResult {
@@ -244,6 +247,9 @@ impl KubeService {
         let started = std::time::Instant::now();
         let clusters = targets.names.join(",");
         let answers = self.app.each(targets.names, facts.verb, op).await;
+        let change = answers
+            .iter()
+            .find_map(|a| a.result.as_ref().ok().and_then(|r| r.change.clone()));
         let failed: Vec<String> = answers
             .iter()
             .filter_map(|a| {
@@ -266,10 +272,31 @@ impl KubeService {
             entry.namespace = audited.namespace;
             entry.name = audited.name;
             entry.detail = audited.detail;
+            if let Some(how) = &facts.how {
+                entry.dry_run = how.dry_run;
+                entry.plan = text(how.plan.as_ref());
+                entry.confirmation = confirmation_word(how.confirmation).to_string();
+            }
+            if let Some(c) = &change {
+                if !c.plan.is_empty() {
+                    entry.plan = c.plan.clone();
+                }
+                entry.diff_sha256 = c.diff_sha256.clone();
+                if !c.confirmation.is_empty() {
+                    entry.confirmation = c.confirmation.clone();
+                }
+            }
             self.app.audit.record(entry, facts.mutating);
         }
         let total = answers.len();
         let mut resp = Response::new(result(answers, targets.skipped));
+        if let Some(needed) = change.and_then(|c| c.confirm_needed) {
+            use prost::Message;
+            resp.metadata_mut().insert_bin(
+                nskd_proto::CONFIRM_HEADER,
+                tonic::metadata::MetadataValue::from_bytes(&needed.encode_to_vec()),
+            );
+        }
         if !failed.is_empty() {
             super::mark_outcome(
                 &mut resp,
@@ -314,6 +341,7 @@ impl Kube for KubeService {
         let facts = CallFacts {
             verb: "list",
             mutating: false,
+            how: None,
             audited: vec![Audited {
                 api_version: text(args.api_version.as_ref()),
                 kind: args.kind.to_string(),
@@ -360,6 +388,7 @@ impl Kube for KubeService {
         let o = object_ref(&r).map_err(invalid)?;
         let targets = self.one_cluster(&r.cluster, &r.clusters)?;
         let replicas = req.replicas;
+        let how = How::from_proto(req.change.as_ref(), &caller.session).map_err(invalid)?;
         let facts = CallFacts {
             verb: "scale",
             mutating: true,
@@ -367,11 +396,12 @@ impl Kube for KubeService {
                 detail: format!("replicas={replicas}"),
                 ..Audited::object(&o)
             }],
+            how: Some(how.clone()),
         };
-        let o = &o;
+        let (o, how) = (&o, &how);
         Ok(self
             .run(&caller, targets, facts, |cc, opts| async move {
-                crate::ops::mutate::scale(&cc, o, replicas, &opts).await
+                crate::ops::mutate::scale(&cc, o, replicas, &opts, how).await
             })
             .await)
     }
@@ -385,15 +415,17 @@ impl Kube for KubeService {
         let namespace = Namespace::optional("namespace", &req.namespace).map_err(invalid)?;
         let docs = crate::ops::mutate::parse_manifest(&req.manifest, namespace.as_ref())?;
         let targets = self.one_cluster(&req.cluster, &[])?;
+        let how = How::from_proto(req.change.as_ref(), &caller.session).map_err(invalid)?;
         let facts = CallFacts {
             verb: "apply",
             mutating: true,
             audited: docs.iter().map(Audited::doc).collect(),
+            how: Some(how.clone()),
         };
-        let docs = &docs;
+        let (docs, how, run) = (&docs, &how, req.run);
         Ok(self
             .run(&caller, targets, facts, |cc, opts| async move {
-                crate::ops::mutate::apply(&cc, docs, &opts).await
+                crate::ops::mutate::apply(&cc, docs, &opts, how, run).await
             })
             .await)
     }
@@ -420,6 +452,7 @@ impl Kube for KubeService {
         let facts = CallFacts {
             verb: "node-read",
             mutating: false,
+            how: None,
             audited: vec![Audited {
                 kind: "Node".into(),
                 name: read.node.to_string(),
@@ -452,6 +485,7 @@ impl Kube for KubeService {
         let facts = CallFacts {
             verb: "exec",
             mutating: true,
+            how: None,
             audited: vec![Audited {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
@@ -486,6 +520,7 @@ impl Kube for KubeService {
         let facts = CallFacts {
             verb: "logs",
             mutating: false,
+            how: None,
             audited: vec![Audited {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
@@ -530,6 +565,7 @@ impl KubeService {
         let facts = CallFacts {
             verb,
             mutating: false,
+            how: None,
             audited: vec![Audited {
                 api_version: text(args.api_version.as_ref()),
                 kind: args.kind.to_string(),
@@ -580,17 +616,26 @@ impl KubeService {
         } else {
             self.targets(&r.cluster, &r.clusters)?
         };
+        let how = How::from_proto(r.change.as_ref(), &caller.session).map_err(invalid)?;
+        if !mutating && r.change.is_some() {
+            return Err(invalid(InvalidInput::new(
+                "dryRun",
+                "true",
+                "applies to changes only; rollout status reads",
+            )));
+        }
         let facts = CallFacts {
             verb,
             mutating,
             audited: vec![Audited::object(&o)],
+            how: mutating.then(|| how.clone()),
         };
-        let o = &o;
+        let (o, how) = (&o, &how);
         Ok(self
             .run(&caller, targets, facts, |cc, opts| async move {
                 match op {
-                    ObjectOp::Delete => mutate::delete(&cc, o, &opts).await,
-                    ObjectOp::RolloutRestart => mutate::rollout_restart(&cc, o, &opts).await,
+                    ObjectOp::Delete => mutate::delete(&cc, o, &opts, how).await,
+                    ObjectOp::RolloutRestart => mutate::rollout_restart(&cc, o, &opts, how).await,
                     ObjectOp::RolloutStatus => mutate::rollout_status(&cc, o, &opts).await,
                 }
             })

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     app::App,
-    ops::{cleanup, drain, rollout},
+    ops::{change::How, cleanup, drain, rollout},
     request::{
         InvalidInput,
         names::{Namespace, NodeName},
@@ -82,14 +82,6 @@ fn node_audited(node: &NodeName, detail: String) -> Vec<Audited> {
     }]
 }
 
-fn dry(dry_run: bool) -> String {
-    if dry_run {
-        "dryRun".into()
-    } else {
-        String::new()
-    }
-}
-
 impl WorkloadService {
     async fn rollout(
         &self,
@@ -101,18 +93,12 @@ impl WorkloadService {
         let r = req.object.unwrap_or_default();
         let o = object_ref(&r).map_err(invalid)?;
         let to = to_revision(req.to_revision).map_err(invalid)?;
-        let dry_run = req.dry_run;
+        let how = How::from_proto(r.change.as_ref(), &caller.session).map_err(invalid)?;
         let (verb, mutating, detail) = match op {
             RolloutOp::History => ("rollout-history", false, String::new()),
-            RolloutOp::Undo => (
-                "rollout-undo",
-                true,
-                format!("toRevision={to} {}", dry(dry_run))
-                    .trim()
-                    .to_string(),
-            ),
-            RolloutOp::Pause => ("rollout-pause", true, dry(dry_run)),
-            RolloutOp::Resume => ("rollout-resume", true, dry(dry_run)),
+            RolloutOp::Undo => ("rollout-undo", true, format!("toRevision={to}")),
+            RolloutOp::Pause => ("rollout-pause", true, String::new()),
+            RolloutOp::Resume => ("rollout-resume", true, String::new()),
         };
         let targets = if mutating {
             self.kube.one_cluster(&r.cluster, &r.clusters)?
@@ -126,16 +112,17 @@ impl WorkloadService {
                 detail,
                 ..Audited::object(&o)
             }],
+            how: mutating.then(|| how.clone()),
         };
-        let o = &o;
+        let (o, how) = (&o, &how);
         Ok(self
             .kube
             .run(&caller, targets, facts, |cc, opts| async move {
                 match op {
                     RolloutOp::History => rollout::history(&cc, o, &opts).await,
-                    RolloutOp::Undo => rollout::undo(&cc, o, to, dry_run, &opts).await,
-                    RolloutOp::Pause => rollout::pause(&cc, o, true, dry_run, &opts).await,
-                    RolloutOp::Resume => rollout::pause(&cc, o, false, dry_run, &opts).await,
+                    RolloutOp::Undo => rollout::undo(&cc, o, to, &opts, how).await,
+                    RolloutOp::Pause => rollout::pause(&cc, o, true, &opts, how).await,
+                    RolloutOp::Resume => rollout::pause(&cc, o, false, &opts, how).await,
                 }
             })
             .await)
@@ -150,7 +137,7 @@ impl WorkloadService {
         let req = request.into_inner();
         let node = NodeName::parse("name", &req.node).map_err(invalid)?;
         let targets = self.kube.one_cluster(&req.cluster, &[])?;
-        let dry_run = req.dry_run;
+        let how = How::from_proto(req.change.as_ref(), &caller.session).map_err(invalid)?;
         let facts = CallFacts {
             verb: if unschedulable {
                 "nodes-cordon"
@@ -158,13 +145,14 @@ impl WorkloadService {
                 "nodes-uncordon"
             },
             mutating: true,
-            audited: node_audited(&node, dry(dry_run)),
+            audited: node_audited(&node, String::new()),
+            how: Some(how.clone()),
         };
-        let node = &node;
+        let (node, how) = (&node, &how);
         Ok(self
             .kube
             .run(&caller, targets, facts, |cc, opts| async move {
-                drain::cordon(&cc, node, unschedulable, dry_run, &opts).await
+                drain::cordon(&cc, node, unschedulable, &opts, how).await
             })
             .await)
     }
@@ -224,19 +212,18 @@ impl Workload for WorkloadService {
         let node = NodeName::parse("name", &n.node).map_err(invalid)?;
         let timeout = drain_timeout(req.timeout_seconds).map_err(invalid)?;
         let targets = self.kube.one_cluster(&n.cluster, &[])?;
+        let how = How::from_proto(n.change.as_ref(), &caller.session).map_err(invalid)?;
         let mut detail = vec![format!("timeout={}s", req.timeout_seconds)];
         if req.force {
             detail.push("force".into());
-        }
-        if n.dry_run {
-            detail.push("dryRun".into());
         }
         let facts = CallFacts {
             verb: "nodes-drain",
             mutating: true,
             audited: node_audited(&node, detail.join(" ")),
+            how: Some(how.clone()),
         };
-        let (force, dry_run, node) = (req.force, n.dry_run, &node);
+        let (force, node, how) = (req.force, &node, &how);
         Ok(self
             .kube
             .run(&caller, targets, facts, |cc, opts| async move {
@@ -244,9 +231,8 @@ impl Workload for WorkloadService {
                     node: node.clone(),
                     timeout: timeout.unwrap_or(opts.timeout),
                     force,
-                    dry_run,
                 };
-                drain::drain(&cc, &args, &opts).await
+                drain::drain(&cc, &args, &opts, how).await
             })
             .await)
     }
@@ -261,7 +247,7 @@ impl Workload for WorkloadService {
             .map_err(invalid)?
             .unwrap_or_else(Namespace::default_namespace);
         let targets = self.kube.one_cluster(&req.cluster, &[])?;
-        let dry_run = req.dry_run;
+        let how = How::from_proto(req.change.as_ref(), &caller.session).map_err(invalid)?;
         let facts = CallFacts {
             verb: "pods-cleanup",
             mutating: true,
@@ -269,15 +255,15 @@ impl Workload for WorkloadService {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
                 namespace: namespace.to_string(),
-                detail: dry(dry_run),
                 ..Audited::default()
             }],
+            how: Some(how.clone()),
         };
-        let namespace = &namespace;
+        let (namespace, how) = (&namespace, &how);
         Ok(self
             .kube
             .run(&caller, targets, facts, |cc, opts| async move {
-                cleanup::cleanup(&cc, namespace, dry_run, &opts).await
+                cleanup::cleanup(&cc, namespace, &opts, how).await
             })
             .await)
     }

@@ -195,6 +195,38 @@ impl Reader {
         }
     }
 
+    /// An array of tables (`confirm = [ { operation = "delete" } ]`), each
+    /// read by its own reader named `key[i]`.
+    pub fn tables(&mut self, key: &str) -> Option<Vec<Reader>> {
+        match self.table.remove(key)? {
+            toml::Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    match item {
+                        toml::Value::Table(table) => out.push(Reader {
+                            prefix: format!("{}{key}[{i}].", self.prefix),
+                            table,
+                            problems: self.problems.clone(),
+                            env: self.env.clone(),
+                        }),
+                        other => self.error(
+                            &format!("{key}[{i}]"),
+                            format!("expected a table {{ ... }}, found {}", other.type_str()),
+                        ),
+                    }
+                }
+                Some(out)
+            }
+            other => {
+                self.error(
+                    key,
+                    format!("expected a list of tables, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
     /// A nested section (`[nsk]`); an absent section reads as empty.
     pub fn section(&mut self, key: &str) -> Reader {
         let table = match self.table.remove(key) {

@@ -15,6 +15,8 @@ pub(crate) enum Kind {
     Duration,
     /// An array of strings.
     Strings,
+    /// An array of tables (`[{ key = "value" }]`).
+    Tables,
 }
 
 /// One key: its section (`""` for the top of the file), name and type.
@@ -112,8 +114,15 @@ config_keys! {
     "safety" {
         sensitive_kinds: Strings,
         allow_exec_plugins: Bool,
+        require_plan: Strings,
+        plan_ttl: Duration,
+        confirm: Tables,
+        confirm_fallback: String,
     }
 }
+
+/// The keys of one `[safety] confirm` rule.
+pub(crate) const CONFIRM_RULE_KEYS: &[&str] = &["operation", "kind", "namespace", "cluster"];
 
 /// The `[sections]` of the file, in order.
 pub(crate) const SECTIONS: &[&str] = &[

@@ -267,6 +267,89 @@ pub struct SafetyConfig {
     /// kubeconfigs (directory source only; never for fetched ones). nskd
     /// runs them itself: cleared environment, timeout, capped output.
     pub allow_exec_plugins: bool,
+    /// Operations (words of `nskd_proto::tools::OPERATIONS`) that need a
+    /// plan: a dry-run first, then the apply with its `plan` id.
+    pub require_plan: Vec<String>,
+    /// How long a plan stays valid.
+    pub plan_ttl: Duration,
+    /// Changes the user must confirm (asked by the shim through MCP
+    /// elicitation).
+    pub confirm: Vec<ConfirmRule>,
+    /// What happens when a confirm rule matches and the MCP client cannot
+    /// ask the user.
+    pub confirm_fallback: ConfirmFallback,
+}
+
+/// Default of `[safety] plan_ttl`.
+pub const DEFAULT_PLAN_TTL: Duration = Duration::from_secs(600);
+
+/// One `[safety] confirm` rule: a change matches when every part given
+/// matches (absent parts match anything).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfirmRule {
+    /// An operation word ("delete", "scale_to_zero", ...).
+    pub operation: Option<String>,
+    /// A kind ("Deployment"), plural ("deployments") or `plural.group`,
+    /// any case.
+    pub kind: Option<String>,
+    /// A namespace, exactly.
+    pub namespace: Option<String>,
+    /// A cluster name pattern (`*` matches any run of characters).
+    pub cluster: Option<String>,
+}
+
+/// `[safety] confirm_fallback`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConfirmFallback {
+    /// Refuse the change (the default).
+    #[default]
+    Deny,
+    /// Apply it, saying the user was not asked.
+    Allow,
+}
+
+/// Records an error on `field` unless `word` is an operation word.
+fn check_operation(r: &Reader, field: &str, word: &str) {
+    if nskd_proto::tools::Operation::parse(word).is_none() {
+        r.error(
+            field,
+            format!(
+                "unknown operation {word:?}; known: {}",
+                nskd_proto::tools::Operation::words().join(", ")
+            ),
+        );
+    }
+}
+
+/// Reads `[safety] confirm`: a list of `{ operation, kind, namespace,
+/// cluster }` tables.
+fn read_confirm_rules(safety: &mut Reader) -> Vec<ConfirmRule> {
+    let mut rules = Vec::new();
+    for (i, mut r) in safety
+        .tables("confirm")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let rule = ConfirmRule {
+            operation: r.string("operation"),
+            kind: r.string("kind"),
+            namespace: r.string("namespace"),
+            cluster: r.string("cluster"),
+        };
+        if let Some(word) = &rule.operation {
+            check_operation(&r, "operation", word);
+        }
+        if rule == ConfirmRule::default() {
+            safety.error(
+                &format!("confirm[{i}]"),
+                "matches every change; name at least one of operation, kind, namespace, cluster",
+            );
+        }
+        r.finish(keys::CONFIRM_RULE_KEYS);
+        rules.push(rule);
+    }
+    rules
 }
 
 /// The resolved configuration.
@@ -561,8 +644,28 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
     let safety = SafetyConfig {
         sensitive_kinds: safety_r.strings("sensitive_kinds").unwrap_or_default(),
         allow_exec_plugins: safety_r.bool("allow_exec_plugins").unwrap_or(false),
+        require_plan: safety_r.strings("require_plan").unwrap_or_default(),
+        plan_ttl: safety_r.duration("plan_ttl").unwrap_or(DEFAULT_PLAN_TTL),
+        confirm: read_confirm_rules(&mut safety_r),
+        confirm_fallback: match safety_r.string("confirm_fallback").as_deref() {
+            None | Some("deny") => ConfirmFallback::Deny,
+            Some("allow") => ConfirmFallback::Allow,
+            Some(other) => {
+                safety_r.error(
+                    "confirm_fallback",
+                    format!("expected \"deny\" or \"allow\", found {other:?}"),
+                );
+                ConfirmFallback::Deny
+            }
+        },
     };
     check_kind_patterns(&mut safety_r, "sensitive_kinds", &safety.sensitive_kinds);
+    for (i, word) in safety.require_plan.iter().enumerate() {
+        check_operation(&safety_r, &format!("require_plan[{i}]"), word);
+    }
+    if safety.plan_ttl.is_zero() {
+        safety_r.error("plan_ttl", "must be longer than 0s (e.g. \"10m\")");
+    }
     if safety.allow_exec_plugins && nsk.source != SourceKind::Directory && kubeconfig.is_none() {
         safety_r.warn(
             "allow_exec_plugins",

@@ -464,7 +464,7 @@ mod props {
                 (Kind::String | Kind::Duration, Value::String(_))
                     | (Kind::Bool, Value::Boolean(_) | Value::String(_))
                     | (Kind::Integer, Value::Integer(_) | Value::String(_))
-                    | (Kind::Strings, Value::Array(_))
+                    | (Kind::Strings | Kind::Tables, Value::Array(_))
             );
             prop_assume!(!right_type);
             let mut table = toml::Table::new();
@@ -486,11 +486,15 @@ mod props {
 
         #[test]
         fn an_unset_variable_is_an_error_naming_field_and_variable(
-            (section, key, _) in proptest::sample::select(typed()),
+            (section, key, kind) in proptest::sample::select(typed()),
             var in "UNSET_[A-Z_]{1,8}",
         ) {
             let reference = Value::String(format!("${{{var}}}"));
-            let value = if key.ends_with("resources") || key.ends_with("clusters") || key.ends_with("kinds") {
+            let value = if kind == Kind::Tables {
+                let mut rule = toml::Table::new();
+                rule.insert("operation".into(), reference);
+                Value::Array(vec![Value::Table(rule)])
+            } else if kind == Kind::Strings {
                 Value::Array(vec![reference])
             } else {
                 reference

@@ -1,12 +1,19 @@
 //! Cleanup of finished pods: the Failed (Evicted counted apart) and
 //! Succeeded pods of one namespace, each deleted with a uid precondition so
-//! only the pod that was listed goes. [`finished`] picks them (pure).
+//! only the pod that was listed goes, through the change engine.
+//! [`finished`] picks them (pure).
 
-use kube::api::{DeleteParams, ListParams, Preconditions};
-use serde_json::Value;
+use kube::api::ListParams;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{OpOptions, Rendered, call::Call, core_kind, mutate::build};
+use super::{
+    OpOptions, Rendered,
+    call::Call,
+    change::{self, ApiCall, How, Operation, Precondition},
+    core_kind,
+    mutate::{Target, build},
+};
 use crate::{
     error::OpError,
     request::{
@@ -90,31 +97,30 @@ pub fn counts(pods: &[&Finished]) -> String {
         .join(", ")
 }
 
-/// The delete of one listed pod, only if it still is that pod (uid).
-pub fn delete_request(
-    collection: String,
-    pod: &Finished,
-) -> Result<http::Request<Vec<u8>>, OpError> {
-    let params = DeleteParams {
-        preconditions: (!pod.uid.is_empty()).then(|| Preconditions {
-            uid: Some(pod.uid.clone()),
-            resource_version: None,
-        }),
-        ..DeleteParams::background()
-    };
+/// The delete of one listed pod, only if it still is that pod (uid; a
+/// plan binds its resourceVersion instead).
+pub fn delete_call(collection: &str, pod: &Finished) -> Result<(ObjectName, ApiCall), OpError> {
     let name = ObjectName::parse("metadata.name", &pod.name)?;
-    build(
-        kube::core::Request::new(collection).delete(&path::segment(name.as_str()), &params),
-        "delete",
+    let mut options = json!({"propagationPolicy": "Background"});
+    if !pod.uid.is_empty() {
+        options["preconditions"] = json!({"uid": pod.uid});
+    }
+    let call = ApiCall::new(
+        http::Method::DELETE,
+        format!("{collection}/{}", path::segment(name.as_str())),
     )
+    .body("application/json", options)
+    .precondition(Precondition::DeleteOptions);
+    Ok((name, call))
 }
 
-/// Deletes (or with `dry_run` only counts) the finished pods of `namespace`.
+/// Deletes the finished pods of `namespace` through the change engine
+/// (one change per pod: a dry-run previews them all under one plan).
 pub async fn cleanup(
     cc: &crate::pool::ClusterClient,
     namespace: &Namespace,
-    dry_run: bool,
     opts: &OpOptions,
+    how: &How,
 ) -> Result<Rendered, OpError> {
     let started = Instant::now();
     let pods = core_kind(cc, "Pod", opts.timeout).await?;
@@ -130,60 +136,40 @@ pub async fn cleanup(
         )?)
         .await?;
     let found = finished(&list);
-    let all: Vec<&Finished> = found.iter().collect();
     if found.is_empty() {
         return Ok(super::mutate::done(format!(
-            "no Failed, Evicted or Succeeded pods in namespace {namespace} on cluster {}\n",
+            "no Failed, Evicted or Succeeded pods in namespace {namespace} on cluster {}; nothing was sent\n",
             cc.name
         )));
     }
-    if dry_run {
-        let names: Vec<String> = found
-            .iter()
-            .map(|p| format!("{} ({})", p.name, p.reason.word()))
-            .collect();
-        return Ok(capped(
-            format!(
-                "dry run on cluster {}: would delete {} pod(s) in namespace {namespace} ({}); nothing changed\n{}\n",
-                cc.name,
-                found.len(),
-                counts(&all),
-                names.join("\n")
-            ),
-            found.len(),
-            opts.max_bytes,
-        ));
-    }
-    let mut deleted = Vec::new();
-    let mut failed = Vec::new();
-    for pod in &found {
-        let call =
-            Call::new(cc, "delete", format!("pod {namespace}/{}", pod.name), opts).since(started);
-        match call.json(delete_request(collection.clone(), pod)?).await {
-            Ok(_) => deleted.push(pod),
-            // Gone already, or replaced by another pod of that name: not ours to delete.
-            Err(OpError::Api(a)) if a.code == 404 || a.code == 409 => {}
-            Err(e) => failed.push(format!("{}: {e}", pod.name)),
-        }
-    }
-    let mut text = format!(
-        "deleted {} pod(s) in namespace {namespace} on cluster {} ({})\n",
-        deleted.len(),
-        cc.name,
-        counts(&deleted)
+    let all: Vec<&Finished> = found.iter().collect();
+    let head = format!(
+        "{} finished pod(s) in namespace {namespace} ({})\n",
+        found.len(),
+        counts(&all)
     );
-    if !failed.is_empty() {
-        text.push_str(&format!(
-            "{} not deleted:\n{}\n",
-            failed.len(),
-            failed.join("\n")
-        ));
-        return Err(OpError::Other {
-            cluster: cc.name.clone(),
-            message: text,
-        });
+    let mut changes = Vec::with_capacity(found.len());
+    for pod in &found {
+        let (name, call) = delete_call(&collection, pod)?;
+        let t = Target {
+            kind: pods.clone(),
+            namespace: Some(namespace.clone()),
+            label: super::mutate::label(&pods, Some(namespace), &name),
+        };
+        let read = t.object_path(&name);
+        changes.push(t.change(Operation::PodsCleanup, &name, read, call, |out| {
+            let why = out
+                .before
+                .pointer("/status/reason")
+                .or_else(|| out.before.pointer("/status/phase"))
+                .and_then(Value::as_str)
+                .unwrap_or("finished");
+            format!("deleted ({why})")
+        }));
     }
-    Ok(capped(text, deleted.len(), opts.max_bytes))
+    let mut r = change::execute(cc, opts, how, changes).await?;
+    r.text = capped(format!("{head}{}", r.text), found.len(), opts.max_bytes).text;
+    Ok(r)
 }
 
 fn capped(mut text: String, items: usize, max_bytes: usize) -> Rendered {
@@ -228,10 +214,11 @@ mod tests {
         );
         let all: Vec<&Finished> = found.iter().collect();
         assert_eq!(counts(&all), "Evicted 2, Failed 1, Succeeded 1");
-        let r = delete_request("/api/v1/namespaces/x/pods".into(), &found[0]).unwrap();
-        assert_eq!(r.uri().path(), "/api/v1/namespaces/x/pods/b");
-        let body: Value = serde_json::from_slice(r.body()).unwrap();
-        assert_eq!(body["preconditions"]["uid"], "u-b");
+        let (name, call) = delete_call("/api/v1/namespaces/x/pods", &found[0]).unwrap();
+        assert_eq!(name.as_str(), "b");
+        assert_eq!(call.path, "/api/v1/namespaces/x/pods/b");
+        assert_eq!(call.method, http::Method::DELETE);
+        assert_eq!(call.body.unwrap()["preconditions"]["uid"], "u-b");
     }
 
     #[test]

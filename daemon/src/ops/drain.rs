@@ -11,7 +11,13 @@ use kube::api::ListParams;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{OpOptions, Rendered, call::Call, core_kind, mutate::build};
+use super::{
+    OpOptions, Rendered,
+    call::Call,
+    change::{self, ApiCall, Change, How, Operation, Outcome, Precondition},
+    core_kind,
+    mutate::{Target, build},
+};
 use crate::{
     error::{ErrorKind, OpError},
     kinds::ResolvedKind,
@@ -41,8 +47,6 @@ pub struct DrainArgs {
     pub timeout: Duration,
     /// Evict unmanaged pods and pods with emptyDir data too.
     pub force: bool,
-    /// List what would happen; change nothing.
-    pub dry_run: bool,
 }
 
 /// What a drain does with one pod (kubectl's filters, in its order).
@@ -123,41 +127,25 @@ pub fn classify(pod: &Value) -> PodClass {
 
 /// The patch that cordons (`unschedulable`) or uncordons a node, or
 /// `None` when it already is so.
-pub fn cordon_patch(
-    node_path: &str,
-    node: &Value,
-    unschedulable: bool,
-    dry_run: bool,
-) -> Result<Option<http::Request<Vec<u8>>>, OpError> {
+pub fn cordon_call(node_path: &str, node: &Value, unschedulable: bool) -> Option<ApiCall> {
     let now = node
         .pointer("/spec/unschedulable")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    if now == unschedulable {
-        return Ok(None);
-    }
-    let url = if dry_run {
-        format!("{node_path}?dryRun=All")
-    } else {
-        node_path.to_string()
-    };
-    // Uncordoning removes the field, as kubectl's patch does.
-    let value = if unschedulable {
-        json!(true)
-    } else {
-        Value::Null
-    };
-    build(
-        http::Request::patch(url)
-            .header(http::header::CONTENT_TYPE, "application/merge-patch+json")
+    (now != unschedulable).then(|| {
+        // Uncordoning removes the field, as kubectl's patch does.
+        let value = if unschedulable {
+            json!(true)
+        } else {
+            Value::Null
+        };
+        ApiCall::new(http::Method::PATCH, node_path.to_string())
             .body(
-                json!({"spec": {"unschedulable": value}})
-                    .to_string()
-                    .into_bytes(),
-            ),
-        "cordon",
-    )
-    .map(Some)
+                "application/merge-patch+json",
+                json!({"spec": {"unschedulable": value}}),
+            )
+            .precondition(Precondition::Metadata)
+    })
 }
 
 /// The Eviction of one pod, in the API version (`policy/v1` or
@@ -167,21 +155,21 @@ pub fn eviction_request(
     policy_version: &str,
     namespace: &Namespace,
     name: &ObjectName,
+    dry_run: bool,
 ) -> Result<http::Request<Vec<u8>>, OpError> {
+    let mut url = path::subresource(&pods.resource, Some(namespace), name, "eviction");
+    if dry_run {
+        url.push_str("?dryRun=All");
+    }
     let body = json!({
         "apiVersion": policy_version,
         "kind": "Eviction",
         "metadata": {"name": name.as_str(), "namespace": namespace.as_str()},
     });
     build(
-        http::Request::post(path::subresource(
-            &pods.resource,
-            Some(namespace),
-            name,
-            "eviction",
-        ))
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string().into_bytes()),
+        http::Request::post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string().into_bytes()),
         "eviction",
     )
 }
@@ -202,16 +190,21 @@ pub fn policy_version(group: &Value) -> Option<&'static str> {
     }
 }
 
-/// `kubectl cordon` (`unschedulable`) or `uncordon`.
+/// `kubectl cordon` (`unschedulable`) or `uncordon`, through the change
+/// engine.
 pub async fn cordon(
     cc: &ClusterClient,
     node: &NodeName,
     unschedulable: bool,
-    dry_run: bool,
     opts: &OpOptions,
+    how: &How,
 ) -> Result<Rendered, OpError> {
     let started = Instant::now();
-    let verb = if unschedulable { "cordon" } else { "uncordon" };
+    let (verb, operation) = if unschedulable {
+        ("cordon", Operation::Cordon)
+    } else {
+        ("uncordon", Operation::Uncordon)
+    };
     let nodes = core_kind(cc, "Node", opts.timeout).await?;
     opts.allow(
         cc,
@@ -220,51 +213,60 @@ pub async fn cordon(
         None,
         &format!("{verb} node {node}"),
     )?;
-    let outcome =
-        set_unschedulable(cc, &nodes, node, unschedulable, dry_run, opts, started).await?;
-    Ok(super::mutate::done(format!(
-        "node {node} {outcome} on cluster {}\n",
-        cc.name
-    )))
+    match node_change(
+        cc,
+        &nodes,
+        node,
+        unschedulable,
+        operation,
+        false,
+        opts,
+        started,
+    )
+    .await?
+    {
+        Some(change) => change::execute(cc, opts, how, vec![change]).await,
+        None => Ok(super::mutate::done(format!(
+            "node {node} already {verb}ed on cluster {}; nothing was sent\n",
+            cc.name
+        ))),
+    }
 }
 
-/// Cordons or uncordons; says what happened.
-async fn set_unschedulable(
+/// The change that cordons or uncordons `node`, or `None` when it already
+/// is so.
+async fn node_change(
     cc: &ClusterClient,
     nodes: &ResolvedKind,
     node: &NodeName,
     unschedulable: bool,
-    dry_run: bool,
+    operation: Operation,
+    always: bool,
     opts: &OpOptions,
     started: Instant,
-) -> Result<String, OpError> {
+) -> Result<Option<Change>, OpError> {
     let name = ObjectName::parse("name", node.as_str())?;
-    let node_path = path::object(&nodes.resource, None, &name);
-    let label = format!("node {node}");
-    let object = Call::new(cc, "get", label.clone(), opts)
+    let t = Target {
+        kind: nodes.clone(),
+        namespace: None,
+        label: super::mutate::label(nodes, None, &name),
+    };
+    let node_path = t.object_path(&name);
+    let object = Call::new(cc, "get", t.label.clone(), opts)
         .since(started)
         .json(build(
             http::Request::get(&node_path).body(Vec::new()),
             "get",
         )?)
         .await?;
-    let state = if unschedulable {
-        "cordoned"
+    let said: fn(Outcome<'_>) -> String = if unschedulable {
+        |_| "cordoned".into()
     } else {
-        "uncordoned"
+        |_| "uncordoned".into()
     };
-    let Some(request) = cordon_patch(&node_path, &object, unschedulable, dry_run)? else {
-        return Ok(format!("already {state}"));
-    };
-    Call::new(cc, "patch", label, opts)
-        .since(started)
-        .json(request)
-        .await?;
-    Ok(if dry_run {
-        format!("{state} (dry run: nothing changed)")
-    } else {
-        state.to_string()
-    })
+    let current = if always { &Value::Null } else { &object };
+    Ok(cordon_call(&node_path, current, unschedulable)
+        .map(|call| t.change(operation, &name, node_path, call, said)))
 }
 
 /// One pod of the node and what became of it.
@@ -307,11 +309,15 @@ impl PodOutcome {
 }
 
 /// `kubectl drain --ignore-daemonsets` (with `force`: also `--force
-/// --delete-emptydir-data`), bounded by `args.timeout`.
+/// --delete-emptydir-data`), bounded by `args.timeout`. The cordon runs
+/// through the change engine (dry-run, plan, require_plan, confirmation:
+/// the evictions follow only once it is applied); a dry-run also dry-runs
+/// each eviction, so budgets that would block are named.
 pub async fn drain(
     cc: &ClusterClient,
     args: &DrainArgs,
     opts: &OpOptions,
+    how: &How,
 ) -> Result<Rendered, OpError> {
     let started = Instant::now();
     let opts = &OpOptions {
@@ -321,21 +327,10 @@ pub async fn drain(
     let node = &args.node;
     let nodes = core_kind(cc, "Node", opts.timeout).await?;
     let pods = core_kind(cc, "Pod", opts.timeout).await?;
-    opts.allow(
-        cc,
-        &nodes,
-        Action::Toggle,
-        None,
-        &format!("drain node {node}"),
-    )?;
-    opts.allow(cc, &pods, Action::List, None, &format!("drain node {node}"))?;
-    opts.allow(
-        cc,
-        &pods,
-        Action::Create,
-        Some("eviction"),
-        &format!("drain node {node}"),
-    )?;
+    let what = format!("drain node {node}");
+    opts.allow(cc, &nodes, Action::Toggle, None, &what)?;
+    opts.allow(cc, &pods, Action::List, None, &what)?;
+    opts.allow(cc, &pods, Action::Create, Some("eviction"), &what)?;
     let params =
         ListParams::default().fields(&Selector::field_equals("spec.nodeName", node.as_str()));
     let list = Call::new(cc, "list", format!("pods on node {node}"), opts)
@@ -345,7 +340,126 @@ pub async fn drain(
             "list",
         )?)
         .await?;
-    let mut outcomes: Vec<PodOutcome> = list
+    let mut outcomes = outcomes(&list, args.force);
+    let held: Vec<String> = outcomes
+        .iter()
+        .filter(|o| o.class.needs_force() && !args.force)
+        .map(|o| format!("{}/{} ({})", o.namespace, o.name, o.class.words()))
+        .collect();
+    if !held.is_empty() {
+        // kubectl cordons first and stops here; nskd checks first, so a
+        // refused drain changes nothing.
+        return Err(OpError::InvalidArgument(format!(
+            "cluster {}: drain node {node} refused, nothing was changed (not even the cordon): {} pod(s) would be lost for good: {}; pass force: true to evict them too (kubectl drain --force --delete-emptydir-data)",
+            cc.name,
+            held.len(),
+            held.join(", ")
+        )));
+    }
+    // Always sent (a no-op on a cordoned node), so that require_plan and
+    // confirm rules on "drain" hold whatever the node's state.
+    let cordon = node_change(
+        cc,
+        &nodes,
+        node,
+        true,
+        Operation::Drain,
+        true,
+        opts,
+        started,
+    )
+    .await?
+    .ok_or_else(|| OpError::Other {
+        cluster: cc.name.clone(),
+        message: format!(
+            "drain node {node}: no cordon request could be built; nothing was changed"
+        ),
+    })?;
+    let mut engine = change::execute(cc, opts, how, vec![cordon]).await?;
+    if engine
+        .change
+        .as_ref()
+        .is_some_and(|c| c.confirm_needed.is_some())
+    {
+        return Ok(engine);
+    }
+    let group = Call::new(cc, "get", "API group policy", opts)
+        .since(started)
+        .json(build(
+            http::Request::get("/apis/policy").body(Vec::new()),
+            "get",
+        )?)
+        .await?;
+    let version = policy_version(&group).ok_or_else(|| OpError::Other {
+        cluster: cc.name.clone(),
+        message: format!(
+            "the API server serves neither policy/v1 nor policy/v1beta1, so pods cannot be evicted; nothing was evicted{}",
+            if how.dry_run { "" } else { " (the node stays cordoned)" }
+        ),
+    })?;
+
+    if how.dry_run {
+        evict_round(cc, &pods, version, &mut outcomes, true, opts, started).await?;
+        let would = outcomes
+            .iter()
+            .filter(|o| o.state == State::Evicting)
+            .count();
+        let lines: Vec<(&PodOutcome, String)> = outcomes
+            .iter()
+            .map(|o| {
+                let what = match &o.state {
+                    State::Evicting => "would be evicted".to_string(),
+                    State::Pending(Some(why)) => {
+                        format!("would be blocked by a PodDisruptionBudget now: {why}")
+                    }
+                    _ => o.words(),
+                };
+                (o, what)
+            })
+            .collect();
+        let head = format!(
+            "{}evictions (dryRun=All): {would} of {} pod(s) on node {node} would be evicted; nothing was changed",
+            engine.text,
+            outcomes.len()
+        );
+        engine.text = report(head, &lines, opts.max_bytes).text;
+        return Ok(engine);
+    }
+
+    evict_all(cc, &pods, version, &mut outcomes, opts, started).await?;
+    wait_gone(cc, &pods, &mut outcomes, opts, started).await;
+
+    let count = |f: &dyn Fn(&State) -> bool| outcomes.iter().filter(|o| f(&o.state)).count();
+    let evicted = count(&|s| *s == State::Evicted);
+    let skipped = count(&|s| *s == State::Skipped);
+    let unfinished = outcomes.len() - evicted - skipped;
+    let lines: Vec<(&PodOutcome, String)> = outcomes.iter().map(|o| (o, o.words())).collect();
+    let head = format!(
+        "{}node {node}: {evicted} pod(s) evicted, {skipped} skipped, {unfinished} not evicted",
+        engine.text
+    );
+    if unfinished == 0 {
+        engine.text = report(format!("{head}: drained"), &lines, opts.max_bytes).text;
+        return Ok(engine);
+    }
+    let text = report(
+        format!(
+            "{head} within the {:?} timeout: NOT drained (the node stays cordoned; call again, raise timeout, or fix what blocks)",
+            args.timeout
+        ),
+        &lines,
+        opts.max_bytes,
+    )
+    .text;
+    Err(OpError::Kinded {
+        kind: ErrorKind::Timeout,
+        message: text,
+    })
+}
+
+/// The node's pods as `list` has them, sorted, each with its class.
+fn outcomes(list: &Value, force: bool) -> Vec<PodOutcome> {
+    let mut out: Vec<PodOutcome> = list
         .get("items")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
@@ -353,7 +467,7 @@ pub async fn drain(
         .iter()
         .map(|p| {
             let class = classify(p);
-            let state = if class == PodClass::Evict || (class.needs_force() && args.force) {
+            let state = if class == PodClass::Evict || (class.needs_force() && force) {
                 State::Pending(None)
             } else {
                 State::Skipped
@@ -373,90 +487,8 @@ pub async fn drain(
             }
         })
         .collect();
-    outcomes.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-
-    if args.dry_run {
-        let cordon = set_unschedulable(cc, &nodes, node, true, true, opts, started).await?;
-        let lines = outcomes
-            .iter()
-            .map(|o| {
-                let what = match &o.state {
-                    State::Pending(_) => "would be evicted".to_string(),
-                    _ => o.class.words(),
-                };
-                (o, what)
-            })
-            .collect::<Vec<_>>();
-        let would = outcomes
-            .iter()
-            .filter(|o| matches!(o.state, State::Pending(_)))
-            .count();
-        let head = format!(
-            "dry run on cluster {}: node {node} {cordon}; {would} of {} pods would be evicted (budgets are checked only by a real drain); nothing changed",
-            cc.name,
-            outcomes.len()
-        );
-        return Ok(report(head, &lines, opts.max_bytes));
-    }
-
-    let cordon = set_unschedulable(cc, &nodes, node, true, false, opts, started).await?;
-    let held: Vec<&PodOutcome> = outcomes
-        .iter()
-        .filter(|o| o.class.needs_force() && !args.force)
-        .collect();
-    if !held.is_empty() {
-        let list: Vec<String> = held
-            .iter()
-            .map(|o| format!("{}/{} ({})", o.namespace, o.name, o.class.words()))
-            .collect();
-        return Err(OpError::InvalidArgument(format!(
-            "cluster {}: node {node} {cordon}, but the drain stopped before evicting anything, as kubectl drain does: {} pod(s) would be lost for good: {}; pass force: true to evict them too, or uncordon the node (nodes_uncordon)",
-            cc.name,
-            list.len(),
-            list.join(", ")
-        )));
-    }
-
-    let group = Call::new(cc, "get", "API group policy", opts)
-        .since(started)
-        .json(build(
-            http::Request::get("/apis/policy").body(Vec::new()),
-            "get",
-        )?)
-        .await?;
-    let version = policy_version(&group).ok_or_else(|| OpError::Other {
-        cluster: cc.name.clone(),
-        message: "the API server serves neither policy/v1 nor policy/v1beta1, so pods cannot be evicted; nothing was evicted (the node stays cordoned)".into(),
-    })?;
-
-    evict_all(cc, &pods, version, &mut outcomes, opts, started).await?;
-    wait_gone(cc, &pods, &mut outcomes, opts, started).await;
-
-    let count = |f: &dyn Fn(&State) -> bool| outcomes.iter().filter(|o| f(&o.state)).count();
-    let evicted = count(&|s| *s == State::Evicted);
-    let skipped = count(&|s| *s == State::Skipped);
-    let unfinished = outcomes.len() - evicted - skipped;
-    let lines: Vec<(&PodOutcome, String)> = outcomes.iter().map(|o| (o, o.words())).collect();
-    let head = format!(
-        "node {node} {cordon} on cluster {}; {evicted} pod(s) evicted, {skipped} skipped, {unfinished} not evicted",
-        cc.name
-    );
-    if unfinished == 0 {
-        return Ok(report(format!("{head}: drained"), &lines, opts.max_bytes));
-    }
-    let text = report(
-        format!(
-            "{head} within the {:?} timeout: NOT drained (the node stays cordoned; call again, raise timeout, or fix what blocks)",
-            args.timeout
-        ),
-        &lines,
-        opts.max_bytes,
-    )
-    .text;
-    Err(OpError::Kinded {
-        kind: ErrorKind::Timeout,
-        message: text,
-    })
+    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    out
 }
 
 /// Evicts every pending pod; retries those a budget blocks (429) until the
@@ -471,23 +503,7 @@ async fn evict_all(
 ) -> Result<(), OpError> {
     let deadline = started + opts.timeout;
     loop {
-        for o in outcomes.iter_mut() {
-            if !matches!(o.state, State::Pending(_)) || Instant::now() >= deadline {
-                continue;
-            }
-            let namespace = Namespace::parse("metadata.namespace", &o.namespace)?;
-            let name = ObjectName::parse("metadata.name", &o.name)?;
-            let request = eviction_request(pods, version, &namespace, &name)?;
-            let call = Call::new(cc, "evict", format!("pod {}/{}", o.namespace, o.name), opts)
-                .since(started);
-            o.state = match call.json(request).await {
-                Ok(_) => State::Evicting,
-                Err(OpError::Api(a)) if a.code == 429 => State::Pending(Some(a.message.clone())),
-                Err(OpError::Api(a)) if a.code == 404 => State::Evicted,
-                Err(OpError::Timeout { .. }) => State::Pending(None),
-                Err(e) => State::Failed(e.to_string()),
-            };
-        }
+        evict_round(cc, pods, version, outcomes, false, opts, started).await?;
         let pending = outcomes
             .iter()
             .any(|o| matches!(o.state, State::Pending(_)));
@@ -497,6 +513,37 @@ async fn evict_all(
         }
         tokio::time::sleep_until((now + RETRY_EVERY).min(deadline)).await;
     }
+}
+
+/// One eviction of each pending pod (with `dryRun=All` when `dry_run`).
+async fn evict_round(
+    cc: &ClusterClient,
+    pods: &ResolvedKind,
+    version: &str,
+    outcomes: &mut [PodOutcome],
+    dry_run: bool,
+    opts: &OpOptions,
+    started: Instant,
+) -> Result<(), OpError> {
+    let deadline = started + opts.timeout;
+    for o in outcomes.iter_mut() {
+        if !matches!(o.state, State::Pending(_)) || Instant::now() >= deadline {
+            continue;
+        }
+        let namespace = Namespace::parse("metadata.namespace", &o.namespace)?;
+        let name = ObjectName::parse("metadata.name", &o.name)?;
+        let request = eviction_request(pods, version, &namespace, &name, dry_run)?;
+        let call =
+            Call::new(cc, "evict", format!("pod {}/{}", o.namespace, o.name), opts).since(started);
+        o.state = match call.json(request).await {
+            Ok(_) => State::Evicting,
+            Err(OpError::Api(a)) if a.code == 429 => State::Pending(Some(a.message.clone())),
+            Err(OpError::Api(a)) if a.code == 404 => State::Evicted,
+            Err(OpError::Timeout { .. }) => State::Pending(None),
+            Err(e) => State::Failed(e.to_string()),
+        };
+    }
+    Ok(())
 }
 
 /// Waits (until the deadline) for evicted pods to be gone: deleted, or
@@ -605,27 +652,17 @@ mod tests {
     #[test]
     fn cordon_patches_only_what_changes() {
         let node = json!({"spec": {}});
-        let r = cordon_patch("/api/v1/nodes/n1", &node, true, false)
-            .unwrap()
-            .unwrap();
+        let c = cordon_call("/api/v1/nodes/n1", &node, true).unwrap();
+        assert_eq!(c.body.unwrap(), json!({"spec": {"unschedulable": true}}));
         assert_eq!(
-            serde_json::from_slice::<Value>(r.body()).unwrap(),
-            json!({"spec": {"unschedulable": true}})
+            (c.method, c.precondition),
+            (http::Method::PATCH, Precondition::Metadata)
         );
-        assert_eq!(r.method(), http::Method::PATCH);
-        assert!(cordon_patch("/p", &node, false, false).unwrap().is_none());
+        assert!(cordon_call("/p", &node, false).is_none());
         let cordoned = json!({"spec": {"unschedulable": true}});
-        assert!(
-            cordon_patch("/p", &cordoned, true, false)
-                .unwrap()
-                .is_none()
-        );
-        let r = cordon_patch("/p", &cordoned, false, true).unwrap().unwrap();
-        assert_eq!(r.uri().query(), Some("dryRun=All"));
-        assert_eq!(
-            serde_json::from_slice::<Value>(r.body()).unwrap(),
-            json!({"spec": {"unschedulable": null}})
-        );
+        assert!(cordon_call("/p", &cordoned, true).is_none());
+        let c = cordon_call("/p", &cordoned, false).unwrap();
+        assert_eq!(c.body.unwrap(), json!({"spec": {"unschedulable": null}}));
     }
 
     #[test]

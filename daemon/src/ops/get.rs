@@ -95,6 +95,7 @@ pub async fn get(
         items: 1,
         omitted: 0,
         from_cache,
+        change: None,
     })
 }
 

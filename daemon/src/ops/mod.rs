@@ -3,6 +3,7 @@
 //! and output shaped for agents.
 
 pub mod call;
+pub mod change;
 pub mod cleanup;
 pub mod describe;
 pub mod drain;
@@ -40,7 +41,7 @@ pub enum Output {
 }
 
 /// Rendered answer of one cluster.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rendered {
     /// The text.
     pub text: String,
@@ -50,6 +51,9 @@ pub struct Rendered {
     pub omitted: u32,
     /// Answered from a watch cache rather than the API server.
     pub from_cache: bool,
+    /// What the audit log records of a change (plan, diff digest,
+    /// confirmation); `None` for reads.
+    pub change: Option<change::ChangeFacts>,
 }
 
 /// Limits every operation respects.
@@ -68,6 +72,8 @@ pub struct OpOptions {
     /// Whether a cache may answer for this cluster now (not while its last
     /// probe or call failed: a watch can look open on a server that hangs).
     pub use_cache: bool,
+    /// Plans and the rules on changes (require_plan, confirm).
+    pub changes: Arc<change::Engine>,
 }
 
 impl OpOptions {

@@ -2,11 +2,16 @@
 //! rollout status. Each resolves its kind, passes the policy on the exact
 //! request it will send, and only then sends it.
 
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{OpOptions, Rendered, call::Call, get::expect_object_of, resolve_kind};
+use super::{
+    OpOptions, Rendered,
+    call::Call,
+    change::{self, ApiCall, Change, How, Operation, Outcome, Precondition},
+    get::expect_object_of,
+    resolve_kind,
+};
 use crate::{
     error::OpError,
     kinds::ResolvedKind,
@@ -113,31 +118,48 @@ pub(crate) fn build(
     r.map_err(|e| OpError::InvalidArgument(format!("cannot build the {what} request: {e}")))
 }
 
-/// Deletes one object.
+impl Target {
+    /// A change of this object: `call` sent, `read_path` read before.
+    pub(crate) fn change(
+        &self,
+        operation: Operation,
+        name: &ObjectName,
+        read_path: String,
+        call: ApiCall,
+        said: fn(Outcome<'_>) -> String,
+    ) -> Change {
+        Change {
+            operation,
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: name.clone(),
+            label: self.label.clone(),
+            read_path,
+            removes: call.method == http::Method::DELETE,
+            call,
+            said,
+        }
+    }
+}
+
+/// Deletes one object (in the background, as kubectl does).
 pub async fn delete(
     cc: &ClusterClient,
     o: &ObjectRef,
     opts: &OpOptions,
+    how: &How,
 ) -> Result<Rendered, OpError> {
-    let started = tokio::time::Instant::now();
     let t = allowed(cc, o, opts, "delete", Action::Delete, None).await?;
-    let params = DeleteParams {
-        grace_period_seconds: o.grace_period_seconds,
-        ..DeleteParams::background()
-    };
-    let collection = path::collection(&t.kind.resource, t.namespace.as_ref());
-    let request = build(
-        kube::core::Request::new(collection).delete(&path::segment(o.name.as_str()), &params),
-        "delete",
-    )?;
-    Call::new(cc, "delete", t.label.clone(), opts)
-        .since(started)
-        .json(request)
-        .await?;
-    Ok(done(format!(
-        "{} deleted on cluster {}\n",
-        t.label, cc.name
-    )))
+    let mut options = json!({"propagationPolicy": "Background"});
+    if let Some(g) = o.grace_period_seconds {
+        options["gracePeriodSeconds"] = json!(g);
+    }
+    let path = t.object_path(&o.name);
+    let call = ApiCall::new(http::Method::DELETE, path.clone())
+        .body("application/json", options)
+        .precondition(Precondition::DeleteOptions);
+    let change = t.change(Operation::Delete, &o.name, path, call, |_| "deleted".into());
+    change::execute(cc, opts, how, vec![change]).await
 }
 
 /// Sets the replicas of a Deployment, StatefulSet or ReplicaSet (its
@@ -147,30 +169,30 @@ pub async fn scale(
     o: &ObjectRef,
     replicas: u32,
     opts: &OpOptions,
+    how: &How,
 ) -> Result<Rendered, OpError> {
-    let started = tokio::time::Instant::now();
     let t = allowed(cc, o, opts, "scale", Action::Patch, Some("scale")).await?;
     let url = path::subresource(&t.kind.resource, t.namespace.as_ref(), &o.name, "scale");
-    let call = Call::new(cc, "scale", t.label.clone(), opts).since(started);
-    let before = call
-        .json(build(http::Request::get(&url).body(Vec::new()), "scale")?)
-        .await?;
-    let was = before
-        .pointer("/spec/replicas")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let patch = http::Request::patch(&url)
-        .header(http::header::CONTENT_TYPE, "application/merge-patch+json")
+    let call = ApiCall::new(http::Method::PATCH, url.clone())
         .body(
-            json!({"spec": {"replicas": replicas}})
-                .to_string()
-                .into_bytes(),
-        );
-    call.json(build(patch, "scale")?).await?;
-    Ok(done(format!(
-        "{} scaled from {was} to {replicas} replicas on cluster {}\n",
-        t.label, cc.name
-    )))
+            "application/merge-patch+json",
+            json!({"spec": {"replicas": replicas}}),
+        )
+        .precondition(Precondition::Metadata);
+    let operation = if replicas == 0 {
+        Operation::ScaleToZero
+    } else {
+        Operation::Scale
+    };
+    let change = t.change(operation, &o.name, url, call, |out| {
+        let n = |v: &Value| {
+            v.pointer("/spec/replicas")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        format!("scaled from {} to {} replicas", n(out.before), n(out.after))
+    });
+    change::execute(cc, opts, how, vec![change]).await
 }
 
 const ROLLOUT_KINDS: &[&str] = &["Deployment", "StatefulSet", "DaemonSet"];
@@ -193,29 +215,29 @@ pub async fn rollout_restart(
     cc: &ClusterClient,
     o: &ObjectRef,
     opts: &OpOptions,
+    how: &How,
 ) -> Result<Rendered, OpError> {
-    let started = tokio::time::Instant::now();
     let t = allowed(cc, o, opts, "rollout restart", Action::Patch, None).await?;
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let body = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
-    let collection = path::collection(&t.kind.resource, t.namespace.as_ref());
-    let request = build(
-        kube::core::Request::new(collection).patch(
-            &path::segment(o.name.as_str()),
-            &PatchParams::default(),
-            &Patch::Merge(&body),
-        ),
-        "patch",
-    )?;
-    Call::new(cc, "rollout restart", t.label.clone(), opts)
-        .since(started)
-        .json(request)
-        .await?;
-    Ok(done(format!(
-        "{} restarted (restartedAt {now}) on cluster {}\n",
-        t.label, cc.name
-    )))
+    let body = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}});
+    let path = t.object_path(&o.name);
+    let call = ApiCall::new(http::Method::PATCH, path.clone())
+        .body("application/merge-patch+json", body)
+        .precondition(Precondition::Metadata);
+    let change = t.change(Operation::RolloutRestart, &o.name, path, call, |out| {
+        let at = out
+            .after
+            .pointer("/spec/template/metadata/annotations")
+            .and_then(|a| a.get(RESTARTED_AT))
+            .and_then(Value::as_str)
+            .unwrap_or("now");
+        format!("restarted (restartedAt {at})")
+    });
+    change::execute(cc, opts, how, vec![change]).await
 }
+
+/// The annotation `kubectl rollout restart` sets.
+const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 
 /// Where a rollout stands, as `kubectl rollout status` says it.
 pub async fn rollout_status(
@@ -411,8 +433,9 @@ pub async fn apply(
     cc: &ClusterClient,
     docs: &[ManifestDoc],
     opts: &OpOptions,
+    how: &How,
+    run: bool,
 ) -> Result<Rendered, OpError> {
-    let started = tokio::time::Instant::now();
     // Where overwriting is forbidden, only a create is sent: the server
     // refuses it if the object exists, with no existence check needed.
     let action = if opts.policy.disable_destructive {
@@ -420,7 +443,7 @@ pub async fn apply(
     } else {
         Action::Apply
     };
-    let mut planned = Vec::with_capacity(docs.len());
+    let mut changes = Vec::with_capacity(docs.len());
     for doc in docs {
         let kind = resolve_kind(cc, Some(&doc.api_version), &doc.kind, opts.timeout).await?;
         let namespace = kind.namespaced.then(|| {
@@ -439,75 +462,56 @@ pub async fn apply(
         if let (Some(ns), Value::Object(meta)) = (&namespace, &mut body["metadata"]) {
             meta.insert("namespace".into(), Value::String(ns.to_string()));
         }
-        planned.push((kind, namespace, label, body, doc));
-    }
-    let mut lines = Vec::new();
-    for (kind, namespace, label, body, doc) in planned {
-        let collection = path::collection(&kind.resource, namespace.as_ref());
-        let call = Call::new(cc, "apply", label.clone(), opts).since(started);
-        let request = match action {
-            Action::Create => {
-                let bytes = serde_json::to_vec(&body).unwrap_or_default();
-                build(
-                    kube::core::Request::new(collection).create(&PostParams::default(), bytes),
-                    "create",
-                )?
-            }
-            _ => build(
-                kube::core::Request::new(collection).patch(
-                    &path::segment(doc.name.as_str()),
-                    &PatchParams::apply("nskd").force(),
-                    &Patch::Apply(&body),
-                ),
-                "apply",
-            )?,
+        let object = path::object(&kind.resource, namespace.as_ref(), &doc.name);
+        let (operation, call) = match action {
+            Action::Create => (
+                Operation::Create,
+                ApiCall::new(
+                    http::Method::POST,
+                    path::collection(&kind.resource, namespace.as_ref()),
+                )
+                .body("application/json", body),
+            ),
+            _ => (
+                Operation::Apply,
+                ApiCall::new(http::Method::PATCH, object.clone())
+                    .body("application/apply-patch+yaml", body)
+                    .query("fieldManager", "nskd")
+                    .query("force", "true")
+                    .precondition(Precondition::Metadata),
+            ),
         };
-        let (status, _) = match call.json_reply(request).await {
-            Err(OpError::Api(a)) if a.code == 409 && action == Action::Create => {
-                return Err(OpError::Refused(format!(
-                    "cluster {}: {label} already exists; overwriting it is destructive and destructive operations are disabled in environment {} (disable_destructive = true){}",
-                    cc.name,
-                    opts.policy.environment,
-                    applied_so_far(&lines)
-                )));
-            }
-            Err(e) => {
-                return Err(with_applied(e, &lines));
-            }
-            Ok(reply) => reply,
-        };
-        let outcome = if status == http::StatusCode::CREATED {
-            "created"
-        } else {
-            "configured"
-        };
-        lines.push(format!("{label} {outcome}"));
+        changes.push(Change {
+            operation: if run { Operation::Run } else { operation },
+            kind,
+            namespace,
+            name: doc.name.clone(),
+            label,
+            read_path: object,
+            call,
+            removes: false,
+            said: |out| {
+                if out.status == 201 {
+                    "created".into()
+                } else {
+                    "configured".into()
+                }
+            },
+        });
     }
-    Ok(Rendered {
-        text: format!("{} on cluster {}\n", lines.join("\n"), cc.name),
-        items: lines.len() as u32,
-        omitted: 0,
-        ..Default::default()
-    })
-}
-
-fn applied_so_far(lines: &[String]) -> String {
-    if lines.is_empty() {
-        String::new()
-    } else {
-        format!("; already applied before it: {}", lines.join(", "))
-    }
-}
-
-/// A failure part-way through a manifest says what was already applied.
-fn with_applied(e: OpError, lines: &[String]) -> OpError {
-    if lines.is_empty() {
-        return e;
-    }
-    match e {
-        OpError::Api(mut a) => {
-            a.hint = format!("{}{}", a.hint, applied_so_far(lines));
-            OpError::Api(a)
+    match change::execute(cc, opts, how, changes).await {
+        Err(OpError::Api(a)) if a.code == 409 && action == Action::Create => {
+            Err(OpError::Refused(format!(
+                "cluster {}: {} already exists; overwriting it is destructive and destructive operations are disabled in environment {} (disable_destructive = true){}",
+                cc.name,
+                a.message,
+                opts.policy.environment,
+                if a.hint.contains("already done before it") {
+                    format!(" ({})", a.hint)
+                } else {
+                    String::new()
+                }
+            )))
         }
         other => other,
     }

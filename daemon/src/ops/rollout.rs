@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::{
     OpOptions, Rendered,
     call::Call,
+    change::{self, ApiCall, How, Operation, Outcome, Precondition},
     mutate::{ObjectRef, Target, allowed, build, done},
     resolve_kind,
 };
@@ -241,12 +242,8 @@ pub enum UndoPlan {
     Patch {
         /// The revision restored.
         revision: i64,
-        /// Images before.
-        from: Vec<String>,
-        /// Images after.
-        to: Vec<String>,
         /// The request.
-        request: http::Request<Vec<u8>>,
+        call: ApiCall,
     },
 }
 
@@ -289,14 +286,13 @@ pub fn pick_revision(
 /// The undo of `object` (as the server returned it; `kind` is its Kind)
 /// to `revision`. Deployments get kubectl's JSON patch of the template and
 /// annotations, StatefulSets and DaemonSets the revision's own strategic
-/// merge patch; both carry the object's resourceVersion, so a change made
-/// since it was read makes the server refuse the undo (409).
+/// merge patch; the change engine binds the object's resourceVersion into
+/// either when a plan is used.
 pub fn undo_plan(
     kind: &str,
     object_path: &str,
     object: &Value,
     revision: &Revision,
-    dry_run: bool,
 ) -> Result<UndoPlan, OpError> {
     let mut current = object
         .pointer("/spec/template")
@@ -308,16 +304,8 @@ pub fn undo_plan(
             revision: revision.number,
         });
     }
-    let resource_version = object
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let url = if dry_run {
-        format!("{object_path}?dryRun=All")
-    } else {
-        object_path.to_string()
-    };
-    let (content_type, body) = if kind == "Deployment" {
+    let call = ApiCall::new(http::Method::PATCH, object_path.to_string());
+    let call = if kind == "Deployment" {
         let own = annotations(object);
         let mut restored = serde_json::Map::new();
         for k in ANNOTATIONS_TO_SKIP {
@@ -330,67 +318,46 @@ pub fn undo_plan(
                 restored.insert(k.clone(), v.clone());
             }
         }
-        let patch = json!([
-            {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
-            {"op": "replace", "path": "/spec/template", "value": revision.template},
-            {"op": "replace", "path": "/metadata/annotations", "value": restored},
-        ]);
-        ("application/json-patch+json", patch)
+        call.body(
+            "application/json-patch+json",
+            json!([
+                {"op": "replace", "path": "/spec/template", "value": revision.template},
+                {"op": "replace", "path": "/metadata/annotations", "value": restored},
+            ]),
+        )
+        .precondition(Precondition::JsonPatch)
     } else {
-        let mut patch = revision.data.clone().unwrap_or(Value::Null);
-        let Value::Object(map) = &mut patch else {
+        let patch = revision.data.clone().unwrap_or(Value::Null);
+        if !patch.is_object() {
             return Err(OpError::InvalidArgument(format!(
                 "ControllerRevision {} holds no patch (data); it cannot be restored",
                 revision.holder
             )));
-        };
-        map.insert(
-            "metadata".into(),
-            json!({"resourceVersion": resource_version}),
-        );
-        ("application/strategic-merge-patch+json", patch)
+        }
+        call.body("application/strategic-merge-patch+json", patch)
+            .precondition(Precondition::Metadata)
     };
-    let request = build(
-        http::Request::patch(url)
-            .header(http::header::CONTENT_TYPE, content_type)
-            .body(body.to_string().into_bytes()),
-        "rollout undo",
-    )?;
     Ok(UndoPlan::Patch {
         revision: revision.number,
-        from: images(&current),
-        to: revision.images(),
-        request,
+        call,
     })
 }
 
 /// The merge patch that pauses (`paused`) or resumes a Deployment, or
 /// `None` when it already is so.
-pub fn pause_patch(
-    object_path: &str,
-    object: &Value,
-    paused: bool,
-    dry_run: bool,
-) -> Result<Option<http::Request<Vec<u8>>>, OpError> {
+pub fn pause_call(object_path: &str, object: &Value, paused: bool) -> Option<ApiCall> {
     let now = object
         .pointer("/spec/paused")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    if now == paused {
-        return Ok(None);
-    }
-    let url = if dry_run {
-        format!("{object_path}?dryRun=All")
-    } else {
-        object_path.to_string()
-    };
-    build(
-        http::Request::patch(url)
-            .header(http::header::CONTENT_TYPE, "application/merge-patch+json")
-            .body(json!({"spec": {"paused": paused}}).to_string().into_bytes()),
-        "rollout pause",
-    )
-    .map(Some)
+    (now != paused).then(|| {
+        ApiCall::new(http::Method::PATCH, object_path.to_string())
+            .body(
+                "application/merge-patch+json",
+                json!({"spec": {"paused": paused}}),
+            )
+            .precondition(Precondition::Metadata)
+    })
 }
 
 async fn apps_kind(
@@ -484,13 +451,13 @@ pub async fn history(
 }
 
 /// `kubectl rollout undo`: restores the template of `to_revision` (0 =
-/// the previous revision).
+/// the previous revision), through the change engine.
 pub async fn undo(
     cc: &ClusterClient,
     o: &ObjectRef,
     to_revision: i64,
-    dry_run: bool,
     opts: &OpOptions,
+    how: &How,
 ) -> Result<Rendered, OpError> {
     let started = tokio::time::Instant::now();
     let t = allowed(cc, o, opts, "rollout undo", Action::Patch, None).await?;
@@ -503,33 +470,24 @@ pub async fn undo(
         )));
     }
     let revision = pick_revision(&revs, to_revision, &t.label)?;
-    let dry = if dry_run {
-        " (dry run: nothing changed)"
-    } else {
-        ""
-    };
-    match undo_plan(kind, &t.object_path(&o.name), &object, &revision, dry_run)? {
+    let path = t.object_path(&o.name);
+    match undo_plan(kind, &path, &object, &revision)? {
         UndoPlan::Skip { revision } => Ok(done(format!(
-            "{}: skipped rollback (current template already matches revision {revision})\n",
+            "{}: skipped rollback (current template already matches revision {revision}); nothing was sent\n",
             t.label
         ))),
-        UndoPlan::Patch {
-            revision,
-            from,
-            to,
-            request,
-        } => {
-            Call::new(cc, "rollout undo", t.label.clone(), opts)
-                .since(started)
-                .json(request)
-                .await?;
-            Ok(done(format!(
-                "{} rolled back to revision {revision}{dry} on cluster {}\nimages: {} -> {}\n",
-                t.label,
-                cc.name,
-                from.join(","),
-                to.join(",")
-            )))
+        UndoPlan::Patch { call, .. } => {
+            let change = t.change(Operation::RolloutUndo, &o.name, path, call, |out| {
+                let images = |v: &Value| {
+                    images(v.pointer("/spec/template").unwrap_or(&Value::Null)).join(",")
+                };
+                format!(
+                    "rolled back (images {} -> {})",
+                    images(out.before),
+                    images(out.after)
+                )
+            });
+            change::execute(cc, opts, how, vec![change]).await
         }
     }
 }
@@ -540,15 +498,15 @@ pub async fn pause(
     cc: &ClusterClient,
     o: &ObjectRef,
     paused: bool,
-    dry_run: bool,
     opts: &OpOptions,
+    how: &How,
 ) -> Result<Rendered, OpError> {
     let started = tokio::time::Instant::now();
     // Pausing stops nothing that runs; resuming may start a pending rollout.
-    let (verb, action) = if paused {
-        ("rollout pause", Action::Toggle)
+    let (verb, action, operation) = if paused {
+        ("rollout pause", Action::Toggle, Operation::RolloutPause)
     } else {
-        ("rollout resume", Action::Patch)
+        ("rollout resume", Action::Patch, Operation::RolloutResume)
     };
     let t = allowed(cc, o, opts, verb, action, None).await?;
     if t.kind.resource.kind != "Deployment" {
@@ -557,34 +515,25 @@ pub async fn pause(
             t.kind.display_name()
         )));
     }
-    let call = Call::new(cc, "get", t.label.clone(), opts).since(started);
-    let object = call
-        .json(build(
-            http::Request::get(t.object_path(&o.name)).body(Vec::new()),
-            "get",
-        )?)
+    let path = t.object_path(&o.name);
+    let object = Call::new(cc, "get", t.label.clone(), opts)
+        .since(started)
+        .json(build(http::Request::get(&path).body(Vec::new()), "get")?)
         .await?;
-    let state = if paused { "paused" } else { "resumed" };
-    let Some(request) = pause_patch(&t.object_path(&o.name), &object, paused, dry_run)? else {
+    let Some(call) = pause_call(&path, &object, paused) else {
         return Ok(done(format!(
-            "{} already {}\n",
+            "{} already {}; nothing was sent\n",
             t.label,
             if paused { "paused" } else { "not paused" }
         )));
     };
-    Call::new(cc, "patch", t.label.clone(), opts)
-        .since(started)
-        .json(request)
-        .await?;
-    let dry = if dry_run {
-        " (dry run: nothing changed)"
+    let said: fn(Outcome<'_>) -> String = if paused {
+        |_| "paused".into()
     } else {
-        ""
+        |_| "resumed".into()
     };
-    Ok(done(format!(
-        "{} {state}{dry} on cluster {}\n",
-        t.label, cc.name
-    )))
+    let change = t.change(operation, &o.name, path, call, said);
+    change::execute(cc, opts, how, vec![change]).await
 }
 
 #[cfg(test)]
@@ -650,7 +599,7 @@ mod tests {
     }
 
     #[test]
-    fn deployment_undo_is_kubectls_json_patch_bound_to_the_resource_version() {
+    fn deployment_undo_is_kubectls_json_patch() {
         let list = json!({"items": [rs("web-1", "1", "web:1", "u1", Some("v1 please")), rs("web-3", "3", "web:3", "u1", None)]});
         let d = deployment("web:3");
         let revs = replicaset_revisions(&d, &list);
@@ -659,48 +608,29 @@ mod tests {
             "/apis/apps/v1/namespaces/a/deployments/web",
             &d,
             &revs[0],
-            true,
         )
         .unwrap();
-        let UndoPlan::Patch {
-            request,
-            from,
-            to,
-            revision,
-        } = plan
-        else {
+        let UndoPlan::Patch { call, revision } = plan else {
             panic!("expected a patch")
         };
-        assert_eq!(
-            (revision, from, to),
-            (
-                1,
-                vec!["web=web:3".to_string()],
-                vec!["web=web:1".to_string()]
-            )
-        );
-        assert_eq!(request.uri().query(), Some("dryRun=All"));
-        assert_eq!(
-            request.headers()[http::header::CONTENT_TYPE],
-            "application/json-patch+json"
-        );
-        let body: Value = serde_json::from_slice(request.body()).unwrap();
-        assert_eq!(
-            body[0],
-            json!({"op": "test", "path": "/metadata/resourceVersion", "value": "42"})
-        );
-        assert_eq!(body[1]["value"]["spec"]["containers"][0]["image"], "web:1");
-        assert!(body[1]["value"]["metadata"]["labels"]["pod-template-hash"].is_null());
+        assert_eq!(revision, 1);
+        assert_eq!(call.method, http::Method::PATCH);
+        assert_eq!(call.content_type, Some("application/json-patch+json"));
+        assert_eq!(call.precondition, Precondition::JsonPatch);
+        let body = call.body.unwrap();
+        assert_eq!(body[0]["path"], "/spec/template");
+        assert_eq!(body[0]["value"]["spec"]["containers"][0]["image"], "web:1");
+        assert!(body[0]["value"]["metadata"]["labels"]["pod-template-hash"].is_null());
         // Revision kept from the Deployment; change-cause taken from the ReplicaSet.
-        assert_eq!(body[2]["value"][REVISION], "3");
-        assert_eq!(body[2]["value"][CHANGE_CAUSE], "v1 please");
+        assert_eq!(body[1]["value"][REVISION], "3");
+        assert_eq!(body[1]["value"][CHANGE_CAUSE], "v1 please");
         // The current template: nothing to send.
-        let same = undo_plan("Deployment", "/x", &d, &revs[1], false).unwrap();
+        let same = undo_plan("Deployment", "/x", &d, &revs[1]).unwrap();
         assert!(matches!(same, UndoPlan::Skip { revision: 3 }));
     }
 
     #[test]
-    fn controller_revision_undo_sends_its_data_with_the_resource_version() {
+    fn controller_revision_undo_sends_its_data() {
         let cr = |n: i64, image: &str| {
             json!({"metadata": {"name": format!("ds-{n}"),
             "ownerReferences": [{"uid": "u1", "controller": true}]}, "revision": n,
@@ -710,17 +640,18 @@ mod tests {
         let ds = deployment("web:2");
         let revs = controller_revisions(&ds, &json!({"items": [cr(2, "web:2"), cr(1, "web:1")]}));
         assert_eq!(revs[0].number, 1);
-        let UndoPlan::Patch { request, .. } =
-            undo_plan("DaemonSet", "/p", &ds, &revs[0], false).unwrap()
+        let UndoPlan::Patch { call, .. } = undo_plan("DaemonSet", "/p", &ds, &revs[0]).unwrap()
         else {
             panic!("expected a patch")
         };
-        assert_eq!(request.uri().query(), None);
-        let body: Value = serde_json::from_slice(request.body()).unwrap();
-        assert_eq!(body["metadata"]["resourceVersion"], "42");
-        assert_eq!(body["spec"]["template"]["$patch"], "replace");
+        assert_eq!(call.precondition, Precondition::Metadata);
+        assert_eq!(
+            call.content_type,
+            Some("application/strategic-merge-patch+json")
+        );
+        assert_eq!(call.body.unwrap()["spec"]["template"]["$patch"], "replace");
         assert!(matches!(
-            undo_plan("DaemonSet", "/p", &ds, &revs[1], false).unwrap(),
+            undo_plan("DaemonSet", "/p", &ds, &revs[1]).unwrap(),
             UndoPlan::Skip { .. }
         ));
     }
@@ -728,12 +659,9 @@ mod tests {
     #[test]
     fn pause_patches_only_what_changes() {
         let d = json!({"spec": {"paused": true}});
-        assert!(pause_patch("/p", &d, true, false).unwrap().is_none());
-        let r = pause_patch("/p", &d, false, false).unwrap().unwrap();
-        assert_eq!(
-            serde_json::from_slice::<Value>(r.body()).unwrap(),
-            json!({"spec": {"paused": false}})
-        );
-        assert!(pause_patch("/p", &json!({}), true, true).unwrap().is_some());
+        assert!(pause_call("/p", &d, true).is_none());
+        let c = pause_call("/p", &d, false).unwrap();
+        assert_eq!(c.body.unwrap(), json!({"spec": {"paused": false}}));
+        assert!(pause_call("/p", &json!({}), true).is_some());
     }
 }

@@ -213,9 +213,17 @@ impl Bound {
         if let Some(ct) = self.call.content_type {
             b = b.header(http::header::CONTENT_TYPE, ct);
         }
-        let body = self
-            .call
-            .body
+        let mut body = self.call.body.clone();
+        // A DELETE with DeleteOptions in its body: the API server reads its
+        // options from the body only (the query's dryRun is ignored, and the
+        // object is really deleted), so the dry run goes in there too.
+        if dry_run
+            && self.call.method == Method::DELETE
+            && let Some(Value::Object(options)) = &mut body
+        {
+            options.insert("dryRun".into(), json!(["All"]));
+        }
+        let body = body
             .as_ref()
             .map(|v| serde_json::to_vec(v).unwrap_or_default())
             .unwrap_or_default();
@@ -903,6 +911,12 @@ mod tests {
         );
         let r = b.request(true).unwrap();
         assert_eq!(r.uri().to_string(), "/x?dryRun=All");
+        // The API server reads a DELETE's options from its body alone: the
+        // dry run must be there too, or the object is really deleted.
+        let options: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(options["dryRun"], json!(["All"]));
+        let real: Value = serde_json::from_slice(b.request(false).unwrap().body()).unwrap();
+        assert!(real.get("dryRun").is_none());
         let q = ApiCall::new(Method::PATCH, "/y".into()).query("fieldManager", "nskd a&b");
         assert_eq!(
             Bound::new(q, None)

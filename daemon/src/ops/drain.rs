@@ -213,18 +213,12 @@ pub async fn cordon(
         None,
         &format!("{verb} node {node}"),
     )?;
-    match node_change(
-        cc,
-        &nodes,
-        node,
+    let want = Want {
         unschedulable,
         operation,
-        false,
-        opts,
-        started,
-    )
-    .await?
-    {
+        always: false,
+    };
+    match node_change(cc, &nodes, node, want, opts, started).await? {
         Some(change) => change::execute(cc, opts, how, vec![change]).await,
         None => Ok(super::mutate::done(format!(
             "node {node} already {verb}ed on cluster {}; nothing was sent\n",
@@ -233,18 +227,32 @@ pub async fn cordon(
     }
 }
 
+/// What a node change sets.
+#[derive(Debug, Clone, Copy)]
+struct Want {
+    /// Cordon (true) or uncordon.
+    unschedulable: bool,
+    /// The operation it is tagged with.
+    operation: Operation,
+    /// Send it even when the node already is so (a drain's cordon).
+    always: bool,
+}
+
 /// The change that cordons or uncordons `node`, or `None` when it already
-/// is so.
+/// is so (unless `want.always`).
 async fn node_change(
     cc: &ClusterClient,
     nodes: &ResolvedKind,
     node: &NodeName,
-    unschedulable: bool,
-    operation: Operation,
-    always: bool,
+    want: Want,
     opts: &OpOptions,
     started: Instant,
 ) -> Result<Option<Change>, OpError> {
+    let Want {
+        unschedulable,
+        operation,
+        always,
+    } = want;
     let name = ObjectName::parse("name", node.as_str())?;
     let t = Target {
         kind: nodes.clone(),
@@ -358,23 +366,19 @@ pub async fn drain(
     }
     // Always sent (a no-op on a cordoned node), so that require_plan and
     // confirm rules on "drain" hold whatever the node's state.
-    let cordon = node_change(
-        cc,
-        &nodes,
-        node,
-        true,
-        Operation::Drain,
-        true,
-        opts,
-        started,
-    )
-    .await?
-    .ok_or_else(|| OpError::Other {
-        cluster: cc.name.clone(),
-        message: format!(
-            "drain node {node}: no cordon request could be built; nothing was changed"
-        ),
-    })?;
+    let want = Want {
+        unschedulable: true,
+        operation: Operation::Drain,
+        always: true,
+    };
+    let cordon = node_change(cc, &nodes, node, want, opts, started)
+        .await?
+        .ok_or_else(|| OpError::Other {
+            cluster: cc.name.clone(),
+            message: format!(
+                "drain node {node}: no cordon request could be built; nothing was changed"
+            ),
+        })?;
     let mut engine = change::execute(cc, opts, how, vec![cordon]).await?;
     if engine
         .change
@@ -686,11 +690,14 @@ mod tests {
         };
         let ns = Namespace::parse("namespace", "shop").unwrap();
         let name = ObjectName::parse("name", "web-1").unwrap();
-        let r = eviction_request(&pods, "policy/v1beta1", &ns, &name).unwrap();
+        let r = eviction_request(&pods, "policy/v1beta1", &ns, &name, false).unwrap();
         assert_eq!(
             r.uri().path(),
             "/api/v1/namespaces/shop/pods/web-1/eviction"
         );
+        assert_eq!(r.uri().query(), None);
+        let dry = eviction_request(&pods, "policy/v1beta1", &ns, &name, true).unwrap();
+        assert_eq!(dry.uri().query(), Some("dryRun=All"));
         let body: Value = serde_json::from_slice(r.body()).unwrap();
         assert_eq!(body["apiVersion"], "policy/v1beta1");
         assert_eq!(

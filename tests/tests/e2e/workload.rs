@@ -487,9 +487,41 @@ async fn drain_honours_a_budget_skips_daemonset_and_mirror_pods_and_reports_each
     assert!(get(c, &node_path)["spec"]["unschedulable"].is_null());
     let again = shim.ok("nodes_uncordon", json!({"name": node})).await;
     assert!(again.contains("already"), "{again}");
+    shim.close().await;
+    drop(d);
+
+    // Under disable_destructive: cordon and uncordon (reversible, nothing
+    // stops) stay; drain is hidden and refused, nothing evicted.
+    let spec = DaemonSpec {
+        default_cluster: Some(DISRUPTABLE.into()),
+        top: "disable_destructive = true\n".into(),
+        ..DaemonSpec::default()
+    };
+    let d = Daemon::start(&spec, |dir| rig.write_nskd_kubeconfigs(dir, &[DISRUPTABLE]));
+    let shim = Shim::start(&d.socket).await;
+    let names: Vec<String> = shim
+        .tools()
+        .await
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "nodes_cordon")
+            && names.iter().any(|n| n == "rollout_pause")
+            && !names.iter().any(|n| n == "nodes_drain")
+            && !names.iter().any(|n| n == "rollout_undo"),
+        "{names:?}"
+    );
     let cordoned = shim.ok("nodes_cordon", json!({"name": node})).await;
     assert!(cordoned.contains("cordoned"), "{cordoned}");
     assert_eq!(get(c, &node_path)["spec"]["unschedulable"], true);
+    let mark = audit.mark();
+    let from = now_stamp();
+    let e = shim.err("nodes_drain", json!({"name": node})).await;
+    assert!(e.contains("disable_destructive"), "{e}");
+    let sent = mutating(&audit.nskd_requests_since(&mark, &from));
+    assert!(sent.is_empty(), "a refused drain changed: {sent:?}");
+    assert!(exists(c, &format!("{pods_path}/{guarded_name}")));
     shim.close().await;
 }
 

@@ -150,6 +150,10 @@ impl Pool {
         let silence = self.config.request_timeout + Duration::from_secs(1);
         config.read_timeout = Some(silence);
         config.write_timeout = Some(silence);
+        // No silent retries of 429/503/504 inside the client: a 429 can be
+        // an answer (an eviction a PodDisruptionBudget blocks, which a drain
+        // reports and retries itself), and each call has its own deadline.
+        config.default_retry = false;
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| {
                 unusable(format!(

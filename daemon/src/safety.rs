@@ -73,6 +73,9 @@ pub enum Action {
     Apply,
     /// PATCH an existing object (rollout restart, scale).
     Patch,
+    /// PATCH of one reversible switch the daemon writes itself, which
+    /// stops or removes nothing (node cordon/uncordon, rollout pause).
+    Toggle,
     /// DELETE one object.
     Delete,
     /// Run a command in a container (`pods/exec`).
@@ -86,7 +89,7 @@ impl Action {
             Action::Get => "get",
             Action::List => "list",
             Action::Create | Action::Exec => "create",
-            Action::Apply | Action::Patch => "patch",
+            Action::Apply | Action::Patch | Action::Toggle => "patch",
             Action::Delete => "delete",
         }
     }
@@ -156,6 +159,7 @@ impl ApiRequest<'_> {
         let r = &self.kind.resource;
         match self.action {
             Action::Get | Action::List => Risk::Read,
+            Action::Toggle => Risk::Write,
             Action::Create
                 if !POWERFUL_TO_CREATE
                     .iter()
@@ -450,6 +454,8 @@ mod tests {
         assert_eq!(req(&cm, Action::Apply), Risk::Destructive);
         assert_eq!(req(&pod, Action::Get), Risk::Read);
         assert_eq!(req(&pod, Action::Exec), Risk::Destructive);
+        let node = kind("", "Node", "nodes");
+        assert_eq!(req(&node, Action::Toggle), Risk::Write);
     }
 
     #[test]

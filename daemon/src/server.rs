@@ -130,6 +130,7 @@ pub async fn serve(
         .add_service(clusters_svc)
         .add_service(kube_svc)
         .add_service(changes_svc)
+        .add_service(api::workload_service(app.clone()))
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
     app.serving

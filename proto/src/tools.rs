@@ -14,6 +14,9 @@ pub enum ToolClass {
     /// Deletes, overwrites, runs code (`destructiveHint`): also refused and
     /// hidden under `disable_destructive`.
     Destructive,
+    /// Flips a switch that stops or removes nothing and is undone by its
+    /// twin (cordon/uncordon, rollout pause): hidden under `read_only` only.
+    Reversible,
 }
 
 /// Every tool that changes a cluster; any other tool reads.
@@ -26,6 +29,17 @@ pub const CHANGING_TOOLS: &[(&str, ToolClass)] = &[
     ("resources_scale", ToolClass::Destructive),
     ("rollout_restart", ToolClass::Destructive),
     ("resources_patch", ToolClass::Destructive),
+    // Restores an older template: pods are replaced.
+    ("rollout_undo", ToolClass::Destructive),
+    // Running pods keep running; rollout_resume undoes it.
+    ("rollout_pause", ToolClass::Reversible),
+    // Starts the rollout held while paused: pods are replaced.
+    ("rollout_resume", ToolClass::Destructive),
+    // Running pods stay; only new ones are kept off; nodes_uncordon undoes it.
+    ("nodes_cordon", ToolClass::Reversible),
+    ("nodes_uncordon", ToolClass::Reversible),
+    ("nodes_drain", ToolClass::Destructive),
+    ("pods_cleanup", ToolClass::Destructive),
 ];
 
 /// What a change does, in the words `[safety] require_plan` and the
@@ -136,6 +150,9 @@ mod tests {
         assert!(no_destructive.contains(&"rollout_restart".to_string()));
         assert!(!no_destructive.contains(&"resources_create_or_update".to_string()));
         assert_eq!(class("pods_list"), ToolClass::Read);
+        assert!(!no_destructive.contains(&"nodes_cordon".to_string()));
+        assert!(no_destructive.contains(&"nodes_drain".to_string()));
+        assert!(hidden(true, false).contains(&"rollout_pause".to_string()));
     }
 
     #[test]

@@ -638,6 +638,122 @@ pub struct NodeNameArgs {
     pub clusters: Option<ClusterSet>,
 }
 
+/// rollout_history.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutHistoryArgs {
+    /// "apps/v1" (empty: found through discovery).
+    #[serde(default, rename = "apiVersion")]
+    pub api_version: String,
+    /// Deployment, StatefulSet or DaemonSet.
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+}
+
+/// rollout_undo.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutUndoArgs {
+    /// "apps/v1" (empty: found through discovery).
+    #[serde(default, rename = "apiVersion")]
+    pub api_version: String,
+    /// Deployment, StatefulSet or DaemonSet.
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Revision to restore (rollout_history); default: the previous one.
+    #[serde(default, rename = "toRevision")]
+    pub to_revision: Option<i64>,
+    /// Preview with the server's dryRun=All: a diff and a plan id; nothing changes.
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    /// Apply exactly the change a dry run previewed under this plan id.
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// rollout_pause, rollout_resume (Deployments).
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentChangeArgs {
+    /// Deployment name.
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Preview with the server's dryRun=All: a diff and a plan id; nothing changes.
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    /// Apply exactly the change a dry run previewed under this plan id.
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// nodes_cordon, nodes_uncordon.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodeChangeArgs {
+    /// Node name.
+    pub name: String,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Preview with the server's dryRun=All: a diff and a plan id; nothing changes.
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    /// Apply exactly the change a dry run previewed under this plan id.
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// nodes_drain.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodesDrainArgs {
+    /// Node name.
+    pub name: String,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Seconds for the whole drain, budget-blocked evictions retried (max 3600).
+    #[serde(default)]
+    pub timeout: Option<u32>,
+    /// Also evict unmanaged pods and pods with emptyDir data.
+    #[serde(default)]
+    pub force: bool,
+    /// Preview with the server's dryRun=All: a diff and a plan id; nothing changes.
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    /// Apply exactly the change a dry run previewed under this plan id.
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// pods_cleanup.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PodsCleanupArgs {
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Preview with the server's dryRun=All: a diff and a plan id; nothing changes.
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    /// Apply exactly the change a dry run previewed under this plan id.
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -746,5 +862,11 @@ mod tests {
         PodsExecArgs,
         NodesLogArgs,
         NodeNameArgs,
+        RolloutHistoryArgs,
+        RolloutUndoArgs,
+        DeploymentChangeArgs,
+        NodeChangeArgs,
+        NodesDrainArgs,
+        PodsCleanupArgs,
     );
 }

@@ -42,7 +42,7 @@ enum ChangeCall {
 }
 
 impl NskdTools {
-    async fn cluster_or_active(&self, cluster: Option<String>) -> String {
+    pub(crate) async fn cluster_or_active(&self, cluster: Option<String>) -> String {
         match cluster.filter(|c| !c.is_empty()) {
             Some(c) => c,
             None => self.session.active().await.unwrap_or_default(),

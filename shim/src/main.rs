@@ -12,6 +12,7 @@ mod render;
 mod session;
 mod stdio;
 mod tools;
+mod workload_tools;
 
 use std::process::ExitCode;
 

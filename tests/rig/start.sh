@@ -2,7 +2,8 @@
 # start.sh DIR [N] — start N (default 1) independent real kube-apiserver+etcd
 # pairs on 127.0.0.1, each with its own CA/serving cert, service-account key
 # pair, static tokens, etcd and free ports; wait for /readyz; seed each with
-# fake Ready nodes, namespaces, pods, a Secret; write kubeconfigs.
+# fake Ready nodes, namespaces, pods, a Secret; write kubeconfigs; then start
+# one kube-controller-manager per cluster (rollouts, disruption budgets, GC).
 #
 # Layout written:
 #   DIR/<name>/kubeconfig            admin (group system:masters), context <name>
@@ -14,7 +15,11 @@
 #                                    event per request at level Metadata: no
 #                                    bodies; rotated at 50 MB, one backup kept)
 #   DIR/<name>/audit-policy.yaml     its policy
-#   DIR/<name>/pids                  "etcd PID" / "apiserver PID" lines (stop.sh)
+#   DIR/<name>/kubeconfig-kcm        user "system:kube-controller-manager"
+#                                    (group system:masters): the controller-manager's
+#   DIR/<name>/pids                  "etcd PID" / "apiserver PID" /
+#                                    "controller-manager PID" lines (stop.sh)
+#   DIR/<name>/controller-manager.log
 #   DIR/<name>/cluster.env           NAME SERVER PORT ETCD_PORT ADMIN_TOKEN NOPERM_TOKEN NSKD_TOKEN CA
 #   DIR/<name>/{ca,server,sa}.{crt,key,pub}, tokens.csv, etcd.log, apiserver.log
 #   DIR/kubeconfigs/<name>.yaml      one admin kubeconfig per cluster
@@ -31,6 +36,10 @@
 #   NSKD_APISERVER_ARGS extra kube-apiserver flags (word-split; last one wins)
 #   NSKD_ETCD_TMPFS=1  etcd data on /dev/shm (+125 MB RAM per cluster, no fsync)
 #   NSKD_LEAN=1      disable beta API versions that duplicate GA ones (-25 MB)
+#   KUBE_CONTROLLER_MANAGER  path of that binary (default: beside kube-apiserver)
+#   NSKD_KCM=0       start no kube-controller-manager
+#   NSKD_KCM_CONTROLLERS  its --controllers (default: the ones rollouts, PDBs
+#                    and GC need; see KCM_CONTROLLERS below)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,6 +59,17 @@ if [ -z "$APISERVER" ]; then
 fi
 [ -x "$APISERVER" ] || { log "kube-apiserver binary not found: $APISERVER"; exit 1; }
 command -v etcd >/dev/null || { log "etcd not installed (run build.sh)"; exit 1; }
+KCM_BIN=""
+if [ "${NSKD_KCM:-1}" != 0 ]; then
+  KCM_BIN="${KUBE_CONTROLLER_MANAGER:-$(dirname "$APISERVER")/kube-controller-manager}"
+  [ -x "$KCM_BIN" ] || { log "kube-controller-manager binary not found: $KCM_BIN (run build.sh, or NSKD_KCM=0)"; exit 1; }
+fi
+# Only what rollouts (Deployment -> ReplicaSet, StatefulSet/DaemonSet ->
+# ControllerRevision), disruption budgets and garbage collection need.  Left
+# out on purpose: nodelifecycle (the seeded nodes have no kubelet and would be
+# tainted and evicted), podgc, ttl, serviceaccount, root-ca-cert-publisher,
+# endpoint(slice): they would rewrite or add seeded objects the tests count.
+KCM_CONTROLLERS="${NSKD_KCM_CONTROLLERS:-deployment,replicaset,statefulset,daemonset,disruption,garbagecollector}"
 
 DEFAULT_NAMES=(c1-sv5 c1-dfw1 c1-lax1 c1-ord1 c1-iad1 c1-sea1 c1-nyc1 c1-ams1 c1-fra1 c1-lhr1
   c1-sin1 c1-syd1 c1-tyo1 c1-gru1 c1-yyz1 c1-mia1 c1-atl1 c1-den1 c1-phx1 c1-bos1)
@@ -166,9 +186,14 @@ for name in "${NAMES[@]}"; do
   if [ -z "$(sed -n 3p "$d/tokens.csv")" ]; then
     printf '%s,nskd,uid-nskd,"system:masters"\n' "nskd-$(openssl rand -hex 16)" >>"$d/tokens.csv"
   fi
+  # The controller-manager's own user (its requests are its own in the audit log).
+  if [ -z "$(sed -n 4p "$d/tokens.csv")" ]; then
+    printf '%s,system:kube-controller-manager,uid-kcm,"system:masters"\n' "kcm-$(openssl rand -hex 16)" >>"$d/tokens.csv"
+  fi
   ADMIN_TOKEN="$(sed -n 1p "$d/tokens.csv" | cut -d, -f1)"
   NOPERM_TOKEN="$(sed -n 2p "$d/tokens.csv" | cut -d, -f1)"
   NSKD_TOKEN="$(sed -n 3p "$d/tokens.csv" | cut -d, -f1)"
+  KCM_TOKEN="$(sed -n 4p "$d/tokens.csv" | cut -d, -f1)"
   # Every request at level Metadata (who, verb, URI, objectRef, status; never
   # a body, so no Secret value): the tests' independent witness of what a
   # daemon sent (nskd_e2e::apiserver_audit).
@@ -232,6 +257,7 @@ EOF
   write_kubeconfig "$d/kubeconfig" "$name" "https://127.0.0.1:${APORT[$name]}" "$d/ca.crt" admin "$ADMIN_TOKEN"
   write_kubeconfig "$d/kubeconfig-noperm" "$name" "https://127.0.0.1:${APORT[$name]}" "$d/ca.crt" noperm "$NOPERM_TOKEN"
   write_kubeconfig "$d/kubeconfig-nskd" "$name" "https://127.0.0.1:${APORT[$name]}" "$d/ca.crt" nskd "$NSKD_TOKEN"
+  write_kubeconfig "$d/kubeconfig-kcm" "$name" "https://127.0.0.1:${APORT[$name]}" "$d/ca.crt" system:kube-controller-manager "$KCM_TOKEN"
 done
 log "started ${#NAMES[@]} etcd+kube-apiserver pair(s); waiting for /readyz"
 
@@ -263,6 +289,30 @@ if [ "${NSKD_SEED:-1}" != 0 ]; then
   fail=0
   for p in "${SEEDERS[@]}"; do wait "$p" || fail=1; done
   [ "$fail" = 0 ] || { log "seeding failed"; exit 1; }
+fi
+
+# After seeding, so that the controllers find the seed in place.  No serving
+# ports (--port=0 --secure-port=0: nothing to collide on), no leader election
+# (one instance; no lease writes every 2 s in the audit log).
+if [ -n "$KCM_BIN" ]; then
+  for name in "${NAMES[@]}"; do
+    d="$DIR/$name"
+    {
+      echo '#!/usr/bin/env bash'
+      echo "export GOGC=$GOGC_V GOMEMLIMIT=$MEMLIMIT_V"
+      printf 'exec %q' "$KCM_BIN"
+      for a in --kubeconfig="$d/kubeconfig-kcm" --controllers="$KCM_CONTROLLERS" \
+        --leader-elect=false --port=0 --secure-port=0 --use-service-account-credentials=false \
+        --concurrent-gc-syncs=5 --profiling=false --logtostderr=true --v=0; do
+        printf ' %q' "$a"
+      done
+      echo
+    } >"$d/controller-manager.sh"
+    chmod 700 "$d/controller-manager.sh"
+    setsid "$d/controller-manager.sh" </dev/null >"$d/controller-manager.log" 2>&1 &
+    echo "controller-manager $!" >>"$d/pids"
+  done
+  log "started ${#NAMES[@]} kube-controller-manager(s) ($KCM_CONTROLLERS)"
 fi
 
 mkdir -p "$DIR/kubeconfigs"

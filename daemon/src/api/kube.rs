@@ -45,7 +45,7 @@ impl KubeService {
         Self { app }
     }
 
-    fn targets(&self, cluster: &str, clusters: &[String]) -> Result<Targets, Status> {
+    pub(super) fn targets(&self, cluster: &str, clusters: &[String]) -> Result<Targets, Status> {
         Ok(self.app.targets(cluster, clusters)?)
     }
 }

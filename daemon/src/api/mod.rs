@@ -8,6 +8,7 @@ mod daemon;
 mod kube;
 pub mod layer;
 mod source;
+mod workload;
 
 use std::sync::Arc;
 
@@ -92,4 +93,11 @@ pub fn services(
         KubeServer::new(kube::KubeService::new(app.clone())),
         ChangesServer::new(kube::KubeService::new(app)),
     )
+}
+
+/// The Workload service (rollouts, node maintenance, pod cleanup) over `app`.
+pub fn workload_service(
+    app: Arc<App>,
+) -> nskd_proto::v1::workload_server::WorkloadServer<workload::WorkloadService> {
+    nskd_proto::v1::workload_server::WorkloadServer::new(workload::WorkloadService::new(app))
 }

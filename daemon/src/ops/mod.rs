@@ -4,7 +4,9 @@
 
 pub mod call;
 pub mod change;
+pub mod cleanup;
 pub mod describe;
+pub mod drain;
 pub mod exec;
 pub mod get;
 pub mod list;
@@ -13,6 +15,7 @@ pub mod logscan;
 pub mod mutate;
 pub mod nodeproxy;
 pub mod patch;
+pub mod rollout;
 pub mod shape;
 pub mod table;
 

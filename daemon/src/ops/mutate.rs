@@ -92,14 +92,18 @@ pub(crate) async fn allowed(
     Ok(t)
 }
 
-fn label(kind: &ResolvedKind, namespace: Option<&Namespace>, name: &ObjectName) -> String {
+pub(crate) fn label(
+    kind: &ResolvedKind,
+    namespace: Option<&Namespace>,
+    name: &ObjectName,
+) -> String {
     match namespace {
         Some(ns) => format!("{}/{name} in namespace {ns}", kind.display_name()),
         None => format!("{}/{name}", kind.display_name()),
     }
 }
 
-fn done(text: String) -> Rendered {
+pub(crate) fn done(text: String) -> Rendered {
     Rendered {
         text,
         items: 1,
@@ -108,7 +112,7 @@ fn done(text: String) -> Rendered {
     }
 }
 
-fn build(
+pub(crate) fn build(
     r: Result<http::Request<Vec<u8>>, impl std::fmt::Display>,
     what: &str,
 ) -> Result<http::Request<Vec<u8>>, OpError> {
@@ -117,7 +121,7 @@ fn build(
 
 impl Target {
     /// A change of this object: `call` sent, `read_path` read before.
-    fn change(
+    pub(crate) fn change(
         &self,
         operation: Operation,
         name: &ObjectName,

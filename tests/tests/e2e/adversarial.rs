@@ -464,6 +464,12 @@ fn intent(tool: &str) -> Intent {
         "resources_scale" => r(&["deployments", "deployments/scale"], &["patch", "update"]),
         "rollout_restart" => r(&["deployments"], &["patch"]),
         "rollout_status" => r(&["deployments", "replicasets", "pods"], &[]),
+        "rollout_history" => r(&["deployments", "replicasets"], &[]),
+        "rollout_undo" => r(&["deployments", "replicasets"], &["patch"]),
+        "rollout_pause" | "rollout_resume" => r(&["deployments"], &["patch"]),
+        "nodes_cordon" | "nodes_uncordon" => r(&["nodes"], &["patch"]),
+        "nodes_drain" => r(&["nodes", "pods", "pods/eviction"], &["patch", "create"]),
+        "pods_cleanup" => r(&["pods"], &["delete"]),
         _ => NOTHING,
     }
 }
@@ -521,6 +527,14 @@ fn base_args(tool: &str, w: &World) -> Value {
         "rollout_status" => {
             json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": a})
         }
+        "rollout_history" | "rollout_undo" => {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": MISSING, "namespace": a})
+        }
+        "rollout_pause" | "rollout_resume" => json!({"name": MISSING, "namespace": a}),
+        "nodes_cordon" | "nodes_uncordon" => json!({"name": MISSING}),
+        "nodes_drain" => json!({"name": MISSING, "timeout": 3}),
+        // A namespace without pods: nothing to delete whatever happens.
+        "pods_cleanup" => json!({"namespace": MISSING}),
         _ => json!({}),
     }
 }

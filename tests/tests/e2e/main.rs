@@ -25,6 +25,7 @@ mod status;
 mod throttle;
 mod units;
 mod version;
+mod workload;
 
 use nskd_e2e::rig::{self, Rig};
 

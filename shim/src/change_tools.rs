@@ -10,8 +10,8 @@ use rmcp::{
 
 use crate::{
     args::{
-        ApplyArgs, NodeNameArgs, NodesLogArgs, ObjectArgs, PodsDeleteArgs, PodsExecArgs,
-        PodsLogArgs, PodsRunArgs, ScaleArgs,
+        ApplyArgs, DeleteArgs, NodeNameArgs, NodesLogArgs, ObjectArgs, ObjectReadArgs,
+        PodsDeleteArgs, PodsExecArgs, PodsLogArgs, PodsRunArgs, ScaleArgs,
     },
     tools::{NskdTools, client_name, kube_answer},
 };
@@ -44,8 +44,8 @@ impl NskdTools {
             kind: a.kind,
             namespace: a.namespace.unwrap_or_default(),
             name: a.name,
-            grace_period_seconds: a.grace_period_seconds.unwrap_or(-1),
-            clusters: a.clusters.map(|c| c.names()).unwrap_or_default(),
+            grace_period_seconds: -1,
+            clusters: Vec::new(),
         }
     }
 
@@ -82,7 +82,7 @@ impl NskdTools {
 impl NskdTools {
     #[tool(
         name = "resources_delete",
-        description = "Delete one Kubernetes resource by apiVersion, kind, name and namespace. Refused when the environment is read-only or destructive operations are disabled.",
+        description = "Delete one Kubernetes object.",
         annotations(
             title = "Resources: Delete",
             read_only_hint = false,
@@ -93,16 +93,20 @@ impl NskdTools {
     )]
     async fn resources_delete(
         &self,
-        Parameters(a): Parameters<ObjectArgs>,
+        Parameters(a): Parameters<DeleteArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let r = self.object(a).await;
+        let (object, grace) = a.split();
+        let r = pb::ObjectRequest {
+            grace_period_seconds: grace,
+            ..self.object(object).await
+        };
         self.change(&ctx, ChangeCall::Delete(r)).await
     }
 
     #[tool(
         name = "pods_delete",
-        description = "Delete one pod by name and namespace (its controller, if any, creates a replacement).",
+        description = "Delete a pod; its controller, if any, creates a replacement.",
         annotations(
             title = "Pods: Delete",
             read_only_hint = false,
@@ -123,8 +127,6 @@ impl NskdTools {
                 name: a.name,
                 namespace: a.namespace,
                 cluster: a.cluster,
-                grace_period_seconds: None,
-                clusters: None,
             })
             .await;
         self.change(&ctx, ChangeCall::Delete(r)).await
@@ -132,7 +134,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_scale",
-        description = "Set the number of replicas of a Deployment, StatefulSet or ReplicaSet (`scale`). Says the previous count.",
+        description = "Set the replicas of a Deployment, StatefulSet or ReplicaSet; says the previous count.",
         annotations(
             title = "Resources: Scale",
             read_only_hint = false,
@@ -154,8 +156,6 @@ impl NskdTools {
                 name: a.name,
                 namespace: a.namespace,
                 cluster: a.cluster,
-                grace_period_seconds: None,
-                clusters: None,
             })
             .await;
         self.change(
@@ -170,7 +170,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_create_or_update",
-        description = "Create or update Kubernetes resources from a YAML or JSON manifest (`resource`; several YAML documents allowed) with server-side apply. Overwriting an existing object counts as destructive.",
+        description = "Create or update objects from a YAML or JSON manifest (server-side apply).",
         annotations(
             title = "Resources: Create or Update",
             read_only_hint = false,
@@ -195,7 +195,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_restart",
-        description = "Restart the pods of a Deployment, StatefulSet or DaemonSet (like `kubectl rollout restart`).",
+        description = "Restart the pods of a Deployment, StatefulSet or DaemonSet.",
         annotations(
             title = "Rollout: Restart",
             read_only_hint = false,
@@ -215,7 +215,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_run",
-        description = "Run a pod with one container from `image` (name derived from the image unless given), optionally declaring `port`.",
+        description = "Run a pod with one container from `image`, optionally declaring `port`.",
         annotations(
             title = "Pods: Run",
             read_only_hint = false,
@@ -271,7 +271,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_exec",
-        description = "Run a command in a pod's container (through the API server and the node's kubelet) and return its stdout and stderr; a non-zero exit is an error with the exit code. Refused when destructive operations are disabled.",
+        description = "Run a command in a pod's container; returns stdout and stderr, a non-zero exit is an error.",
         annotations(
             title = "Pods: Exec",
             read_only_hint = false,
@@ -297,7 +297,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_log",
-        description = "Read a log file of a node's kubelet host through the API server's node proxy (`query`, e.g. \"kubelet.log\"; empty lists the files), optionally only the last `tailLines`.",
+        description = "Read a node's log file through the API server's node proxy; an empty `query` lists the files.",
         annotations(title = "Nodes: Log", read_only_hint = true, open_world_hint = true)
     )]
     async fn nodes_log(
@@ -317,7 +317,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_stats_summary",
-        description = "The kubelet's stats summary of a node (CPU, memory, filesystem, network, per-pod usage) through the API server's node proxy.",
+        description = "A node's kubelet stats summary: CPU, memory, filesystem, network, per-pod usage.",
         annotations(
             title = "Nodes: Stats Summary",
             read_only_hint = true,
@@ -341,7 +341,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_log",
-        description = "Get a pod container's log (through the API server and the node's kubelet): `container` when the pod has several, `previous` for the crashed instance, `tail` lines, `since` seconds. Long logs keep the newest lines.",
+        description = "A pod container's log; `previous` for the crashed instance. Long logs keep the newest lines.",
         annotations(title = "Pods: Log", read_only_hint = true, open_world_hint = true)
     )]
     async fn pods_log(
@@ -364,7 +364,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_status",
-        description = "Where the rollout of a Deployment, StatefulSet or DaemonSet stands (like `kubectl rollout status`, without waiting).",
+        description = "Where the rollout of a Deployment, StatefulSet or DaemonSet stands (does not wait).",
         annotations(
             title = "Rollout: Status",
             read_only_hint = true,
@@ -373,10 +373,14 @@ impl NskdTools {
     )]
     async fn rollout_status(
         &self,
-        Parameters(a): Parameters<ObjectArgs>,
+        Parameters(a): Parameters<ObjectReadArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let r = self.object(a).await;
+        let (object, clusters) = a.split();
+        let r = pb::ObjectRequest {
+            clusters,
+            ..self.object(object).await
+        };
         self.change(&ctx, ChangeCall::Status(r)).await
     }
 }

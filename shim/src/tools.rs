@@ -77,11 +77,20 @@ impl NskdTools {
     pub fn new(session: Session) -> Self {
         Self {
             session,
-            tool_router: Self::tool_router()
-                + Self::nsk_tool_router()
-                + Self::kube_tool_router()
-                + Self::change_tool_router(),
+            tool_router: Self::all_tools(),
         }
+    }
+
+    /// Every tool, with its schema compacted (crate::contract).
+    pub(crate) fn all_tools() -> ToolRouter<Self> {
+        let mut router = Self::tool_router()
+            + Self::nsk_tool_router()
+            + Self::kube_tool_router()
+            + Self::change_tool_router();
+        for route in router.map.values_mut() {
+            crate::contract::compact_tool(&mut route.attr);
+        }
+        router
     }
 
     /// The target of a call: `clusters` if given, else `cluster`, else the
@@ -125,7 +134,7 @@ impl NskdTools {
 impl NskdTools {
     #[tool(
         name = "clusters_list",
-        description = "List the Kubernetes clusters of this environment with their status and API server; `*` marks this session's active cluster.",
+        description = "List the clusters of this environment with status and API server; `*` marks the active one.",
         annotations(
             title = "Clusters: List",
             read_only_hint = true,
@@ -184,7 +193,7 @@ impl NskdTools {
 
     #[tool(
         name = "cluster_use",
-        description = "Switch this session's active cluster (other sessions are not affected). Tools called without `cluster` then run there.",
+        description = "Switch this session's active cluster; tools called without `cluster` then run there.",
         annotations(
             title = "Clusters: Use",
             read_only_hint = false,
@@ -231,7 +240,7 @@ impl NskdTools {
 
     #[tool(
         name = "clusters_status",
-        description = "Check the status and connectivity of the clusters: a table of all clusters (STATUS, VERSION, NODES, NAMESPACES, KUBECONFIG-AGE, LATENCY, ERRORS), or with `cluster` a detailed view of one. `refresh: true` probes now instead of answering from the daemon's health tracker.",
+        description = "Health of all clusters (status, version, nodes, latency, errors), or of one in detail with `cluster`.",
         annotations(
             title = "Clusters: Status",
             read_only_hint = true,
@@ -282,7 +291,7 @@ impl NskdTools {
 
     #[tool(
         name = "namespaces_list",
-        description = "List the namespaces of a cluster (default: this session's active cluster), or of several clusters with `clusters` (a list, or \"*\" for all healthy ones).",
+        description = "List the namespaces of a cluster, or of several with `clusters`.",
         annotations(
             title = "Namespaces: List",
             read_only_hint = true,
@@ -310,7 +319,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_list",
-        description = "List pods in all namespaces, or in `namespace`, filtered by `labelSelector` / `fieldSelector`; on the active cluster, `cluster`, or several `clusters` (\"*\" = all healthy). Large answers are capped with a note saying how many pods were left out.",
+        description = "List pods in all namespaces or in `namespace`; large answers are capped with a note.",
         annotations(title = "Pods: List", read_only_hint = true, open_world_hint = true)
     )]
     async fn pods_list(
@@ -437,11 +446,7 @@ mod tests {
     /// The annotations agents see say what the daemon's table says.
     #[test]
     fn annotations_follow_the_daemons_tool_classes() {
-        let router = NskdTools::tool_router()
-            + NskdTools::nsk_tool_router()
-            + NskdTools::kube_tool_router()
-            + NskdTools::change_tool_router();
-        let tools = router.list_all();
+        let tools = NskdTools::all_tools().list_all();
         for (name, _) in nskd_proto::tools::CHANGING_TOOLS {
             assert!(
                 tools.iter().any(|t| t.name == *name),
@@ -449,20 +454,17 @@ mod tests {
             );
         }
         for tool in tools {
+            // Absent hints mean what the MCP specification says.
             let a = tool.annotations.clone().unwrap_or_default();
+            let read_only = a.read_only_hint.unwrap_or(false);
             let class = class(&tool.name);
             // A read may still change the session or the daemon (cluster_use,
             // nsk_refresh): only tools that change clusters are in the table.
-            if class != ToolClass::Read || a.read_only_hint == Some(true) {
-                assert_eq!(
-                    a.read_only_hint,
-                    Some(class == ToolClass::Read),
-                    "{}",
-                    tool.name
-                );
+            if class != ToolClass::Read || read_only {
+                assert_eq!(read_only, class == ToolClass::Read, "{}", tool.name);
             }
             assert_eq!(
-                a.destructive_hint == Some(true),
+                !read_only && a.is_destructive(),
                 matches!(class, ToolClass::Destructive | ToolClass::CreateOrOverwrite),
                 "{}",
                 tool.name

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::{Map, Value};
 
-#[cfg(test)]
-#[cfg(test)]
-#[cfg(test)]
 /// The budget for the whole `tools/list` answer (compact JSON, every tool).
+#[cfg(test)]
 pub const LIST_BUDGET: usize = 16 * 1024;
 /// The longest tool description.
+#[cfg(test)]
 pub const TOOL_DESCRIPTION_MAX: usize = 160;
 /// The longest argument description.
+#[cfg(test)]
 pub const ARG_DESCRIPTION_MAX: usize = 80;
 
 /// Arguments shared by many tools, with the one description each gets

@@ -126,6 +126,9 @@ pub async fn serve(
     let server = Server::builder()
         .layer(api::layer::MetricsLayer)
         .layer(InterceptorLayer::new(api::peer_check(uid, environment)))
+        .layer(InterceptorLayer::new(api::tool_check(
+            app.config.server.tools.clone(),
+        )))
         .add_service(daemon_svc)
         .add_service(clusters_svc)
         .add_service(kube_svc)

@@ -28,6 +28,19 @@ pub struct Session {
     active: Arc<Mutex<Option<String>>>,
     /// Starts the daemon when it is not running (opt-in).
     starter: Option<Starter>,
+    /// Toolsets this session narrows to (`mcp-shim --toolsets`; empty: all
+    /// the daemon offers).
+    toolsets: Arc<Vec<String>>,
+    /// The tools the daemon hid when the tool list was last sent, and
+    /// whether a later answer said otherwise (tools/list_changed is due).
+    offered: Arc<std::sync::Mutex<Offered>>,
+}
+
+/// What the session last told its client about the tool list.
+#[derive(Debug, Default)]
+struct Offered {
+    listed: Option<Vec<String>>,
+    changed: bool,
 }
 
 impl Session {
@@ -43,6 +56,50 @@ impl Session {
             link: Arc::new(OnceCell::new()),
             active: Arc::new(Mutex::new(None)),
             starter: None,
+            toolsets: Arc::new(Vec::new()),
+            offered: Arc::default(),
+        }
+    }
+
+    /// Narrows the session to `toolsets` (empty: no narrowing).
+    pub fn with_toolsets(mut self, toolsets: Vec<String>) -> Self {
+        self.toolsets = Arc::new(toolsets);
+        self
+    }
+
+    /// Whether this session offers `tool` (its `--toolsets`; the daemon
+    /// decides the rest).
+    pub fn narrows_out(&self, tool: &str) -> bool {
+        !self.toolsets.is_empty()
+            && nskd_proto::tools::toolset(tool)
+                .is_none_or(|set| !self.toolsets.iter().any(|s| s == set))
+    }
+
+    /// The toolsets this session narrows to.
+    pub fn toolsets(&self) -> &[String] {
+        &self.toolsets
+    }
+
+    /// Records the hidden tools a tool list was built with.
+    pub fn listed(&self, hidden: &[String]) {
+        let mut o = self.offered.lock().unwrap_or_else(|e| e.into_inner());
+        o.listed = Some(hidden.to_vec());
+        o.changed = false;
+    }
+
+    /// Whether the daemon now hides other tools than the list the client
+    /// holds (once per change).
+    pub fn take_list_changed(&self) -> bool {
+        let mut o = self.offered.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut o.changed)
+    }
+
+    /// Notes the hidden tools of a daemon answer.
+    fn note_hidden(&self, hidden: &[String]) {
+        let mut o = self.offered.lock().unwrap_or_else(|e| e.into_inner());
+        if o.listed.as_deref().is_some_and(|l| l != hidden) {
+            o.listed = Some(hidden.to_vec());
+            o.changed = true;
         }
     }
 
@@ -119,6 +176,7 @@ impl Session {
 
     /// The session starts on the daemon's default cluster.
     async fn adopt_default(&self, info: &DaemonInfo) {
+        self.note_hidden(&info.hidden_tools);
         let mut active = self.active.lock().await;
         if active.is_none() && !info.default_cluster.is_empty() {
             *active = Some(info.default_cluster.clone());

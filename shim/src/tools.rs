@@ -407,7 +407,9 @@ impl ServerHandler for NskdTools {
             .await;
         if let Ok((info, _)) = asked {
             tools.retain(|t| !info.hidden_tools.iter().any(|h| h == t.name.as_ref()));
+            self.session.listed(&info.hidden_tools);
         }
+        tools.retain(|t| !self.session.narrows_out(&t.name));
         Ok(rmcp::model::ListToolsResult {
             tools,
             ..Default::default()
@@ -420,14 +422,32 @@ impl ServerHandler for NskdTools {
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, McpError> {
         let tool = request.name.to_string();
+        if self.session.narrows_out(&tool) {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                "{tool} is not offered in this session: mcp-shim was started with --toolsets {}; start it without --toolsets (or with the toolset of {tool}) to use it",
+                self.session.toolsets().join(",")
+            ))])
+            .into());
+        }
+        let peer = context.peer.clone();
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        crate::session::CURRENT_TOOL
+        let answer = crate::session::CURRENT_TOOL
             .scope(tool, self.tool_router.call(tcc))
-            .await
+            .await;
+        if self.session.take_list_changed() {
+            // A restarted daemon offers other tools: the client re-lists.
+            let _ = peer.notify_tool_list_changed().await;
+        }
+        answer
     }
 
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
             .with_server_info(Implementation::new("nskd-mcp-shim", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Kubernetes clusters of one Rancher environment, served by nskd. Start with clusters_status; \
@@ -442,6 +462,18 @@ mod tests {
     use nskd_proto::tools::{ToolClass, class};
 
     use super::*;
+
+    /// Every tool belongs to a toolset (nskd_proto::tools::TOOL_TOOLSETS).
+    #[test]
+    fn every_tool_has_a_toolset() {
+        for tool in NskdTools::all_tools().list_all() {
+            assert!(
+                nskd_proto::tools::toolset(&tool.name).is_some(),
+                "{} has no toolset: add it to TOOL_TOOLSETS in proto/src/tools.rs",
+                tool.name
+            );
+        }
+    }
 
     /// The annotations agents see say what the daemon's table says.
     #[test]

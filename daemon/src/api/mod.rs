@@ -75,6 +75,28 @@ pub fn peer_check(
     }
 }
 
+/// Refuses calls made for an MCP tool the configuration leaves out
+/// (`[server] toolsets`, `enabled_tools`, `disabled_tools`): a shim only
+/// lists the tools it may call, and this holds even for one that does not.
+pub fn tool_check(
+    selection: nskd_proto::tools::ToolSelection,
+) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |req: Request<()>| {
+        let tool = req
+            .metadata()
+            .get(nskd_proto::TOOL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if tool.is_empty() || selection.allows(tool) {
+            return Ok(req);
+        }
+        Err(Status::permission_denied(format!(
+            "tool {tool} is not offered by this nskd: its configuration leaves it out ([server] toolsets = {:?}, disabled_tools = {:?}); add it to [server] enabled_tools or its toolset to [server] toolsets and restart nskd (`nskctl doctor` shows what a session sees)",
+            selection.toolsets, selection.disabled
+        )))
+    }
+}
+
 /// The three services over one shared [`App`].
 pub fn services(
     app: Arc<App>,

@@ -81,6 +81,9 @@ config_keys! {
         audit_reads: Bool,
         http_token: String,
         http_token_file: String,
+        toolsets: Strings,
+        enabled_tools: Strings,
+        disabled_tools: Strings,
     }
     "health" {
         probe_interval: Duration,

@@ -27,6 +27,7 @@ use crate::{
 pub struct NskdTools {
     pub(crate) session: Session,
     tool_router: ToolRouter<Self>,
+    subscriptions: std::sync::Arc<crate::resources::Subscriptions>,
 }
 
 pub(crate) fn ok(text: impl Into<String>) -> Result<CallToolResult, McpError> {
@@ -78,6 +79,7 @@ impl NskdTools {
         Self {
             session,
             tool_router: Self::all_tools(),
+            subscriptions: Default::default(),
         }
     }
 
@@ -441,21 +443,102 @@ impl ServerHandler for NskdTools {
         answer
     }
 
+    async fn list_prompts(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, McpError> {
+        Ok(crate::prompts::list())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: rmcp::model::GetPromptRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, McpError> {
+        crate::prompts::get(&request.name, request.arguments.as_ref()).map(Into::into)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, McpError> {
+        Ok(crate::resources::list())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, McpError> {
+        Ok(crate::resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
+        crate::resources::read(&self.session, &request.uri, &client_name(&ctx))
+            .await
+            .map(Into::into)
+    }
+
+    #[allow(
+        deprecated,
+        reason = "resources/subscribe is what clients before 2026-07-28 send"
+    )]
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions
+            .add(&request.uri, self.session.clone(), ctx.peer.clone())
+            .await
+    }
+
+    #[allow(
+        deprecated,
+        reason = "resources/unsubscribe is what clients before 2026-07-28 send"
+    )]
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions.remove(&request.uri).await;
+        Ok(())
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_prompts()
+                .enable_resources()
+                .enable_resources_subscribe()
                 .build(),
         )
-            .with_server_info(Implementation::new("nskd-mcp-shim", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "Kubernetes clusters of one Rancher environment, served by nskd. Start with clusters_status; \
-                 pick a cluster with cluster_use (per session) or pass `cluster` to any tool; read tools accept \
-                 `clusters` (a list or \"*\") to ask many clusters at once.",
-            )
+        .with_server_info(Implementation::new(
+            "nskd-mcp-shim",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS)
     }
 }
+
+/// The `instructions` of `initialize`: how targeting, `"*"`, pagination and
+/// the watch cache work, so a client's tool search finds the right tool.
+pub const INSTRUCTIONS: &str = "Kubernetes clusters of one environment, served by nskd.\n\
+- Start with clusters_status. Tools run on this session's active cluster (cluster_use switches it) or on `cluster`.\n\
+- Read tools take `clusters`: a list of names, or \"*\" for every healthy cluster; answers have one section per cluster.\n\
+- Lists are capped (`limit`, [output] max_bytes) with a note saying how many items were left out and how to narrow (namespace, labelSelector, fieldSelector).\n\
+- Reads may come from nskd's watch cache, kept in sync with the API server and marked so; `live: true` asks the API server.\n\
+- `apiVersion` may be empty: discovery finds the kind (plural and short names work). Changes are audited and may be refused by the daemon's safety switches.\n\
+- Prompts: fleet_health, debug_pod, cluster_compare. Resources: nskd://clusters (subscribe for health changes), nskd://clusters/{name}, nskd://refresh.";
 
 #[cfg(test)]
 mod tests {

@@ -259,7 +259,8 @@ impl Subscriptions {
                 }
                 last = Some(now);
             }
-            if session.take_list_changed() && peer.notify_tool_list_changed().await.is_err() {
+            if session.offer_changed(POLLER).await && peer.notify_tool_list_changed().await.is_err()
+            {
                 return;
             }
             tokio::time::sleep(POLL).await;

@@ -41,7 +41,13 @@ pub struct Session {
 struct Offered {
     listed: Option<Vec<String>>,
     changed: bool,
+    /// When the daemon was last asked what it offers.
+    checked: Option<std::time::Instant>,
 }
+
+/// How often a busy session asks the daemon whether what it offers changed
+/// (a restarted daemon is reconnected to transparently).
+const OFFER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Session {
     /// A new session talking to the daemon at `location`.
@@ -85,6 +91,7 @@ impl Session {
         let mut o = self.offered.lock().unwrap_or_else(|e| e.into_inner());
         o.listed = Some(hidden.to_vec());
         o.changed = false;
+        o.checked = Some(std::time::Instant::now());
     }
 
     /// Whether the daemon now hides other tools than the list the client
@@ -92,6 +99,33 @@ impl Session {
     pub fn take_list_changed(&self) -> bool {
         let mut o = self.offered.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::take(&mut o.changed)
+    }
+
+    /// Asks the daemon what it offers now, at most once per [`OFFER_CHECK`]
+    /// and only once a tool list was sent; true when it changed.
+    pub async fn offer_changed(&self, client_name: &str) -> bool {
+        {
+            let mut o = self.offered.lock().unwrap_or_else(|e| e.into_inner());
+            let due = o.listed.is_some() && o.checked.is_none_or(|t| t.elapsed() >= OFFER_CHECK);
+            if !due {
+                return std::mem::take(&mut o.changed);
+            }
+            o.checked = Some(std::time::Instant::now());
+        }
+        let asked = self
+            .call(client_name, |ch, id| {
+                let mut client = nskd_proto::v1::daemon_client::DaemonClient::new(ch);
+                let req = id.request(nskd_proto::v1::GetInfoRequest {
+                    client_api_version: nskd_proto::API_VERSION,
+                    client_name: format!("mcp-shim {}", env!("CARGO_PKG_VERSION")),
+                });
+                async move { client.get_info(req).await }
+            })
+            .await;
+        if let Ok((info, _)) = asked {
+            self.note_hidden(&info.hidden_tools);
+        }
+        self.take_list_changed()
     }
 
     /// Notes the hidden tools of a daemon answer.

@@ -432,11 +432,12 @@ impl ServerHandler for NskdTools {
             .into());
         }
         let peer = context.peer.clone();
+        let name = client_name(&context);
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
         let answer = crate::session::CURRENT_TOOL
             .scope(tool, self.tool_router.call(tcc))
             .await;
-        if self.session.take_list_changed() {
+        if self.session.offer_changed(&name).await {
             // A restarted daemon offers other tools: the client re-lists.
             let _ = peer.notify_tool_list_changed().await;
         }

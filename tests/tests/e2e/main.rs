@@ -13,6 +13,7 @@ mod http_shim;
 mod kube_tools;
 mod local_trust;
 mod malformed;
+mod mcp_clients;
 mod nsk;
 mod observe;
 mod packaging;

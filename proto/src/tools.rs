@@ -44,6 +44,9 @@ pub fn hidden(read_only: bool, disable_destructive: bool) -> Vec<String> {
         .collect()
 }
 
+/// The prompts every shim serves; `[[prompts]]` may not reuse these names.
+pub const BUILTIN_PROMPTS: &[&str] = &["fleet_health", "debug_pod", "cluster_compare"];
+
 /// Every toolset, in the order `[server] toolsets` documents them.
 pub const TOOLSETS: &[&str] = &["core", "changes", "nodes", "helm", "nsk", "clusters"];
 

@@ -1,5 +1,8 @@
 //! MCP prompts: ready-made investigations an agent runs with nskd's tools
-//! (`fleet_health`, `debug_pod`, `cluster_compare`).
+//! (`fleet_health`, `debug_pod`, `cluster_compare`), and the user's own
+//! from the daemon's `[[prompts]]`.
+
+use nskd_proto::v1::UserPrompt;
 
 use rmcp::{
     ErrorData as McpError,
@@ -61,8 +64,17 @@ Answer with one table per aspect, differences only.",
     },
 ];
 
-/// Every prompt.
-pub fn list() -> ListPromptsResult {
+/// Every prompt: the built-in ones, then the user's.
+pub fn list(user: &[UserPrompt]) -> ListPromptsResult {
+    let users = user.iter().map(|u| {
+        let args = u
+            .arguments
+            .iter()
+            .map(|a| PromptArgument::new(a).with_required(true))
+            .collect::<Vec<_>>();
+        let description = (!u.description.is_empty()).then_some(u.description.as_str());
+        Prompt::new(&u.name, description, (!args.is_empty()).then_some(args))
+    });
     ListPromptsResult::with_all_items(
         BUILTINS
             .iter()
@@ -82,8 +94,48 @@ pub fn list() -> ListPromptsResult {
                     (!args.is_empty()).then_some(args),
                 )
             })
+            .chain(users)
             .collect(),
     )
+}
+
+/// Whether `name` is a built-in prompt.
+pub fn is_builtin(name: &str) -> bool {
+    BUILTINS.iter().any(|b| b.name == name)
+}
+
+/// A user prompt with `arguments` filled in (all its arguments required).
+pub fn get_user(
+    u: &UserPrompt,
+    arguments: Option<&JsonObject>,
+) -> Result<GetPromptResult, McpError> {
+    let empty = JsonObject::new();
+    let given = arguments.unwrap_or(&empty);
+    if let Some(unknown) = given.keys().find(|k| !u.arguments.contains(k)) {
+        let cut: String = unknown.chars().take(64).collect();
+        return Err(McpError::invalid_params(
+            format!("prompt {}: no argument {cut:?}", u.name),
+            None,
+        ));
+    }
+    let mut text = u.text.clone();
+    for arg in &u.arguments {
+        let value = match given.get(arg) {
+            Some(serde_json::Value::String(v)) if !v.is_empty() => v,
+            _ => {
+                return Err(McpError::invalid_params(
+                    format!("prompt {}: argument {arg} is required (a string)", u.name),
+                    None,
+                ));
+            }
+        };
+        text = text.replace(&format!("{{{arg}}}"), &plain(&u.name, arg, value)?);
+    }
+    let mut result = GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]);
+    if !u.description.is_empty() {
+        result = result.with_description(&u.description);
+    }
+    Ok(result)
 }
 
 /// The most bytes of one argument value put into a prompt.
@@ -173,7 +225,7 @@ mod tests {
 
     #[test]
     fn prompts_fill_their_arguments_and_refuse_bad_ones() {
-        assert_eq!(list().prompts.len(), 3);
+        assert_eq!(list(&[]).prompts.len(), 3);
         let r = get(
             "debug_pod",
             Some(&args(json!({"name": "web-1", "cluster": "c1"}))),
@@ -221,5 +273,32 @@ mod tests {
         );
         assert!(t.contains("clusters [a, b]"), "{t}");
         assert!(text(&get("fleet_health", None).unwrap()).contains("clusters_status"));
+    }
+
+    #[test]
+    fn user_prompts_are_listed_after_the_builtins_and_filled() {
+        let u = UserPrompt {
+            name: "shop_check".into(),
+            description: "Check the shop".into(),
+            text: "Look at namespace {ns} on {cluster}.".into(),
+            arguments: vec!["ns".into(), "cluster".into()],
+        };
+        let l = list(std::slice::from_ref(&u));
+        assert_eq!(l.prompts.len(), 4);
+        assert_eq!(l.prompts[3].name, "shop_check");
+        let r = get_user(&u, Some(&args(json!({"ns": "shop", "cluster": "c1"})))).unwrap();
+        assert!(
+            text(&r).contains("Look at namespace shop on c1."),
+            "{}",
+            text(&r)
+        );
+        let e = get_user(&u, Some(&args(json!({"ns": "shop"})))).unwrap_err();
+        assert!(
+            e.message.contains("argument cluster is required"),
+            "{}",
+            e.message
+        );
+        let e = get_user(&u, Some(&args(json!({"ns": "a\u{7}", "cluster": "c"})))).unwrap_err();
+        assert!(e.message.contains("one line"), "{}", e.message);
     }
 }

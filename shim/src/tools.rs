@@ -114,6 +114,18 @@ impl NskdTools {
         }
     }
 
+    /// The daemon's `[[prompts]]`.
+    async fn user_prompts(&self, client: &str) -> Result<Vec<pb::UserPrompt>, String> {
+        self.session
+            .call(client, |ch, id| {
+                let mut c = pb::contract_client::ContractClient::new(ch);
+                let req = id.request(pb::ListPromptsRequest {});
+                async move { c.list_prompts(req).await }
+            })
+            .await
+            .map(|(r, _)| r.prompts)
+    }
+
     pub(crate) async fn list(
         &self,
         ctx: &RequestContext<RoleServer>,
@@ -447,17 +459,31 @@ impl ServerHandler for NskdTools {
     async fn list_prompts(
         &self,
         _request: Option<rmcp::model::PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListPromptsResult, McpError> {
-        Ok(crate::prompts::list())
+        let user = self
+            .user_prompts(&client_name(&ctx))
+            .await
+            .unwrap_or_default();
+        Ok(crate::prompts::list(&user))
     }
 
     async fn get_prompt(
         &self,
         request: rmcp::model::GetPromptRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::GetPromptResponse, McpError> {
-        crate::prompts::get(&request.name, request.arguments.as_ref()).map(Into::into)
+        if crate::prompts::is_builtin(&request.name) {
+            return crate::prompts::get(&request.name, request.arguments.as_ref()).map(Into::into);
+        }
+        let user = self
+            .user_prompts(&client_name(&ctx))
+            .await
+            .map_err(|e| McpError::internal_error(format!("prompt {}: {e}", request.name), None))?;
+        match user.iter().find(|u| u.name == request.name) {
+            Some(u) => crate::prompts::get_user(u, request.arguments.as_ref()).map(Into::into),
+            None => crate::prompts::get(&request.name, None).map(Into::into),
+        }
     }
 
     async fn list_resources(

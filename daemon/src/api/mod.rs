@@ -1,6 +1,7 @@
 //! The gRPC services: thin adapters from `nskd.v1` messages to [`App`].
 
 mod clusters;
+mod contract;
 mod convert;
 pub use convert::unix_ms as convert_unix_ms;
 mod daemon;
@@ -11,7 +12,8 @@ mod source;
 use std::sync::Arc;
 
 use nskd_proto::v1::{
-    clusters_server::ClustersServer, daemon_server::DaemonServer, kube_server::KubeServer,
+    clusters_server::ClustersServer, contract_server::ContractServer, daemon_server::DaemonServer,
+    kube_server::KubeServer,
 };
 use tonic::{Request, Response, Status, transport::server::UdsConnectInfo};
 
@@ -110,4 +112,9 @@ pub fn services(
         ClustersServer::new(clusters::ClustersService::new(app.clone())),
         KubeServer::new(kube::KubeService::new(app)),
     )
+}
+
+/// The Contract service (user prompts) over `app`.
+pub fn contract_service(app: Arc<App>) -> ContractServer<contract::ContractService> {
+    ContractServer::new(contract::ContractService::new(app))
 }

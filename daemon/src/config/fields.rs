@@ -216,6 +216,46 @@ impl Reader {
         }
     }
 
+    /// An array of tables (`[[key]]`), each as a reader named `key[i].`; a
+    /// single table (`[key]`) reads as one, named `key.`.
+    pub fn tables(&mut self, key: &str) -> Vec<Reader> {
+        let reader = |prefix: String, table: toml::Table, r: &Reader| Reader {
+            prefix,
+            table,
+            problems: r.problems.clone(),
+            env: r.env.clone(),
+        };
+        match self.table.remove(key) {
+            None => Vec::new(),
+            Some(toml::Value::Table(t)) => vec![reader(format!("{}{key}.", self.prefix), t, self)],
+            Some(toml::Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, item) in items.into_iter().enumerate() {
+                    match item {
+                        toml::Value::Table(t) => {
+                            out.push(reader(format!("{}{key}[{i}].", self.prefix), t, self))
+                        }
+                        other => self.error(
+                            key,
+                            format!(
+                                "item {i}: expected a table [[{key}]], found {}",
+                                other.type_str()
+                            ),
+                        ),
+                    }
+                }
+                out
+            }
+            Some(other) => {
+                self.error(
+                    key,
+                    format!("expected tables [[{key}]], found {}", other.type_str()),
+                );
+                Vec::new()
+            }
+        }
+    }
+
     /// Reports every key nobody asked for, with the known keys as a hint.
     pub fn finish(self, known: &[&str]) {
         for key in self.table.keys() {

@@ -116,11 +116,17 @@ config_keys! {
         sensitive_kinds: Strings,
         allow_exec_plugins: Bool,
     }
+    "prompts" {
+        name: String,
+        description: String,
+        text: String,
+        arguments: Strings,
+    }
 }
 
 /// The `[sections]` of the file, in order.
 pub(crate) const SECTIONS: &[&str] = &[
-    "nsk", "server", "health", "pool", "output", "cache", "safety",
+    "nsk", "server", "health", "pool", "output", "cache", "safety", "prompts",
 ];
 
 /// The keys known in `section` (`""`: the top keys, then the sections).
@@ -142,7 +148,8 @@ pub(crate) fn named_in(text: &str) -> std::collections::BTreeSet<(String, String
     for line in text.lines() {
         let line = line.trim();
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = name.trim().to_string();
+            // `[[prompts]]` names the section `prompts`.
+            section = name.trim_matches(['[', ']']).trim().to_string();
             continue;
         }
         let line = line.trim_start_matches('#').trim_start();

@@ -18,6 +18,8 @@
 mod expand;
 mod fields;
 mod keys;
+mod prompts;
+pub use prompts::PromptConfig;
 
 use nskd_proto::bearer::{self, Bearer};
 use std::{
@@ -309,6 +311,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[safety]`.
     pub safety: SafetyConfig,
+    /// `[[prompts]]`.
+    pub prompts: Vec<PromptConfig>,
 }
 
 /// Values given on the command line (or by clap from the environment), which
@@ -585,6 +589,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         );
     }
     safety_r.finish(&keys::known("safety"));
+    let prompts = prompts::read(top);
     let default_cluster = o
         .default_cluster
         .clone()
@@ -633,6 +638,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         output,
         cache,
         safety,
+        prompts,
     }
 }
 

@@ -490,7 +490,7 @@ mod props {
             var in "UNSET_[A-Z_]{1,8}",
         ) {
             let reference = Value::String(format!("${{{var}}}"));
-            let value = if key.ends_with("resources") || key.ends_with("clusters") || key.ends_with("kinds") || key.ends_with("tools") || key == "toolsets" {
+            let value = if key.ends_with("resources") || key.ends_with("clusters") || key.ends_with("kinds") || key.ends_with("tools") || key == "toolsets" || key == "arguments" {
                 Value::Array(vec![reference])
             } else {
                 reference

@@ -433,3 +433,62 @@ async fn a_daemon_restarted_with_other_tools_sends_tools_list_changed() {
     );
     let _ = client.cancel().await;
 }
+
+#[test]
+fn user_prompts_from_the_config_are_served_and_bad_ones_refused() {
+    let Some(rig) = rig_or_skip() else { return };
+    let spec = DaemonSpec {
+        sections: format!(
+            "{}\n[[prompts]]\nname = \"shop_check\"\ndescription = \"Check the shop\"\ntext = \"Look at namespace {{ns}} first.\"\narguments = [\"ns\"]\n",
+            DaemonSpec::default().sections
+        ),
+        ..DaemonSpec::default()
+    };
+    let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &["c1-dfw1"]));
+    let (ok, out) = inspector(&d.socket, &["--method", "prompts/list"]);
+    assert!(
+        ok && out.contains("\"shop_check\"") && out.contains("\"debug_pod\""),
+        "{out}"
+    );
+    let (ok, out) = inspector(
+        &d.socket,
+        &[
+            "--method",
+            "prompts/get",
+            "--prompt-name",
+            "shop_check",
+            "--prompt-args",
+            "ns=shop",
+        ],
+    );
+    assert!(ok && out.contains("Look at namespace shop first."), "{out}");
+    let (ok, out) = inspector(
+        &d.socket,
+        &["--method", "prompts/get", "--prompt-name", "shop_check"],
+    );
+    assert!(!ok && out.contains("argument ns is required"), "{out}");
+
+    let bad = d.home.path().join("bad-prompts.toml");
+    std::fs::write(
+        &bad,
+        "[[prompts]]\nname = \"debug_pod\"\ntext = \"x\"\n\n[[prompts]]\nname = \"a b\"\ntext = \"\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("nskd"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    let all = format!("{stdout}{stderr}");
+    assert!(!out.status.success(), "{all}");
+    for want in [
+        "prompts[0].name",
+        "is a built-in prompt",
+        "prompts[1].name",
+        "prompts[1].text",
+    ] {
+        assert!(all.contains(want), "{want} not in {all}");
+    }
+}

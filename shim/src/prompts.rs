@@ -118,7 +118,7 @@ pub fn get_user(
             None,
         ));
     }
-    let mut text = u.text.clone();
+    let mut values = Vec::new();
     for arg in &u.arguments {
         let value = match given.get(arg) {
             Some(serde_json::Value::String(v)) if !v.is_empty() => v,
@@ -129,8 +129,9 @@ pub fn get_user(
                 ));
             }
         };
-        text = text.replace(&format!("{{{arg}}}"), &plain(&u.name, arg, value)?);
+        values.push((arg.as_str(), plain(&u.name, arg, value)?));
     }
+    let text = fill(&u.text, &values);
     let mut result = GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]);
     if !u.description.is_empty() {
         result = result.with_description(&u.description);
@@ -163,7 +164,7 @@ pub fn get(name: &str, arguments: Option<&JsonObject>) -> Result<GetPromptResult
             None,
         ));
     }
-    let mut text = b.text.to_string();
+    let mut values = Vec::new();
     for (arg, required, _) in b.arguments {
         let value = match given.get(*arg) {
             Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.as_str()),
@@ -187,12 +188,42 @@ pub fn get(name: &str, arguments: Option<&JsonObject>) -> Result<GetPromptResult
             (None, false) if *arg == "namespace" => "default".into(),
             (None, false) => "(this session's active cluster)".into(),
         };
-        text = text.replace(&format!("{{{arg}}}"), &value);
+        values.push((*arg, value));
     }
+    let text = fill(b.text, &values);
     Ok(
         GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
             .with_description(b.description),
     )
+}
+
+/// `text` with each `{name}` of `values` replaced, in one pass: a value
+/// that itself reads `{other}` stays as it is.
+fn fill(text: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let hit = after.find('}').and_then(|close| {
+            values
+                .iter()
+                .find(|(n, _)| *n == &after[..close])
+                .map(|(_, v)| (close, v))
+        });
+        match hit {
+            Some((close, v)) => {
+                out.push_str(v);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// An argument value as it may go into a prompt: one short line of
@@ -289,6 +320,12 @@ mod tests {
         let r = get_user(&u, Some(&args(json!({"ns": "shop", "cluster": "c1"})))).unwrap();
         assert!(
             text(&r).contains("Look at namespace shop on c1."),
+            "{}",
+            text(&r)
+        );
+        let r = get_user(&u, Some(&args(json!({"ns": "{cluster}", "cluster": "c1"})))).unwrap();
+        assert!(
+            text(&r).contains("namespace {cluster} on c1"),
             "{}",
             text(&r)
         );

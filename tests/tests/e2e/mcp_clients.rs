@@ -83,6 +83,25 @@ fn step<'a>(all: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} step in {all:?}"))
 }
 
+/// `nskd check-config` on a file holding `toml`: it must fail, and its
+/// output must name each of `wanted`.
+fn check_config_refuses(dir: &Path, toml: &str, wanted: &[&str]) {
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, toml).unwrap();
+    let out = Command::new(bin("nskd"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    let all = format!("{stdout}{stderr}");
+    assert!(!out.status.success(), "{all}");
+    for want in wanted {
+        assert!(all.contains(want), "{want} not in {all}");
+    }
+}
+
 #[test]
 fn python_sdk_speaks_every_revision_with_tools_prompts_and_resources() {
     let Some(rig) = rig_or_skip() else { return };
@@ -348,31 +367,18 @@ async fn toolsets_hide_and_refuse_tools_and_a_session_may_narrow_further() {
         !out.status.success() && stderr.contains("core, changes, nodes, helm, nsk, clusters"),
         "{stderr}"
     );
-    let bad = d.home.path().join("bad.toml");
-    std::fs::write(
-        &bad,
+    check_config_refuses(
+        d.home.path(),
         "[server]\ntoolsets = [\"core\", \"kore\"]\ndisabled_tools = [\"pods_lgo\"]\n",
-    )
-    .unwrap();
-    let out = Command::new(bin("nskd"))
-        .arg("check-config")
-        .arg("--config")
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&out);
-    let all = format!("{stdout}{stderr}");
-    assert!(!out.status.success(), "{all}");
-    for want in [
-        "server.toolsets",
-        "\"kore\"",
-        "valid toolsets: core",
-        "server.disabled_tools",
-        "\"pods_lgo\"",
-        "pods_log",
-    ] {
-        assert!(all.contains(want), "{want} not in {all}");
-    }
+        &[
+            "server.toolsets",
+            "\"kore\"",
+            "valid toolsets: core",
+            "server.disabled_tools",
+            "\"pods_lgo\"",
+            "pods_log",
+        ],
+    );
 }
 
 /// Counts `notifications/tools/list_changed`.
@@ -468,27 +474,14 @@ fn user_prompts_from_the_config_are_served_and_bad_ones_refused() {
     );
     assert!(!ok && out.contains("argument ns is required"), "{out}");
 
-    let bad = d.home.path().join("bad-prompts.toml");
-    std::fs::write(
-        &bad,
+    check_config_refuses(
+        d.home.path(),
         "[[prompts]]\nname = \"debug_pod\"\ntext = \"x\"\n\n[[prompts]]\nname = \"a b\"\ntext = \"\"\n",
-    )
-    .unwrap();
-    let out = Command::new(bin("nskd"))
-        .arg("check-config")
-        .arg("--config")
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&out);
-    let all = format!("{stdout}{stderr}");
-    assert!(!out.status.success(), "{all}");
-    for want in [
-        "prompts[0].name",
-        "is a built-in prompt",
-        "prompts[1].name",
-        "prompts[1].text",
-    ] {
-        assert!(all.contains(want), "{want} not in {all}");
-    }
+        &[
+            "prompts[0].name",
+            "is a built-in prompt",
+            "prompts[1].name",
+            "prompts[1].text",
+        ],
+    );
 }

@@ -126,11 +126,15 @@ pub async fn serve(
     let server = Server::builder()
         .layer(api::layer::MetricsLayer)
         .layer(InterceptorLayer::new(api::peer_check(uid, environment)))
+        .layer(InterceptorLayer::new(api::tool_check(
+            app.config.server.tools.clone(),
+        )))
         .add_service(daemon_svc)
         .add_service(clusters_svc)
         .add_service(kube_svc)
         .add_service(changes_svc)
         .add_service(api::workload_service(app.clone()))
+        .add_service(api::contract_service(app.clone()))
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
     app.serving

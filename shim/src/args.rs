@@ -54,7 +54,7 @@ pub struct ClustersStatusArgs {
     /// One cluster to show in detail (default: the table of all clusters).
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
-    /// Probe the clusters now instead of answering from the health tracker.
+    /// Probe now instead of answering from the health tracker.
     #[serde(default)]
     pub refresh: bool,
 }
@@ -114,7 +114,7 @@ pub struct PodsListArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NskRefreshArgs {
-    /// Force refresh even if a recent refresh occurred.
+    /// Refresh even if one just succeeded.
     #[serde(default)]
     pub force: bool,
 }
@@ -123,7 +123,7 @@ pub struct NskRefreshArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NskDiscoverArgs {
-    /// Cluster name pattern to filter (a regular expression, e.g. "^c1-").
+    /// Regular expression on cluster names, e.g. "^c1-" (default: all).
     #[serde(default)]
     pub pattern: Option<String>,
 }
@@ -132,9 +132,9 @@ pub struct NskDiscoverArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NskGetArgs {
-    /// Name of the cluster to get kubeconfig for.
+    /// Cluster whose kubeconfig to get.
     pub cluster_name: String,
-    /// Save kubeconfig to file in config directory.
+    /// Validate and store it in the config directory.
     #[serde(default)]
     pub save: bool,
 }
@@ -284,13 +284,11 @@ pub struct SimpleListArgs {
     pub live: bool,
 }
 
-/// rollout_status.
+/// One object a change acts on (rollout_restart, and the base of the
+/// other single-object changes); single-object changes take no `clusters`.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectArgs {
-    /// resources_delete only: grace period in seconds before the object is killed.
-    #[serde(default, rename = "gracePeriodSeconds")]
-    pub grace_period_seconds: Option<i64>,
     /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
     #[serde(default, rename = "apiVersion")]
     pub api_version: String,
@@ -304,16 +302,13 @@ pub struct ObjectArgs {
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
-    /// Read several clusters at once: a list of names, or "*" for all healthy clusters.
-    #[serde(default)]
-    pub clusters: Option<ClusterSet>,
 }
 
 /// resources_delete.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteArgs {
-    /// Grace period in seconds before the object is killed.
+    /// Seconds to wait before the object is killed.
     #[serde(default, rename = "gracePeriodSeconds")]
     pub grace_period_seconds: Option<i64>,
     /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
@@ -335,6 +330,42 @@ pub struct DeleteArgs {
     /// Apply exactly what a dry-run previewed: its plan id.
     #[serde(default)]
     pub plan: Option<String>,
+}
+
+impl DeleteArgs {
+    /// The object, and the grace period (-1: the object's own).
+    pub fn split(self) -> (ObjectArgs, i64) {
+        let object = ObjectArgs {
+            api_version: self.api_version,
+            kind: self.kind,
+            name: self.name,
+            namespace: self.namespace,
+            cluster: self.cluster,
+        };
+        (object, self.grace_period_seconds.unwrap_or(-1))
+    }
+}
+
+/// One object read on one or several clusters (rollout_status).
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectReadArgs {
+    /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
+    #[serde(default, rename = "apiVersion")]
+    pub api_version: String,
+    /// Kind, e.g. "Deployment".
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Read several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
 }
 
 /// rollout_restart.
@@ -405,6 +436,20 @@ pub struct PatchArgs {
     pub plan: Option<String>,
 }
 
+impl ObjectReadArgs {
+    /// The object, and the clusters to read it on.
+    pub fn split(self) -> (ObjectArgs, Vec<String>) {
+        let object = ObjectArgs {
+            api_version: self.api_version,
+            kind: self.kind,
+            name: self.name,
+            namespace: self.namespace,
+            cluster: self.cluster,
+        };
+        (object, self.clusters.map(|c| c.names()).unwrap_or_default())
+    }
+}
+
 /// pods_delete.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
@@ -457,7 +502,7 @@ pub struct ScaleArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyArgs {
-    /// The object(s) as YAML or JSON; several YAML documents separated by "---".
+    /// YAML or JSON; several YAML documents separated by "---".
     pub resource: String,
     /// Namespace for namespaced objects that name none (default: "default").
     #[serde(default)]
@@ -486,7 +531,7 @@ pub struct PodsLogArgs {
     /// Container (needed when the pod has several).
     #[serde(default)]
     pub container: Option<String>,
-    /// The log of the previous (crashed) container instance.
+    /// Log of the previous (crashed) container instance.
     #[serde(default)]
     pub previous: bool,
     /// Only the last N lines.
@@ -519,7 +564,7 @@ pub struct PodsLogArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigViewArgs {
-    /// Only this session's current context (default true); false shows every context.
+    /// Only the current context (default true).
     #[serde(default)]
     pub minified: Option<bool>,
 }
@@ -531,7 +576,7 @@ pub struct TopArgs {
     /// Namespace (pods_top; default: all namespaces).
     #[serde(default)]
     pub namespace: Option<String>,
-    /// All namespaces (the default when `namespace` is not given).
+    /// All namespaces (the default without `namespace`).
     #[serde(default)]
     pub all_namespaces: Option<bool>,
     /// Only this pod or node.
@@ -546,6 +591,37 @@ pub struct TopArgs {
     /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
     #[serde(default)]
     pub clusters: Option<ClusterSet>,
+}
+
+/// nodes_top.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodesTopArgs {
+    /// Only this node.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Label selector (`label_selector` accepted too).
+    #[serde(default, rename = "labelSelector", alias = "label_selector")]
+    pub label_selector: Option<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+}
+
+impl NodesTopArgs {
+    /// As a list of the metrics kind, and the one node asked for.
+    pub fn into_list(self) -> (SimpleListArgs, Option<String>) {
+        let list = SimpleListArgs {
+            label_selector: self.label_selector,
+            cluster: self.cluster,
+            clusters: self.clusters,
+            ..Default::default()
+        };
+        (list, self.name)
+    }
 }
 
 impl TopArgs {
@@ -566,7 +642,7 @@ impl TopArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PodsRunArgs {
-    /// Container image, e.g. "nginx:1.27".
+    /// e.g. "nginx:1.27".
     pub image: String,
     /// Pod name (default: derived from the image).
     #[serde(default)]
@@ -597,7 +673,7 @@ pub struct PodsExecArgs {
     /// Container (needed when the pod has several).
     #[serde(default)]
     pub container: Option<String>,
-    /// The command and its arguments, e.g. ["ls", "-l", "/tmp"].
+    /// Command and arguments, e.g. ["ls", "-l", "/tmp"].
     pub command: Vec<String>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
@@ -610,7 +686,7 @@ pub struct PodsExecArgs {
 pub struct NodesLogArgs {
     /// Node name.
     pub name: String,
-    /// Log under the kubelet's /logs/, e.g. "kubelet.log", "syslog", or "" for the list of files.
+    /// File under the kubelet's /logs/, e.g. "kubelet.log" (empty: the list).
     #[serde(default)]
     pub query: Option<String>,
     /// Only the last N lines.
@@ -852,6 +928,9 @@ mod tests {
         PodsInNamespaceArgs,
         SimpleListArgs,
         ObjectArgs,
+        DeleteArgs,
+        ObjectReadArgs,
+        NodesTopArgs,
         PodsDeleteArgs,
         ScaleArgs,
         ApplyArgs,

@@ -10,8 +10,8 @@ use rmcp::{
 
 use crate::{
     args::{
-        ApplyArgs, DeleteArgs, NodeNameArgs, NodesLogArgs, ObjectArgs, PatchArgs, PatchKind,
-        PodsDeleteArgs, PodsExecArgs, PodsLogArgs, PodsRunArgs, RestartArgs, ScaleArgs,
+        ApplyArgs, DeleteArgs, NodeNameArgs, NodesLogArgs, ObjectArgs, ObjectReadArgs, PatchArgs,
+        PatchKind, PodsDeleteArgs, PodsExecArgs, PodsLogArgs, PodsRunArgs, RestartArgs, ScaleArgs,
     },
     confirm,
     tools::{NskdTools, client_name, kube_answer},
@@ -64,8 +64,6 @@ impl NskdTools {
             name,
             namespace,
             cluster,
-            grace_period_seconds: None,
-            clusters: None,
         })
         .await
     }
@@ -77,8 +75,8 @@ impl NskdTools {
             kind: a.kind,
             namespace: a.namespace.unwrap_or_default(),
             name: a.name,
-            grace_period_seconds: a.grace_period_seconds.unwrap_or(-1),
-            clusters: a.clusters.map(|c| c.names()).unwrap_or_default(),
+            grace_period_seconds: -1,
+            clusters: Vec::new(),
             change: None,
         }
     }
@@ -153,7 +151,7 @@ impl ChangeCall {
 impl NskdTools {
     #[tool(
         name = "resources_delete",
-        description = "Delete one Kubernetes resource by apiVersion, kind, name and namespace. Refused when the environment is read-only or destructive operations are disabled.",
+        description = "Delete one Kubernetes object.",
         annotations(
             title = "Resources: Delete",
             read_only_hint = false,
@@ -167,25 +165,19 @@ impl NskdTools {
         Parameters(a): Parameters<DeleteArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let change = options(a.dry_run, a.plan);
-        let mut r = self
-            .object(ObjectArgs {
-                api_version: a.api_version,
-                kind: a.kind,
-                name: a.name,
-                namespace: a.namespace,
-                cluster: a.cluster,
-                grace_period_seconds: a.grace_period_seconds,
-                clusters: None,
-            })
-            .await;
-        r.change = change;
+        let change = options(a.dry_run, a.plan.clone());
+        let (object, grace) = a.split();
+        let r = pb::ObjectRequest {
+            grace_period_seconds: grace,
+            change,
+            ..self.object(object).await
+        };
         self.change(&ctx, ChangeCall::Delete(r)).await
     }
 
     #[tool(
         name = "pods_delete",
-        description = "Delete one pod by name and namespace (its controller, if any, creates a replacement).",
+        description = "Delete a pod; its controller, if any, creates a replacement.",
         annotations(
             title = "Pods: Delete",
             read_only_hint = false,
@@ -207,8 +199,6 @@ impl NskdTools {
                 name: a.name,
                 namespace: a.namespace,
                 cluster: a.cluster,
-                grace_period_seconds: None,
-                clusters: None,
             })
             .await;
         r.change = change;
@@ -217,7 +207,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_scale",
-        description = "Set the number of replicas of a Deployment, StatefulSet or ReplicaSet (`scale`). Says the previous count.",
+        description = "Set the replicas of a Deployment, StatefulSet or ReplicaSet; says the previous count.",
         annotations(
             title = "Resources: Scale",
             read_only_hint = false,
@@ -249,7 +239,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_create_or_update",
-        description = "Create or update Kubernetes resources from a YAML or JSON manifest (`resource`; several YAML documents allowed) with server-side apply. Overwriting an existing object counts as destructive.",
+        description = "Create or update objects from a YAML or JSON manifest (server-side apply).",
         annotations(
             title = "Resources: Create or Update",
             read_only_hint = false,
@@ -275,7 +265,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_restart",
-        description = "Restart the pods of a Deployment, StatefulSet or DaemonSet (like `kubectl rollout restart`).",
+        description = "Restart the pods of a Deployment, StatefulSet or DaemonSet.",
         annotations(
             title = "Rollout: Restart",
             read_only_hint = false,
@@ -336,7 +326,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_run",
-        description = "Run a pod with one container from `image` (name derived from the image unless given), optionally declaring `port`.",
+        description = "Run a pod with one container from `image`, optionally declaring `port`.",
         annotations(
             title = "Pods: Run",
             read_only_hint = false,
@@ -393,7 +383,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_exec",
-        description = "Run a command in a pod's container (through the API server and the node's kubelet) and return its stdout and stderr; a non-zero exit is an error with the exit code. Refused when destructive operations are disabled.",
+        description = "Run a command in a pod's container; returns stdout and stderr, a non-zero exit is an error.",
         annotations(
             title = "Pods: Exec",
             read_only_hint = false,
@@ -419,7 +409,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_log",
-        description = "Read a log file of a node's kubelet host through the API server's node proxy (`query`, e.g. \"kubelet.log\"; empty lists the files), optionally only the last `tailLines`.",
+        description = "Read a node's log file through the API server's node proxy; an empty `query` lists the files.",
         annotations(title = "Nodes: Log", read_only_hint = true, open_world_hint = true)
     )]
     async fn nodes_log(
@@ -439,7 +429,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_stats_summary",
-        description = "The kubelet's stats summary of a node (CPU, memory, filesystem, network, per-pod usage) through the API server's node proxy.",
+        description = "A node's kubelet stats summary: CPU, memory, filesystem, network, per-pod usage.",
         annotations(
             title = "Nodes: Stats Summary",
             read_only_hint = true,
@@ -463,7 +453,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_log",
-        description = "A pod's log, or all labelSelector pods' logs merged; filter with grep, tail, since, sinceTime. Keeps the newest lines and counts the rest.",
+        description = "A pod's log, or all labelSelector pods' logs merged; filter with grep, tail, since, sinceTime. Keeps the newest lines.",
         annotations(title = "Pods: Log", read_only_hint = true, open_world_hint = true)
     )]
     async fn pods_log(
@@ -490,7 +480,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_status",
-        description = "Where the rollout of a Deployment, StatefulSet or DaemonSet stands (like `kubectl rollout status`, without waiting).",
+        description = "Where the rollout of a Deployment, StatefulSet or DaemonSet stands (does not wait).",
         annotations(
             title = "Rollout: Status",
             read_only_hint = true,
@@ -499,10 +489,14 @@ impl NskdTools {
     )]
     async fn rollout_status(
         &self,
-        Parameters(a): Parameters<ObjectArgs>,
+        Parameters(a): Parameters<ObjectReadArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let r = self.object(a).await;
+        let (object, clusters) = a.split();
+        let r = pb::ObjectRequest {
+            clusters,
+            ..self.object(object).await
+        };
         self.change(&ctx, ChangeCall::Status(r)).await
     }
 }

@@ -58,6 +58,7 @@ pub async fn serve(
     location: SocketLocation,
     starter: Option<Starter>,
     token: TokenSource,
+    toolsets: Vec<String>,
 ) -> anyhow::Result<()> {
     let mut config = StreamableHttpServerConfig::default();
     if !addr.ip().is_loopback() {
@@ -68,7 +69,9 @@ pub async fn serve(
     let service = StreamableHttpService::new(
         move || {
             Ok(NskdTools::new(
-                Session::new(location.clone()).with_starter(starter.clone()),
+                Session::new(location.clone())
+                    .with_starter(starter.clone())
+                    .with_toolsets(toolsets.clone()),
             ))
         },
         Arc::new(LocalSessionManager::default()),

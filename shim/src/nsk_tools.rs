@@ -74,7 +74,7 @@ impl NskdTools {
 impl NskdTools {
     #[tool(
         name = "nsk_refresh",
-        description = "Manually refresh kubeconfig files from Rancher via NSK. A refresh already running is joined; one that succeeded in the last minute is not repeated unless force is true. Failed clusters keep their cached kubeconfig.",
+        description = "Refresh kubeconfigs from Rancher; one done in the last minute is not repeated unless `force`.",
         annotations(
             title = "NSK: Refresh Kubeconfigs",
             read_only_hint = false,
@@ -98,7 +98,7 @@ impl NskdTools {
 
     #[tool(
         name = "nsk_status",
-        description = "Get NSK integration status and last refresh time: source, Rancher URL, profile, token validity and expiry (checked now), auto-refresh, last and next refresh.",
+        description = "Rancher integration status: source, profile, token validity and expiry, last and next refresh.",
         annotations(
             title = "NSK: Integration Status",
             read_only_hint = true,
@@ -120,7 +120,7 @@ impl NskdTools {
 
     #[tool(
         name = "nsk_clusters_discover",
-        description = "Discover new clusters from Rancher and update kubeconfigs: fetches every cluster whose name matches `pattern` (a regular expression; all clusters when omitted) and reports what was added or updated. Nothing is removed by a discover.",
+        description = "Discover clusters in Rancher whose name matches `pattern` and add or update their kubeconfigs.",
         annotations(
             title = "NSK: Discover Clusters",
             read_only_hint = false,
@@ -148,7 +148,7 @@ impl NskdTools {
 
     #[tool(
         name = "nsk_get",
-        description = "Get kubeconfig for a specific cluster from Rancher via NSK. Returns a summary (server, user, auth kind, token expiry) and never the credentials; with save=true the kubeconfig is validated and stored in the config directory and its path returned.",
+        description = "A cluster's kubeconfig from Rancher, summarized (server, user, token expiry; never credentials); `save` stores it.",
         annotations(
             title = "NSK: Get Cluster Kubeconfig",
             read_only_hint = false,
@@ -177,7 +177,7 @@ impl NskdTools {
 
     #[tool(
         name = "clusters_refresh_status",
-        description = "Get detailed refresh status and history: profile, Rancher URL, config directory, auto-refresh, last and next refresh, recent refreshes, and each cluster as Active, Inactive or Removed.",
+        description = "Kubeconfig refresh status and history, and each cluster as Active, Inactive or Removed.",
         annotations(
             title = "Clusters: Refresh Status",
             read_only_hint = true,

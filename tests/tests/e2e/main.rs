@@ -14,6 +14,7 @@ mod kube_tools;
 mod local_trust;
 mod logs_search;
 mod malformed;
+mod mcp_clients;
 mod nsk;
 mod observe;
 mod packaging;

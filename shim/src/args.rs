@@ -54,7 +54,7 @@ pub struct ClustersStatusArgs {
     /// One cluster to show in detail (default: the table of all clusters).
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
-    /// Probe now instead of answering from the health tracker.
+    /// Probe now.
     #[serde(default)]
     pub refresh: bool,
 }
@@ -114,7 +114,6 @@ pub struct PodsListArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NskRefreshArgs {
-    /// Refresh even if one just succeeded.
     #[serde(default)]
     pub force: bool,
 }
@@ -123,7 +122,7 @@ pub struct NskRefreshArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NskDiscoverArgs {
-    /// Regular expression on cluster names, e.g. "^c1-" (default: all).
+    /// Regex on cluster names, e.g. "^c1-".
     #[serde(default)]
     pub pattern: Option<String>,
 }
@@ -132,9 +131,8 @@ pub struct NskDiscoverArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NskGetArgs {
-    /// Cluster whose kubeconfig to get.
     pub cluster_name: String,
-    /// Validate and store it in the config directory.
+    /// Store it in the config directory.
     #[serde(default)]
     pub save: bool,
 }
@@ -308,7 +306,6 @@ pub struct ObjectArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteArgs {
-    /// Seconds to wait before the object is killed.
     #[serde(default, rename = "gracePeriodSeconds")]
     pub grace_period_seconds: Option<i64>,
     /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
@@ -420,9 +417,8 @@ pub struct PatchArgs {
     /// Namespace (default: "default").
     #[serde(default)]
     pub namespace: Option<String>,
-    /// The patch: an object (merge, strategic) or a list of operations (json).
+    /// An object (merge, strategic) or a list of operations (json).
     pub patch: serde_json::Value,
-    /// merge (default), json or strategic.
     #[serde(default, rename = "type")]
     pub patch_type: PatchKind,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -484,7 +480,6 @@ pub struct ScaleArgs {
     /// Namespace (default: "default").
     #[serde(default)]
     pub namespace: Option<String>,
-    /// Desired number of replicas.
     #[serde(alias = "replicas")]
     pub scale: u32,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -502,7 +497,7 @@ pub struct ScaleArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyArgs {
-    /// YAML or JSON; several YAML documents separated by "---".
+    /// YAML or JSON manifest, documents separated by "---".
     pub resource: String,
     /// Namespace for namespaced objects that name none (default: "default").
     #[serde(default)]
@@ -531,22 +526,21 @@ pub struct PodsLogArgs {
     /// Container (needed when the pod has several).
     #[serde(default)]
     pub container: Option<String>,
-    /// Log of the previous (crashed) container instance.
+    /// The previous (crashed) instance.
     #[serde(default)]
     pub previous: bool,
-    /// Only the last N lines.
+    /// Last N lines.
     #[serde(default)]
     pub tail: Option<i64>,
-    /// Only lines from the last N seconds.
+    /// Last N seconds.
     #[serde(default)]
     pub since: Option<i64>,
-    /// Only lines since this RFC 3339 time, e.g. "2026-01-02T15:04:05Z".
+    /// RFC 3339 time, e.g. "2026-01-02T15:04:05Z".
     #[serde(default, rename = "sinceTime")]
     pub since_time: Option<String>,
-    /// Only lines matching this regex; "(?i)" ignores case.
+    /// Regex lines must match; "(?i)" ignores case.
     #[serde(default)]
     pub grep: Option<String>,
-    /// Prefix lines with their timestamps.
     #[serde(default)]
     pub timestamps: bool,
     /// Instead of name: all matching pods (<= 50), lines prefixed [pod/container].
@@ -564,7 +558,7 @@ pub struct PodsLogArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigViewArgs {
-    /// Only the current context (default true).
+    /// Only the current context (default).
     #[serde(default)]
     pub minified: Option<bool>,
 }
@@ -576,7 +570,6 @@ pub struct TopArgs {
     /// Namespace (pods_top; default: all namespaces).
     #[serde(default)]
     pub namespace: Option<String>,
-    /// All namespaces (the default without `namespace`).
     #[serde(default)]
     pub all_namespaces: Option<bool>,
     /// Only this pod or node.
@@ -650,7 +643,6 @@ pub struct PodsRunArgs {
     /// Namespace (default: "default").
     #[serde(default)]
     pub namespace: Option<String>,
-    /// Container port to declare.
     #[serde(default)]
     pub port: Option<u16>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -686,10 +678,10 @@ pub struct PodsExecArgs {
 pub struct NodesLogArgs {
     /// Node name.
     pub name: String,
-    /// File under the kubelet's /logs/, e.g. "kubelet.log" (empty: the list).
+    /// File under /logs/, e.g. "kubelet.log".
     #[serde(default)]
     pub query: Option<String>,
-    /// Only the last N lines.
+    /// Last N lines.
     #[serde(default, rename = "tailLines", alias = "tail")]
     pub tail_lines: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -747,7 +739,7 @@ pub struct RolloutUndoArgs {
     pub namespace: Option<String>,
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
-    /// Revision to restore (rollout_history); default: the previous one.
+    /// Revision to restore (default: the previous one).
     #[serde(default, rename = "toRevision")]
     pub to_revision: Option<i64>,
     /// Preview with the server's dryRun=All: a diff and a plan id; nothing changes.
@@ -800,10 +792,10 @@ pub struct NodesDrainArgs {
     pub name: String,
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
-    /// Seconds for the whole drain, budget-blocked evictions retried (max 3600).
+    /// Seconds for the whole drain (max 3600).
     #[serde(default)]
     pub timeout: Option<u32>,
-    /// Also evict unmanaged pods and pods with emptyDir data.
+    /// Also evict unmanaged and emptyDir pods.
     #[serde(default)]
     pub force: bool,
     /// Preview with the server's dryRun=All: a diff and a plan id; nothing changes.

@@ -207,7 +207,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_scale",
-        description = "Set the replicas of a Deployment, StatefulSet or ReplicaSet; says the previous count.",
+        description = "Set the replicas of a Deployment, StatefulSet or ReplicaSet.",
         annotations(
             title = "Resources: Scale",
             read_only_hint = false,
@@ -239,7 +239,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_create_or_update",
-        description = "Create or update objects from a YAML or JSON manifest (server-side apply).",
+        description = "Create or update objects from a YAML/JSON manifest (server-side apply).",
         annotations(
             title = "Resources: Create or Update",
             read_only_hint = false,
@@ -289,7 +289,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_patch",
-        description = "Patch one resource: merge (default), json (RFC 6902) or strategic (built-in kinds).",
+        description = "Patch one object: merge, json (RFC 6902) or strategic (built-in kinds).",
         annotations(
             title = "Resources: Patch",
             read_only_hint = false,
@@ -326,7 +326,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_run",
-        description = "Run a pod with one container from `image`, optionally declaring `port`.",
+        description = "Run a pod of one container from `image`.",
         annotations(
             title = "Pods: Run",
             read_only_hint = false,
@@ -383,7 +383,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_exec",
-        description = "Run a command in a pod's container; returns stdout and stderr, a non-zero exit is an error.",
+        description = "Run a command in a container; stdout and stderr, non-zero exit is an error.",
         annotations(
             title = "Pods: Exec",
             read_only_hint = false,
@@ -409,7 +409,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_log",
-        description = "Read a node's log file through the API server's node proxy; an empty `query` lists the files.",
+        description = "A node's log file via the node proxy; empty `query` lists the files.",
         annotations(title = "Nodes: Log", read_only_hint = true, open_world_hint = true)
     )]
     async fn nodes_log(
@@ -429,7 +429,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_stats_summary",
-        description = "A node's kubelet stats summary: CPU, memory, filesystem, network, per-pod usage.",
+        description = "A node's kubelet stats summary (CPU, memory, filesystem, network, pods).",
         annotations(
             title = "Nodes: Stats Summary",
             read_only_hint = true,
@@ -453,7 +453,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_log",
-        description = "A pod's log, or all labelSelector pods' logs merged; filter with grep, tail, since, sinceTime. Keeps the newest lines.",
+        description = "A pod's log, or the merged logs of labelSelector pods; grep filters. Keeps the newest lines.",
         annotations(title = "Pods: Log", read_only_hint = true, open_world_hint = true)
     )]
     async fn pods_log(
@@ -480,7 +480,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_status",
-        description = "Where the rollout of a Deployment, StatefulSet or DaemonSet stands (does not wait).",
+        description = "Where a Deployment, StatefulSet or DaemonSet rollout stands (no wait).",
         annotations(
             title = "Rollout: Status",
             read_only_hint = true,

@@ -91,7 +91,7 @@ fn object_output(o: Option<OutputFormat>) -> i32 {
 impl NskdTools {
     #[tool(
         name = "resources_list",
-        description = "List objects of any kind, CRDs included (`kind` may be plural or short); large answers are capped.",
+        description = "List objects of any kind, CRDs included.",
         annotations(
             title = "Resources: List",
             read_only_hint = true,
@@ -122,7 +122,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_get",
-        description = "Get one object of any kind (CRDs too) as YAML or JSON; Secret values are masked.",
+        description = "Get one object of any kind as YAML or JSON; Secret values masked.",
         annotations(
             title = "Resources: Get",
             read_only_hint = true,
@@ -150,7 +150,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_describe",
-        description = "Describe one object like `kubectl describe`: key fields, conditions, recent events.",
+        description = "Describe one object as `kubectl describe` does, with recent events.",
         annotations(
             title = "Resources: Describe",
             read_only_hint = true,
@@ -242,7 +242,7 @@ impl NskdTools {
 
     #[tool(
         name = "configuration_contexts_list",
-        description = "List the kubeconfig contexts (clusters) with their API servers; same as clusters_list.",
+        description = "Kubeconfig contexts (clusters) and API servers; as clusters_list.",
         annotations(
             title = "Configuration: Contexts List",
             read_only_hint = true,
@@ -289,7 +289,7 @@ impl NskdTools {
 
     #[tool(
         name = "configuration_view",
-        description = "The kubeconfig this session sees (current context = active cluster), credentials redacted.",
+        description = "The kubeconfig this session sees, credentials redacted.",
         annotations(
             title = "Configuration: View",
             read_only_hint = true,
@@ -361,7 +361,7 @@ impl NskdTools {
 
     #[tool(
         name = "events_list",
-        description = "List events (warnings, scheduling, pulls), e.g. fieldSelector \"involvedObject.name=web-1\" or \"type=Warning\".",
+        description = "List events, e.g. fieldSelector \"type=Warning\" or \"involvedObject.name=web-1\".",
         annotations(title = "Events: List", read_only_hint = true, open_world_hint = true)
     )]
     async fn events_list(

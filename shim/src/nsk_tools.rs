@@ -74,7 +74,7 @@ impl NskdTools {
 impl NskdTools {
     #[tool(
         name = "nsk_refresh",
-        description = "Refresh kubeconfigs from Rancher; one done in the last minute is not repeated unless `force`.",
+        description = "Refresh kubeconfigs from Rancher (a recent refresh is reused unless `force`).",
         annotations(
             title = "NSK: Refresh Kubeconfigs",
             read_only_hint = false,
@@ -98,7 +98,7 @@ impl NskdTools {
 
     #[tool(
         name = "nsk_status",
-        description = "Rancher integration status: source, profile, token validity and expiry, last and next refresh.",
+        description = "Rancher source status: token validity and expiry, last and next refresh.",
         annotations(
             title = "NSK: Integration Status",
             read_only_hint = true,
@@ -120,7 +120,7 @@ impl NskdTools {
 
     #[tool(
         name = "nsk_clusters_discover",
-        description = "Discover clusters in Rancher whose name matches `pattern` and add or update their kubeconfigs.",
+        description = "Fetch kubeconfigs of Rancher clusters matching `pattern`.",
         annotations(
             title = "NSK: Discover Clusters",
             read_only_hint = false,
@@ -148,7 +148,7 @@ impl NskdTools {
 
     #[tool(
         name = "nsk_get",
-        description = "A cluster's kubeconfig from Rancher, summarized (server, user, token expiry; never credentials); `save` stores it.",
+        description = "A cluster's kubeconfig from Rancher, summarized without credentials; `save` stores it.",
         annotations(
             title = "NSK: Get Cluster Kubeconfig",
             read_only_hint = false,
@@ -177,7 +177,7 @@ impl NskdTools {
 
     #[tool(
         name = "clusters_refresh_status",
-        description = "Kubeconfig refresh status and history, and each cluster as Active, Inactive or Removed.",
+        description = "Kubeconfig refresh status and history; each cluster Active, Inactive or Removed.",
         annotations(
             title = "Clusters: Refresh Status",
             read_only_hint = true,

@@ -149,7 +149,7 @@ impl NskdTools {
 impl NskdTools {
     #[tool(
         name = "clusters_list",
-        description = "List the clusters of this environment with status and API server; `*` marks the active one.",
+        description = "List the clusters with status and API server; `*` marks the active one.",
         annotations(
             title = "Clusters: List",
             read_only_hint = true,
@@ -208,7 +208,7 @@ impl NskdTools {
 
     #[tool(
         name = "cluster_use",
-        description = "Switch this session's active cluster; tools called without `cluster` then run there.",
+        description = "Set this session's active cluster (used when a tool names no `cluster`).",
         annotations(
             title = "Clusters: Use",
             read_only_hint = false,
@@ -255,7 +255,7 @@ impl NskdTools {
 
     #[tool(
         name = "clusters_status",
-        description = "Health of all clusters (status, version, nodes, latency, errors), or of one in detail with `cluster`.",
+        description = "Health of all clusters (version, nodes, latency, errors), or one in detail.",
         annotations(
             title = "Clusters: Status",
             read_only_hint = true,
@@ -306,7 +306,7 @@ impl NskdTools {
 
     #[tool(
         name = "namespaces_list",
-        description = "List the namespaces of a cluster, or of several with `clusters`.",
+        description = "List namespaces.",
         annotations(
             title = "Namespaces: List",
             read_only_hint = true,
@@ -334,7 +334,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_list",
-        description = "List pods in all namespaces or in `namespace`; large answers are capped with a note.",
+        description = "List pods (all namespaces, or `namespace`).",
         annotations(title = "Pods: List", read_only_hint = true, open_world_hint = true)
     )]
     async fn pods_list(
@@ -562,10 +562,11 @@ impl ServerHandler for NskdTools {
 /// the watch cache work, so a client's tool search finds the right tool.
 pub const INSTRUCTIONS: &str = "Kubernetes clusters of one environment, served by nskd.\n\
 - Start with clusters_status. Tools run on this session's active cluster (cluster_use switches it) or on `cluster`.\n\
-- Read tools take `clusters`: a list of names, or \"*\" for every healthy cluster; answers have one section per cluster.\n\
+- Read tools take `clusters`: a list of cluster names, or \"*\" for every healthy cluster.\n\
 - Lists are capped (`limit`, [output] max_bytes) with a note saying how many items were left out and how to narrow (namespace, labelSelector, fieldSelector).\n\
 - Reads may come from nskd's watch cache, kept in sync with the API server and marked so; `live: true` asks the API server.\n\
 - `apiVersion` may be empty: discovery finds the kind (plural and short names work). Changes are audited and may be refused by the daemon's safety switches.\n\
+- Changes take `dryRun: true` (the server's dryRun=All: a diff and a plan id, nothing changes) and `plan` (apply exactly what that dry run previewed, refused if the object changed since).\n\
 - Prompts: fleet_health, debug_pod, cluster_compare. Resources: nskd://clusters (subscribe for health changes), nskd://clusters/{name}, nskd://refresh.";
 
 #[cfg(test)]

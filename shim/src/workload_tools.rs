@@ -95,7 +95,7 @@ impl NskdTools {
 impl NskdTools {
     #[tool(
         name = "rollout_history",
-        description = "Revisions of a Deployment, StatefulSet or DaemonSet with images and change-cause (kubectl rollout history).",
+        description = "Revisions of a Deployment, StatefulSet or DaemonSet with images and change-cause.",
         annotations(
             title = "Rollout: History",
             read_only_hint = true,
@@ -125,7 +125,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_undo",
-        description = "Roll a Deployment, StatefulSet or DaemonSet back to the previous revision or `toRevision` (kubectl rollout undo).",
+        description = "Roll a Deployment, StatefulSet or DaemonSet back to the previous revision or `toRevision`.",
         annotations(
             title = "Rollout: Undo",
             read_only_hint = false,
@@ -157,7 +157,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_pause",
-        description = "Pause a Deployment's rollouts; running pods stay (kubectl rollout pause).",
+        description = "Pause a Deployment's rollouts; running pods stay.",
         annotations(
             title = "Rollout: Pause",
             read_only_hint = false,
@@ -177,7 +177,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_resume",
-        description = "Resume a paused Deployment; a held rollout then replaces pods (kubectl rollout resume).",
+        description = "Resume a paused Deployment; a held rollout then proceeds.",
         annotations(
             title = "Rollout: Resume",
             read_only_hint = false,
@@ -197,7 +197,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_cordon",
-        description = "Mark a node unschedulable; its pods keep running (kubectl cordon).",
+        description = "Mark a node unschedulable; its pods keep running.",
         annotations(
             title = "Nodes: Cordon",
             read_only_hint = false,
@@ -217,7 +217,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_uncordon",
-        description = "Mark a node schedulable again (kubectl uncordon).",
+        description = "Mark a node schedulable again.",
         annotations(
             title = "Nodes: Uncordon",
             read_only_hint = false,
@@ -237,7 +237,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_drain",
-        description = "Cordon a node, then evict its pods honouring PodDisruptionBudgets; DaemonSet and mirror pods stay. Says each pod's outcome.",
+        description = "Cordon a node and evict its pods, honouring PodDisruptionBudgets; says each pod's outcome.",
         annotations(
             title = "Nodes: Drain",
             read_only_hint = false,
@@ -265,7 +265,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_cleanup",
-        description = "Delete the Failed, Evicted and Succeeded pods of a namespace, with counts per reason.",
+        description = "Delete a namespace's Failed, Evicted and Succeeded pods; counts per reason.",
         annotations(
             title = "Pods: Cleanup",
             read_only_hint = false,

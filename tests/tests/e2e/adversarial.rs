@@ -350,6 +350,11 @@ enum Rule {
     Query,
     /// No rule in the contract (a request body value): only (a), (c), (d).
     Free,
+    /// A `continue` token: only one the daemon issued for this call (none
+    /// in the corpus), or none.
+    Token,
+    /// A column name (ASCII letters, digits, `-_. %`, at most 64), or none.
+    Column,
 }
 
 fn is_label(s: &str) -> bool {
@@ -402,6 +407,16 @@ impl Rule {
                     })
             }
             Rule::Free => true,
+            Rule::Token => s.is_empty(),
+            Rule::Column => {
+                let t = s.trim();
+                t.is_empty()
+                    || (s.len() <= 64
+                        && !t.starts_with(['.', '$', '{'])
+                        && s.chars().all(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' ' | '%')
+                        }))
+            }
         }
     }
 }
@@ -551,6 +566,8 @@ fn rule_for(tool: &str, arg: &str) -> Option<(Rule, &'static str)> {
         "cluster" => (Rule::Cluster, "cluster"),
         "query" => (Rule::Query, "query"),
         "pattern" | "cluster_name" | "image" => (Rule::Free, "-"),
+        "continue" => (Rule::Token, "continue"),
+        "sortBy" => (Rule::Column, "sortBy"),
         _ => return None,
     })
 }
@@ -613,6 +630,8 @@ fn cases() -> Vec<Case> {
                             "pattern",
                             "cluster_name",
                             "image",
+                            "continue",
+                            "sortBy",
                         ]
                         .into_iter()
                         .find(|k| *k == a)

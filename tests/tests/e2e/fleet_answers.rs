@@ -77,7 +77,10 @@ async fn one_by_one(shim: &Shim, names: &[String], live: bool) -> Vec<String> {
             .await;
         assert!(token(&text).is_none(), "{text}");
         all.extend(rows(&text).into_iter().map(|r| format!("{n} {r}")));
-        let cut: Vec<String> = all.iter().map(|r| r.split(' ').take(3).collect::<Vec<_>>().join(" ")).collect();
+        let cut: Vec<String> = all
+            .iter()
+            .map(|r| r.split(' ').take(3).collect::<Vec<_>>().join(" "))
+            .collect();
         all = cut;
     }
     all.sort();
@@ -105,7 +108,10 @@ async fn pages_concatenate_to_the_full_list_cached_and_live() {
         let (paged, pages) = all_pages(&shim, "pods_list", args).await;
         let mut sorted = paged.clone();
         sorted.sort();
-        assert_eq!(paged, sorted, "pages come in cluster, namespace, name order");
+        assert_eq!(
+            paged, sorted,
+            "pages come in cluster, namespace, name order"
+        );
         let full = one_by_one(&shim, &names, live).await;
         assert_eq!(paged, full, "live={live}");
         assert_eq!(pages, full.len().div_ceil(7), "live={live}");
@@ -126,9 +132,18 @@ async fn the_budget_holds_for_table_yaml_and_json_at_1_50_and_500_clusters() {
             };
             let a = shim.call("pods_list", args.clone()).await;
             assert!(!a.is_error, "{n} {output}: {}", a.text);
-            assert!(a.text.len() <= BUDGET, "{n} {output}: {} bytes", a.text.len());
+            assert!(
+                a.text.len() <= BUDGET,
+                "{n} {output}: {} bytes",
+                a.text.len()
+            );
             if n > 1 {
-                let t = token(&a.text).unwrap_or_else(|| panic!("{n} {output}: no next page: {}", &a.text[a.text.len().saturating_sub(600)..]));
+                let t = token(&a.text).unwrap_or_else(|| {
+                    panic!(
+                        "{n} {output}: no next page: {}",
+                        &a.text[a.text.len().saturating_sub(600)..]
+                    )
+                });
                 let mut next = args.clone();
                 next["continue"] = json!(t);
                 let b = shim.ok("pods_list", next).await;
@@ -138,7 +153,11 @@ async fn the_budget_holds_for_table_yaml_and_json_at_1_50_and_500_clusters() {
                 } else if output == "yaml" {
                     assert!(a.text.starts_with("cluster: f"), "{}", &a.text[..200]);
                 } else {
-                    assert!(a.text.starts_with("[\n{\n  \"cluster\": \"f"), "{}", &a.text[..200]);
+                    assert!(
+                        a.text.starts_with("[\n{\n  \"cluster\": \"f"),
+                        "{}",
+                        &a.text[..200]
+                    );
                 }
             }
         }
@@ -148,7 +167,13 @@ async fn the_budget_holds_for_table_yaml_and_json_at_1_50_and_500_clusters() {
         .await;
     assert!(namespaces.len() <= BUDGET);
     assert_eq!(namespaces.matches("=== cluster").count(), 0, "{namespaces}");
-    assert_eq!(namespaces.lines().filter(|l| l.starts_with("CLUSTER")).count(), 1);
+    assert_eq!(
+        namespaces
+            .lines()
+            .filter(|l| l.starts_with("CLUSTER"))
+            .count(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +181,8 @@ async fn summaries_equal_counts_from_the_full_list_and_images_are_one_call() {
     let Some(rig) = rig_or_skip() else { return };
     let (d, names) = fleet(rig, 6);
     let shim = Shim::start(&d.socket).await;
-    let args = json!({"clusters": names, "live": true, "columns": ["NAME", "STATUS"], "limit": 1000});
+    let args =
+        json!({"clusters": names, "live": true, "columns": ["NAME", "STATUS"], "limit": 1000});
     let full = shim.ok("pods_list", args).await;
     assert!(token(&full).is_none(), "{full}");
     let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -166,7 +192,10 @@ async fn summaries_equal_counts_from_the_full_list_and_images_are_one_call() {
     }
     assert!(!want.is_empty(), "{full}");
     let summary = shim
-        .ok("pods_list", json!({"clusters": names, "live": true, "summary": true}))
+        .ok(
+            "pods_list",
+            json!({"clusters": names, "live": true, "summary": true}),
+        )
         .await;
     let mut lines = summary.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
@@ -206,18 +235,30 @@ async fn summaries_equal_counts_from_the_full_list_and_images_are_one_call() {
         )
         .await;
     let header = images.lines().next().unwrap();
-    assert_eq!(header.split_whitespace().collect::<Vec<_>>(), ["CLUSTER", "NAME", "IMAGE"], "{images}");
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["CLUSTER", "NAME", "IMAGE"],
+        "{images}"
+    );
     let by_image: BTreeSet<&str> = images
         .lines()
         .skip(1)
         .filter(|l| l.starts_with('f'))
         .filter_map(|l| l.split_whitespace().nth(2))
         .collect();
-    assert!(!by_image.is_empty() && !by_image.contains("<none>"), "{images}");
+    assert!(
+        !by_image.is_empty() && !by_image.contains("<none>"),
+        "{images}"
+    );
     let sorted = shim
         .ok("pods_list", json!({"clusters": names, "sortBy": "NAME", "columns": ["NAME"], "limit": 1000, "live": true}))
         .await;
-    let order: Vec<&str> = sorted.lines().skip(1).filter(|l| l.starts_with('f')).map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    let order: Vec<&str> = sorted
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with('f'))
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
     let mut want_order = order.clone();
     want_order.sort();
     assert_eq!(order, want_order);
@@ -247,16 +288,25 @@ async fn hostile_tokens_and_shaping_arguments_are_refused_before_anything_is_sen
         (json!({"continue": "x".repeat(100_000)}), "invalid continue"),
         (json!({"continue": "abc/../def"}), "invalid continue"),
         (json!({"continue": "AAAA\u{0}\n"}), "invalid continue"),
-        (json!({"continue": good, "namespace": "kube-system"}), "another call"),
+        (
+            json!({"continue": good, "namespace": "kube-system"}),
+            "another call",
+        ),
         (json!({"columns": ["NAME\nFAKE"]}), "invalid columns"),
         (json!({"columns": ["$(id)"]}), "invalid columns"),
         (json!({"columns": vec!["NAME"; 40]}), "invalid columns"),
         (json!({"fields": ["$..*"]}), "invalid fields"),
         (json!({"fields": [".a[?(@.b=='x')]"]}), "invalid fields"),
-        (json!({"fields": [format!(".{}", "a".repeat(5000))]}), "invalid fields"),
+        (
+            json!({"fields": [format!(".{}", "a".repeat(5000))]}),
+            "invalid fields",
+        ),
         (json!({"sortBy": "NAME;DROP"}), "invalid sortBy"),
         (json!({"sortBy": ".status.startTime"}), "add it to `fields`"),
-        (json!({"count_by": ["cluster\u{1b}[31m"]}), "invalid count_by"),
+        (
+            json!({"count_by": ["cluster\u{1b}[31m"]}),
+            "invalid count_by",
+        ),
     ];
     for (extra, want) in &cases {
         let mut args = base.clone();
@@ -267,15 +317,30 @@ async fn hostile_tokens_and_shaping_arguments_are_refused_before_anything_is_sen
         assert!(e.contains(want), "{extra}: {e}");
         assert!(e.len() < 2000 && !e.contains('\u{1b}'), "{extra}: {e}");
         assert!(
-            want.starts_with("invalid") || want.contains("field") || e.contains("without `continue`"),
+            want.starts_with("invalid")
+                || want.contains("field")
+                || e.contains("without `continue`"),
             "{extra}: says how to restart: {e}"
         );
     }
     let sent = audit.nskd_requests_since(&mark, &from);
-    assert!(sent.is_empty(), "sent {}", sent.iter().map(|e| e.describe()).collect::<Vec<_>>().join("; "));
+    assert!(
+        sent.is_empty(),
+        "sent {}",
+        sent.iter()
+            .map(|e| e.describe())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     // An unknown column is a clear error after the rows are read.
     let e = shim
-        .err("pods_list", json!({"clusters": names, "columns": ["NOPE"], "live": true}))
+        .err(
+            "pods_list",
+            json!({"clusters": names, "columns": ["NOPE"], "live": true}),
+        )
         .await;
-    assert!(e.contains("no column \"NOPE\"") && e.contains("STATUS"), "{e}");
+    assert!(
+        e.contains("no column \"NOPE\"") && e.contains("STATUS"),
+        "{e}"
+    );
 }

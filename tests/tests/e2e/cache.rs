@@ -297,6 +297,8 @@ async fn cached_tables_read_exactly_like_live_ones() {
             json!({"kind": "Deployment", "apiVersion": "apps/v1", "namespace": "shop", "name": "frontend"}),
         ),
     ];
+    // A paged answer's token names its own snapshot.
+    let token = regex::Regex::new(r#""continue": "[^"]+""#).unwrap();
     for (tool, args) in calls {
         let mut last = String::new();
         let mut same = false;
@@ -308,8 +310,6 @@ async fn cached_tables_read_exactly_like_live_ones() {
             live_args["live"] = json!(true);
             let live = shim.ok(tool, live_args).await;
             assert!(!is_cached(&live), "live: true came from the cache: {live}");
-            // A paged answer's token names its own snapshot.
-            let token = regex::Regex::new(r#""continue": "[^"]+""#).unwrap();
             let (cached_text, live_text) = (without_note(&cached), without_note(&live));
             if token.replace(&cached_text, "") == token.replace(&live_text, "") {
                 same = true;

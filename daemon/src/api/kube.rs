@@ -236,44 +236,30 @@ struct CallFacts {
 }
 
 /// The per-cluster facts of an answer (texts only for failures: the
-/// composed `text` carries the answer).
-fn result<T: Answered>(
-    answers: &[ClusterAnswer<T>],
-    skipped: Vec<String>,
-    answer: Answer,
-) -> pb::KubeResult {
-    pb::KubeResult {
-        skipped,
-        results: answers
-            .iter()
-            .map(|a| {
-                let elapsed_us = a.elapsed.as_micros() as u64;
-                match &a.result {
-                    Ok(r) => pb::ClusterResult {
-                        cluster: a.cluster.clone(),
-                        ok: true,
-                        text: String::new(),
-                        items: 0,
-                        omitted: 0,
-                        elapsed_us,
-                        from_cache: r.cached(),
-                    },
-                    Err(e) => pb::ClusterResult {
-                        cluster: a.cluster.clone(),
-                        ok: false,
-                        text: answer::budget::cut(crate::redact::redact(&e.to_string()), 1024),
-                        items: 0,
-                        omitted: 0,
-                        elapsed_us,
-                        from_cache: false,
-                    },
-                }
-            })
-            .collect(),
-        text: answer.text,
-        failed: answer.failed,
-        from_cache: answer.from_cache,
-    }
+/// composed answer carries the rest).
+fn cluster_results<T: Answered>(answers: &[ClusterAnswer<T>]) -> Vec<pb::ClusterResult> {
+    answers
+        .iter()
+        .map(|a| {
+            let (ok, text, from_cache) = match &a.result {
+                Ok(r) => (true, String::new(), r.cached()),
+                Err(e) => (
+                    false,
+                    answer::budget::cut(crate::redact::redact(&e.to_string()), 1024),
+                    false,
+                ),
+            };
+            pb::ClusterResult {
+                cluster: a.cluster.clone(),
+                ok,
+                text,
+                items: 0,
+                omitted: 0,
+                elapsed_us: a.elapsed.as_micros() as u64,
+                from_cache,
+            }
+        })
+        .collect()
 }
 
 impl KubeService {
@@ -292,14 +278,7 @@ impl KubeService {
     {
         let budget = self.app.config.output.max_bytes;
         self.run_with(caller, targets, facts, op, |answers, skipped| {
-            Ok(answer::compose_sections(
-                budget,
-                answers
-                    .iter()
-                    .map(|a| (a.cluster.clone(), a.result.clone()))
-                    .collect(),
-                skipped,
-            ))
+            Ok(answer::compose_sections(budget, answers, skipped))
         })
         .await
         .unwrap_or_else(|status| {
@@ -329,7 +308,10 @@ impl KubeService {
         T: Answered,
         F: Fn(Arc<ClusterClient>, OpOptions) -> Fut,
         Fut: std::future::Future<Output = Result<T, crate::error::OpError>>,
-        C: FnOnce(&[ClusterAnswer<T>], &[String]) -> Result<Answer, crate::error::OpError>,
+        C: FnOnce(
+            Vec<(String, Result<T, crate::error::OpError>)>,
+            &[String],
+        ) -> Result<Answer, crate::error::OpError>,
     {
         let started = std::time::Instant::now();
         let clusters = targets.names.join(",");
@@ -364,8 +346,19 @@ impl KubeService {
             self.app.audit.record(entry, facts.mutating);
         }
         let total = answers.len();
-        let composed = compose(&answers, &targets.skipped).map_err(Status::from)?;
-        let mut resp = Response::new(result(&answers, targets.skipped, composed));
+        let results = cluster_results(&answers);
+        let composed = compose(
+            answers.into_iter().map(|a| (a.cluster, a.result)).collect(),
+            &targets.skipped,
+        )
+        .map_err(Status::from)?;
+        let mut resp = Response::new(pb::KubeResult {
+            results,
+            skipped: targets.skipped,
+            text: composed.text,
+            failed: composed.failed,
+            from_cache: composed.from_cache,
+        });
         if !failed.is_empty() {
             super::mark_outcome(
                 &mut resp,
@@ -447,17 +440,7 @@ impl Kube for KubeService {
                 opts.max_bytes = budget;
                 crate::ops::list::rows(&cc, args, &opts).await
             },
-            |answers, skipped| {
-                answer::compose_list(
-                    &self.pages,
-                    &call,
-                    answers
-                        .iter()
-                        .map(|a| (a.cluster.clone(), a.result.clone()))
-                        .collect(),
-                    skipped,
-                )
-            },
+            |answers, skipped| answer::compose_list(&self.pages, &call, answers, skipped),
         )
         .await
     }

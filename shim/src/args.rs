@@ -324,7 +324,7 @@ pub struct SimpleListArgs {
     /// Field selector, e.g. "involvedObject.name=web-1" for events.
     #[serde(default, rename = "fieldSelector")]
     pub field_selector: Option<String>,
-    /// At most this many items per cluster.
+    /// Rows per page (default: as many as fit).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -339,6 +339,24 @@ pub struct SimpleListArgs {
     /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
     #[serde(default)]
     pub live: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// Counts by cluster and status instead of rows.
+    #[serde(default)]
+    pub summary: bool,
+    /// Count by these keys: cluster, namespace or column names.
+    #[serde(default)]
+    pub count_by: Option<Vec<String>>,
+    /// Only these table columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// JSONPaths to show, e.g. ".spec.containers[*].image".
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A column name or JSONPath to sort by.
+    #[serde(default, rename = "sortBy")]
+    pub sort_by: Option<String>,
 }
 
 /// resources_delete, rollout_restart, rollout_status.
@@ -710,7 +728,12 @@ macro_rules! shaping_of {
         }
     )*};
 }
-shaping_of!(NamespacesListArgs, PodsListArgs, ResourcesListArgs);
+shaping_of!(
+    NamespacesListArgs,
+    PodsListArgs,
+    ResourcesListArgs,
+    SimpleListArgs
+);
 
 impl Shaping {
     /// Fills these arguments into `request`.

@@ -61,10 +61,11 @@ impl NskdTools {
         args: SimpleListArgs,
         name: Option<String>,
     ) -> Result<CallToolResult, McpError> {
+        let shaping = args.shaping();
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
-        let request = pb::ListRequest {
+        let mut request = pb::ListRequest {
             target: Some(target),
             api_version: api_version.into(),
             kind: kind.into(),
@@ -76,6 +77,7 @@ impl NskdTools {
             name: name.unwrap_or_default(),
             ..Default::default()
         };
+        shaping.fill(&mut request);
         self.list(ctx, request).await
     }
 }
@@ -227,6 +229,7 @@ impl NskdTools {
             clusters: args.clusters,
             output: args.output,
             live: args.live,
+            ..SimpleListArgs::default()
         };
         self.list_kind(&ctx, "v1", "Pod", simple).await
     }

@@ -228,6 +228,20 @@ async fn summaries_equal_counts_from_the_full_list_and_images_are_one_call() {
     assert!(deployments.starts_with("CLUSTER "), "{deployments}");
     assert!(deployments.contains("TOTAL"), "{deployments}");
 
+    let nodes = shim
+        .ok(
+            "nodes_list",
+            json!({"clusters": names, "summary": true, "live": true}),
+        )
+        .await;
+    let head: Vec<&str> = nodes.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        (head[0], head[head.len() - 1]),
+        ("CLUSTER", "TOTAL"),
+        "{nodes}"
+    );
+    assert!(head.contains(&"Ready"), "{nodes}");
+
     let images = shim
         .ok(
             "pods_list",

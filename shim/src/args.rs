@@ -63,6 +63,9 @@ pub struct ClustersStatusArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NamespacesListArgs {
+    /// Rows per page (default: as many as fit).
+    #[serde(default)]
+    pub limit: Option<u32>,
     /// Label selector, e.g. "team=shop".
     #[serde(default, rename = "labelSelector")]
     pub label_selector: Option<String>,
@@ -78,6 +81,24 @@ pub struct NamespacesListArgs {
     /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
     #[serde(default)]
     pub live: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// Counts by cluster and status instead of rows.
+    #[serde(default)]
+    pub summary: bool,
+    /// Count by these keys: cluster, namespace or column names.
+    #[serde(default)]
+    pub count_by: Option<Vec<String>>,
+    /// Only these table columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// JSONPaths to show, e.g. ".spec.containers[*].image".
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A column name or JSONPath to sort by.
+    #[serde(default, rename = "sortBy")]
+    pub sort_by: Option<String>,
 }
 
 /// pods_list.
@@ -93,7 +114,7 @@ pub struct PodsListArgs {
     /// Field selector, e.g. "status.phase=Running" or "spec.nodeName=node-1".
     #[serde(default, rename = "fieldSelector")]
     pub field_selector: Option<String>,
-    /// At most this many pods per cluster.
+    /// Rows per page (default: as many as fit).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -108,6 +129,24 @@ pub struct PodsListArgs {
     /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
     #[serde(default)]
     pub live: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// Counts by cluster and status instead of rows.
+    #[serde(default)]
+    pub summary: bool,
+    /// Count by these keys: cluster, namespace or column names.
+    #[serde(default)]
+    pub count_by: Option<Vec<String>>,
+    /// Only these table columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// JSONPaths to show, e.g. ".spec.containers[*].image".
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A column name or JSONPath to sort by.
+    #[serde(default, rename = "sortBy")]
+    pub sort_by: Option<String>,
 }
 
 /// nsk_refresh.
@@ -155,7 +194,7 @@ pub struct ResourcesListArgs {
     /// Field selector, e.g. "metadata.name=web".
     #[serde(default, rename = "fieldSelector")]
     pub field_selector: Option<String>,
-    /// At most this many objects per cluster.
+    /// Rows per page (default: as many as fit).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -170,6 +209,24 @@ pub struct ResourcesListArgs {
     /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
     #[serde(default)]
     pub live: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// Counts by cluster and status instead of rows.
+    #[serde(default)]
+    pub summary: bool,
+    /// Count by these keys: cluster, namespace or column names.
+    #[serde(default)]
+    pub count_by: Option<Vec<String>>,
+    /// Only these table columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// JSONPaths to show, e.g. ".spec.containers[*].image".
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A column name or JSONPath to sort by.
+    #[serde(default, rename = "sortBy")]
+    pub sort_by: Option<String>,
 }
 
 /// resources_get.
@@ -235,7 +292,7 @@ pub struct PodsInNamespaceArgs {
     /// Field selector, e.g. "status.phase=Running".
     #[serde(default, rename = "fieldSelector")]
     pub field_selector: Option<String>,
-    /// At most this many pods per cluster.
+    /// Rows per page (default: as many as fit).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -265,7 +322,7 @@ pub struct SimpleListArgs {
     /// Field selector, e.g. "involvedObject.name=web-1" for events.
     #[serde(default, rename = "fieldSelector")]
     pub field_selector: Option<String>,
-    /// At most this many items per cluster.
+    /// Rows per page (default: as many as fit).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -280,6 +337,24 @@ pub struct SimpleListArgs {
     /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
     #[serde(default)]
     pub live: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// Counts by cluster and status instead of rows.
+    #[serde(default)]
+    pub summary: bool,
+    /// Count by these keys: cluster, namespace or column names.
+    #[serde(default)]
+    pub count_by: Option<Vec<String>>,
+    /// Only these table columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// JSONPaths to show, e.g. ".spec.containers[*].image".
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A column name or JSONPath to sort by.
+    #[serde(default, rename = "sortBy")]
+    pub sort_by: Option<String>,
 }
 
 /// One object a change acts on (rollout_restart, and the base of the
@@ -940,4 +1015,57 @@ mod tests {
         NodesDrainArgs,
         PodsCleanupArgs,
     );
+}
+
+/// The paging and shaping arguments of a list tool, for its request.
+#[derive(Debug, Clone, Default)]
+pub struct Shaping {
+    /// `continue`.
+    pub continue_token: Option<String>,
+    /// `summary`.
+    pub summary: bool,
+    /// `count_by`.
+    pub count_by: Option<Vec<String>>,
+    /// `columns`.
+    pub columns: Option<Vec<String>>,
+    /// `fields`.
+    pub fields: Option<Vec<String>>,
+    /// `sortBy`.
+    pub sort_by: Option<String>,
+}
+
+macro_rules! shaping_of {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// Its paging and shaping arguments.
+            pub fn shaping(&self) -> Shaping {
+                Shaping {
+                    continue_token: self.continue_token.clone(),
+                    summary: self.summary,
+                    count_by: self.count_by.clone(),
+                    columns: self.columns.clone(),
+                    fields: self.fields.clone(),
+                    sort_by: self.sort_by.clone(),
+                }
+            }
+        }
+    )*};
+}
+shaping_of!(
+    NamespacesListArgs,
+    PodsListArgs,
+    ResourcesListArgs,
+    SimpleListArgs
+);
+
+impl Shaping {
+    /// Fills these arguments into `request`.
+    pub fn fill(self, request: &mut nskd_proto::v1::ListRequest) {
+        request.continue_token = self.continue_token.unwrap_or_default();
+        request.summary = self.summary;
+        request.count_by = self.count_by.unwrap_or_default();
+        request.columns = self.columns.unwrap_or_default();
+        request.fields = self.fields.unwrap_or_default();
+        request.sort_by = self.sort_by.unwrap_or_default();
+    }
 }

@@ -2,7 +2,7 @@
 //! apply), rollout restart, plus rollout status. The daemon enforces
 //! read_only / disable_destructive / denied_resources and audits each call.
 
-use nskd_proto::v1::{self as pb, changes_client::ChangesClient, kube_client::KubeClient};
+use nskd_proto::v1::{self as pb, changes_client::ChangesClient};
 use rmcp::{
     ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
     service::RequestContext, tool, tool_router,
@@ -106,8 +106,9 @@ impl NskdTools {
     ) -> Result<(tonic::Response<pb::KubeResult>, pb::DaemonInfo), String> {
         self.session
             .call_response(&client_name(ctx), |ch, id| {
-                let mut client = KubeClient::new(ch.clone());
-                let mut changes = ChangesClient::new(ch);
+                let mut client = nskd_proto::client::kube_client(ch.clone());
+                let mut changes = ChangesClient::new(ch)
+                    .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES);
                 let call = call.clone();
                 let id = id.clone();
                 async move {

@@ -2,7 +2,7 @@
 //! and argument names: any kind through API discovery, per-call cluster
 //! targeting, `clusters` for many clusters at once.
 
-use nskd_proto::v1::{self as pb, kube_client::KubeClient};
+use nskd_proto::v1 as pb;
 use rmcp::{
     ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
     service::RequestContext, tool, tool_router,
@@ -27,7 +27,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&client_name(ctx), |ch, id| {
-                let mut client = KubeClient::new(ch);
+                let mut client = nskd_proto::client::kube_client(ch);
                 let req = id.request(request.clone());
                 async move {
                     if describe {
@@ -61,10 +61,11 @@ impl NskdTools {
         args: SimpleListArgs,
         name: Option<String>,
     ) -> Result<CallToolResult, McpError> {
+        let shaping = args.shaping();
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
-        let request = pb::ListRequest {
+        let mut request = pb::ListRequest {
             target: Some(target),
             api_version: api_version.into(),
             kind: kind.into(),
@@ -74,7 +75,9 @@ impl NskdTools {
             limit: args.limit.unwrap_or(0),
             output: output(args.output),
             name: name.unwrap_or_default(),
+            ..Default::default()
         };
+        shaping.fill(&mut request);
         self.list(ctx, request).await
     }
 }
@@ -103,10 +106,11 @@ impl NskdTools {
         Parameters(args): Parameters<ResourcesListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let shaping = args.shaping();
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
-        let request = pb::ListRequest {
+        let mut request = pb::ListRequest {
             target: Some(target),
             api_version: args.api_version,
             kind: args.kind,
@@ -116,7 +120,9 @@ impl NskdTools {
             limit: args.limit.unwrap_or(0),
             output: output(args.output),
             name: String::new(),
+            ..Default::default()
         };
+        shaping.fill(&mut request);
         self.list(&ctx, request).await
     }
 
@@ -223,6 +229,7 @@ impl NskdTools {
             clusters: args.clusters,
             output: args.output,
             live: args.live,
+            ..SimpleListArgs::default()
         };
         self.list_kind(&ctx, "v1", "Pod", simple).await
     }
@@ -304,7 +311,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&client_name(&ctx), |ch, id| {
-                let mut client = nskd_proto::v1::clusters_client::ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(pb::ListClustersRequest {});
                 async move { client.list_clusters(req).await }
             })

@@ -2,8 +2,7 @@
 //! daemon does the work. Errors are tool results the agent can act on.
 
 use nskd_proto::v1::{
-    self as pb, ClusterStatusRequest, GetClusterRequest, clusters_client::ClustersClient,
-    daemon_client::DaemonClient, kube_client::KubeClient,
+    self as pb, ClusterStatusRequest, GetClusterRequest, daemon_client::DaemonClient,
 };
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
@@ -136,7 +135,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&name, |ch, id| {
-                let mut client = KubeClient::new(ch);
+                let mut client = nskd_proto::client::kube_client(ch);
                 let req = id.request(request.clone());
                 async move { client.list(req).await }
             })
@@ -164,7 +163,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&name, |ch, id| {
-                let mut client = ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(ClusterStatusRequest::default());
                 async move { client.cluster_status(req).await }
             })
@@ -227,7 +226,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&name, |ch, id| {
-                let mut client = ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(GetClusterRequest {
                     name: wanted.clone(),
                 });
@@ -277,7 +276,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&name, |ch, id| {
-                let mut client = ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(request.clone());
                 async move { client.cluster_status(req).await }
             })
@@ -318,17 +317,20 @@ impl NskdTools {
         Parameters(args): Parameters<NamespacesListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let shaping = args.shaping();
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
-        let request = pb::ListRequest {
+        let mut request = pb::ListRequest {
             target: Some(target),
             api_version: "v1".into(),
             kind: "Namespace".into(),
             label_selector: args.label_selector.unwrap_or_default(),
+            limit: args.limit.unwrap_or(0),
             output: output(args.output),
             ..Default::default()
         };
+        shaping.fill(&mut request);
         self.list(&ctx, request).await
     }
 
@@ -342,10 +344,11 @@ impl NskdTools {
         Parameters(args): Parameters<PodsListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let shaping = args.shaping();
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
-        let request = pb::ListRequest {
+        let mut request = pb::ListRequest {
             target: Some(target),
             api_version: "v1".into(),
             kind: "Pod".into(),
@@ -355,7 +358,9 @@ impl NskdTools {
             limit: args.limit.unwrap_or(0),
             output: output(args.output),
             name: String::new(),
+            ..Default::default()
         };
+        shaping.fill(&mut request);
         self.list(&ctx, request).await
     }
 

@@ -934,7 +934,15 @@ async fn main() -> anyhow::Result<()> {
     }
     step("refresh");
     refresh_row(rig, &sizes, &mut rows);
-    let mut md = render(&args, &rows, started, &load_at_start);
+    let md = render(&args, &rows, started, &load_at_start);
+    // The fleet section is `scripts/bench fleet`'s own: kept as it is.
+    let mut md = match std::fs::read_to_string(&args.out)
+        .ok()
+        .and_then(|old| nskd_e2e::bench::fleet::section(&old).map(str::to_string))
+    {
+        Some(kept) => format!("{}\n\n{kept}\n", md.trim_end()),
+        None => md,
+    };
     // `scripts/bench --shim` writes its own section: keep it.
     if let Ok(old) = std::fs::read_to_string(&args.out)
         && let Some(at) = old.find(SHIM_SECTION)

@@ -352,6 +352,11 @@ enum Rule {
     Free,
     /// A plan id: "p-" and 24 lowercase hex digits (or empty: no plan).
     Plan,
+    /// A `continue` token: only one the daemon issued for this call (none
+    /// in the corpus), or none.
+    Token,
+    /// A column name (ASCII letters, digits, `-_. %`, at most 64), or none.
+    Column,
 }
 
 fn is_label(s: &str) -> bool {
@@ -411,6 +416,16 @@ impl Rule {
                         && s[2..]
                             .bytes()
                             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            }
+            Rule::Token => s.is_empty(),
+            Rule::Column => {
+                let t = s.trim();
+                t.is_empty()
+                    || (s.len() <= 64
+                        && !t.starts_with(['.', '$', '{'])
+                        && s.chars().all(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' ' | '%')
+                        }))
             }
         }
     }
@@ -581,6 +596,8 @@ fn rule_for(tool: &str, arg: &str) -> Option<(Rule, &'static str)> {
         // checks both against the audit log).
         "pattern" | "cluster_name" | "image" | "grep" | "sinceTime" => (Rule::Free, "-"),
         "plan" => (Rule::Plan, "plan"),
+        "continue" => (Rule::Token, "continue"),
+        "sortBy" => (Rule::Column, "sortBy"),
         _ => return None,
     })
 }
@@ -647,6 +664,8 @@ fn cases() -> Vec<Case> {
                             "grep",
                             "sinceTime",
                             "plan",
+                            "continue",
+                            "sortBy",
                         ]
                         .into_iter()
                         .find(|k| *k == a)

@@ -38,6 +38,12 @@ pub const SHARED: &[(&str, Option<&str>)] = &[
     ("container", None),
     ("dryRun", None),
     ("plan", None),
+    ("continue", None),
+    ("summary", None),
+    ("count_by", None),
+    ("columns", None),
+    ("fields", None),
+    ("sortBy", None),
 ];
 
 /// Keys that only cost bytes in a tool's schema.

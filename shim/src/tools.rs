@@ -568,7 +568,8 @@ impl ServerHandler for NskdTools {
 pub const INSTRUCTIONS: &str = "Kubernetes clusters of one environment, served by nskd.\n\
 - Start with clusters_status. Tools run on this session's active cluster (cluster_use switches it) or on `cluster`.\n\
 - Read tools take `clusters`: a list of cluster names, or \"*\" for every healthy cluster.\n\
-- Lists are capped (`limit`, [output] max_bytes) with a note saying how many items were left out and how to narrow (namespace, labelSelector, fieldSelector).\n\
+- Every answer fits one byte budget; a footer says what was left out and gives the `continue` token for the next page (`limit` = rows per page).\n\
+- List tools: `summary: true` counts by cluster and status instead of rows (`count_by`: keys such as cluster, namespace, a column); `columns` picks table columns; `fields` picks JSONPaths for yaml/json (e.g. \".spec.containers[*].image\"); `sortBy` a column or JSONPath.\n\
 - Reads may come from nskd's watch cache, kept in sync with the API server and marked so; `live: true` asks the API server.\n\
 - `apiVersion` may be empty: discovery finds the kind (plural and short names work). Changes are audited and may be refused by the daemon's safety switches.\n\
 - Changes take `dryRun: true` (the server's dryRun=All: a diff and a plan id, nothing changes) and `plan` (apply exactly what that dry run previewed, refused if the object changed since).\n\

@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "nskd/v1/daemon.proto",
         "nskd/v1/clusters.proto",
         "nskd/v1/kube.proto",
+        "nskd/v1/helm.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

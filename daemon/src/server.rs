@@ -129,6 +129,7 @@ pub async fn serve(
         .add_service(daemon_svc)
         .add_service(clusters_svc)
         .add_service(kube_svc)
+        .add_service(api::helm_service(app.clone()))
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
     app.serving

@@ -4,6 +4,7 @@
 
 mod args;
 mod change_tools;
+mod helm_tools;
 mod http;
 mod kube_tools;
 mod nsk_tools;

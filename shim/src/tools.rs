@@ -80,7 +80,8 @@ impl NskdTools {
             tool_router: Self::tool_router()
                 + Self::nsk_tool_router()
                 + Self::kube_tool_router()
-                + Self::change_tool_router(),
+                + Self::change_tool_router()
+                + Self::helm_tool_router(),
         }
     }
 
@@ -440,7 +441,8 @@ mod tests {
         let router = NskdTools::tool_router()
             + NskdTools::nsk_tool_router()
             + NskdTools::kube_tool_router()
-            + NskdTools::change_tool_router();
+            + NskdTools::change_tool_router()
+            + NskdTools::helm_tool_router();
         let tools = router.list_all();
         for (name, _) in nskd_proto::tools::CHANGING_TOOLS {
             assert!(

@@ -42,12 +42,12 @@ impl KubeService {
         Self { app }
     }
 
-    fn targets(&self, cluster: &str, clusters: &[String]) -> Result<Targets, Status> {
+    pub(super) fn targets(&self, cluster: &str, clusters: &[String]) -> Result<Targets, Status> {
         Ok(self.app.targets(cluster, clusters)?)
     }
 }
 
-fn output(o: i32) -> Output {
+pub(super) fn output(o: i32) -> Output {
     match pb::OutputFormat::try_from(o).unwrap_or(pb::OutputFormat::Table) {
         pb::OutputFormat::Table => Output::Table,
         pb::OutputFormat::Yaml => Output::Yaml,
@@ -55,7 +55,7 @@ fn output(o: i32) -> Output {
     }
 }
 
-fn invalid(e: InvalidInput) -> Status {
+pub(super) fn invalid(e: InvalidInput) -> Status {
     crate::error::OpError::from(e).into()
 }
 
@@ -148,12 +148,12 @@ fn kubelet_path(path: &str) -> Result<KubeletPath, InvalidInput> {
 
 /// What one audit entry names.
 #[derive(Debug, Clone, Default)]
-struct Audited {
-    api_version: String,
-    kind: String,
-    namespace: String,
-    name: String,
-    detail: String,
+pub(super) struct Audited {
+    pub(super) api_version: String,
+    pub(super) kind: String,
+    pub(super) namespace: String,
+    pub(super) name: String,
+    pub(super) detail: String,
 }
 
 /// An optional part as audit text ("" when absent).
@@ -184,13 +184,13 @@ impl Audited {
 }
 
 /// One call as the answer builder sees it.
-struct CallFacts {
+pub(super) struct CallFacts {
     /// Verb for the audit log and metrics.
-    verb: &'static str,
+    pub(super) verb: &'static str,
     /// Whether it changes a cluster (always audited).
-    mutating: bool,
+    pub(super) mutating: bool,
     /// One audit entry per object it names.
-    audited: Vec<Audited>,
+    pub(super) audited: Vec<Audited>,
 }
 
 fn result(answers: Vec<ClusterAnswer>, skipped: Vec<String>) -> pb::KubeResult {
@@ -230,7 +230,7 @@ impl KubeService {
     /// changes always, reads when enabled), marks partial or failed answers
     /// for the metrics, and builds the response. One notion of failure for
     /// every call: some clusters failed = partial, all failed = error.
-    async fn run<F, Fut>(
+    pub(super) async fn run<F, Fut>(
         &self,
         caller: &Caller,
         targets: Targets,

@@ -4,6 +4,7 @@ mod clusters;
 mod convert;
 pub use convert::unix_ms as convert_unix_ms;
 mod daemon;
+mod helm;
 mod kube;
 pub mod layer;
 mod source;
@@ -73,6 +74,11 @@ pub fn peer_check(
             )))
         }
     }
+}
+
+/// The Helm service over `app`.
+pub fn helm_service(app: Arc<App>) -> nskd_proto::v1::helm_server::HelmServer<helm::HelmService> {
+    nskd_proto::v1::helm_server::HelmServer::new(helm::HelmService::new(app))
 }
 
 /// The three services over one shared [`App`].

@@ -104,11 +104,15 @@ pub struct ListRow {
     pub chart_version: String,
     /// App version.
     pub app_version: String,
+    /// Why the record could not be read (the row then comes from its
+    /// labels alone).
+    pub problem: Option<String>,
 }
 
 impl ListRow {
     fn of(r: &Release) -> Self {
         Self {
+            problem: None,
             name: r.name.clone(),
             namespace: r.namespace.clone(),
             revision: r.version,
@@ -125,7 +129,7 @@ impl ListRow {
         json!({"name": self.name, "namespace": self.namespace,
             "revision": self.revision.to_string(), "updated": self.updated,
             "status": self.status, "chart": format!("{}-{}", self.chart, self.chart_version),
-            "app_version": self.app_version})
+            "app_version": self.app_version, "problem": self.problem})
     }
 }
 
@@ -145,13 +149,35 @@ pub async fn list_rows(
         .into_iter()
         .filter(|r| args.status.admits(&r.status))
         .collect();
-    let releases = reader.fetch_all(&wanted).await?;
-    let mut rows: Vec<ListRow> = releases
-        .iter()
-        .filter(|r| args.chart.as_ref().is_none_or(|c| r.chart_name() == c.as_str()))
-        .filter(|r| args.status.admits(&r.info.status))
-        .map(ListRow::of)
-        .collect();
+    let fetched = reader.fetch_each(&wanted).await;
+    let mut rows = Vec::new();
+    for (record, fetched) in wanted.iter().zip(fetched) {
+        match fetched {
+            Ok(r) => {
+                let chart_ok = args
+                    .chart
+                    .as_ref()
+                    .is_none_or(|c| r.chart_name() == c.as_str());
+                if chart_ok && args.status.admits(&r.info.status) {
+                    rows.push(ListRow::of(&r));
+                }
+            }
+            // One broken record must not hide the others: its labels say
+            // what they can, and the row says why the rest is missing.
+            Err(OpError::Other { message, .. }) => rows.push(ListRow {
+                name: record.release.clone(),
+                namespace: record.namespace.clone(),
+                revision: record.revision,
+                updated: String::new(),
+                status: record.status.clone(),
+                chart: "(unreadable)".into(),
+                chart_version: String::new(),
+                app_version: String::new(),
+                problem: Some(message),
+            }),
+            Err(e) => return Err(e),
+        }
+    }
     rows.sort_by(|a, b| (&a.name, &a.namespace).cmp(&(&b.name, &b.namespace)));
     Ok(rows)
 }
@@ -192,7 +218,14 @@ pub fn render_list(rows: &[ListRow], output: Output, max_bytes: usize) -> Render
             r.app_version.clone(),
         ]
     }));
-    table_answer(&table, max_bytes, "releases")
+    let mut answer = table_answer(&table, max_bytes, "releases");
+    for problem in rows.iter().filter_map(|r| r.problem.as_deref()) {
+        if answer.text.len() + problem.len() + 2 > max_bytes {
+            break;
+        }
+        answer.text.push_str(&format!("! {problem}\n"));
+    }
+    answer
 }
 
 /// An aligned table within `max_bytes`, with a note on what was left out.
@@ -455,6 +488,7 @@ mod tests {
             chart: "nginx".into(),
             chart_version: chart_version.into(),
             app_version: "1.25".into(),
+            problem: None,
         }
     }
 
@@ -463,7 +497,11 @@ mod tests {
         let f = StatusFilter::parse("").unwrap();
         assert!(f.admits("deployed") && f.admits("failed") && !f.admits("superseded"));
         assert!(StatusFilter::parse("all").unwrap().admits("uninstalled"));
-        assert!(StatusFilter::parse("pending-install, failed").unwrap().admits("failed"));
+        assert!(
+            StatusFilter::parse("pending-install, failed")
+                .unwrap()
+                .admits("failed")
+        );
         let err = StatusFilter::parse("deployed;rm -rf").unwrap_err();
         assert!(err.to_string().contains("Helm statuses"), "{err}");
     }
@@ -473,7 +511,9 @@ mod tests {
         let r = render_list(&[row("web", "1.2.3")], Output::Table, 32 * 1024);
         assert!(r.text.starts_with("NAME"), "{}", r.text);
         assert!(r.text.contains("nginx-1.2.3"), "{}", r.text);
-        let many: Vec<ListRow> = (0..2000).map(|i| row(&format!("web-{i}"), "1.0.0")).collect();
+        let many: Vec<ListRow> = (0..2000)
+            .map(|i| row(&format!("web-{i}"), "1.0.0"))
+            .collect();
         let r = render_list(&many, Output::Table, 4096);
         assert!(r.text.len() <= 4096, "{}", r.text.len());
         assert!(r.omitted > 0 && r.text.contains("more releases not shown"));

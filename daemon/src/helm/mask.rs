@@ -159,15 +159,24 @@ mod tests {
         let masked = mask_manifest(manifest, &masking());
         assert!(!masked.contains("hunter2"), "{masked}");
         assert!(masked.contains("# Source: demo/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: \"1\"\n"), "{masked}");
-        assert!(masked.contains("# Source: demo/templates/secret.yaml\n"), "{masked}");
+        assert!(
+            masked.contains("# Source: demo/templates/secret.yaml\n"),
+            "{masked}"
+        );
         assert!(masked.contains("[MASKED: 7 bytes"), "{masked}");
-        assert_eq!(mask_manifest(manifest, &Masking::new(true, &[]).unwrap()), manifest);
+        assert_eq!(
+            mask_manifest(manifest, &Masking::new(true, &[]).unwrap()),
+            manifest
+        );
     }
 
     #[test]
     fn unparsable_documents_are_withheld() {
         let manifest = "kind: Secret\nstringData: {password: hunter2\n";
         let masked = mask_manifest(manifest, &masking());
-        assert!(!masked.contains("hunter2") && masked.contains("[MASKED:"), "{masked}");
+        assert!(
+            !masked.contains("hunter2") && masked.contains("[MASKED:"),
+            "{masked}"
+        );
     }
 }

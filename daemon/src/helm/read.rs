@@ -183,9 +183,10 @@ impl<'a> Reader<'a> {
             // The API's own base64 around Helm's.
             Driver::Secret => {
                 if field.len() > release::MAX_STORED_BYTES * 4 / 3 + 4 {
-                    return Err(bad(
-                        release::ReleaseError::StoredTooLarge(field.len() * 3 / 4).to_string(),
-                    ));
+                    return Err(bad(release::ReleaseError::StoredTooLarge(
+                        field.len() * 3 / 4,
+                    )
+                    .to_string()));
                 }
                 base64::engine::general_purpose::STANDARD
                     .decode(field)
@@ -196,14 +197,26 @@ impl<'a> Reader<'a> {
         release::decode(&stored).map_err(|e| bad(e.to_string()))
     }
 
-    /// Decodes `records` (at most [`FETCH_CONCURRENCY`] at once), in order.
+    /// Decodes `records` (at most [`FETCH_CONCURRENCY`] at once), in order;
+    /// the first failure fails them all.
     pub async fn fetch_all(&self, records: &[Stored]) -> Result<Vec<Release>, OpError> {
-        futures::stream::iter(records.iter().map(|s| self.fetch(s)))
-            .buffered(FETCH_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect()
+        self.fetch_each(records).await.into_iter().collect()
+    }
+
+    /// Decodes `records` (at most [`FETCH_CONCURRENCY`] at once), in order,
+    /// each with its own outcome.
+    pub async fn fetch_each(&self, records: &[Stored]) -> Vec<Result<Release, OpError>> {
+        // Owned records: a closure over borrowed ones is not `Send` enough
+        // for the gRPC handlers' futures.
+        futures::stream::iter(
+            records
+                .to_vec()
+                .into_iter()
+                .map(|s| async move { self.fetch(&s).await }),
+        )
+        .buffered(FETCH_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
     }
 
     /// The records of release `name` in `namespace`, oldest first; an error
@@ -309,14 +322,23 @@ mod tests {
             rec("a", "web", 9, "superseded"),
             rec("b", "web", 1, "failed"),
         ]);
-        assert_eq!(got, vec![rec("a", "web", 10, "deployed"), rec("b", "web", 1, "failed")]);
+        assert_eq!(
+            got,
+            vec![
+                rec("a", "web", 10, "deployed"),
+                rec("b", "web", 1, "failed")
+            ]
+        );
     }
 
     #[test]
     fn records_come_from_labels_only() {
         let item = json!({"metadata": {"name": "sh.helm.release.v1.web.v2", "namespace": "a",
             "labels": {"owner": "helm", "name": "web", "version": "2", "status": "deployed"}}});
-        assert_eq!(stored(&item, Driver::Secret), Some(rec("a", "web", 2, "deployed")));
+        assert_eq!(
+            stored(&item, Driver::Secret),
+            Some(rec("a", "web", 2, "deployed"))
+        );
         let no_version = json!({"metadata": {"name": "x", "namespace": "a",
             "labels": {"owner": "helm", "name": "web"}}});
         assert_eq!(stored(&no_version, Driver::Secret), None);

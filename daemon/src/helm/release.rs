@@ -121,7 +121,9 @@ impl Release {
 
     /// The chart's version.
     pub fn chart_version(&self) -> &str {
-        self.chart.as_ref().map_or("", |c| c.metadata.version.as_str())
+        self.chart
+            .as_ref()
+            .map_or("", |c| c.metadata.version.as_str())
     }
 
     /// The app version.
@@ -218,7 +220,10 @@ mod tests {
     #[test]
     fn decodes_what_helm_stores() {
         let r = decode(encode_for_tests(sample().to_string().as_bytes()).as_bytes()).unwrap();
-        assert_eq!((r.name.as_str(), r.namespace.as_str(), r.version), ("web", "shop", 3));
+        assert_eq!(
+            (r.name.as_str(), r.namespace.as_str(), r.version),
+            ("web", "shop", 3)
+        );
         assert_eq!(r.info.status, "deployed");
         assert_eq!(r.chart_ref(), "nginx-1.2.3");
         assert_eq!(r.app_version(), "1.25");
@@ -245,18 +250,27 @@ mod tests {
 
     #[test]
     fn malformed_records_say_what_is_wrong() {
-        assert!(matches!(decode(b"%%%not base64"), Err(ReleaseError::Base64(_))));
+        assert!(matches!(
+            decode(b"%%%not base64"),
+            Err(ReleaseError::Base64(_))
+        ));
         let mut broken = base64::engine::general_purpose::STANDARD
             .decode(encode_for_tests(b"{\"name\":\"x\"}"))
             .unwrap();
         broken.truncate(12);
         let broken = base64::engine::general_purpose::STANDARD.encode(broken);
-        assert!(matches!(decode(broken.as_bytes()), Err(ReleaseError::Gzip(_))));
+        assert!(matches!(
+            decode(broken.as_bytes()),
+            Err(ReleaseError::Gzip(_))
+        ));
         let not_json = encode_for_tests(b"<xml/>");
         let err = decode(not_json.as_bytes()).unwrap_err();
         assert!(matches!(err, ReleaseError::Json(_)), "{err}");
         let wrong_shape = encode_for_tests(b"{\"name\": 5}");
-        assert!(matches!(decode(wrong_shape.as_bytes()), Err(ReleaseError::Json(_))));
+        assert!(matches!(
+            decode(wrong_shape.as_bytes()),
+            Err(ReleaseError::Json(_))
+        ));
     }
 
     #[test]

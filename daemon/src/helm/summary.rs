@@ -80,14 +80,21 @@ mod tests {
             chart: chart.into(),
             chart_version: version.into(),
             app_version: String::new(),
+            problem: None,
         }
     }
 
     #[test]
     fn counts_clusters_and_releases_per_chart_version_status() {
         let fleet = vec![
-            ("a".to_string(), vec![row("web", "1.0", "deployed"), row("web", "1.0", "deployed")]),
-            ("b".to_string(), vec![row("web", "1.0", "deployed"), row("web", "2.0", "failed")]),
+            (
+                "a".to_string(),
+                vec![row("web", "1.0", "deployed"), row("web", "1.0", "deployed")],
+            ),
+            (
+                "b".to_string(),
+                vec![row("web", "1.0", "deployed"), row("web", "2.0", "failed")],
+            ),
             ("c".to_string(), vec![]),
         ];
         let text = summarize(&fleet, 32 * 1024);
@@ -103,7 +110,12 @@ mod tests {
     #[test]
     fn a_thousand_groups_fit_the_cap() {
         let fleet: Vec<(String, Vec<ListRow>)> = (0..1000)
-            .map(|i| (format!("cluster-{i:04}"), vec![row(&format!("chart-{i}"), "1.0.0", "deployed")]))
+            .map(|i| {
+                (
+                    format!("cluster-{i:04}"),
+                    vec![row(&format!("chart-{i}"), "1.0.0", "deployed")],
+                )
+            })
             .collect();
         let text = summarize(&fleet, 32 * 1024);
         assert!(text.len() <= 32 * 1024, "{}", text.len());

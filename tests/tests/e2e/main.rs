@@ -8,6 +8,7 @@ mod change_tools;
 mod config;
 mod discovery;
 mod faults;
+mod helm;
 mod hostile_sources;
 mod http_shim;
 mod kube_tools;

@@ -1,0 +1,262 @@
+//! Helm tools: releases read by the daemon from Helm's own storage (no
+//! helm binary), on one cluster or many.
+
+use nskd_proto::v1::{self as pb, helm_client::HelmClient};
+use rmcp::{
+    ErrorData as McpError, RoleServer,
+    handler::server::wrapper::Parameters,
+    model::{CallToolResult, ContentBlock},
+    service::RequestContext,
+    tool, tool_router,
+};
+
+use crate::{
+    args::{
+        HelmHistoryArgs, HelmListArgs, HelmReleaseArgs, HelmTextArgs, HelmValuesArgs, OutputFormat,
+    },
+    render,
+    tools::{NskdTools, client_name, fail, kube_answer, output},
+};
+
+/// Which single-release call.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Status,
+    History,
+    Values,
+    Manifest,
+    Notes,
+}
+
+impl NskdTools {
+    async fn helm_release(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        request: pb::HelmReleaseRequest,
+        part: Part,
+    ) -> Result<CallToolResult, McpError> {
+        let result = self
+            .session
+            .call(&client_name(ctx), |ch, id| {
+                let mut client = HelmClient::new(ch);
+                let req = id.request(request.clone());
+                async move {
+                    match part {
+                        Part::Status => client.status(req).await,
+                        Part::History => client.history(req).await,
+                        Part::Values => client.values(req).await,
+                        Part::Manifest => client.manifest(req).await,
+                        Part::Notes => client.notes(req).await,
+                    }
+                }
+            })
+            .await;
+        kube_answer(result)
+    }
+
+    async fn release_request(&self, args: HelmReleaseArgs, all: bool) -> pb::HelmReleaseRequest {
+        pb::HelmReleaseRequest {
+            target: Some(
+                self.target(args.cluster, args.clusters.as_ref(), false)
+                    .await,
+            ),
+            namespace: args.namespace.unwrap_or_default(),
+            name: args.name,
+            revision: args.revision.unwrap_or(0),
+            all,
+            output: output(args.output),
+        }
+    }
+}
+
+fn text_args(args: HelmTextArgs) -> HelmReleaseArgs {
+    HelmReleaseArgs {
+        name: args.name,
+        namespace: args.namespace,
+        revision: args.revision,
+        cluster: args.cluster,
+        clusters: args.clusters,
+        output: None,
+    }
+}
+
+/// The answer of `helm_list`: the summary table (then failed clusters), or
+/// the releases of each cluster.
+pub(crate) fn list_answer(r: &pb::HelmListResult, summary: bool) -> (String, bool) {
+    let result = r.result.clone().unwrap_or_default();
+    if !summary {
+        let text = render::kube_result(&result);
+        return (text.text, text.failed);
+    }
+    let mut text = r.summary.clone();
+    let failed: Vec<&pb::ClusterResult> = result.results.iter().filter(|c| !c.ok).collect();
+    if !failed.is_empty() {
+        text.push_str(&format!("=== {} clusters failed ===\n", failed.len()));
+        for c in failed {
+            text.push_str(&format!("{}: {}\n", c.cluster, c.text.trim_end()));
+        }
+    }
+    if !result.skipped.is_empty() {
+        text.push_str("=== skipped (known to be down) ===\n");
+        for s in &result.skipped {
+            text.push_str(&format!("{s}\n"));
+        }
+    }
+    let all_failed = !result.results.is_empty() && result.results.iter().all(|c| !c.ok);
+    (text, all_failed)
+}
+
+#[tool_router(router = helm_tool_router, vis = "pub(crate)")]
+impl NskdTools {
+    #[tool(
+        name = "helm_list",
+        description = "List Helm releases (latest revisions); `summary` counts them by chart, version and status across `clusters`.",
+        annotations(title = "Helm: List", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn helm_list(
+        &self,
+        Parameters(args): Parameters<HelmListArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let summary = args.summary;
+        let request = pb::HelmListRequest {
+            target: Some(
+                self.target(args.cluster, args.clusters.as_ref(), false)
+                    .await,
+            ),
+            namespace: args.namespace.unwrap_or_default(),
+            name: args.name.unwrap_or_default(),
+            chart: args.chart.unwrap_or_default(),
+            status: args.status.unwrap_or_default(),
+            output: output(args.output),
+            summary,
+        };
+        let result = self
+            .session
+            .call(&client_name(&ctx), |ch, id| {
+                let mut client = HelmClient::new(ch);
+                let req = id.request(request.clone());
+                async move { client.list(req).await }
+            })
+            .await;
+        match result {
+            Ok((r, _)) => {
+                let (text, failed) = list_answer(&r, summary);
+                let content = vec![ContentBlock::text(text)];
+                Ok(if failed {
+                    CallToolResult::error(content)
+                } else {
+                    CallToolResult::success(content)
+                })
+            }
+            Err(e) => fail(e),
+        }
+    }
+
+    #[tool(
+        name = "helm_status",
+        description = "Status of one Helm release: revision, chart, times, description and notes.",
+        annotations(title = "Helm: Status", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn helm_status(
+        &self,
+        Parameters(args): Parameters<HelmReleaseArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let request = self.release_request(args, false).await;
+        self.helm_release(&ctx, request, Part::Status).await
+    }
+
+    #[tool(
+        name = "helm_history",
+        description = "Revisions of one Helm release with status, chart and description.",
+        annotations(title = "Helm: History", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn helm_history(
+        &self,
+        Parameters(args): Parameters<HelmHistoryArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let args = HelmReleaseArgs {
+            name: args.name,
+            namespace: args.namespace,
+            revision: None,
+            cluster: args.cluster,
+            clusters: args.clusters,
+            output: args.output,
+        };
+        let request = self.release_request(args, false).await;
+        self.helm_release(&ctx, request, Part::History).await
+    }
+
+    #[tool(
+        name = "helm_get_values",
+        description = "Values of a Helm release (user-supplied, or computed with `all`); credentials masked.",
+        annotations(
+            title = "Helm: Get Values",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn helm_get_values(
+        &self,
+        Parameters(args): Parameters<HelmValuesArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let all = args.all;
+        let out = match args.output {
+            Some(OutputFormat::Json) => Some(OutputFormat::Json),
+            _ => Some(OutputFormat::Yaml),
+        };
+        let request = self
+            .release_request(
+                HelmReleaseArgs {
+                    name: args.name,
+                    namespace: args.namespace,
+                    revision: args.revision,
+                    cluster: args.cluster,
+                    clusters: args.clusters,
+                    output: out,
+                },
+                all,
+            )
+            .await;
+        self.helm_release(&ctx, request, Part::Values).await
+    }
+
+    #[tool(
+        name = "helm_get_manifest",
+        description = "Rendered manifest of a Helm release; Secret documents masked.",
+        annotations(
+            title = "Helm: Get Manifest",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn helm_get_manifest(
+        &self,
+        Parameters(args): Parameters<HelmTextArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let request = self.release_request(text_args(args), false).await;
+        self.helm_release(&ctx, request, Part::Manifest).await
+    }
+
+    #[tool(
+        name = "helm_get_notes",
+        description = "Notes (NOTES.txt) of a Helm release.",
+        annotations(
+            title = "Helm: Get Notes",
+            read_only_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn helm_get_notes(
+        &self,
+        Parameters(args): Parameters<HelmTextArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let request = self.release_request(text_args(args), false).await;
+        self.helm_release(&ctx, request, Part::Notes).await
+    }
+}

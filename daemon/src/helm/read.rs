@@ -210,8 +210,8 @@ impl<'a> Reader<'a> {
         // for the gRPC handlers' futures.
         futures::stream::iter(
             records
-                .to_vec()
-                .into_iter()
+                .iter()
+                .cloned()
                 .map(|s| async move { self.fetch(&s).await }),
         )
         .buffered(FETCH_CONCURRENCY)

@@ -348,9 +348,30 @@ enum Rule {
     ClusterEntry,
     /// A relative path under the kubelet's `logs/`.
     Query,
+    /// A Helm release name: DNS-1123 subdomain of at most 53 bytes.
+    Release,
+    /// An optional release name (a filter): empty, or [`Rule::Release`].
+    ReleaseFilter,
+    /// An optional chart name: letters, digits, `-`, `_`, `.`.
+    Chart,
+    /// An optional Helm status filter: `all` or known statuses, comma-separated.
+    HelmStatus,
     /// No rule in the contract (a request body value): only (a), (c), (d).
     Free,
 }
+
+/// Helm's release statuses.
+const HELM_STATUSES: &[&str] = &[
+    "unknown",
+    "deployed",
+    "uninstalled",
+    "superseded",
+    "failed",
+    "uninstalling",
+    "pending-install",
+    "pending-upgrade",
+    "pending-rollback",
+];
 
 fn is_label(s: &str) -> bool {
     !s.is_empty()
@@ -400,6 +421,18 @@ impl Rule {
                                 .bytes()
                                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
                     })
+            }
+            Rule::Release => s.len() <= 53 && is_subdomain(s),
+            Rule::ReleaseFilter => s.is_empty() || Rule::Release.accepts(s),
+            Rule::Chart => {
+                s.len() <= 250
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            }
+            Rule::HelmStatus => {
+                s.is_empty()
+                    || s == "all"
+                    || s.split(',').all(|p| HELM_STATUSES.contains(&p.trim()))
             }
             Rule::Free => true,
         }
@@ -453,6 +486,9 @@ fn intent(tool: &str) -> Intent {
         "resources_scale" => r(&["deployments", "deployments/scale"], &["patch", "update"]),
         "rollout_restart" => r(&["deployments"], &["patch"]),
         "rollout_status" => r(&["deployments", "replicasets", "pods"], &[]),
+        // Release records: listed by label, read one by one (none exist in
+        // the adversarial world, so only lists are sent).
+        t if t.starts_with("helm_") => r(&["secrets", "configmaps"], &[]),
         _ => NOTHING,
     }
 }
@@ -508,6 +544,8 @@ fn base_args(tool: &str, w: &World) -> Value {
         "rollout_status" => {
             json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": a})
         }
+        "helm_list" => json!({"namespace": a, "output": "json"}),
+        t if t.starts_with("helm_") => json!({"name": "adv-release", "namespace": a}),
         _ => json!({}),
     }
 }
@@ -541,6 +579,10 @@ struct Case {
 fn rule_for(tool: &str, arg: &str) -> Option<(Rule, &'static str)> {
     Some(match arg {
         "namespace" => (Rule::Namespace, "namespace"),
+        "name" if tool == "helm_list" => (Rule::ReleaseFilter, "name"),
+        "name" if tool.starts_with("helm_") => (Rule::Release, "name"),
+        "chart" => (Rule::Chart, "chart"),
+        "status" => (Rule::HelmStatus, "status"),
         "name" if tool.starts_with("nodes_") => (Rule::Node, "name"),
         "name" => (Rule::Name, "name"),
         "container" => (Rule::Container, "container"),
@@ -613,6 +655,8 @@ fn cases() -> Vec<Case> {
                             "pattern",
                             "cluster_name",
                             "image",
+                            "chart",
+                            "status",
                         ]
                         .into_iter()
                         .find(|k| *k == a)

@@ -24,6 +24,8 @@ pub struct ListOptions {
     pub status: String,
     /// Count by chart x version x status.
     pub summary: bool,
+    /// The page a previous answer's footer pointed at.
+    pub continue_token: String,
 }
 
 /// Runs it; exit 1 when every cluster failed.
@@ -44,6 +46,7 @@ pub async fn list(client: &NskdClient, o: ListOptions, json: bool) -> anyhow::Re
             OutputFormat::Table as i32
         },
         summary: o.summary,
+        continue_token: o.continue_token,
     };
     let resp = client
         .helm()
@@ -52,47 +55,24 @@ pub async fn list(client: &NskdClient, o: ListOptions, json: bool) -> anyhow::Re
         .map_err(|s| anyhow::anyhow!(client.explain(&s)))?
         .into_inner();
     let result = resp.result.unwrap_or_default();
-    let all_failed = !result.results.is_empty() && result.results.iter().all(|r| !r.ok);
+    let all_failed = result.failed;
     if json {
         let clusters: Vec<Value> = result
             .results
             .iter()
-            .map(|r| {
-                if !r.ok {
-                    return json!({"cluster": r.cluster, "error": r.text});
-                }
-                let releases: Value = serde_json::from_str(&r.text).unwrap_or(Value::Null);
-                json!({"cluster": r.cluster, "releases": releases, "count": r.items, "omitted": r.omitted})
+            .map(|r| match r.ok {
+                true => json!({"cluster": r.cluster, "ok": true}),
+                false => json!({"cluster": r.cluster, "ok": false, "error": r.text}),
             })
             .collect();
         let mut out = json!({"clusters": clusters, "skipped": result.skipped});
-        if o.summary {
-            out["summary"] = Value::String(resp.summary);
+        match serde_json::from_str::<Value>(&result.text) {
+            Ok(releases) if !o.summary => out["releases"] = releases,
+            _ => out["text"] = Value::String(result.text.clone()),
         }
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        let mut text = String::new();
-        if o.summary {
-            text.push_str(&resp.summary);
-        }
-        let sections = result.results.len() > 1 || !result.skipped.is_empty();
-        for r in &result.results {
-            if o.summary && r.ok {
-                continue;
-            }
-            if sections || !r.ok {
-                let verdict = if r.ok { "" } else { " (error)" };
-                text.push_str(&format!("=== cluster {}{verdict} ===\n", r.cluster));
-            }
-            text.push_str(&r.text);
-            if !r.text.ends_with('\n') {
-                text.push('\n');
-            }
-        }
-        for s in &result.skipped {
-            text.push_str(&format!("skipped {s}\n"));
-        }
-        print!("{text}");
+        print!("{}", result.text);
     }
     Ok(if all_failed {
         ExitCode::FAILURE

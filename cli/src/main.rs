@@ -138,6 +138,9 @@ enum HelmCommand {
         /// Count releases by chart x version x status instead of listing them.
         #[arg(long)]
         summary: bool,
+        /// The next page: the token an answer's footer gave.
+        #[arg(long = "continue")]
+        continue_token: Option<String>,
     },
 }
 
@@ -222,6 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             chart,
             status,
             summary,
+            continue_token,
         }) => {
             let options = helm_cmd::ListOptions {
                 cluster: cluster.unwrap_or_default(),
@@ -230,6 +234,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 chart: chart.unwrap_or_default(),
                 status: status.unwrap_or_default(),
                 summary,
+                continue_token: continue_token.unwrap_or_default(),
             };
             helm_cmd::list(&client, options, cli.json).await
         }

@@ -48,13 +48,31 @@ impl Targets {
     }
 }
 
+/// What an operation answers, as the fan-out sees it.
+pub trait Answered {
+    /// Answered from a watch cache (says nothing about latency).
+    fn from_cache(&self) -> bool;
+}
+
+impl Answered for Rendered {
+    fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+}
+
+impl Answered for crate::ops::list::Listing {
+    fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+}
+
 /// The answer of one cluster to a Kube call.
 #[derive(Debug, Clone)]
-pub struct ClusterAnswer {
+pub struct ClusterAnswer<T = Rendered> {
     /// Cluster.
     pub cluster: String,
-    /// Rendered text or the error.
-    pub result: Result<Rendered, OpError>,
+    /// Rendered text (or rows) or the error.
+    pub result: Result<T, OpError>,
     /// Time taken.
     pub elapsed: std::time::Duration,
 }
@@ -275,17 +293,34 @@ impl App {
 
     /// Runs `op` on every target cluster in parallel, each within its
     /// deadline, feeding the health tracker and the latency metric.
-    pub async fn each<F, Fut>(
+    pub async fn each<T, F, Fut>(
         &self,
         targets: Vec<String>,
         operation: &'static str,
         op: F,
-    ) -> Vec<ClusterAnswer>
+    ) -> Vec<ClusterAnswer<T>>
     where
+        T: Answered,
         F: Fn(Arc<crate::pool::ClusterClient>, OpOptions) -> Fut,
-        Fut: std::future::Future<Output = Result<Rendered, OpError>>,
+        Fut: std::future::Future<Output = Result<T, OpError>>,
     {
-        let opts = self.op_options();
+        self.each_with(targets, operation, self.op_options(), op)
+            .await
+    }
+
+    /// [`App::each`] with these options (a share of the answer budget).
+    pub async fn each_with<T, F, Fut>(
+        &self,
+        targets: Vec<String>,
+        operation: &'static str,
+        opts: OpOptions,
+        op: F,
+    ) -> Vec<ClusterAnswer<T>>
+    where
+        T: Answered,
+        F: Fn(Arc<crate::pool::ClusterClient>, OpOptions) -> Fut,
+        Fut: std::future::Future<Output = Result<T, OpError>>,
+    {
         let op = &op;
         // Bounded fan-out, answers in the order the clusters were named.
         futures::stream::iter(targets.into_iter().map(|name| {
@@ -301,7 +336,7 @@ impl App {
                 .await;
                 let elapsed = started.elapsed();
                 // A cached answer says nothing about the cluster's latency.
-                if !result.as_ref().is_ok_and(|r| r.from_cache) {
+                if !result.as_ref().is_ok_and(|r| r.from_cache()) {
                     self.note_call(&name, operation, &result, elapsed);
                 }
                 ClusterAnswer {

@@ -1,4 +1,5 @@
 //! nskd: one daemon per Rancher environment.
+pub mod answer;
 pub mod api;
 pub mod app;
 pub mod audit;

@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["pool", "safety", "source", "discovery"],
     &["cache", "probe", "refresh", "check"],
     &["ops"],
+    &["answer"],
     &["helm"],
     &["app"],
     &["api", "watch"],

@@ -24,6 +24,25 @@ use crate::{
     },
 };
 
+/// Largest gRPC message either side sends or accepts. Kube answers are
+/// composed within `[output] max_bytes` (32 KiB by default) before they
+/// are sent; status lists of a thousand clusters stay far below this.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// A Kube client over `channel` with the message limits set.
+pub fn kube_client(channel: Channel) -> KubeClient<Channel> {
+    KubeClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// A Clusters client over `channel` with the message limits set.
+pub fn clusters_client(channel: Channel) -> ClustersClient<Channel> {
+    ClustersClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
 /// How long a client waits for the socket to accept a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -190,12 +209,12 @@ impl NskdClient {
 
     /// The Clusters service.
     pub fn clusters(&self) -> ClustersClient<Channel> {
-        ClustersClient::new(self.channel.clone())
+        clusters_client(self.channel.clone())
     }
 
     /// The Kube service.
     pub fn kube(&self) -> KubeClient<Channel> {
-        KubeClient::new(self.channel.clone())
+        kube_client(self.channel.clone())
     }
 
     /// The Daemon service.

@@ -63,6 +63,9 @@ pub struct ClustersStatusArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NamespacesListArgs {
+    /// Rows per page (default: as many as fit).
+    #[serde(default)]
+    pub limit: Option<u32>,
     /// Label selector, e.g. "team=shop".
     #[serde(default, rename = "labelSelector")]
     pub label_selector: Option<String>,
@@ -78,6 +81,24 @@ pub struct NamespacesListArgs {
     /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
     #[serde(default)]
     pub live: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// Counts by cluster and status instead of rows.
+    #[serde(default)]
+    pub summary: bool,
+    /// Count by these keys: cluster, namespace or column names.
+    #[serde(default)]
+    pub count_by: Option<Vec<String>>,
+    /// Only these table columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// JSONPaths to show, e.g. ".spec.containers[*].image".
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A column name or JSONPath to sort by.
+    #[serde(default, rename = "sortBy")]
+    pub sort_by: Option<String>,
 }
 
 /// pods_list.
@@ -93,7 +114,7 @@ pub struct PodsListArgs {
     /// Field selector, e.g. "status.phase=Running" or "spec.nodeName=node-1".
     #[serde(default, rename = "fieldSelector")]
     pub field_selector: Option<String>,
-    /// At most this many pods per cluster.
+    /// Rows per page (default: as many as fit).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -108,6 +129,24 @@ pub struct PodsListArgs {
     /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
     #[serde(default)]
     pub live: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// Counts by cluster and status instead of rows.
+    #[serde(default)]
+    pub summary: bool,
+    /// Count by these keys: cluster, namespace or column names.
+    #[serde(default)]
+    pub count_by: Option<Vec<String>>,
+    /// Only these table columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// JSONPaths to show, e.g. ".spec.containers[*].image".
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A column name or JSONPath to sort by.
+    #[serde(default, rename = "sortBy")]
+    pub sort_by: Option<String>,
 }
 
 /// nsk_refresh.
@@ -157,7 +196,7 @@ pub struct ResourcesListArgs {
     /// Field selector, e.g. "metadata.name=web".
     #[serde(default, rename = "fieldSelector")]
     pub field_selector: Option<String>,
-    /// At most this many objects per cluster.
+    /// Rows per page (default: as many as fit).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -172,6 +211,24 @@ pub struct ResourcesListArgs {
     /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
     #[serde(default)]
     pub live: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// Counts by cluster and status instead of rows.
+    #[serde(default)]
+    pub summary: bool,
+    /// Count by these keys: cluster, namespace or column names.
+    #[serde(default)]
+    pub count_by: Option<Vec<String>>,
+    /// Only these table columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// JSONPaths to show, e.g. ".spec.containers[*].image".
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A column name or JSONPath to sort by.
+    #[serde(default, rename = "sortBy")]
+    pub sort_by: Option<String>,
 }
 
 /// resources_get.
@@ -237,7 +294,7 @@ pub struct PodsInNamespaceArgs {
     /// Field selector, e.g. "status.phase=Running".
     #[serde(default, rename = "fieldSelector")]
     pub field_selector: Option<String>,
-    /// At most this many pods per cluster.
+    /// Rows per page (default: as many as fit).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -508,6 +565,120 @@ pub struct NodeNameArgs {
     pub clusters: Option<ClusterSet>,
 }
 
+/// helm_list.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmListArgs {
+    /// Default: all namespaces.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Only this release.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Only releases of this chart, e.g. "nginx".
+    #[serde(default)]
+    pub chart: Option<String>,
+    /// "all" or statuses, e.g. "failed,pending-install" (default: deployed,failed).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Count releases by chart x version x status instead of listing them.
+    #[serde(default)]
+    pub summary: bool,
+    /// The next page: the token the previous answer's footer gave.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// helm_status.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmReleaseArgs {
+    /// Release name.
+    pub name: String,
+    /// Default: "default".
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Default: the latest.
+    #[serde(default)]
+    pub revision: Option<i64>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// helm_get_values.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmValuesArgs {
+    /// Release name.
+    pub name: String,
+    /// Default: "default".
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Default: the latest.
+    #[serde(default)]
+    pub revision: Option<i64>,
+    /// Computed values (chart defaults merged with the user's).
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    /// yaml (default) or json.
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// helm_history.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmHistoryArgs {
+    /// Release name.
+    pub name: String,
+    /// Default: "default".
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// helm_get_manifest, helm_get_notes.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmTextArgs {
+    /// Release name.
+    pub name: String,
+    /// Default: "default".
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Default: the latest.
+    #[serde(default)]
+    pub revision: Option<i64>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -619,113 +790,50 @@ mod tests {
     );
 }
 
-/// helm_list.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct HelmListArgs {
-    /// Default: all namespaces.
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// Only this release.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Only releases of this chart, e.g. "nginx".
-    #[serde(default)]
-    pub chart: Option<String>,
-    /// "all" or statuses, e.g. "failed,pending-install" (default: deployed,failed).
-    #[serde(default)]
-    pub status: Option<String>,
-    /// Count releases by chart x version x status instead of listing them.
-    #[serde(default)]
+/// The paging and shaping arguments of a list tool, for its request.
+#[derive(Debug, Clone, Default)]
+pub struct Shaping {
+    /// `continue`.
+    pub continue_token: Option<String>,
+    /// `summary`.
     pub summary: bool,
-    #[serde(default, alias = "context")]
-    pub cluster: Option<String>,
-    /// A list of names, or "*" for all healthy clusters.
-    #[serde(default)]
-    pub clusters: Option<ClusterSet>,
-    #[serde(default)]
-    pub output: Option<OutputFormat>,
+    /// `count_by`.
+    pub count_by: Option<Vec<String>>,
+    /// `columns`.
+    pub columns: Option<Vec<String>>,
+    /// `fields`.
+    pub fields: Option<Vec<String>>,
+    /// `sortBy`.
+    pub sort_by: Option<String>,
 }
 
-/// helm_status.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct HelmReleaseArgs {
-    /// Release name.
-    pub name: String,
-    /// Default: "default".
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// Default: the latest.
-    #[serde(default)]
-    pub revision: Option<i64>,
-    #[serde(default, alias = "context")]
-    pub cluster: Option<String>,
-    /// A list of names, or "*" for all healthy clusters.
-    #[serde(default)]
-    pub clusters: Option<ClusterSet>,
-    #[serde(default)]
-    pub output: Option<OutputFormat>,
+macro_rules! shaping_of {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// Its paging and shaping arguments.
+            pub fn shaping(&self) -> Shaping {
+                Shaping {
+                    continue_token: self.continue_token.clone(),
+                    summary: self.summary,
+                    count_by: self.count_by.clone(),
+                    columns: self.columns.clone(),
+                    fields: self.fields.clone(),
+                    sort_by: self.sort_by.clone(),
+                }
+            }
+        }
+    )*};
 }
+shaping_of!(NamespacesListArgs, PodsListArgs, ResourcesListArgs);
 
-/// helm_get_values.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct HelmValuesArgs {
-    /// Release name.
-    pub name: String,
-    /// Default: "default".
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// Default: the latest.
-    #[serde(default)]
-    pub revision: Option<i64>,
-    /// Computed values (chart defaults merged with the user's).
-    #[serde(default)]
-    pub all: bool,
-    #[serde(default, alias = "context")]
-    pub cluster: Option<String>,
-    /// A list of names, or "*" for all healthy clusters.
-    #[serde(default)]
-    pub clusters: Option<ClusterSet>,
-    /// yaml (default) or json.
-    #[serde(default)]
-    pub output: Option<OutputFormat>,
-}
-
-/// helm_history.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct HelmHistoryArgs {
-    /// Release name.
-    pub name: String,
-    /// Default: "default".
-    #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default, alias = "context")]
-    pub cluster: Option<String>,
-    /// A list of names, or "*" for all healthy clusters.
-    #[serde(default)]
-    pub clusters: Option<ClusterSet>,
-    #[serde(default)]
-    pub output: Option<OutputFormat>,
-}
-
-/// helm_get_manifest, helm_get_notes.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct HelmTextArgs {
-    /// Release name.
-    pub name: String,
-    /// Default: "default".
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// Default: the latest.
-    #[serde(default)]
-    pub revision: Option<i64>,
-    #[serde(default, alias = "context")]
-    pub cluster: Option<String>,
-    /// A list of names, or "*" for all healthy clusters.
-    #[serde(default)]
-    pub clusters: Option<ClusterSet>,
+impl Shaping {
+    /// Fills these arguments into `request`.
+    pub fn fill(self, request: &mut nskd_proto::v1::ListRequest) {
+        request.continue_token = self.continue_token.unwrap_or_default();
+        request.summary = self.summary;
+        request.count_by = self.count_by.unwrap_or_default();
+        request.columns = self.columns.unwrap_or_default();
+        request.fields = self.fields.unwrap_or_default();
+        request.sort_by = self.sort_by.unwrap_or_default();
+    }
 }

@@ -3,19 +3,15 @@
 
 use nskd_proto::v1::{self as pb, helm_client::HelmClient};
 use rmcp::{
-    ErrorData as McpError, RoleServer,
-    handler::server::wrapper::Parameters,
-    model::{CallToolResult, ContentBlock},
-    service::RequestContext,
-    tool, tool_router,
+    ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
+    service::RequestContext, tool, tool_router,
 };
 
 use crate::{
     args::{
         HelmHistoryArgs, HelmListArgs, HelmReleaseArgs, HelmTextArgs, HelmValuesArgs, OutputFormat,
     },
-    render,
-    tools::{NskdTools, client_name, fail, kube_answer, output},
+    tools::{NskdTools, client_name, kube_answer, output},
 };
 
 /// Which single-release call.
@@ -80,32 +76,6 @@ fn text_args(args: HelmTextArgs) -> HelmReleaseArgs {
     }
 }
 
-/// The answer of `helm_list`: the summary table (then failed clusters), or
-/// the releases of each cluster.
-pub(crate) fn list_answer(r: &pb::HelmListResult, summary: bool) -> (String, bool) {
-    let result = r.result.clone().unwrap_or_default();
-    if !summary {
-        let text = render::kube_result(&result);
-        return (text.text, text.failed);
-    }
-    let mut text = r.summary.clone();
-    let failed: Vec<&pb::ClusterResult> = result.results.iter().filter(|c| !c.ok).collect();
-    if !failed.is_empty() {
-        text.push_str(&format!("=== {} clusters failed ===\n", failed.len()));
-        for c in failed {
-            text.push_str(&format!("{}: {}\n", c.cluster, c.text.trim_end()));
-        }
-    }
-    if !result.skipped.is_empty() {
-        text.push_str("=== skipped (known to be down) ===\n");
-        for s in &result.skipped {
-            text.push_str(&format!("{s}\n"));
-        }
-    }
-    let all_failed = !result.results.is_empty() && result.results.iter().all(|c| !c.ok);
-    (text, all_failed)
-}
-
 #[tool_router(router = helm_tool_router, vis = "pub(crate)")]
 impl NskdTools {
     #[tool(
@@ -118,7 +88,6 @@ impl NskdTools {
         Parameters(args): Parameters<HelmListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let summary = args.summary;
         let request = pb::HelmListRequest {
             target: Some(
                 self.target(args.cluster, args.clusters.as_ref(), false)
@@ -129,7 +98,8 @@ impl NskdTools {
             chart: args.chart.unwrap_or_default(),
             status: args.status.unwrap_or_default(),
             output: output(args.output),
-            summary,
+            summary: args.summary,
+            continue_token: args.continue_token.unwrap_or_default(),
         };
         let result = self
             .session
@@ -139,18 +109,7 @@ impl NskdTools {
                 async move { client.list(req).await }
             })
             .await;
-        match result {
-            Ok((r, _)) => {
-                let (text, failed) = list_answer(&r, summary);
-                let content = vec![ContentBlock::text(text)];
-                Ok(if failed {
-                    CallToolResult::error(content)
-                } else {
-                    CallToolResult::success(content)
-                })
-            }
-            Err(e) => fail(e),
-        }
+        kube_answer(result.map(|(r, info)| (r.result.unwrap_or_default(), info)))
     }
 
     #[tool(

@@ -2,7 +2,7 @@
 //! and argument names: any kind through API discovery, per-call cluster
 //! targeting, `clusters` for many clusters at once.
 
-use nskd_proto::v1::{self as pb, kube_client::KubeClient};
+use nskd_proto::v1 as pb;
 use rmcp::{
     ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
     service::RequestContext, tool, tool_router,
@@ -27,7 +27,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&client_name(ctx), |ch, id| {
-                let mut client = KubeClient::new(ch);
+                let mut client = nskd_proto::client::kube_client(ch);
                 let req = id.request(request.clone());
                 async move {
                     if describe {
@@ -74,6 +74,7 @@ impl NskdTools {
             limit: args.limit.unwrap_or(0),
             output: output(args.output),
             name: name.unwrap_or_default(),
+            ..Default::default()
         };
         self.list(ctx, request).await
     }
@@ -103,10 +104,11 @@ impl NskdTools {
         Parameters(args): Parameters<ResourcesListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let shaping = args.shaping();
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
-        let request = pb::ListRequest {
+        let mut request = pb::ListRequest {
             target: Some(target),
             api_version: args.api_version,
             kind: args.kind,
@@ -116,7 +118,9 @@ impl NskdTools {
             limit: args.limit.unwrap_or(0),
             output: output(args.output),
             name: String::new(),
+            ..Default::default()
         };
+        shaping.fill(&mut request);
         self.list(&ctx, request).await
     }
 
@@ -304,7 +308,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&client_name(&ctx), |ch, id| {
-                let mut client = nskd_proto::v1::clusters_client::ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(pb::ListClustersRequest {});
                 async move { client.list_clusters(req).await }
             })

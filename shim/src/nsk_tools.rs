@@ -35,7 +35,10 @@ impl NskdTools {
         let result = self
             .session
             .call(&client_name(ctx), |ch, id| {
-                call(ClustersClient::new(ch), id.request(request.clone()))
+                call(
+                    nskd_proto::client::clusters_client(ch),
+                    id.request(request.clone()),
+                )
             })
             .await;
         match result {
@@ -52,7 +55,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&client_name(ctx), |ch, id| {
-                let mut client = ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(request.clone());
                 async move { client.refresh(req).await }
             })

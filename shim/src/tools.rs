@@ -2,8 +2,7 @@
 //! daemon does the work. Errors are tool results the agent can act on.
 
 use nskd_proto::v1::{
-    self as pb, ClusterStatusRequest, GetClusterRequest, clusters_client::ClustersClient,
-    daemon_client::DaemonClient, kube_client::KubeClient,
+    self as pb, ClusterStatusRequest, GetClusterRequest, daemon_client::DaemonClient,
 };
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
@@ -113,7 +112,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&name, |ch, id| {
-                let mut client = KubeClient::new(ch);
+                let mut client = nskd_proto::client::kube_client(ch);
                 let req = id.request(request.clone());
                 async move { client.list(req).await }
             })
@@ -141,7 +140,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&name, |ch, id| {
-                let mut client = ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(ClusterStatusRequest::default());
                 async move { client.cluster_status(req).await }
             })
@@ -204,7 +203,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&name, |ch, id| {
-                let mut client = ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(GetClusterRequest {
                     name: wanted.clone(),
                 });
@@ -254,7 +253,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&name, |ch, id| {
-                let mut client = ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(request.clone());
                 async move { client.cluster_status(req).await }
             })
@@ -295,17 +294,20 @@ impl NskdTools {
         Parameters(args): Parameters<NamespacesListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let shaping = args.shaping();
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
-        let request = pb::ListRequest {
+        let mut request = pb::ListRequest {
             target: Some(target),
             api_version: "v1".into(),
             kind: "Namespace".into(),
             label_selector: args.label_selector.unwrap_or_default(),
+            limit: args.limit.unwrap_or(0),
             output: output(args.output),
             ..Default::default()
         };
+        shaping.fill(&mut request);
         self.list(&ctx, request).await
     }
 
@@ -319,10 +321,11 @@ impl NskdTools {
         Parameters(args): Parameters<PodsListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let shaping = args.shaping();
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
-        let request = pb::ListRequest {
+        let mut request = pb::ListRequest {
             target: Some(target),
             api_version: "v1".into(),
             kind: "Pod".into(),
@@ -332,7 +335,9 @@ impl NskdTools {
             limit: args.limit.unwrap_or(0),
             output: output(args.output),
             name: String::new(),
+            ..Default::default()
         };
+        shaping.fill(&mut request);
         self.list(&ctx, request).await
     }
 

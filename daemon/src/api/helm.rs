@@ -1,7 +1,7 @@
 //! `nskd.v1.Helm`: Helm releases read from Helm's storage on one cluster
 //! or many. Arguments are checked into typed parts before anything is sent.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use nskd_proto::v1::{self as pb, helm_server::Helm};
 use tonic::{Request, Response, Status};
@@ -11,17 +11,111 @@ use super::{
     kube::{Audited, CallFacts, KubeService, invalid, output},
 };
 use crate::{
-    app::App,
+    answer::{
+        Answer, ListCall, budget,
+        shape::{RawShape, Shape},
+    },
+    app::{Answered, App, ClusterAnswer},
+    error::OpError,
     helm::{
         answer::{self, ListArgs, ListRow, ReleaseArgs, StatusFilter},
         summary::summarize,
     },
-    ops::Rendered,
+    ops::list::{ListedRow, Listing},
     request::{
         InvalidInput,
         names::{ChartName, Namespace, ReleaseName},
     },
 };
+
+/// One cluster's `helm_list` rows.
+#[derive(Debug, Clone)]
+struct Rows(Vec<ListRow>);
+
+impl Answered for Rows {
+    fn from_cache(&self) -> bool {
+        false
+    }
+}
+
+/// Columns of `helm list`, NAMESPACE (and CLUSTER) added by the composer.
+const COLUMNS: [&str; 6] = [
+    "NAME",
+    "REVISION",
+    "UPDATED",
+    "STATUS",
+    "CHART",
+    "APP VERSION",
+];
+
+/// Rows as the composer's listing: cells for tables, `helm list -o json`
+/// objects for YAML/JSON.
+fn listing(rows: &[ListRow]) -> Listing {
+    Listing {
+        noun: "releases".into(),
+        namespaced: true,
+        header: COLUMNS.map(String::from).to_vec(),
+        rows: rows
+            .iter()
+            .map(|r| ListedRow {
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                cells: vec![
+                    r.name.clone(),
+                    r.revision.to_string(),
+                    r.updated.clone(),
+                    r.status.clone(),
+                    format!("{}-{}", r.chart, r.chart_version),
+                    r.app_version.clone(),
+                ],
+                object: Some(r.json()),
+            })
+            .collect(),
+        from_cache: false,
+        more_on_server: false,
+    }
+}
+
+/// The fleet summary, then the failures footer.
+fn summary_answer(answers: &[ClusterAnswer<Rows>], skipped: &[String], budget: usize) -> Answer {
+    let budget = budget.saturating_sub(crate::answer::NOTE_RESERVE);
+    let mut ok: Vec<(String, Vec<ListRow>)> = Vec::new();
+    let mut failed: Vec<(String, OpError)> = Vec::new();
+    for a in answers {
+        match &a.result {
+            Ok(rows) => ok.push((a.cluster.clone(), rows.0.clone())),
+            Err(e) => failed.push((a.cluster.clone(), e.clone())),
+        }
+    }
+    ok.sort_by(|a, b| a.0.cmp(&b.0));
+    let footer = budget::failures(&failed, skipped, budget / 4);
+    let text = if ok.is_empty() {
+        footer
+    } else {
+        summarize(&ok, budget.saturating_sub(footer.len())) + &footer
+    };
+    Answer {
+        text: budget::cut(text, budget),
+        failed: ok.is_empty(),
+        from_cache: false,
+    }
+}
+
+/// Digest of the normalized request, for `continue` tokens.
+fn digest(req: &pb::HelmListRequest, targets: &[String]) -> [u8; 32] {
+    use prost::Message as _;
+    use sha2::Digest as _;
+    let mut normalized = req.clone();
+    normalized.continue_token.clear();
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"helm-list\0");
+    hasher.update(normalized.encode_to_vec());
+    for name in targets {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.finalize().into()
+}
 
 /// The Helm service.
 #[derive(Debug)]
@@ -135,8 +229,34 @@ impl Helm for HelmService {
         let caller = Caller::of(&request);
         let req = request.into_inner();
         let args = list_args(&req).map_err(invalid)?;
-        let target = req.target.unwrap_or_default();
+        let target = req.target.clone().unwrap_or_default();
         let targets = self.kube.targets(&target.cluster, &target.clusters)?;
+        let budget = self.app.config.output.max_bytes;
+        let shape = Shape::parse(RawShape {
+            output: args.output,
+            continue_token: &req.continue_token,
+            ..RawShape::default()
+        })
+        .map_err(invalid)?;
+        let call = ListCall {
+            shape: &shape,
+            multi: targets.names.len() > 1,
+            all_namespaces: args.namespace.is_none(),
+            budget,
+            digest: digest(&req, &targets.names),
+            tool: (!caller.tool.is_empty()).then_some(caller.tool.as_str()),
+        };
+        if let Some(token) = &shape.continue_token {
+            // The next page comes from the snapshot: no cluster is called.
+            let answer = crate::answer::resume_list(&self.kube.pages, &call, token)?;
+            return Ok(Response::new(pb::HelmListResult {
+                result: Some(pb::KubeResult {
+                    text: answer.text,
+                    failed: answer.failed,
+                    ..Default::default()
+                }),
+            }));
+        }
         let facts = CallFacts {
             verb: "helm-list",
             mutating: false,
@@ -160,43 +280,51 @@ impl Helm for HelmService {
                 ..Audited::default()
             }],
         };
-        let max_bytes = self.app.config.output.max_bytes;
-        // Each cluster's share of the answer, so the whole fits the cap.
-        let share = (max_bytes / targets.names.len().max(1)).max(1024);
-        let rows: Mutex<Vec<(String, Vec<ListRow>)>> = Mutex::new(Vec::new());
-        let (args, rows_ref, summary) = (&args, &rows, req.summary);
+        let (args, summary) = (&args, req.summary);
         let resp = self
             .kube
-            .run(&caller, targets, facts, |cc, mut opts| async move {
-                let found = answer::list_rows(&cc, args, &opts).await?;
-                if summary {
-                    let n = found.len() as u32;
-                    rows_ref
-                        .lock()
-                        .expect("rows lock")
-                        .push((cc.name.clone(), found));
-                    return Ok(Rendered {
-                        items: n,
-                        ..Default::default()
-                    });
-                }
-                opts.max_bytes = share;
-                Ok(answer::render_list(&found, args.output, opts.max_bytes))
-            })
-            .await;
+            .run_with(
+                &caller,
+                targets,
+                facts,
+                |cc, opts| async move { answer::list_rows(&cc, args, &opts).await.map(Rows) },
+                |answers, skipped| {
+                    if summary {
+                        return Ok(summary_answer(answers, skipped, budget));
+                    }
+                    let problems: Vec<String> = answers
+                        .iter()
+                        .filter_map(|a| a.result.as_ref().ok().map(|r| (&a.cluster, r)))
+                        .flat_map(|(c, r)| {
+                            r.0.iter().filter_map(move |row| {
+                                row.problem.as_ref().map(|p| format!("! {c}: {p}\n"))
+                            })
+                        })
+                        .collect();
+                    let mut composed = crate::answer::compose_list(
+                        &self.kube.pages,
+                        &call,
+                        answers
+                            .iter()
+                            .map(|a| (a.cluster.clone(), a.result.clone().map(|r| listing(&r.0))))
+                            .collect(),
+                        skipped,
+                    )?;
+                    for p in problems {
+                        if composed.text.len() + p.len() + crate::answer::NOTE_RESERVE > budget {
+                            break;
+                        }
+                        composed.text.push_str(&p);
+                    }
+                    Ok(composed)
+                },
+            )
+            .await?;
         let (metadata, result, extensions) = resp.into_parts();
-        let summary = if summary {
-            let mut per_cluster = rows.into_inner().expect("rows lock");
-            per_cluster.sort_by(|a, b| a.0.cmp(&b.0));
-            summarize(&per_cluster, max_bytes)
-        } else {
-            String::new()
-        };
         Ok(Response::from_parts(
             metadata,
             pb::HelmListResult {
                 result: Some(result),
-                summary,
             },
             extensions,
         ))

@@ -91,7 +91,13 @@ pub fn services(
 ) {
     (
         DaemonServer::new(daemon::DaemonService::new(app.clone())),
-        ClustersServer::new(clusters::ClustersService::new(app.clone())),
-        KubeServer::new(kube::KubeService::new(app)),
+        // Limits set deliberately (proto/src/client.rs): Kube answers are
+        // composed within the output budget before they are sent.
+        ClustersServer::new(clusters::ClustersService::new(app.clone()))
+            .max_encoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES),
+        KubeServer::new(kube::KubeService::new(app))
+            .max_encoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES),
     )
 }

@@ -218,10 +218,26 @@ async fn helm_reads_match_what_helm_itself_reports() {
         "{summary}"
     );
     assert!(summary.contains("4 releases on 3 clusters"), "{summary}");
-    let tables = shim.ok("helm_list", fleet.clone()).await;
+    // One merged table: CLUSTER first, then helm's columns.
+    let table = shim.ok("helm_list", fleet.clone()).await;
+    assert!(table.starts_with("CLUSTER"), "{table}");
     for c in SHARED {
-        assert!(tables.contains(&format!("=== cluster {c} ===")), "{tables}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(c) && l.contains("demo")),
+            "{c}: {table}"
+        );
     }
+    let items = parse(
+        &shim
+            .ok(
+                "helm_list",
+                json!({"clusters": SHARED, "namespace": ns, "output": "json"}),
+            )
+            .await,
+    );
+    assert_eq!(items.as_array().map(Vec::len), Some(4), "{items}");
     let failed_only = shim
         .ok(
             "helm_list",
@@ -377,11 +393,16 @@ async fn helm_reads_match_what_helm_itself_reports() {
         "--chart",
         "nskd-demo",
     ]);
-    let counts: Vec<u64> = out["clusters"]
-        .as_array()
-        .unwrap()
+    let counts: Vec<usize> = SHARED
         .iter()
-        .map(|c| c["releases"].as_array().map_or(0, |r| r.len() as u64))
+        .map(|c| {
+            out["releases"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{out}"))
+                .iter()
+                .filter(|r| r["cluster"] == *c)
+                .count()
+        })
         .collect();
     assert_eq!(counts, [2, 1, 1], "{out}");
     let text = masked.nskctl(&[
@@ -577,9 +598,16 @@ async fn hostile_release_records_and_arguments_are_refused() {
         assert!(err.contains(field), "{tool} {args}: {err}");
     }
     let (events, _) = audit.fence(&mark);
+    // The other helm test's daemon reads its own namespace meanwhile.
+    let other = format!("helm-e2e-{}", std::process::id());
     let sent: Vec<String> = events
         .iter()
         .filter(|e| e.is_nskd() && !e.is_discovery())
+        .filter(|e| {
+            e.object_ref.as_ref().is_none_or(|o| {
+                matches!(o.resource.as_str(), "secrets" | "configmaps") && o.namespace != other
+            })
+        })
         .map(|e| e.describe())
         .collect();
     assert!(

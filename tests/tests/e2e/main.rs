@@ -8,6 +8,7 @@ mod change_tools;
 mod config;
 mod discovery;
 mod faults;
+mod fleet_answers;
 mod helm;
 mod hostile_sources;
 mod http_shim;

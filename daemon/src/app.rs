@@ -51,17 +51,17 @@ impl Targets {
 /// What an operation answers, as the fan-out sees it.
 pub trait Answered {
     /// Answered from a watch cache (says nothing about latency).
-    fn from_cache(&self) -> bool;
+    fn cached(&self) -> bool;
 }
 
 impl Answered for Rendered {
-    fn from_cache(&self) -> bool {
+    fn cached(&self) -> bool {
         self.from_cache
     }
 }
 
 impl Answered for crate::ops::list::Listing {
-    fn from_cache(&self) -> bool {
+    fn cached(&self) -> bool {
         self.from_cache
     }
 }
@@ -336,7 +336,7 @@ impl App {
                 .await;
                 let elapsed = started.elapsed();
                 // A cached answer says nothing about the cluster's latency.
-                if !result.as_ref().is_ok_and(|r| r.from_cache()) {
+                if !result.as_ref().is_ok_and(|r| r.cached()) {
                     self.note_call(&name, operation, &result, elapsed);
                 }
                 ClusterAnswer {

@@ -237,7 +237,7 @@ fn render_page(
                 let token = pages.token(cursor, end, &call.digest);
                 let tool = call.tool.unwrap_or("this tool");
                 text.push_str(&format!(
-                    "... {left} more {} not shown ({} {}-{} of {total}; {reason}). Next page: call {tool} again with the same arguments and \"continue\": \"{token}\"\n",
+                    "... {left} more {} not shown ({} {}-{} of {total}; {reason}). Next page: call {tool} again with the same arguments and \"continue\": \"{token}\" (or narrow with namespace, labelSelector, fieldSelector, columns or fields)\n",
                     sheet.noun,
                     if matches!(sheet.entries, Entries::Rows(_)) { "rows" } else { "items" },
                     offset + 1,

@@ -270,6 +270,16 @@ fn pick_columns(
 fn sort(records: &mut [Record<'_>], full: &[String], shape: &Shape) -> Result<(), OpError> {
     match &shape.sort_by {
         None => {}
+        Some(SortKey::Column(c)) if matches!(c.as_str(), "CLUSTER" | "NAMESPACE" | "NAME") => {
+            for r in records.iter_mut() {
+                r.sort = match c.as_str() {
+                    "CLUSTER" => r.cluster,
+                    "NAMESPACE" => r.namespace,
+                    _ => r.name,
+                }
+                .to_string();
+            }
+        }
         Some(SortKey::Column(c)) => {
             let i = full.iter().position(|h| h == c).ok_or_else(|| {
                 OpError::InvalidArgument(format!(

@@ -33,7 +33,7 @@ use crate::{
 struct Rows(Vec<ListRow>);
 
 impl Answered for Rows {
-    fn from_cache(&self) -> bool {
+    fn cached(&self) -> bool {
         false
     }
 }

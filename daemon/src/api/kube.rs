@@ -256,7 +256,7 @@ fn result<T: Answered>(
                         items: 0,
                         omitted: 0,
                         elapsed_us,
-                        from_cache: r.from_cache(),
+                        from_cache: r.cached(),
                     },
                     Err(e) => pb::ClusterResult {
                         cluster: a.cluster.clone(),

@@ -932,6 +932,14 @@ async fn main() -> anyhow::Result<()> {
     step("refresh");
     refresh_row(rig, &sizes, &mut rows);
     let md = render(&args, &rows, started, &load_at_start);
+    // The fleet section is `scripts/bench fleet`'s own: kept as it is.
+    let md = match std::fs::read_to_string(&args.out)
+        .ok()
+        .and_then(|old| nskd_e2e::bench::fleet::section(&old).map(str::to_string))
+    {
+        Some(kept) => format!("{}\n\n{kept}\n", md.trim_end()),
+        None => md,
+    };
     std::fs::write(&args.out, &md).with_context(|| format!("write {}", args.out.display()))?;
     std::fs::write(&args.soak_out, format!("# Concurrency soak\n\nA section for docs/reliability.md, written by `scripts/bench`.\n\n{soak}"))
         .with_context(|| format!("write {}", args.soak_out.display()))?;

@@ -358,6 +358,11 @@ enum Rule {
     HelmStatus,
     /// No rule in the contract (a request body value): only (a), (c), (d).
     Free,
+    /// A `continue` token: only one the daemon issued for this call (none
+    /// in the corpus), or none.
+    Token,
+    /// A column name (ASCII letters, digits, `-_. %`, at most 64), or none.
+    Column,
 }
 
 /// Helm's release statuses.
@@ -435,6 +440,16 @@ impl Rule {
                     || s.split(',').all(|p| HELM_STATUSES.contains(&p.trim()))
             }
             Rule::Free => true,
+            Rule::Token => s.is_empty(),
+            Rule::Column => {
+                let t = s.trim();
+                t.is_empty()
+                    || (s.len() <= 64
+                        && !t.starts_with(['.', '$', '{'])
+                        && s.chars().all(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' ' | '%')
+                        }))
+            }
         }
     }
 }
@@ -593,6 +608,8 @@ fn rule_for(tool: &str, arg: &str) -> Option<(Rule, &'static str)> {
         "cluster" => (Rule::Cluster, "cluster"),
         "query" => (Rule::Query, "query"),
         "pattern" | "cluster_name" | "image" => (Rule::Free, "-"),
+        "continue" => (Rule::Token, "continue"),
+        "sortBy" => (Rule::Column, "sortBy"),
         _ => return None,
     })
 }
@@ -657,6 +674,8 @@ fn cases() -> Vec<Case> {
                             "image",
                             "chart",
                             "status",
+                            "continue",
+                            "sortBy",
                         ]
                         .into_iter()
                         .find(|k| *k == a)

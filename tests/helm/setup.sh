@@ -24,7 +24,9 @@ if [ -x "$BIN" ] && "$BIN" version --short 2>/dev/null | grep -q "^$WANT"; then
 fi
 
 command -v python3 >/dev/null || { log "python3 not found; install it (apt-get install python3-pip) and retry"; exit 1; }
-command -v unzip >/dev/null || apt-get install -y -q unzip >/dev/null 2>&1 || { log "unzip not found; install it and retry"; exit 1; }
+command -v unzip >/dev/null || apt-get install -y -q unzip >/dev/null 2>&1 || { log "unzip not found; install it (apt-get install unzip) and retry"; exit 1; }
+python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -q python3-pip >/dev/null 2>&1 ||
+  { log "pip not found; install it (apt-get install python3-pip) and retry"; exit 1; }
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

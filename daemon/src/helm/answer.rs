@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{
+    cache,
     mask::{mask_manifest, mask_values},
     read::{self, Reader},
     release::Release,
@@ -149,17 +150,42 @@ pub async fn list_rows(
         .into_iter()
         .filter(|r| args.status.admits(&r.status))
         .collect();
-    let fetched = reader.fetch_each(&wanted).await;
+    // A record version decoded before is not fetched again.
+    let key = |s: &read::Stored| -> Option<cache::Key> {
+        let (uid, rv) = &s.version;
+        (!uid.is_empty() && !rv.is_empty()).then(|| (cc.name.clone(), uid.clone(), rv.clone()))
+    };
+    let mut known: Vec<Option<ListRow>> = wanted
+        .iter()
+        .map(|s| key(s).and_then(|k| cache::get(&k)))
+        .collect();
+    let missing: Vec<read::Stored> = wanted
+        .iter()
+        .zip(&known)
+        .filter(|(_, k)| k.is_none())
+        .map(|(s, _)| s.clone())
+        .collect();
+    let mut fetched = reader.fetch_each(&missing).await.into_iter();
     let mut rows = Vec::new();
-    for (record, fetched) in wanted.iter().zip(fetched) {
-        match fetched {
-            Ok(r) => {
-                let chart_ok = args
-                    .chart
-                    .as_ref()
-                    .is_none_or(|c| r.chart_name() == c.as_str());
-                if chart_ok && args.status.admits(&r.info.status) {
-                    rows.push(ListRow::of(&r));
+    for (record, known) in wanted.iter().zip(known.iter_mut()) {
+        let decoded = match known.take() {
+            Some(row) => Ok(row),
+            None => fetched
+                .next()
+                .expect("one fetch per missing record")
+                .map(|r| {
+                    let row = ListRow::of(&r);
+                    if let Some(k) = key(record) {
+                        cache::put(k, row.clone());
+                    }
+                    row
+                }),
+        };
+        match decoded {
+            Ok(row) => {
+                let chart_ok = args.chart.as_ref().is_none_or(|c| row.chart == c.as_str());
+                if chart_ok && args.status.admits(&row.status) {
+                    rows.push(row);
                 }
             }
             // One broken record must not hide the others: its labels say

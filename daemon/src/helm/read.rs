@@ -64,6 +64,8 @@ pub struct Stored {
     pub status: String,
     /// Storage driver.
     pub driver: Driver,
+    /// The object's uid and resourceVersion (its content's version).
+    pub version: (String, String),
 }
 
 /// A reader of one cluster's releases, within one deadline.
@@ -280,6 +282,16 @@ fn stored(item: &Value, driver: Driver) -> Option<Stored> {
         revision: label("version")?.parse().ok()?,
         status: label("status").unwrap_or_default(),
         driver,
+        version: (
+            meta.get("uid")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            meta.get("resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        ),
     })
 }
 
@@ -311,6 +323,7 @@ mod tests {
             revision: v,
             status: status.into(),
             driver: Driver::Secret,
+            version: Default::default(),
         }
     }
 

@@ -53,14 +53,18 @@ impl Scratch {
 }
 
 impl Drop for Scratch {
+    /// The rig has no namespace controller: the release records and the
+    /// chart's objects are deleted first, so that no later `"*"` answer
+    /// sees them.
     fn drop(&mut self) {
         for c in &self.clusters {
-            let _ = kubeapi::try_call(
-                self.rig.cluster(c),
-                "DELETE",
-                &format!("/api/v1/namespaces/{}", self.namespace),
-                None,
-            );
+            let c = self.rig.cluster(c);
+            for kind in ["secrets", "configmaps"] {
+                let path = format!("/api/v1/namespaces/{}/{kind}", self.namespace);
+                let _ = kubeapi::try_call(c, "DELETE", &path, None);
+            }
+            let path = format!("/api/v1/namespaces/{}", self.namespace);
+            let _ = kubeapi::try_call(c, "DELETE", &path, None);
         }
     }
 }
@@ -425,6 +429,22 @@ async fn helm_reads_match_what_helm_itself_reports() {
             assert!(!a.contains(secret), "{secret} leaked: {a}");
         }
     }
+    // A change after lists were answered (and remembered) shows at once.
+    let dfw = rig.cluster("c1-dfw1");
+    let v1 = helm.chart("0.1.0", "1.0.0");
+    helm.ok(dfw, &["upgrade", "demo", v1.to_str().unwrap(), "-n", ns]);
+    let got = parse(
+        &shim
+            .ok(
+                "helm_list",
+                json!({"cluster": "c1-dfw1", "namespace": ns, "output": "json"}),
+            )
+            .await,
+    );
+    let want = helm_list(&helm, rig, "c1-dfw1", ns);
+    assert_eq!(got[0]["revision"], "2", "{got}");
+    assert_eq!(got[0]["chart"], want[0]["chart"], "{got}");
+    assert_eq!(got[0]["chart"], "nskd-demo-0.1.0", "{got}");
     let missing = shim
         .err("helm_status", json!({"name": "nope", "namespace": ns}))
         .await;

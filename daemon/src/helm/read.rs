@@ -97,8 +97,11 @@ impl<'a> Reader<'a> {
         namespace: Option<&Namespace>,
         name: Option<&ReleaseName>,
     ) -> Result<Vec<Stored>, OpError> {
-        let mut all = self.index_of(Driver::Secret, namespace, name).await?;
-        all.extend(self.index_of(Driver::ConfigMap, namespace, name).await?);
+        let (mut all, configmaps) = futures::try_join!(
+            self.index_of(Driver::Secret, namespace, name),
+            self.index_of(Driver::ConfigMap, namespace, name)
+        )?;
+        all.extend(configmaps);
         Ok(all)
     }
 

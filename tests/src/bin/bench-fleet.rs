@@ -247,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
         true,
     ));
     md.push_str(&row(
-        "`helm_list {\"clusters\":\"*\",\"summary\":true}` (one release per live cluster, read live: TODO(lead) serve release metadata from a watch cache)",
+        "`helm_list {\"clusters\":\"*\",\"summary\":true}` (one release per live cluster; release records listed live, decoded ones remembered; TODO(lead): a metadata watch of the records)",
         ms(&small.helm),
         ms(&big.helm),
         "p50 ≤ 100 ms",

@@ -244,15 +244,24 @@ pub struct ReleaseArgs {
     pub output: Output,
 }
 
+/// The revision `args` names (the latest by default).
+async fn release(
+    cc: &ClusterClient,
+    args: &ReleaseArgs,
+    opts: &OpOptions,
+) -> Result<Release, OpError> {
+    Reader::new(cc, opts)
+        .release(&args.namespace, &args.name, args.revision)
+        .await
+}
+
 /// `helm status`.
 pub async fn status(
     cc: &ClusterClient,
     args: &ReleaseArgs,
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
-    let r = Reader::new(cc, opts)
-        .release(&args.namespace, &args.name, args.revision)
-        .await?;
+    let r = release(cc, args, opts).await?;
     if args.output != Output::Table {
         let v = json!({"name": r.name, "namespace": r.namespace, "revision": r.version,
             "status": r.info.status, "first_deployed": r.info.first_deployed,
@@ -365,9 +374,7 @@ pub async fn values(
     args: &ReleaseArgs,
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
-    let r = Reader::new(cc, opts)
-        .release(&args.namespace, &args.name, args.revision)
-        .await?;
+    let r = release(cc, args, opts).await?;
     let (title, mut values) = if args.all {
         ("COMPUTED VALUES:", r.computed_values())
     } else {
@@ -394,9 +401,7 @@ pub async fn manifest(
     args: &ReleaseArgs,
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
-    let r = Reader::new(cc, opts)
-        .release(&args.namespace, &args.name, args.revision)
-        .await?;
+    let r = release(cc, args, opts).await?;
     let text = mask_manifest(&r.manifest, &opts.policy.masking);
     Ok(capped(text, opts.max_bytes, "manifest"))
 }
@@ -407,9 +412,7 @@ pub async fn notes(
     args: &ReleaseArgs,
     opts: &OpOptions,
 ) -> Result<Rendered, OpError> {
-    let r = Reader::new(cc, opts)
-        .release(&args.namespace, &args.name, args.revision)
-        .await?;
+    let r = release(cc, args, opts).await?;
     let text = if r.info.notes.is_empty() {
         format!("Release {} has no notes.\n", r.name)
     } else {

@@ -14,6 +14,7 @@ pub mod counted;
 pub mod discovery;
 pub mod error;
 pub mod health;
+pub mod helm;
 pub mod http;
 pub mod kinds;
 pub mod kubeconfig;

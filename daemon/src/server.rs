@@ -135,6 +135,7 @@ pub async fn serve(
         .add_service(changes_svc)
         .add_service(api::workload_service(app.clone()))
         .add_service(api::contract_service(app.clone()))
+        .add_service(api::helm_service(app.clone()))
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
     app.serving

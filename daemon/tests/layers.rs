@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["cache", "probe", "refresh", "check"],
     &["ops"],
     &["answer"],
+    &["helm"],
     &["app"],
     &["api", "watch"],
     &["http"],

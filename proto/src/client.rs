@@ -222,6 +222,11 @@ impl NskdClient {
         DaemonClient::new(self.channel.clone())
     }
 
+    /// The Helm service.
+    pub fn helm(&self) -> crate::v1::helm_client::HelmClient<Channel> {
+        crate::v1::helm_client::HelmClient::new(self.channel.clone())
+    }
+
     /// Turns a failed call into an error that says what to do.
     pub fn explain(&self, status: &Status) -> String {
         explain_status(&self.location, status)

@@ -897,6 +897,120 @@ pub struct PodsCleanupArgs {
     pub plan: Option<String>,
 }
 
+/// helm_list.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmListArgs {
+    /// Default: all namespaces.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Only this release.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Only releases of this chart, e.g. "nginx".
+    #[serde(default)]
+    pub chart: Option<String>,
+    /// "all" or statuses, e.g. "failed,pending-install" (default: deployed,failed).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Count releases by chart x version x status instead of listing them.
+    #[serde(default)]
+    pub summary: bool,
+    /// The next page: the token the previous answer's footer gave.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// helm_status.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmReleaseArgs {
+    /// Release name.
+    pub name: String,
+    /// Default: "default".
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Default: the latest.
+    #[serde(default)]
+    pub revision: Option<i64>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// helm_get_values.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmValuesArgs {
+    /// Release name.
+    pub name: String,
+    /// Default: "default".
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Default: the latest.
+    #[serde(default)]
+    pub revision: Option<i64>,
+    /// Computed values (chart defaults merged with the user's).
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    /// yaml (default) or json.
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// helm_history.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmHistoryArgs {
+    /// Release name.
+    pub name: String,
+    /// Default: "default".
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// helm_get_manifest, helm_get_notes.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmTextArgs {
+    /// Release name.
+    pub name: String,
+    /// Default: "default".
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Default: the latest.
+    #[serde(default)]
+    pub revision: Option<i64>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

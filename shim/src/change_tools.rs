@@ -178,7 +178,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_delete",
-        description = "Delete a pod; its controller, if any, creates a replacement.",
+        description = "Delete a pod.",
         annotations(
             title = "Pods: Delete",
             read_only_hint = false,
@@ -240,7 +240,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_create_or_update",
-        description = "Create or update objects from a YAML/JSON manifest (server-side apply).",
+        description = "Create or update objects from a manifest (server-side apply).",
         annotations(
             title = "Resources: Create or Update",
             read_only_hint = false,
@@ -266,7 +266,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_restart",
-        description = "Restart the pods of a Deployment, StatefulSet or DaemonSet.",
+        description = "Restart a workload's pods.",
         annotations(
             title = "Rollout: Restart",
             read_only_hint = false,
@@ -290,7 +290,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_patch",
-        description = "Patch one object: merge, json (RFC 6902) or strategic (built-in kinds).",
+        description = "Patch one object: merge, json or strategic (built-in kinds).",
         annotations(
             title = "Resources: Patch",
             read_only_hint = false,
@@ -384,7 +384,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_exec",
-        description = "Run a command in a container; stdout and stderr, non-zero exit is an error.",
+        description = "Run a command in a container; stdout and stderr.",
         annotations(
             title = "Pods: Exec",
             read_only_hint = false,
@@ -410,7 +410,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_log",
-        description = "A node's log file via the node proxy; empty `query` lists the files.",
+        description = "A node's log file; empty `query` lists the files.",
         annotations(title = "Nodes: Log", read_only_hint = true, open_world_hint = true)
     )]
     async fn nodes_log(
@@ -430,7 +430,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_stats_summary",
-        description = "A node's kubelet stats summary (CPU, memory, filesystem, network, pods).",
+        description = "A node's kubelet stats summary.",
         annotations(
             title = "Nodes: Stats Summary",
             read_only_hint = true,
@@ -454,7 +454,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_log",
-        description = "A pod's log, or the merged logs of labelSelector pods; grep filters. Keeps the newest lines.",
+        description = "A pod's log, or merged logs of labelSelector pods; `grep` filters.",
         annotations(title = "Pods: Log", read_only_hint = true, open_world_hint = true)
     )]
     async fn pods_log(
@@ -481,7 +481,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_status",
-        description = "Where a Deployment, StatefulSet or DaemonSet rollout stands (no wait).",
+        description = "Where a workload's rollout stands (no wait).",
         annotations(
             title = "Rollout: Status",
             read_only_hint = true,

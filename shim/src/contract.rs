@@ -44,6 +44,29 @@ pub const SHARED: &[(&str, Option<&str>)] = &[
     ("columns", None),
     ("fields", None),
     ("sortBy", None),
+    ("revision", None),
+    ("refresh", None),
+    ("minified", None),
+    ("force", None),
+    ("timeout", Some("Seconds (max 3600).")),
+    ("tailLines", None),
+    ("tail", None),
+    ("since", Some("Seconds.")),
+    ("sinceTime", Some("RFC 3339.")),
+    ("previous", None),
+    ("grep", Some("Regex; (?i) ignores case.")),
+    ("pattern", Some("Regex on cluster names.")),
+    ("save", None),
+    ("command", None),
+    ("image", None),
+    ("resource", Some("YAML or JSON manifest.")),
+    ("patch", None),
+    ("type", None),
+    ("toRevision", None),
+    ("all", Some("Computed values.")),
+    ("chart", None),
+    ("status", Some("\"all\" or statuses, e.g. \"failed\".")),
+    ("query", Some("File under /logs/; empty lists them.")),
 ];
 
 /// Keys that only cost bytes in a tool's schema.
@@ -69,6 +92,13 @@ pub fn compact_tool(tool: &mut Tool) {
         for (name, prop) in props.iter_mut() {
             describe_shared(name, prop);
         }
+        // `clusters` takes one name too: a tool with both advertises only
+        // `clusters` (`cluster` and `context` are still accepted).
+        if props.contains_key("clusters") {
+            props.remove("cluster");
+        }
+        // Explained once in the instructions, accepted by every read.
+        props.remove("live");
     }
     if let Value::Object(mut obj) = schema {
         obj.entry("properties")
@@ -88,7 +118,7 @@ fn compact_annotations(a: ToolAnnotations) -> Option<ToolAnnotations> {
         None,
         a.read_only_hint.filter(|r| *r),
         a.destructive_hint.filter(|d| !d && !read_only),
-        a.idempotent_hint.filter(|i| *i && !read_only),
+        None,
         a.open_world_hint.filter(|o| !o),
     );
     let empty = out.read_only_hint.is_none()
@@ -149,8 +179,12 @@ fn compact(v: &mut Value, defs: &Map<String, Value>) {
     if let Some(items) = obj.get_mut("items") {
         compact(items, defs);
     }
-    // "a name or a list of names": the instructions say what the list holds.
-    if obj.get("type") == Some(&serde_json::json!(["string", "array"])) {
+    // Lists of strings: "array" says enough beside the argument's name and
+    // the instructions.
+    let string_items = obj.get("items") == Some(&serde_json::json!({"type": "string"}));
+    if obj.get("type") == Some(&serde_json::json!(["string", "array"]))
+        || (obj.get("type") == Some(&Value::from("array")) && string_items)
+    {
         obj.remove("items");
     }
     for key in ["anyOf", "oneOf"] {
@@ -286,7 +320,7 @@ mod tests {
         }));
         let props = &out["properties"];
         assert_eq!(props["clusters"]["type"], json!(["string", "array"]));
-        assert_eq!(props["clusters"]["items"], json!({"type": "string"}));
+        assert!(props["clusters"].get("items").is_none(), "{out}");
         assert!(props["clusters"].get("description").is_none(), "{out}");
         assert_eq!(props["output"], json!({"enum": ["a", "b"]}));
         assert!(props["mixed"]["anyOf"].is_array(), "{out}");
@@ -314,6 +348,9 @@ mod tests {
         let tools = crate::tools::NskdTools::all_tools().list_all();
         let size = list_size(&tools);
         eprintln!("tools/list: {} tools, {size} bytes", tools.len());
+        if let Some(path) = std::env::var_os("NSKD_DUMP_TOOLS") {
+            std::fs::write(path, serde_json::to_vec(&tools).unwrap()).unwrap();
+        }
         assert!(
             size <= LIST_BUDGET,
             "tools/list is {size} bytes (of {LIST_BUDGET}), over the {LIST_BUDGET}-byte budget: shorten descriptions (shim/src/contract.rs SHARED)"

@@ -128,7 +128,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_get",
-        description = "Get one object of any kind as YAML or JSON; Secret values masked.",
+        description = "Get one object of any kind; Secret values masked.",
         annotations(
             title = "Resources: Get",
             read_only_hint = true,
@@ -156,7 +156,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_describe",
-        description = "Describe one object as `kubectl describe` does, with recent events.",
+        description = "Describe one object, with recent events.",
         annotations(
             title = "Resources: Describe",
             read_only_hint = true,
@@ -249,7 +249,7 @@ impl NskdTools {
 
     #[tool(
         name = "configuration_contexts_list",
-        description = "Kubeconfig contexts (clusters) and API servers; as clusters_list.",
+        description = "Kubeconfig contexts (as clusters_list).",
         annotations(
             title = "Configuration: Contexts List",
             read_only_hint = true,
@@ -368,7 +368,7 @@ impl NskdTools {
 
     #[tool(
         name = "events_list",
-        description = "List events, e.g. fieldSelector \"type=Warning\" or \"involvedObject.name=web-1\".",
+        description = "List events, e.g. fieldSelector \"type=Warning\".",
         annotations(title = "Events: List", read_only_hint = true, open_world_hint = true)
     )]
     async fn events_list(

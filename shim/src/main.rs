@@ -6,6 +6,7 @@ mod args;
 mod change_tools;
 mod confirm;
 mod contract;
+mod helm_tools;
 mod http;
 mod kube_tools;
 mod nsk_tools;

@@ -77,7 +77,7 @@ impl NskdTools {
 impl NskdTools {
     #[tool(
         name = "nsk_refresh",
-        description = "Refresh kubeconfigs from Rancher (a recent refresh is reused unless `force`).",
+        description = "Refresh kubeconfigs from Rancher.",
         annotations(
             title = "NSK: Refresh Kubeconfigs",
             read_only_hint = false,
@@ -101,7 +101,7 @@ impl NskdTools {
 
     #[tool(
         name = "nsk_status",
-        description = "Rancher source status: token validity and expiry, last and next refresh.",
+        description = "Rancher source status: token expiry, last and next refresh.",
         annotations(
             title = "NSK: Integration Status",
             read_only_hint = true,
@@ -151,7 +151,7 @@ impl NskdTools {
 
     #[tool(
         name = "nsk_get",
-        description = "A cluster's kubeconfig from Rancher, summarized without credentials; `save` stores it.",
+        description = "A cluster's kubeconfig from Rancher, without credentials.",
         annotations(
             title = "NSK: Get Cluster Kubeconfig",
             read_only_hint = false,
@@ -180,7 +180,7 @@ impl NskdTools {
 
     #[tool(
         name = "clusters_refresh_status",
-        description = "Kubeconfig refresh status and history; each cluster Active, Inactive or Removed.",
+        description = "Kubeconfig refresh status and history.",
         annotations(
             title = "Clusters: Refresh Status",
             read_only_hint = true,

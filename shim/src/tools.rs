@@ -88,7 +88,8 @@ impl NskdTools {
             + Self::nsk_tool_router()
             + Self::kube_tool_router()
             + Self::change_tool_router()
-            + Self::workload_tool_router();
+            + Self::workload_tool_router()
+            + Self::helm_tool_router();
         for route in router.map.values_mut() {
             crate::contract::compact_tool(&mut route.attr);
         }
@@ -148,7 +149,7 @@ impl NskdTools {
 impl NskdTools {
     #[tool(
         name = "clusters_list",
-        description = "List the clusters with status and API server; `*` marks the active one.",
+        description = "List clusters; `*` marks the active one.",
         annotations(
             title = "Clusters: List",
             read_only_hint = true,
@@ -207,7 +208,7 @@ impl NskdTools {
 
     #[tool(
         name = "cluster_use",
-        description = "Set this session's active cluster (used when a tool names no `cluster`).",
+        description = "Set this session's active cluster.",
         annotations(
             title = "Clusters: Use",
             read_only_hint = false,
@@ -254,7 +255,7 @@ impl NskdTools {
 
     #[tool(
         name = "clusters_status",
-        description = "Health of all clusters (version, nodes, latency, errors), or one in detail.",
+        description = "Health of all clusters, or of one in detail.",
         annotations(
             title = "Clusters: Status",
             read_only_hint = true,
@@ -567,7 +568,7 @@ impl ServerHandler for NskdTools {
 /// the watch cache work, so a client's tool search finds the right tool.
 pub const INSTRUCTIONS: &str = "Kubernetes clusters of one environment, served by nskd.\n\
 - Start with clusters_status. Tools run on this session's active cluster (cluster_use switches it) or on `cluster`.\n\
-- Read tools take `clusters`: a list of cluster names, or \"*\" for every healthy cluster.\n\
+- Read tools take `clusters`: one cluster name, a list of names, or \"*\" for every healthy cluster (`cluster` works too). List arguments are lists of strings. Helm tools read the latest revision unless `revision` is given.\n\
 - Every answer fits one byte budget; a footer says what was left out and gives the `continue` token for the next page (`limit` = rows per page).\n\
 - List tools: `summary: true` counts by cluster and status instead of rows (`count_by`: keys such as cluster, namespace, a column); `columns` picks table columns; `fields` picks JSONPaths for yaml/json (e.g. \".spec.containers[*].image\"); `sortBy` a column or JSONPath.\n\
 - Reads may come from nskd's watch cache, kept in sync with the API server and marked so; `live: true` asks the API server.\n\

@@ -95,7 +95,7 @@ impl NskdTools {
 impl NskdTools {
     #[tool(
         name = "rollout_history",
-        description = "Revisions of a Deployment, StatefulSet or DaemonSet with images and change-cause.",
+        description = "A workload's revisions with images and change-cause.",
         annotations(
             title = "Rollout: History",
             read_only_hint = true,
@@ -125,7 +125,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_undo",
-        description = "Roll a Deployment, StatefulSet or DaemonSet back to the previous revision or `toRevision`.",
+        description = "Roll a workload back to the previous revision or `toRevision`.",
         annotations(
             title = "Rollout: Undo",
             read_only_hint = false,
@@ -237,7 +237,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_drain",
-        description = "Cordon a node and evict its pods, honouring PodDisruptionBudgets; says each pod's outcome.",
+        description = "Cordon a node and evict its pods, honouring disruption budgets.",
         annotations(
             title = "Nodes: Drain",
             read_only_hint = false,
@@ -265,7 +265,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_cleanup",
-        description = "Delete a namespace's Failed, Evicted and Succeeded pods; counts per reason.",
+        description = "Delete a namespace's Failed, Evicted and Succeeded pods.",
         annotations(
             title = "Pods: Cleanup",
             read_only_hint = false,

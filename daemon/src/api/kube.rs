@@ -43,7 +43,7 @@ use crate::{
 pub struct KubeService {
     app: Arc<App>,
     /// Snapshots behind `continue` tokens, and their key.
-    pages: Pages,
+    pub(super) pages: Pages,
 }
 
 impl KubeService {
@@ -60,7 +60,7 @@ impl KubeService {
     }
 }
 
-fn output(o: i32) -> Output {
+pub(super) fn output(o: i32) -> Output {
     match pb::OutputFormat::try_from(o).unwrap_or(pb::OutputFormat::Table) {
         pb::OutputFormat::Table => Output::Table,
         pb::OutputFormat::Yaml => Output::Yaml,

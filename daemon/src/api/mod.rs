@@ -6,6 +6,7 @@ mod contract;
 mod convert;
 pub use convert::unix_ms as convert_unix_ms;
 mod daemon;
+mod helm;
 mod kube;
 pub mod layer;
 mod source;
@@ -14,9 +15,8 @@ mod workload;
 use std::sync::Arc;
 
 use nskd_proto::v1::{
-    changes_server::ChangesServer, clusters_server::ClustersServer, contract_server::ContractServer,
-    daemon_server::DaemonServer,
-    kube_server::KubeServer,
+    changes_server::ChangesServer, clusters_server::ClustersServer,
+    contract_server::ContractServer, daemon_server::DaemonServer, kube_server::KubeServer,
 };
 use tonic::{Request, Response, Status, transport::server::UdsConnectInfo};
 
@@ -78,6 +78,11 @@ pub fn peer_check(
             )))
         }
     }
+}
+
+/// The Helm service over `app`.
+pub fn helm_service(app: Arc<App>) -> nskd_proto::v1::helm_server::HelmServer<helm::HelmService> {
+    nskd_proto::v1::helm_server::HelmServer::new(helm::HelmService::new(app))
 }
 
 /// Refuses calls made for an MCP tool the configuration leaves out

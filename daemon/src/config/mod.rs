@@ -330,11 +330,7 @@ fn check_operation(r: &Reader, field: &str, word: &str) {
 /// cluster }` tables.
 fn read_confirm_rules(safety: &mut Reader) -> Vec<ConfirmRule> {
     let mut rules = Vec::new();
-    for (i, mut r) in safety
-        .tables("confirm")
-        .into_iter()
-        .enumerate()
-    {
+    for (i, mut r) in safety.tables("confirm").into_iter().enumerate() {
         let rule = ConfirmRule {
             operation: r.string("operation"),
             kind: r.string("kind"),

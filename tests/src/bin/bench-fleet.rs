@@ -58,6 +58,7 @@ struct Figures {
     summary: Samples,
     first: Samples,
     next: Samples,
+    helm: Samples,
     largest: usize,
     status_bytes: usize,
     rss_kib: u64,
@@ -147,6 +148,9 @@ async fn measure(rig: &Rig, n: usize, runs: usize) -> Figures {
     let text = shim.ok("pods_list", page_args.clone()).await;
     let next_args = json!({"clusters": "*", "continue": token(&text).expect("a next page")});
     let next = timed(&shim, "pods_list", &next_args, runs, &mut largest).await;
+    // Helm releases are read live (no watch cache for them yet): fewer runs.
+    let helm_args = json!({"clusters": "*", "summary": true});
+    let helm = timed(&shim, "helm_list", &helm_args, runs.min(5), &mut largest).await;
     let pid = d.pid().expect("daemon pid");
     let figures = Figures {
         clusters: fleet.describe(),
@@ -154,6 +158,7 @@ async fn measure(rig: &Rig, n: usize, runs: usize) -> Figures {
         summary,
         first,
         next,
+        helm,
         largest,
         status_bytes,
         rss_kib: machine::rss_kib(pid),
@@ -169,6 +174,31 @@ fn ms(s: &Samples) -> String {
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "**missed**" }
+}
+
+/// One release of tests/helm/chart on each live rig cluster, at different
+/// versions and states, written by Helm's release binary.
+fn install_releases(rig: &Rig) -> anyhow::Result<()> {
+    let helm = nskd_e2e::helm::Helm::get().context("no helm binary (tests/helm/setup.sh)")?;
+    for (i, cluster) in SHARED.iter().enumerate() {
+        let version = format!("0.{}.0", i + 1);
+        let chart = helm.chart(&version, "1.0.0");
+        let c = rig.cluster(cluster);
+        let _ = helm.run(c, &["uninstall", "bench-demo", "-n", "helm-bench"]);
+        let chart = chart.to_str().context("chart path")?;
+        helm.ok(
+            c,
+            &[
+                "install",
+                "bench-demo",
+                chart,
+                "-n",
+                "helm-bench",
+                "--create-namespace",
+            ],
+        );
+    }
+    Ok(())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
@@ -187,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let rig = rig::shared().context("no kube-apiserver rig: build it with tests/rig/build.sh")?;
+    install_releases(rig)?;
     let small_n = (n / 10).max(1);
     eprintln!("[bench-fleet] {small_n} clusters");
     let small = measure(rig, small_n, 20).await;
@@ -246,7 +277,14 @@ async fn main() -> anyhow::Result<()> {
         true,
     ));
     md.push_str(&row(
-        "largest Kube answer (summary, pages)",
+        "`helm_list {\"clusters\":\"*\",\"summary\":true}` (one release per live cluster; release records listed live, decoded ones remembered; TODO(lead): a metadata watch of the records)",
+        ms(&small.helm),
+        ms(&big.helm),
+        "p50 ≤ 100 ms",
+        big.helm.median() <= Duration::from_millis(100),
+    ));
+    md.push_str(&row(
+        "largest Kube answer (summary, pages, helm)",
         format!("{} B", small.largest),
         format!("{} B", big.largest),
         "≤ 32 KiB",

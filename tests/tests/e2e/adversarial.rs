@@ -348,6 +348,14 @@ enum Rule {
     ClusterEntry,
     /// A relative path under the kubelet's `logs/`.
     Query,
+    /// A Helm release name: DNS-1123 subdomain of at most 53 bytes.
+    Release,
+    /// An optional release name (a filter): empty, or [`Rule::Release`].
+    ReleaseFilter,
+    /// An optional chart name: letters, digits, `-`, `_`, `.`.
+    Chart,
+    /// An optional Helm status filter: `all` or known statuses, comma-separated.
+    HelmStatus,
     /// No rule in the contract (a request body value): only (a), (c), (d).
     Free,
     /// A plan id: "p-" and 24 lowercase hex digits (or empty: no plan).
@@ -358,6 +366,19 @@ enum Rule {
     /// A column name (ASCII letters, digits, `-_. %`, at most 64), or none.
     Column,
 }
+
+/// Helm's release statuses.
+const HELM_STATUSES: &[&str] = &[
+    "unknown",
+    "deployed",
+    "uninstalled",
+    "superseded",
+    "failed",
+    "uninstalling",
+    "pending-install",
+    "pending-upgrade",
+    "pending-rollback",
+];
 
 fn is_label(s: &str) -> bool {
     !s.is_empty()
@@ -407,6 +428,18 @@ impl Rule {
                                 .bytes()
                                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
                     })
+            }
+            Rule::Release => s.len() <= 53 && is_subdomain(s),
+            Rule::ReleaseFilter => s.is_empty() || Rule::Release.accepts(s),
+            Rule::Chart => {
+                s.len() <= 250
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            }
+            Rule::HelmStatus => {
+                s.is_empty()
+                    || s == "all"
+                    || s.split(',').all(|p| HELM_STATUSES.contains(&p.trim()))
             }
             Rule::Free => true,
             Rule::Plan => {
@@ -485,6 +518,9 @@ fn intent(tool: &str) -> Intent {
         "nodes_cordon" | "nodes_uncordon" => r(&["nodes"], &["patch"]),
         "nodes_drain" => r(&["nodes", "pods", "pods/eviction"], &["patch", "create"]),
         "pods_cleanup" => r(&["pods"], &["delete"]),
+        // Release records: listed by label, read one by one (none exist in
+        // the adversarial world, so only lists are sent).
+        t if t.starts_with("helm_") => r(&["secrets", "configmaps"], &[]),
         _ => NOTHING,
     }
 }
@@ -550,6 +586,8 @@ fn base_args(tool: &str, w: &World) -> Value {
         "nodes_drain" => json!({"name": MISSING, "timeout": 3}),
         // A namespace without pods: nothing to delete whatever happens.
         "pods_cleanup" => json!({"namespace": MISSING}),
+        "helm_list" => json!({"namespace": a, "output": "json"}),
+        t if t.starts_with("helm_") => json!({"name": "adv-release", "namespace": a}),
         _ => json!({}),
     }
 }
@@ -583,6 +621,10 @@ struct Case {
 fn rule_for(tool: &str, arg: &str) -> Option<(Rule, &'static str)> {
     Some(match arg {
         "namespace" => (Rule::Namespace, "namespace"),
+        "name" if tool == "helm_list" => (Rule::ReleaseFilter, "name"),
+        "name" if tool.starts_with("helm_") => (Rule::Release, "name"),
+        "chart" => (Rule::Chart, "chart"),
+        "status" => (Rule::HelmStatus, "status"),
         "name" if tool.starts_with("nodes_") => (Rule::Node, "name"),
         "name" => (Rule::Name, "name"),
         "container" => (Rule::Container, "container"),
@@ -664,6 +706,8 @@ fn cases() -> Vec<Case> {
                             "grep",
                             "sinceTime",
                             "plan",
+                            "chart",
+                            "status",
                             "continue",
                             "sortBy",
                         ]

@@ -9,6 +9,7 @@ mod config;
 mod discovery;
 mod faults;
 mod fleet_answers;
+mod helm;
 mod hostile_sources;
 mod http_shim;
 mod kube_tools;

@@ -89,14 +89,10 @@ impl NskdTools {
         ctx: &RequestContext<RoleServer>,
         call: ChangeCall,
     ) -> Result<CallToolResult, McpError> {
-        let first = self.send(ctx, &call).await;
-        let Some(needed) = first.as_ref().ok().and_then(|(r, _)| confirm::needed(r)) else {
-            return kube_answer(first.map(|(r, info)| (r.into_inner(), info)));
-        };
-        let answer = confirm::ask(&ctx.peer, &needed).await;
-        let call = call.with_confirmation(&needed.plan, answer);
-        let second = self.send(ctx, &call).await;
-        kube_answer(second.map(|(r, info)| (r.into_inner(), info)))
+        let answer =
+            confirm::send_confirmed(&ctx.peer, call, |c| async move { self.send(ctx, &c).await })
+                .await;
+        kube_answer(answer)
     }
 
     async fn send(
@@ -129,14 +125,9 @@ impl NskdTools {
     }
 }
 
-impl ChangeCall {
-    /// The same call applying `plan` with the user's `answer`.
-    fn with_confirmation(mut self, plan: &str, answer: pb::Confirmation) -> Self {
-        let options = Some(pb::ChangeOptions {
-            dry_run: false,
-            plan: plan.to_string(),
-            confirmation: answer as i32,
-        });
+impl confirm::Confirmable for ChangeCall {
+    fn with_change(mut self, options: pb::ChangeOptions) -> Self {
+        let options = Some(options);
         match &mut self {
             ChangeCall::Delete(r) | ChangeCall::Restart(r) => r.change = options,
             ChangeCall::Scale(r) => r.change = options,

@@ -2,7 +2,7 @@
 //! apply), rollout restart, plus rollout status. The daemon enforces
 //! read_only / disable_destructive / denied_resources and audits each call.
 
-use nskd_proto::v1::{self as pb, changes_client::ChangesClient};
+use nskd_proto::v1 as pb;
 use rmcp::{
     ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
     service::RequestContext, tool, tool_router,
@@ -103,8 +103,7 @@ impl NskdTools {
         self.session
             .call_response(&client_name(ctx), |ch, id| {
                 let mut client = nskd_proto::client::kube_client(ch.clone());
-                let mut changes = ChangesClient::new(ch)
-                    .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES);
+                let mut changes = nskd_proto::client::changes_client(ch);
                 let call = call.clone();
                 let id = id.clone();
                 async move {

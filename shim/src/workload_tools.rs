@@ -2,7 +2,7 @@
 //! cordon/uncordon/drain, pod cleanup (the daemon's Workload service; its
 //! change engine runs dryRun and plan).
 
-use nskd_proto::v1::{self as pb, workload_client::WorkloadClient};
+use nskd_proto::v1 as pb;
 use rmcp::{
     ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
     service::RequestContext, tool, tool_router,
@@ -72,8 +72,7 @@ impl NskdTools {
             async move {
                 self.session
                     .call_response(&name, |ch, id| {
-                        let mut client = WorkloadClient::new(ch)
-                            .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES);
+                        let mut client = nskd_proto::client::workload_client(ch);
                         let call = call.clone();
                         let id = id.clone();
                         async move {

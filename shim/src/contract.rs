@@ -345,7 +345,7 @@ mod tests {
     /// The whole list fits the budget, and every description its limit.
     #[test]
     fn the_tool_list_fits_its_budget() {
-        let tools = crate::tools::NskdTools::all_tools().list_all();
+        let tools = crate::tools::NskdTools::tool_list();
         let size = list_size(&tools);
         eprintln!("tools/list: {} tools, {size} bytes", tools.len());
         if let Some(path) = std::env::var_os("NSKD_DUMP_TOOLS") {

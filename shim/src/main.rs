@@ -7,8 +7,10 @@ mod change_tools;
 mod confirm;
 mod contract;
 mod helm_tools;
+#[cfg(feature = "http")]
 mod http;
 mod kube_tools;
+mod memory;
 mod nsk_tools;
 mod prompts;
 mod render;
@@ -21,7 +23,9 @@ mod workload_tools;
 use std::process::ExitCode;
 
 use clap::Parser;
-use nskd_proto::{bearer, socket::SocketLocation};
+#[cfg(feature = "http")]
+use nskd_proto::bearer;
+use nskd_proto::socket::SocketLocation;
 use rmcp::ServiceExt;
 
 /// mcp-shim: MCP (stdio) front end of nskd for one agent session.
@@ -67,6 +71,7 @@ struct Cli {
 
 /// The token `--http` clients must send: from the file, else from
 /// `$NSKD_SHIM_TOKEN`, else generated at start.
+#[cfg(feature = "http")]
 fn http_token(file: Option<&std::path::Path>) -> Result<http::TokenSource, bearer::TokenError> {
     let given = match file {
         Some(f) => {
@@ -97,7 +102,27 @@ fn http_token(file: Option<&std::path::Path>) -> Result<http::TokenSource, beare
     })
 }
 
+/// The shim's stderr log. `Targets` reads the same `level,target=level`
+/// directives as an env filter without linking a regex engine into every
+/// session (docs/benchmarks.md, shim memory).
+fn init_log(directives: &str) {
+    use tracing_subscriber::{filter::Targets, prelude::*};
+    let filter = directives.parse::<Targets>().unwrap_or_else(|e| {
+        eprintln!(
+            "mcp-shim: --log-level {directives:?} is not a log filter ({e}); logging warnings only. Use e.g. warn or mcp_shim=debug,warn"
+        );
+        Targets::new().with_default(tracing::Level::WARN)
+    });
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .finish()
+        .with(filter)
+        .init();
+}
+
 fn main() -> ExitCode {
+    memory::one_arena();
     let cli = Cli::parse();
     if nskd_proto::cli_docs::handle(
         <Cli as clap::CommandFactory>::command(),
@@ -106,14 +131,7 @@ fn main() -> ExitCode {
     ) {
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    init_log(&cli.log_level);
     let toolsets: Vec<String> = cli
         .toolsets
         .iter()
@@ -157,20 +175,7 @@ fn main() -> ExitCode {
             None
         };
         if let Some(addr) = cli.http {
-            let token = match http_token(cli.http_token_file.as_deref()) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("mcp-shim: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            return match http::serve(addr, location, starter, token, toolsets).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("mcp-shim: {e}");
-                    ExitCode::FAILURE
-                }
-            };
+            return serve_http(addr, &cli, location, starter, toolsets).await;
         }
         let session = session::Session::new(location)
             .with_starter(starter)
@@ -197,4 +202,44 @@ fn main() -> ExitCode {
         let _ = io.flushed.await;
         code
     })
+}
+
+/// `--http`: serves MCP over streamable HTTP until stopped.
+#[cfg(feature = "http")]
+async fn serve_http(
+    addr: std::net::SocketAddr,
+    cli: &Cli,
+    location: SocketLocation,
+    starter: Option<nskd_proto::autostart::Starter>,
+    toolsets: Vec<String>,
+) -> ExitCode {
+    let token = match http_token(cli.http_token_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mcp-shim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match http::serve(addr, location, starter, token, toolsets).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-shim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A stdio-only build (`--no-default-features`) cannot serve HTTP.
+#[cfg(not(feature = "http"))]
+async fn serve_http(
+    addr: std::net::SocketAddr,
+    _cli: &Cli,
+    _location: SocketLocation,
+    _starter: Option<nskd_proto::autostart::Starter>,
+    _toolsets: Vec<String>,
+) -> ExitCode {
+    eprintln!(
+        "mcp-shim: --http {addr}: this mcp-shim is the stdio-only build (scripts/build-shim); serve HTTP with the full build (cargo build -p mcp-shim, or the container image)"
+    );
+    ExitCode::from(2)
 }

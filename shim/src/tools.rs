@@ -72,6 +72,37 @@ pub(crate) fn output(o: Option<OutputFormat>) -> i32 {
     }
 }
 
+/// Every tool, built and compacted once per process: the router (every
+/// HTTP session clones it) and the list as compact JSON. A session keeps
+/// 16 KB of JSON rather than ~1 MiB of schema trees (docs/benchmarks.md).
+struct Catalog {
+    router: ToolRouter<NskdTools>,
+    list: Box<str>,
+}
+
+fn catalog() -> &'static Catalog {
+    static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+    CATALOG.get_or_init(|| {
+        // Built on a thread of its own: rmcp caches every schema it generates
+        // in that thread's thread-locals, freed when the thread ends.
+        let mut router = std::thread::scope(|s| s.spawn(NskdTools::compacted_router).join())
+            .unwrap_or_else(|_| NskdTools::compacted_router());
+        let list = serde_json::to_string(&router.list_all())
+            .unwrap_or_else(|e| {
+                tracing::error!("the built-in tool list does not serialize: {e}");
+                "[]".into()
+            })
+            .into_boxed_str();
+        let no_schema = std::sync::Arc::new(rmcp::model::JsonObject::new());
+        for route in router.map.values_mut() {
+            route.attr.input_schema = no_schema.clone();
+            route.attr.output_schema = None;
+        }
+        crate::memory::release_freed();
+        Catalog { router, list }
+    })
+}
+
 impl NskdTools {
     /// Tools for one session.
     pub fn new(session: Session) -> Self {
@@ -82,24 +113,32 @@ impl NskdTools {
         }
     }
 
-    /// Every tool, with its schema compacted (crate::contract).
+    /// The router that calls every tool; its entries carry no schemas
+    /// ([`Self::tool_list`] has them).
     pub(crate) fn all_tools() -> ToolRouter<Self> {
-        // Built and compacted once per process; every HTTP session clones it.
-        static ROUTER: std::sync::OnceLock<ToolRouter<NskdTools>> = std::sync::OnceLock::new();
-        ROUTER
-            .get_or_init(|| {
-                let mut router = Self::tool_router()
-                    + Self::nsk_tool_router()
-                    + Self::kube_tool_router()
-                    + Self::change_tool_router()
-                    + Self::workload_tool_router()
-                    + Self::helm_tool_router();
-                for route in router.map.values_mut() {
-                    crate::contract::compact_tool(&mut route.attr);
-                }
-                router
-            })
-            .clone()
+        catalog().router.clone()
+    }
+
+    /// Every tool as `tools/list` offers it, schemas compacted
+    /// (crate::contract); parsed from the catalog's JSON at each call.
+    pub(crate) fn tool_list() -> Vec<rmcp::model::Tool> {
+        serde_json::from_str(&catalog().list).unwrap_or_else(|e| {
+            tracing::error!("the built-in tool list does not parse: {e}");
+            Vec::new()
+        })
+    }
+
+    fn compacted_router() -> ToolRouter<Self> {
+        let mut router = Self::tool_router()
+            + Self::nsk_tool_router()
+            + Self::kube_tool_router()
+            + Self::change_tool_router()
+            + Self::workload_tool_router()
+            + Self::helm_tool_router();
+        for route in router.map.values_mut() {
+            crate::contract::compact_tool(&mut route.attr);
+        }
+        router
     }
 
     /// The target of a call: `clusters` if given, else `cluster`, else the
@@ -413,6 +452,11 @@ impl NskdTools {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for NskdTools {
+    /// A tool with its schema (the router's entries carry none).
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        Self::tool_list().into_iter().find(|t| t.name == name)
+    }
+
     /// Every tool, minus those the daemon says its safety switches forbid
     /// (when it can be asked; it refuses them anyway).
     async fn list_tools(
@@ -420,7 +464,7 @@ impl ServerHandler for NskdTools {
         _request: Option<rmcp::model::PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListToolsResult, McpError> {
-        let mut tools = self.tool_router.list_all();
+        let mut tools = Self::tool_list();
         let asked = self
             .session
             .call(&client_name(&ctx), |ch, id| {
@@ -591,7 +635,7 @@ mod tests {
     /// Every tool belongs to a toolset (nskd_proto::tools::TOOL_TOOLSETS).
     #[test]
     fn every_tool_has_a_toolset() {
-        for tool in NskdTools::all_tools().list_all() {
+        for tool in NskdTools::tool_list() {
             assert!(
                 nskd_proto::tools::toolset(&tool.name).is_some(),
                 "{} has no toolset: add it to TOOL_TOOLSETS in proto/src/tools.rs",
@@ -603,7 +647,7 @@ mod tests {
     /// The annotations agents see say what the daemon's table says.
     #[test]
     fn annotations_follow_the_daemons_tool_classes() {
-        let tools = NskdTools::all_tools().list_all();
+        let tools = NskdTools::tool_list();
         for (name, _) in nskd_proto::tools::CHANGING_TOOLS {
             assert!(
                 tools.iter().any(|t| t.name == *name),

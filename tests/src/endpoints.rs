@@ -133,6 +133,71 @@ impl Drop for DelayProxy {
     }
 }
 
+/// What a Kubernetes Service does at layer 4: each new TCP connection goes
+/// to the next of several upstream ports in turn (round robin), bytes are
+/// copied as they are. Alive as long as the value is.
+#[derive(Debug)]
+pub struct ServiceProxy {
+    /// Its port.
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Connections sent to each upstream, in the order given.
+    sent: std::sync::Arc<Vec<std::sync::atomic::AtomicUsize>>,
+}
+
+impl ServiceProxy {
+    /// Starts one in front of `upstreams` (loopback ports).
+    pub fn start(upstreams: Vec<u16>) -> Self {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let sent: Arc<Vec<AtomicUsize>> =
+            Arc::new(upstreams.iter().map(|_| AtomicUsize::new(0)).collect());
+        let counts = sent.clone();
+        let no_delay = Arc::new(AtomicU64::new(0));
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = conn else { continue };
+                let upstream = upstreams[n % upstreams.len()];
+                counts[n % upstreams.len()].fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                    delayed_pipe(client, s2, no_delay.clone());
+                    delayed_pipe(server, c2, no_delay.clone());
+                }
+            }
+        });
+        Self { port, stop, sent }
+    }
+
+    /// How many connections each upstream was sent so far.
+    pub fn connections(&self) -> Vec<usize> {
+        self.sent
+            .iter()
+            .map(|n| n.load(std::sync::atomic::Ordering::SeqCst))
+            .collect()
+    }
+}
+
+impl Drop for ServiceProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
 /// Copies `from` to `to`, each chunk written `delay` after it was read.
 fn delayed_pipe(
     mut from: std::net::TcpStream,

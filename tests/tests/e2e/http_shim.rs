@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 
 use crate::{eventually, rig_or_skip};
 
-struct Killed(Child);
+/// A child process killed when dropped.
+pub(crate) struct Killed(pub(crate) Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -28,7 +29,7 @@ impl Drop for Killed {
 }
 
 /// One POST /mcp: status, session id header, and the JSON-RPC message in the body (SSE or JSON).
-fn post(
+pub(crate) fn post(
     port: u16,
     session: Option<&str>,
     token: Option<&str>,

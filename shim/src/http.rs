@@ -78,15 +78,7 @@ pub async fn serve(
         .with_toolsets(toolsets);
     let base = if stateless { base.stateless() } else { base };
     let service = StreamableHttpService::new(
-        move || {
-            Ok(NskdTools::new(if stateless {
-                base.for_request()
-            } else {
-                Session::new(base.location().clone())
-                    .with_starter(base.starter().cloned())
-                    .with_toolsets(base.toolsets().to_vec())
-            }))
-        },
+        move || Ok(NskdTools::new(base.for_client())),
         Arc::new(LocalSessionManager::default()),
         config,
     );

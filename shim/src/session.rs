@@ -80,28 +80,25 @@ impl Session {
         self
     }
 
-    /// Where the daemon's socket is.
-    pub fn location(&self) -> &SocketLocation {
-        &self.location
-    }
-
-    /// What starts the daemon on demand, if anything.
-    pub fn starter(&self) -> Option<&Starter> {
-        self.starter.as_ref()
-    }
-
     /// Whether this session keeps nothing between calls.
     pub fn is_stateless(&self) -> bool {
         self.stateless
     }
 
-    /// A session for one stateless request: the link and session id are
-    /// shared, the active cluster and what the client was told are not.
-    pub fn for_request(&self) -> Self {
-        Self {
-            active: Arc::new(Mutex::new(None)),
-            offered: Arc::default(),
-            ..self.clone()
+    /// The session of the next HTTP client with this one's settings: a new
+    /// one (own id, link and active cluster); stateless, one request's,
+    /// sharing the link and id but never an active cluster.
+    pub fn for_client(&self) -> Self {
+        if self.stateless {
+            Self {
+                active: Arc::new(Mutex::new(None)),
+                offered: Arc::default(),
+                ..self.clone()
+            }
+        } else {
+            Self::new(self.location.clone())
+                .with_starter(self.starter.clone())
+                .with_toolsets(self.toolsets.to_vec())
         }
     }
 
@@ -299,13 +296,16 @@ mod tests {
     async fn stateless_requests_share_the_link_not_the_active_cluster() {
         let base = Session::new(location()).stateless();
         assert!(base.is_stateless() && base.id().starts_with("http-stateless-"));
-        let one = base.for_request();
+        let one = base.for_client();
         one.set_active("c1-sv5".into()).await;
-        let two = base.for_request();
+        let two = base.for_client();
         assert_eq!(two.active().await, None);
         assert_eq!(one.id(), two.id());
         assert!(Arc::ptr_eq(&one.link, &two.link));
         assert!(two.is_stateless());
-        assert!(!Session::new(location()).is_stateless());
+        // Stateful: each HTTP session its own.
+        let stateful = Session::new(location());
+        let (x, y) = (stateful.for_client(), stateful.for_client());
+        assert!(!x.is_stateless() && x.id() != y.id() && !Arc::ptr_eq(&x.link, &y.link));
     }
 }

@@ -98,15 +98,7 @@ impl DelayProxy {
                     break;
                 }
                 let Ok(client) = conn else { continue };
-                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
-                    delayed_pipe(client, s2, d.clone());
-                    delayed_pipe(server, c2, d.clone());
-                }
+                forward(client, upstream, &d);
             }
         });
         Self {
@@ -166,17 +158,8 @@ impl ServiceProxy {
                     break;
                 }
                 let Ok(client) = conn else { continue };
-                let upstream = upstreams[n % upstreams.len()];
                 counts[n % upstreams.len()].fetch_add(1, Ordering::SeqCst);
-                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
-                    delayed_pipe(client, s2, no_delay.clone());
-                    delayed_pipe(server, c2, no_delay.clone());
-                }
+                forward(client, upstreams[n % upstreams.len()], &no_delay);
             }
         });
         Self { port, stop, sent }
@@ -195,6 +178,24 @@ impl Drop for ServiceProxy {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Connects to loopback `upstream` and copies both ways between it and
+/// `client`, each chunk `delay` ms late (nothing when the connect fails).
+fn forward(
+    client: std::net::TcpStream,
+    upstream: u16,
+    delay: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+        delayed_pipe(client, s2, delay.clone());
+        delayed_pipe(server, c2, delay.clone());
     }
 }
 

@@ -17,15 +17,12 @@ use nskd_e2e::{
     daemon::{Daemon, DaemonSpec},
     endpoints::{ServiceProxy, refused_port},
     kubeapi,
+    mcp_http::post,
     rig::{DISRUPTABLE, Rig, SHARED},
 };
 use serde_json::{Value, json};
 
-use crate::{
-    eventually,
-    http_shim::{Killed, post},
-    rig_or_skip,
-};
+use crate::{eventually, http_shim::Killed, rig_or_skip};
 
 const TOKEN: &str = "replicas-e2e-shared-token-0123456789";
 

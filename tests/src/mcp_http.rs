@@ -61,3 +61,45 @@ pub fn post(
         .find(|v| v.get("id").is_some());
     (status, session, message)
 }
+
+/// `mcp-shim --http 127.0.0.1:<port> --stateless` serving the daemon at a
+/// socket with a given bearer token; killed when dropped.
+#[derive(Debug)]
+pub struct StatelessShim {
+    child: std::process::Child,
+    /// The loopback port it serves MCP on (path /mcp).
+    pub port: u16,
+}
+
+impl StatelessShim {
+    /// Starts one and waits (10 s at most) until it listens.
+    pub fn start(socket: &std::path::Path, token: &str) -> Self {
+        let port = crate::endpoints::refused_port();
+        let child = std::process::Command::new(crate::bins::bin("mcp-shim"))
+            .args(["--http", &format!("127.0.0.1:{port}"), "--stateless"])
+            .arg("--socket")
+            .arg(socket)
+            .env("NSKD_SHIM_TOKEN", token)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn mcp-shim");
+        let shim = Self { child, port };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mcp-shim --http 127.0.0.1:{port} --stateless did not listen within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        shim
+    }
+}
+
+impl Drop for StatelessShim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

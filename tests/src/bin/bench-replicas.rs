@@ -11,9 +11,7 @@
 //! target/<profile>/bench-replicas [--out FILE] [--sessions 50] [--calls 40])
 
 use std::{
-    net::TcpStream,
     path::PathBuf,
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -25,52 +23,24 @@ use nskd_e2e::{
         replicas::{SECTION_BEGIN as BEGIN, SECTION_END as END, section},
         stats::Samples,
     },
-    bins::bin,
     daemon::{Daemon, DaemonSpec},
-    endpoints::{ServiceProxy, refused_port},
-    mcp_http::post,
+    endpoints::ServiceProxy,
+    mcp_http::{StatelessShim, post},
     rig::{self, SHARED},
 };
 use serde_json::{Value, json};
 
 const TOKEN: &str = "bench-replicas-shared-token-0123456789";
 
-/// A shim killed when dropped.
-struct Shim(Child);
-impl Drop for Shim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A daemon and its stateless HTTP shim: the shim's port.
-fn replica(rig: &rig::Rig) -> anyhow::Result<(Daemon, Shim, u16)> {
+/// A daemon and its stateless HTTP shim.
+fn replica(rig: &rig::Rig) -> (Daemon, StatelessShim) {
     let spec = DaemonSpec {
         default_cluster: Some(SHARED[0].into()),
         ..DaemonSpec::default()
     };
     let daemon = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &SHARED));
-    let port = refused_port();
-    let shim = Shim(
-        Command::new(bin("mcp-shim"))
-            .args(["--http", &format!("127.0.0.1:{port}"), "--stateless"])
-            .arg("--socket")
-            .arg(&daemon.socket)
-            .env("NSKD_SHIM_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "mcp-shim on {port} did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok((daemon, shim, port))
+    let shim = StatelessShim::start(&daemon.socket, TOKEN);
+    (daemon, shim)
 }
 
 /// One tool call through `port`: whether it answered a table.
@@ -164,8 +134,9 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let load_before = machine::load_average();
     let rig = rig::shared().context("no kube-apiserver rig: build it with tests/rig/build.sh")?;
-    let (_da, _sa, a) = replica(rig)?;
-    let (_db, _sb, b) = replica(rig)?;
+    let (_da, sa) = replica(rig);
+    let (_db, sb) = replica(rig);
+    let (a, b) = (sa.port, sb.port);
     // Warm both: links to the daemons, watch caches in sync.
     for port in [a, b] {
         for cluster in &SHARED[..2] {

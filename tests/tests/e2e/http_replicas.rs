@@ -6,31 +6,25 @@
 //! what to do, and nothing is sent to the cluster. The official Python MCP
 //! SDK client talks to both through a round-robin proxy.
 
-use std::{
-    net::TcpStream,
-    path::Path,
-    process::{Command, Stdio},
-};
+use std::{path::Path, process::Command};
 
 use nskd_e2e::{
-    bins::bin,
     daemon::{Daemon, DaemonSpec},
-    endpoints::{ServiceProxy, refused_port},
+    endpoints::ServiceProxy,
     kubeapi,
-    mcp_http::post,
+    mcp_http::{StatelessShim, post},
     rig::{DISRUPTABLE, Rig, SHARED},
 };
 use serde_json::{Value, json};
 
-use crate::{eventually, http_shim::Killed, rig_or_skip};
+use crate::rig_or_skip;
 
 const TOKEN: &str = "replicas-e2e-shared-token-0123456789";
 
 /// One replica: a daemon and its stateless HTTP shim.
 struct Replica {
     _daemon: Daemon,
-    _shim: Killed,
-    port: u16,
+    shim: StatelessShim,
 }
 
 fn replica(rig: &Rig, ns: &str) -> Replica {
@@ -44,25 +38,10 @@ fn replica(rig: &Rig, ns: &str) -> Replica {
     let daemon = Daemon::start(&spec, |dir| {
         rig.write_nskd_kubeconfigs(dir, &[DISRUPTABLE, SHARED[0]])
     });
-    let port = refused_port();
-    let shim = Command::new(bin("mcp-shim"))
-        .args(["--http", &format!("127.0.0.1:{port}"), "--stateless"])
-        .arg("--socket")
-        .arg(&daemon.socket)
-        .env("NSKD_SHIM_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let shim = Killed(shim);
-    assert!(
-        eventually(10.0, || TcpStream::connect(("127.0.0.1", port)).ok()).is_some(),
-        "the shim on port {port} did not listen"
-    );
+    let shim = StatelessShim::start(&daemon.socket, TOKEN);
     Replica {
         _daemon: daemon,
-        _shim: shim,
-        port,
+        shim,
     }
 }
 
@@ -166,7 +145,7 @@ fn two_replicas_behind_a_service_answer_alike_and_refuse_what_stays_with_one() {
     let _exclusive = rig.disrupt();
     let ns = seed(rig);
     let (a, b) = (replica(rig, &ns), replica(rig, &ns));
-    let (a, b) = (a.port, b.port);
+    let (a, b) = (a.shim.port, b.shim.port);
 
     // No session: initialize answers, but no Mcp-Session-Id; tools/list
     // works on the other replica without one.

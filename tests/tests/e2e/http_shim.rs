@@ -19,8 +19,7 @@ use serde_json::{Value, json};
 
 use crate::{eventually, rig_or_skip};
 
-/// A child process killed when dropped.
-pub(crate) struct Killed(pub(crate) Child);
+struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();

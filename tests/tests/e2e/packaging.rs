@@ -393,6 +393,20 @@ fn helm_chart_lints_renders_the_manifests_objects_and_passes_a_dry_run() {
     want.dedup();
     assert_eq!(kinds(&defaults), want);
     check_config(&configmap_config(&defaults), "chart defaults");
+    // No CIDRs given: egress on the HTTPS and API server ports to anywhere
+    // (else nskd would reach neither Rancher nor a cluster).
+    let np = defaults
+        .iter()
+        .find(|d| d["kind"] == "NetworkPolicy")
+        .unwrap();
+    let open: Vec<&Value> = np["spec"]["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("to").is_none())
+        .collect();
+    assert_eq!(open.len(), 1, "{}", np["spec"]["egress"]);
+    assert_eq!(open[0]["ports"].as_array().unwrap().len(), 2, "{}", open[0]);
     dry_run_all(&defaults, "helm-defaults");
 
     // Everything on: OIDC, access rules, the token Secret, the Ingress,
@@ -413,6 +427,14 @@ fn helm_chart_lints_renders_the_manifests_objects_and_passes_a_dry_run() {
     assert!(
         egress.contains("192.0.2.10/32") && egress.contains("203.0.113.0/24"),
         "{egress}"
+    );
+    assert!(
+        np["spec"]["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r.get("to").is_some()),
+        "CIDRs given, yet egress open to any address: {egress}"
     );
     let ingress = all.iter().find(|d| d["kind"] == "Ingress").unwrap();
     assert!(ingress["spec"]["tls"][0]["secretName"].is_string());

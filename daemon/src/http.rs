@@ -1,8 +1,9 @@
 //! The daemon's HTTP port: `/metrics` (Prometheus), `/healthz` (liveness)
 //! and `/readyz` (readiness), with `/health` and
 //! `/ready` as aliases. Loopback by default (`[server] http_bind`); with a
-//! token configured (required beyond loopback) `/metrics` and `/readyz`
-//! answer only `Authorization: Bearer <token>`, `/healthz` anyone.
+//! token configured (required beyond loopback) `/metrics` and the details of
+//! `/readyz` answer only `Authorization: Bearer <token>` (a probe without a
+//! token gets `/readyz`'s status code and word), `/healthz` anyone.
 
 use std::{convert::Infallible, sync::Arc, sync::atomic::Ordering};
 
@@ -106,6 +107,20 @@ pub fn readiness(app: &App) -> (bool, serde_json::Value) {
     (ready, body)
 }
 
+/// `/readyz` asked without a token where one is configured: 200 or 503
+/// and the status word only (what the Pod's Ready condition shows anyway).
+fn bare_readiness(app: &App) -> Response<Full<Bytes>> {
+    let (ready, _) = readiness(app);
+    let (status, word) = if ready {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    };
+    let body =
+        json!({"status": word, "detail": "send Authorization: Bearer <token> for the components"});
+    respond(status, "application/json", body.to_string())
+}
+
 fn route(app: &App, path: &str) -> Response<Full<Bytes>> {
     match path {
         "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", metrics_text(app)),
@@ -158,6 +173,11 @@ pub async fn serve(
                     let path = req.uri().path();
                     let presented = req.headers().get(header::AUTHORIZATION);
                     let resp = match token.as_ref() {
+                        // A kubelet's probe sends no token: it gets the
+                        // status code and word, the details stay guarded.
+                        Some(_) if presented.is_none() && matches!(path, "/readyz" | "/ready") => {
+                            bare_readiness(&app)
+                        }
                         Some(t)
                             if guarded(path) && !t.authorizes(presented.map(|v| v.as_bytes())) =>
                         {

@@ -4,6 +4,10 @@
 //! always required, loopback included (another local user could otherwise
 //! reach the daemon through us): given, or generated and written to a 0600
 //! file whose path is printed.
+//!
+//! With `--stateless` (several replicas behind one Kubernetes Service) no
+//! MCP session is kept: every POST is answered on its own, so any replica
+//! can serve any request; see docs/operations.md ("Several replicas").
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
@@ -59,21 +63,22 @@ pub async fn serve(
     starter: Option<Starter>,
     token: TokenSource,
     toolsets: Vec<String>,
+    stateless: bool,
 ) -> anyhow::Result<()> {
-    let mut config = StreamableHttpServerConfig::default();
+    let mut config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(!stateless)
+        .with_json_response(stateless);
     if !addr.ip().is_loopback() {
         // Behind a Service / port mapping the Host header is not ours to know;
         // the bearer token guards instead.
         config = config.disable_allowed_hosts();
     }
+    let base = Session::new(location)
+        .with_starter(starter)
+        .with_toolsets(toolsets);
+    let base = if stateless { base.stateless() } else { base };
     let service = StreamableHttpService::new(
-        move || {
-            Ok(NskdTools::new(
-                Session::new(location.clone())
-                    .with_starter(starter.clone())
-                    .with_toolsets(toolsets.clone()),
-            ))
-        },
+        move || Ok(NskdTools::new(base.for_client())),
         Arc::new(LocalSessionManager::default()),
         config,
     );
@@ -92,7 +97,14 @@ pub async fn serve(
             b
         }
     };
-    eprintln!("mcp-shim: serving MCP over streamable HTTP on http://{local}/mcp");
+    eprintln!(
+        "mcp-shim: serving MCP over streamable HTTP on http://{local}/mcp{}",
+        if stateless {
+            " (stateless: no session kept between requests)"
+        } else {
+            ""
+        }
+    );
     let token = Arc::new(token);
     loop {
         let (stream, _) = match listener.accept().await {

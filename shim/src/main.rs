@@ -60,6 +60,12 @@ struct Cli {
     /// a 0600 file whose path is printed). At least 16 characters.
     #[arg(long, requires = "http")]
     http_token_file: Option<std::path::PathBuf>,
+    /// Keep no MCP session between HTTP requests, so that several replicas
+    /// can serve one client behind a plain load balancer: every call names
+    /// its cluster (`cluster_use` is refused), no elicitation, no
+    /// notifications.
+    #[arg(long, requires = "http", env = "NSKD_SHIM_STATELESS")]
+    stateless: bool,
     /// Offer only the tools of these toolsets in this session, comma-separated
     /// (core, changes, nodes, helm, nsk, clusters); narrows what nskd offers.
     #[arg(long, value_delimiter = ',')]
@@ -220,7 +226,7 @@ async fn serve_http(
             return ExitCode::from(2);
         }
     };
-    match http::serve(addr, location, starter, token, toolsets).await {
+    match http::serve(addr, location, starter, token, toolsets, cli.stateless).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcp-shim: {e}");

@@ -34,6 +34,9 @@ pub struct Session {
     /// The tools the daemon hid when the tool list was last sent, and
     /// whether a later answer said otherwise (tools/list_changed is due).
     offered: Arc<std::sync::Mutex<Offered>>,
+    /// Served statelessly (`mcp-shim --http --stateless`): every request is
+    /// a session of its own, so no active cluster is kept between calls.
+    stateless: bool,
 }
 
 /// What the session last told its client about the tool list.
@@ -64,6 +67,38 @@ impl Session {
             starter: None,
             toolsets: Arc::new(Vec::new()),
             offered: Arc::default(),
+            stateless: false,
+        }
+    }
+
+    /// The session every stateless HTTP request starts from: one link to
+    /// the daemon and one session id per shim process (plans made through
+    /// this shim apply through it, on this replica).
+    pub fn stateless(mut self) -> Self {
+        self.session_id = format!("http-stateless-{}", self.session_id);
+        self.stateless = true;
+        self
+    }
+
+    /// Whether this session keeps nothing between calls.
+    pub fn is_stateless(&self) -> bool {
+        self.stateless
+    }
+
+    /// The session of the next HTTP client with this one's settings: a new
+    /// one (own id, link and active cluster); stateless, one request's,
+    /// sharing the link and id but never an active cluster.
+    pub fn for_client(&self) -> Self {
+        if self.stateless {
+            Self {
+                active: Arc::new(Mutex::new(None)),
+                offered: Arc::default(),
+                ..self.clone()
+            }
+        } else {
+            Self::new(self.location.clone())
+                .with_starter(self.starter.clone())
+                .with_toolsets(self.toolsets.to_vec())
         }
     }
 
@@ -240,5 +275,37 @@ impl Session {
     /// Switches this session (only) to `cluster`.
     pub async fn set_active(&self, cluster: String) {
         *self.active.lock().await = Some(cluster);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn location() -> SocketLocation {
+        SocketLocation::resolve(
+            Some(std::path::Path::new("/nonexistent/nskd.sock")),
+            Some("unit"),
+        )
+        .expect("a socket path")
+    }
+
+    /// Stateless requests share the link and session id (plans made through
+    /// this shim apply through it), never an active cluster.
+    #[tokio::test]
+    async fn stateless_requests_share_the_link_not_the_active_cluster() {
+        let base = Session::new(location()).stateless();
+        assert!(base.is_stateless() && base.id().starts_with("http-stateless-"));
+        let one = base.for_client();
+        one.set_active("c1-sv5".into()).await;
+        let two = base.for_client();
+        assert_eq!(two.active().await, None);
+        assert_eq!(one.id(), two.id());
+        assert!(Arc::ptr_eq(&one.link, &two.link));
+        assert!(two.is_stateless());
+        // Stateful: each HTTP session its own.
+        let stateful = Session::new(location());
+        let (x, y) = (stateful.for_client(), stateful.for_client());
+        assert!(!x.is_stateless() && x.id() != y.id() && !Arc::ptr_eq(&x.link, &y.link));
     }
 }

@@ -280,6 +280,10 @@ impl NskdTools {
             })
             .await;
         match result {
+            Ok((info, _)) if self.session.is_stateless() => fail(format!(
+                "cluster {} exists, but this nskd endpoint is stateless (mcp-shim --stateless: several replicas behind one Service) and keeps no active cluster between calls; pass \"cluster\": \"{}\" to every tool call instead (calls without it go to the daemon's default cluster)",
+                info.name, info.name
+            )),
             Ok((info, _)) => {
                 self.session.set_active(info.name.clone()).await;
                 let mut text = format!(
@@ -442,6 +446,12 @@ impl NskdTools {
             }
         }
         match self.session.active().await {
+            Some(c) if self.session.is_stateless() => ok(format!(
+                "This endpoint is stateless: no active cluster is kept between calls; calls without `cluster` go to the default cluster, {c}. Pass `cluster` to every call."
+            )),
+            None if self.session.is_stateless() => ok(
+                "This endpoint is stateless and the daemon has no default_cluster: pass `cluster` to every call.",
+            ),
             Some(c) => ok(format!("Active cluster for this session: {c}")),
             None => ok(
                 "No active cluster yet (the daemon has no default_cluster and knows several clusters): call cluster_use, or pass `cluster` to each tool.",
@@ -578,6 +588,15 @@ impl ServerHandler for NskdTools {
         request: rmcp::model::SubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        if self.session.is_stateless() {
+            return Err(McpError::invalid_request(
+                format!(
+                    "cannot subscribe to {}: this nskd endpoint is stateless (mcp-shim --stateless) and sends no notifications; read the resource again when you need it",
+                    request.uri
+                ),
+                None,
+            ));
+        }
         self.subscriptions
             .add(&request.uri, self.session.clone(), ctx.peer.clone())
             .await
@@ -597,34 +616,60 @@ impl ServerHandler for NskdTools {
     }
 
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_tool_list_changed()
-                .enable_prompts()
-                .enable_resources()
-                .enable_resources_subscribe()
-                .build(),
-        )
-        .with_server_info(Implementation::new(
-            "nskd-mcp-shim",
-            env!("CARGO_PKG_VERSION"),
-        ))
-        .with_instructions(INSTRUCTIONS)
+        let builder = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_resources();
+        // A stateless endpoint has no stream to send notifications on.
+        let (capabilities, instructions) = if self.session.is_stateless() {
+            (builder.build(), STATELESS_INSTRUCTIONS)
+        } else {
+            (
+                builder
+                    .enable_tool_list_changed()
+                    .enable_resources_subscribe()
+                    .build(),
+                INSTRUCTIONS,
+            )
+        };
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new(
+                "nskd-mcp-shim",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(instructions)
     }
 }
 
-/// The `instructions` of `initialize`: how targeting, `"*"`, pagination and
-/// the watch cache work, so a client's tool search finds the right tool.
-pub const INSTRUCTIONS: &str = "Kubernetes clusters of one environment, served by nskd.\n\
-- Start with clusters_status. Tools run on this session's active cluster (cluster_use switches it) or on `cluster`.\n\
-- Read tools take `clusters`: one cluster name, a list of names, or \"*\" for every healthy cluster (`cluster` works too). List arguments are lists of strings. Helm tools read the latest revision unless `revision` is given.\n\
+/// The lines of the `initialize` instructions both kinds of endpoint share.
+macro_rules! shared_instructions {
+    () => {
+        "- Read tools take `clusters`: one cluster name, a list of names, or \"*\" for every healthy cluster (`cluster` works too). List arguments are lists of strings. Helm tools read the latest revision unless `revision` is given.\n\
 - Every answer fits one byte budget; a footer says what was left out and gives the `continue` token for the next page (`limit` = rows per page).\n\
 - List tools: `summary: true` counts by cluster and status instead of rows (`count_by`: keys such as cluster, namespace, a column); `columns` picks table columns; `fields` picks JSONPaths for yaml/json (e.g. \".spec.containers[*].image\"); `sortBy` a column or JSONPath.\n\
 - Reads may come from nskd's watch cache, kept in sync with the API server and marked so; `live: true` asks the API server.\n\
 - `apiVersion` may be empty: discovery finds the kind (plural and short names work). Changes are audited and may be refused by the daemon's safety switches.\n\
-- Changes take `dryRun: true` (the server's dryRun=All: a diff and a plan id, nothing changes) and `plan` (apply exactly what that dry run previewed, refused if the object changed since).\n\
-- Prompts: fleet_health, debug_pod, cluster_compare. Resources: nskd://clusters (subscribe for health changes), nskd://clusters/{name}, nskd://refresh.";
+- Changes take `dryRun: true` (the server's dryRun=All: a diff and a plan id, nothing changes) and `plan` (apply exactly what that dry run previewed, refused if the object changed since).\n"
+    };
+}
+
+/// The `instructions` of `initialize`: how targeting, `"*"`, pagination and
+/// the watch cache work, so a client's tool search finds the right tool.
+pub const INSTRUCTIONS: &str = concat!(
+    "Kubernetes clusters of one environment, served by nskd.\n\
+- Start with clusters_status. Tools run on this session's active cluster (cluster_use switches it) or on `cluster`.\n",
+    shared_instructions!(),
+    "- Prompts: fleet_health, debug_pod, cluster_compare. Resources: nskd://clusters (subscribe for health changes), nskd://clusters/{name}, nskd://refresh."
+);
+
+/// The `instructions` of a stateless endpoint (`mcp-shim --stateless`).
+pub const STATELESS_INSTRUCTIONS: &str = concat!(
+    "Kubernetes clusters of one environment, served by nskd (stateless endpoint: several replicas, no session).\n\
+- Start with clusters_status. Pass `cluster` (or `clusters`) to every call: no active cluster is kept (cluster_use is refused); calls without it go to the default cluster.\n\
+- Plans and `continue` tokens are kept by the replica that made them (another one refuses them, saying what to do); changes that need the user's confirmation are refused (no elicitation).\n",
+    shared_instructions!(),
+    "- Prompts: fleet_health, debug_pod, cluster_compare. Resources: nskd://clusters, nskd://clusters/{name}, nskd://refresh."
+);
 
 #[cfg(test)]
 mod tests {

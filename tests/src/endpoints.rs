@@ -98,15 +98,7 @@ impl DelayProxy {
                     break;
                 }
                 let Ok(client) = conn else { continue };
-                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
-                    delayed_pipe(client, s2, d.clone());
-                    delayed_pipe(server, c2, d.clone());
-                }
+                forward(client, upstream, &d);
             }
         });
         Self {
@@ -130,6 +122,80 @@ impl Drop for DelayProxy {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         // Wake the accept loop so it sees the flag.
         let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// What a Kubernetes Service does at layer 4: each new TCP connection goes
+/// to the next of several upstream ports in turn (round robin), bytes are
+/// copied as they are. Alive as long as the value is.
+#[derive(Debug)]
+pub struct ServiceProxy {
+    /// Its port.
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Connections sent to each upstream, in the order given.
+    sent: std::sync::Arc<Vec<std::sync::atomic::AtomicUsize>>,
+}
+
+impl ServiceProxy {
+    /// Starts one in front of `upstreams` (loopback ports).
+    pub fn start(upstreams: Vec<u16>) -> Self {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let sent: Arc<Vec<AtomicUsize>> =
+            Arc::new(upstreams.iter().map(|_| AtomicUsize::new(0)).collect());
+        let counts = sent.clone();
+        let no_delay = Arc::new(AtomicU64::new(0));
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = conn else { continue };
+                counts[n % upstreams.len()].fetch_add(1, Ordering::SeqCst);
+                forward(client, upstreams[n % upstreams.len()], &no_delay);
+            }
+        });
+        Self { port, stop, sent }
+    }
+
+    /// How many connections each upstream was sent so far.
+    pub fn connections(&self) -> Vec<usize> {
+        self.sent
+            .iter()
+            .map(|n| n.load(std::sync::atomic::Ordering::SeqCst))
+            .collect()
+    }
+}
+
+impl Drop for ServiceProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Connects to loopback `upstream` and copies both ways between it and
+/// `client`, each chunk `delay` ms late (nothing when the connect fails).
+fn forward(
+    client: std::net::TcpStream,
+    upstream: u16,
+    delay: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+        delayed_pipe(client, s2, delay.clone());
+        delayed_pipe(server, c2, delay.clone());
     }
 }
 

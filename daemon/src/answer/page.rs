@@ -165,7 +165,7 @@ impl Pages {
             .ok_or_else(|| bad("this is not a token nskd issued (malformed or cut short)"))?;
         let (payload, tag) = raw.split_at(PAYLOAD);
         self.mac(payload, digest).verify_slice(tag).map_err(|_| {
-            bad("this token was issued for another call (other arguments or clusters), was altered, or comes from before the daemon restarted; repeat the exact call that gave it, or")
+            bad("this token was issued for another call (other arguments or clusters), was altered, or comes from another nskd replica or from before the daemon restarted (pages stay with the replica that made them); repeat the exact call that gave it, or")
         })?;
         let mut id = [0u8; 16];
         id.copy_from_slice(&payload[1..17]);

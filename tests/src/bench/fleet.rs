@@ -18,9 +18,7 @@ pub const SECTION_END: &str = "<!-- fleet-bench:end -->";
 
 /// The fleet section of a benchmarks document, markers included.
 pub fn section(doc: &str) -> Option<&str> {
-    let a = doc.find(SECTION_BEGIN)?;
-    let b = doc[a..].find(SECTION_END)? + a;
-    Some(&doc[a..b + SECTION_END.len()])
+    super::marked_section(doc, SECTION_BEGIN, SECTION_END)
 }
 
 /// The unreachable endpoints of a fleet; keep it alive while the fleet is used.

@@ -14,4 +14,13 @@ pub mod fleet;
 pub mod floor;
 pub mod machine;
 pub mod refresh;
+pub mod replicas;
 pub mod stats;
+
+/// The part of `doc` from `begin` to `end`, markers included (a section a
+/// `scripts/bench` subcommand owns).
+pub fn marked_section<'a>(doc: &'a str, begin: &str, end: &str) -> Option<&'a str> {
+    let a = doc.find(begin)?;
+    let b = doc[a..].find(end)? + a;
+    Some(&doc[a..b + end.len()])
+}

@@ -954,6 +954,13 @@ async fn main() -> anyhow::Result<()> {
         md.push('\n');
         md.push_str(&rest[..end]);
     }
+    // So is `scripts/bench replicas`'s.
+    if let Some(kept) = std::fs::read_to_string(&args.out)
+        .ok()
+        .and_then(|old| nskd_e2e::bench::replicas::section(&old).map(str::to_string))
+    {
+        md = format!("{}\n\n{kept}\n", md.trim_end());
+    }
     std::fs::write(&args.out, &md).with_context(|| format!("write {}", args.out.display()))?;
     std::fs::write(&args.soak_out, format!("# Concurrency soak\n\nA section for docs/reliability.md, written by `scripts/bench`.\n\n{soak}"))
         .with_context(|| format!("write {}", args.soak_out.display()))?;

@@ -3,16 +3,16 @@
 //! generated into a private file.
 
 use std::{
-    io::{Read, Write},
+    io::Read,
     net::TcpStream,
     process::{Child, Command, Stdio},
-    time::Duration,
 };
 
 use nskd_e2e::{
     bins::bin,
     daemon::{Daemon, DaemonSpec},
     endpoints::refused_port,
+    mcp_http::post,
     rig::SHARED,
 };
 use serde_json::{Value, json};
@@ -25,53 +25,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// One POST /mcp: status, session id header, and the JSON-RPC message in the body (SSE or JSON).
-fn post(
-    port: u16,
-    session: Option<&str>,
-    token: Option<&str>,
-    body: &Value,
-) -> (u16, Option<String>, Option<Value>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = body.to_string();
-    let mut head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(id) = session {
-        head.push_str(&format!("Mcp-Session-Id: {id}\r\n"));
-    }
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    write!(s, "{head}\r\n{body}").unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let (headers, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let session = headers.lines().find_map(|l| {
-        l.to_lowercase()
-            .starts_with("mcp-session-id:")
-            .then(|| l.split_once(':').unwrap().1.trim().to_string())
-    });
-    let message = rest
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("data:")
-                .map(str::trim)
-                .or(l.trim().starts_with('{').then_some(l.trim()))
-        })
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v.get("id").is_some());
-    (status, session, message)
 }
 
 fn initialize(port: u16, token: Option<&str>) -> String {

@@ -201,7 +201,8 @@ fn metrics_and_readyz_need_a_token_beyond_loopback() {
     assert!(stderr.contains("http_token_file"), "{stderr}");
     assert!(!open.socket.exists(), "never served");
 
-    // With a token file: /metrics and /readyz need it, /healthz does not.
+    // With a token file: /metrics and /readyz's details need it, /healthz
+    // does not; a probe without a token (a kubelet's) gets /readyz's status.
     let token = "e2e-metrics-token-0123456789";
     let secrets = tempfile::tempdir().unwrap();
     let token_file = secrets.path().join("http-token");
@@ -218,8 +219,18 @@ fn metrics_and_readyz_need_a_token_beyond_loopback() {
         |_| {},
     );
     assert_eq!(get(port, "/healthz", None), 200);
+    assert_eq!(get(port, "/metrics", None), 401, "/metrics without a token");
+    for path in ["/readyz", "/ready"] {
+        let (code, body) = nskd_e2e::endpoints::http_get(port, path);
+        assert_eq!(code, 200, "{path} without a token: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["status"], "ready", "{body}");
+        assert!(
+            body.get("components").is_none() && body.get("environment").is_none(),
+            "{path} without a token shows details: {body}"
+        );
+    }
     for path in ["/metrics", "/readyz", "/ready"] {
-        assert_eq!(get(port, path, None), 401, "{path} without a token");
         assert_eq!(
             get(port, path, Some("e2e-metrics-token-012345678X")),
             401,
@@ -229,6 +240,15 @@ fn metrics_and_readyz_need_a_token_beyond_loopback() {
     assert_eq!(get(port, "/metrics", Some(token)), 200);
     // Ready or not (no clusters here), but answered: not 401.
     assert_ne!(get(port, "/readyz", Some(token)), 401);
+    let detailed = Command::new("curl")
+        .args(["-s", "-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("http://127.0.0.1:{port}/readyz"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&detailed.stdout).contains("\"components\""),
+        "{detailed:?}"
+    );
     assert!(!d.log_text().contains(token), "the token is never logged");
 }
 

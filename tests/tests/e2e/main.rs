@@ -11,6 +11,7 @@ mod faults;
 mod fleet_answers;
 mod helm;
 mod hostile_sources;
+mod http_replicas;
 mod http_shim;
 mod kube_tools;
 mod local_trust;

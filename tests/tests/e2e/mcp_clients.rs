@@ -36,7 +36,7 @@ fn clients() -> PathBuf {
 
 /// Runs tests/clients/setup.sh once per test process; panics with its
 /// stderr when it fails (a missing client must not pass as a skip).
-fn setup() -> PathBuf {
+pub(crate) fn setup() -> PathBuf {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/setup.sh");
     let result = DONE.get_or_init(|| {

@@ -797,7 +797,7 @@ async fn apply_plan(
             Confirmation::Unavailable => {
                 engine.store().remove(id);
                 return Err(OpError::Refused(format!(
-                    "cluster {}: {} refused: a [safety] confirm rule asks the user to confirm it, but this MCP client cannot ask (no elicitation support), and confirm_fallback = \"deny\"; nothing was sent. Use a client that supports elicitation, or an operator sets confirm_fallback = \"allow\"",
+                    "cluster {}: {} refused: a [safety] confirm rule asks the user to confirm it, but this MCP client cannot ask (no elicitation support, or a stateless HTTP endpoint), and confirm_fallback = \"deny\"; nothing was sent. Use a client that supports elicitation through a stateful endpoint (stdio, or mcp-shim --http without --stateless), or an operator sets confirm_fallback = \"allow\"",
                     cc.name, plan.summary
                 )));
             }

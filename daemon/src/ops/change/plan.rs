@@ -111,7 +111,7 @@ pub struct PlanStore {
 pub enum PlanError {
     /// Never made, already used, expired or evicted.
     #[error(
-        "plan {0} is unknown: it expired, was already used, or never existed; preview the change again with dryRun: true and pass the new plan id"
+        "plan {0} is unknown to this nskd: it expired, was already used, never existed, or was made by another nskd replica (a plan stays with the replica that made it); preview the change again with dryRun: true and pass the new plan id (behind several replicas: over the same connection, or where the dry run ran)"
     )]
     Unknown(String),
     /// Made on another cluster.

@@ -159,6 +159,11 @@ pub trait Host: Send + Sync + 'static {
     fn scanner(&self) -> &Scanner;
     /// Re-reads kubeconfigs into the registry, dropping what changed.
     fn rescan(&self, reread: bool) -> Changes;
+    /// With `[replication]`: true while this replica holds the Lease (only
+    /// then may it refresh) and who does; `None`: it refreshes by itself.
+    fn leadership(&self) -> Option<(tokio::sync::watch::Receiver<bool>, Option<String>)> {
+        None
+    }
 }
 
 impl<H: Host> Host for Arc<H> {
@@ -176,6 +181,9 @@ impl<H: Host> Host for Arc<H> {
     }
     fn rescan(&self, reread: bool) -> Changes {
         (**self).rescan(reread)
+    }
+    fn leadership(&self) -> Option<(tokio::sync::watch::Receiver<bool>, Option<String>)> {
+        (**self).leadership()
     }
 }
 
@@ -285,6 +293,16 @@ pub async fn refresh(
             ))
         })?;
     }
+    let leading = match app.leadership() {
+        Some((leading, holder)) if !*leading.borrow() => {
+            return Err(OpError::Refused(format!(
+                "this replica does not refresh: {} holds the refresher Lease and refreshes for every replica ([replication]); ask it, or wait: its kubeconfigs reach this replica through the Secrets",
+                holder.as_deref().unwrap_or("no replica yet")
+            )));
+        }
+        Some((leading, _)) => Some(leading),
+        None => None,
+    };
     let mut running = r.running.lock().await;
     if let Some(shared) = running.clone() {
         drop(running);
@@ -315,7 +333,24 @@ pub async fn refresh(
     // nskctl drops its request) neither stops it nor leaves it in `running`.
     let task_app = app.clone();
     let shared = async move {
-        let record = run(&task_app, opts).await;
+        // Leadership lost: the run stops at once (each stored file and
+        // Secret is written whole, so nothing is left torn).
+        let trigger = opts.trigger.clone();
+        let (started, t0) = (SystemTime::now(), Instant::now());
+        let record = match leading {
+            None => run(&task_app, opts).await,
+            Some(mut leading) => tokio::select! {
+                record = run(&task_app, opts) => record,
+                _ = leading.wait_for(|l| !*l) => {
+                    let record = failed_record(started, t0, &trigger, Failure::new(
+                        ErrorKind::Unavailable,
+                        "this replica lost the refresher Lease during the refresh; it stopped, and the new holder refreshes",
+                    ));
+                    log_record(&record);
+                    record
+                }
+            },
+        };
         record_metrics(&record);
         let r = &task_app.refresher();
         r.push(record.clone());

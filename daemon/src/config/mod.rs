@@ -707,7 +707,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         );
     }
     safety_r.finish(&keys::known("safety"));
-    let replication = read_replication(top, &server.environment);
+    let replication = read_replication(top, &server.environment, nsk.source);
     let prompts = prompts::read(top);
     let default_cluster = o
         .default_cluster
@@ -763,9 +763,19 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
 }
 
 /// `[replication]`, when the section is present.
-fn read_replication(top: &mut Reader, environment: &str) -> Option<ReplicationConfig> {
+fn read_replication(
+    top: &mut Reader,
+    environment: &str,
+    source: SourceKind,
+) -> Option<ReplicationConfig> {
     if !top.has("replication") {
         return None;
+    }
+    if source == SourceKind::Directory {
+        top.error(
+            "replication",
+            "needs a fetching source: with [nsk] source = \"directory\" every replica reads its own files and there is nothing to share; set source = \"rancher\" or \"nsk\", or remove [replication]",
+        );
     }
     let mut r = top.section("replication");
     let dns_label = |s: &str| {

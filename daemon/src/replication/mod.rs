@@ -290,3 +290,57 @@ async fn lead_once(app: &Arc<impl Host>, repl: &Arc<Replication>) {
         trigger = "schedule";
     }
 }
+
+impl Replication {
+    /// `"leader"` or `"follower"`.
+    pub fn role_word(&self) -> &'static str {
+        if self.role().leader {
+            "leader"
+        } else {
+            "follower"
+        }
+    }
+
+    /// What `/readyz` shows: ready once the Secrets were listed.
+    pub fn readiness(&self) -> (bool, serde_json::Value) {
+        let role = self.role();
+        let sync = self.sync_state();
+        let synced = self.synced();
+        let last_sync = sync
+            .last_sync
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+        let detail = if synced {
+            format!(
+                "{} of {}/{}; {} kubeconfig Secrets used, {} refused",
+                self.role_word(),
+                self.namespace,
+                self.lease,
+                sync.accepted,
+                sync.refused
+            )
+        } else {
+            format!(
+                "kubeconfig Secrets in {} not listed yet{}",
+                self.namespace,
+                sync.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )
+        };
+        let body = serde_json::json!({
+            "ready": synced,
+            "detail": detail,
+            "role": self.role_word(),
+            "identity": self.identity,
+            "lease": self.lease,
+            "namespace": self.namespace,
+            "holder": role.holder,
+            "last_secrets_sync": last_sync,
+            "secrets_accepted": sync.accepted,
+            "secrets_refused": sync.refused,
+            "error": sync.error,
+        });
+        (synced, body)
+    }
+}

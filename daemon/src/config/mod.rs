@@ -800,8 +800,7 @@ fn read_replication(
     let lease = r
         .string("lease")
         .unwrap_or_else(|| format!("nskd-{environment}-refresher"));
-    let lease_ok =
-        !lease.is_empty() && lease.len() <= 253 && lease.split('.').all(|part| dns_label(part));
+    let lease_ok = !lease.is_empty() && lease.len() <= 253 && lease.split('.').all(dns_label);
     if !lease_ok {
         r.error(
             "lease",

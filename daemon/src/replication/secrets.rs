@@ -363,7 +363,7 @@ fn write_error(repl: &Replication, name: &str, e: &kube::Error) -> String {
 /// Watches this environment's Secrets until `shutdown`: each one is
 /// checked ([`accept`]); a follower writes what passes to its store and
 /// re-reads it, retires what is marked removed or deleted. The leader's
-/// store comes from the source, so it only notes what it sees.
+/// store comes from the source: it only fills gaps ([`store_accepted`]).
 pub async fn watch(
     app: Arc<impl Host>,
     repl: Arc<Replication>,
@@ -447,9 +447,7 @@ fn apply(app: &Arc<impl Host>, repl: &Replication, secrets: Vec<Secret>) {
                         removed: a.removed,
                     },
                 );
-                if !leader {
-                    changed |= store_accepted(app, &name, &a);
-                }
+                changed |= store_accepted(app, &name, &a, leader);
             }
             Err(refusal) => {
                 tracing::warn!(secret = %name, namespace = %repl.namespace, reason = refusal.reason, error = %refusal, "refused a kubeconfig Secret; it is not used");
@@ -473,12 +471,23 @@ fn apply(app: &Arc<impl Host>, repl: &Replication, secrets: Vec<Secret>) {
 }
 
 /// Writes (or retires) an accepted kubeconfig in the store; true when the
-/// store changed.
-fn store_accepted(app: &impl Host, secret: &str, a: &Accepted) -> bool {
+/// store changed. The leader's store comes from the source: it only fills
+/// a gap (a cluster it has neither stored nor retired), so that a new
+/// leader serves what the Secrets hold while its first refresh runs.
+fn store_accepted(app: &impl Host, secret: &str, a: &Accepted, leader: bool) -> bool {
     let Some(store) = app.refresher().store.as_ref() else {
         return false;
     };
     crate::blocking::run(|| {
+        if leader {
+            let retired = store
+                .dir()
+                .join(store::REMOVED_DIR)
+                .join(format!("{}.yaml", a.cluster));
+            if a.removed || store.path(&a.cluster).exists() || retired.exists() {
+                return false;
+            }
+        }
         if a.removed {
             return store.path(&a.cluster).exists() && retire(store, &a.cluster);
         }

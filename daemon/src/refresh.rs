@@ -773,29 +773,35 @@ pub fn next_time(app: &impl Host, interval: Duration) -> SystemTime {
     next
 }
 
+/// One scheduled run: the token check, a forced refresh, and the time of
+/// the next one (remembered for status).
+pub async fn scheduled_run(app: &Arc<impl Host>, trigger: &str) -> SystemTime {
+    if let Some(Err(e)) = app.refresher().verify().await {
+        tracing::warn!(error = %e, "Rancher token check failed");
+    }
+    let opts = RefreshOptions {
+        force: true,
+        pattern: None,
+        trigger: trigger.into(),
+        from_client: false,
+    };
+    if let Err(e) = refresh(app, opts).await {
+        tracing::warn!(error = %e, "scheduled refresh could not run");
+    }
+    let next = next_time(app, app.config().nsk.refresh_interval);
+    app.refresher().set_next_due(Some(next));
+    next
+}
+
 /// The schedule: a refresh at start, then at every `next_time`. Runs only
 /// with `auto_refresh` and a fetching source.
 pub async fn schedule(app: Arc<impl Host>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     if app.refresher().source.is_none() || !app.config().nsk.auto_refresh {
         return;
     }
-    let interval = app.config().nsk.refresh_interval;
     let mut trigger = "startup";
     loop {
-        if let Some(Err(e)) = app.refresher().verify().await {
-            tracing::warn!(error = %e, "Rancher token check failed");
-        }
-        let opts = RefreshOptions {
-            force: true,
-            pattern: None,
-            trigger: trigger.into(),
-            from_client: false,
-        };
-        if let Err(e) = refresh(&app, opts).await {
-            tracing::warn!(error = %e, "scheduled refresh could not run");
-        }
-        let next = next_time(&app, interval);
-        app.refresher().set_next_due(Some(next));
+        let next = scheduled_run(&app, trigger).await;
         let wait = next.duration_since(SystemTime::now()).unwrap_or_default();
         tracing::debug!(in_secs = wait.as_secs(), "next refresh scheduled");
         tokio::select! {

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::{
     config::{Config, ReplicationConfig},
-    refresh::{Host, RefreshOptions},
+    refresh::Host,
 };
 
 /// Where a Pod's service account names its namespace.
@@ -244,26 +244,12 @@ async fn lead_once(app: &Arc<impl Host>, repl: &Arc<Replication>) {
     }
     secrets::publish(app, repl).await;
     let auto = app.refresher().source.is_some() && app.config().nsk.auto_refresh;
-    let interval = app.config().nsk.refresh_interval;
     let mut changes = app.registry().subscribe();
     let mut trigger = "takeover";
     loop {
         let next = if auto {
-            if let Some(Err(e)) = app.refresher().verify().await {
-                tracing::warn!(error = %e, "Rancher token check failed");
-            }
-            let opts = RefreshOptions {
-                force: true,
-                pattern: None,
-                trigger: trigger.into(),
-                from_client: false,
-            };
-            if let Err(e) = crate::refresh::refresh(app, opts).await {
-                tracing::warn!(error = %e, "scheduled refresh could not run");
-            }
+            let next = crate::refresh::scheduled_run(app, trigger).await;
             secrets::publish(app, repl).await;
-            let next = crate::refresh::next_time(app, interval);
-            app.refresher().set_next_due(Some(next));
             Some(next)
         } else {
             None

@@ -432,6 +432,22 @@ async fn the_leader_killed_mid_refresh_is_replaced_and_no_kubeconfig_is_lost_or_
     assert!(!std::path::Path::new("/tmp/pwned").exists());
     answers(&a, "A after the planted Secrets").await;
     answers(&b, "B after the planted Secrets").await;
+
+    // A leader that stops cleanly releases the Lease: A takes over sooner
+    // than the Lease could expire.
+    let mut b = b;
+    b.daemon.terminate();
+    let stopped = Instant::now();
+    eventually(LEASE_SECS as f64, || (a.role() == "leader").then_some(()))
+        .unwrap_or_else(|| panic!("A did not take over:\n{}", a.daemon.log_text()));
+    assert!(stopped.elapsed() < Duration::from_secs(LEASE_SECS));
+    assert!(
+        b.daemon.log_text().contains("Lease released"),
+        "{}",
+        b.daemon.log_text()
+    );
+    assert_eq!(scratch.lease_holder().as_deref(), Some("replica-a"));
+    answers(&a, "A leading again").await;
 }
 
 /// The Secret name nskd gives `cluster` in the `e2e` environment

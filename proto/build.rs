@@ -4,6 +4,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "nskd/v1/errors.proto",
+        "nskd/v1/replication.proto",
         "nskd/v1/daemon.proto",
         "nskd/v1/clusters.proto",
         "nskd/v1/plan.proto",

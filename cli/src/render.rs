@@ -48,7 +48,36 @@ pub fn status_table(resp: &ClusterStatusResponse, info: &DaemonInfo) -> String {
         info.environment,
         resp.elapsed_ms
     ));
+    out.push_str(&replica_line(info));
     out
+}
+
+/// `replica: leader (...)` when the daemon is one of several replicas,
+/// else nothing.
+pub fn replica_line(info: &DaemonInfo) -> String {
+    let Some(r) = info.replication.as_ref() else {
+        return String::new();
+    };
+    let holder = if r.holder.is_empty() {
+        "nobody"
+    } else {
+        r.holder.as_str()
+    };
+    let sync = match r.last_sync_ms {
+        0 => "Secrets not listed yet".to_string(),
+        ms => {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+            format!("Secrets synced {}", humantime::format_rfc3339_seconds(at))
+        }
+    };
+    let mut line = format!(
+        "replica: {} {} (Lease {}/{} held by {holder}); {sync}, {} used, {} refused\n",
+        r.role, r.identity, r.namespace, r.lease, r.secrets_accepted, r.secrets_refused
+    );
+    if !r.error.is_empty() {
+        line.push_str(&format!("replication problem: {}\n", r.error));
+    }
+    line
 }
 
 /// The clusters listing.
@@ -104,7 +133,7 @@ pub fn version(info: &DaemonInfo, ours: &str) -> String {
         } else {
             format!(", default {}", info.default_cluster)
         },
-    )
+    ) + &replica_line(info)
 }
 
 fn source_word(s: i32) -> &'static str {
@@ -125,6 +154,12 @@ pub fn info_json(info: &DaemonInfo) -> Value {
             "version": info.version, "api_version": info.api_version, "environment": info.environment,
             "uptime_seconds": info.uptime_seconds, "source": info.source, "cluster_count": info.cluster_count,
             "default_cluster": info.default_cluster, "pid": info.pid, "socket": info.socket_path,
+            "replication": info.replication.as_ref().map(|r| json!({
+                "role": r.role, "holder": r.holder, "identity": r.identity,
+                "namespace": r.namespace, "lease": r.lease, "last_sync_ms": r.last_sync_ms,
+                "synced": r.synced, "secrets_accepted": r.secrets_accepted,
+                "secrets_refused": r.secrets_refused, "error": r.error,
+            })),
         }
     })
 }

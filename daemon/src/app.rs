@@ -115,6 +115,8 @@ pub struct App {
     pub policy: Arc<crate::safety::Policy>,
     /// Plans of changes and the rules on them.
     pub changes: Arc<crate::ops::change::Engine>,
+    /// `[replication]`: the Lease and the kubeconfig Secrets.
+    pub replication: Option<Arc<crate::replication::Replication>>,
 }
 
 impl App {
@@ -125,6 +127,16 @@ impl App {
         config: Config,
         location: SocketLocation,
         retry: RetryPolicy,
+    ) -> Result<Arc<Self>, String> {
+        Self::with_replication(config, location, retry, None)
+    }
+
+    /// [`App::with_retry`], one of several replicas when `replication` is set.
+    pub fn with_replication(
+        config: Config,
+        location: SocketLocation,
+        retry: RetryPolicy,
+        replication: Option<Arc<crate::replication::Replication>>,
     ) -> Result<Arc<Self>, String> {
         let source = Source::from_config(&config)?;
         let store = match (&source, &config.kubeconfig_dir) {
@@ -169,6 +181,7 @@ impl App {
             audit,
             policy,
             changes,
+            replication,
         });
         app.rescan(false);
         Ok(app)
@@ -419,5 +432,10 @@ impl crate::refresh::Host for App {
 
     fn rescan(&self, reread: bool) -> Changes {
         App::rescan(self, reread)
+    }
+
+    fn leadership(&self) -> Option<(tokio::sync::watch::Receiver<bool>, Option<String>)> {
+        let r = self.replication.as_ref()?;
+        Some((r.leading(), r.role().holder))
     }
 }

@@ -66,7 +66,9 @@ pub fn readiness(app: &App) -> (bool, serde_json::Value) {
         .count();
     let serving = app.serving.load(Ordering::Relaxed);
     let clusters_ok = names.is_empty() || healthy > 0;
-    let ready = serving && clusters_ok;
+    let replication = app.replication.as_ref().map(|r| r.readiness());
+    let replicated_ok = replication.as_ref().is_none_or(|(ok, _)| *ok);
+    let ready = serving && clusters_ok && replicated_ok;
     let last = app
         .refresher
         .history()
@@ -79,7 +81,7 @@ pub fn readiness(app: &App) -> (bool, serde_json::Value) {
         caches.len(),
         caches.iter().filter(|c| c.in_sync).count()
     );
-    let body = json!({
+    let mut body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "environment": app.config.environment(),
         "total_clusters": names.len(),
@@ -104,6 +106,12 @@ pub fn readiness(app: &App) -> (bool, serde_json::Value) {
             },
         },
     });
+    if let Some((_, r)) = replication {
+        body["role"] = r["role"].clone();
+        body["lease_holder"] = r["holder"].clone();
+        body["last_secrets_sync"] = r["last_secrets_sync"].clone();
+        body["components"]["replication"] = r;
+    }
     (ready, body)
 }
 

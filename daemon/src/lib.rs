@@ -26,6 +26,7 @@ pub mod probe;
 pub mod redact;
 pub mod refresh;
 pub mod registry;
+pub mod replication;
 pub mod request;
 pub mod safety;
 pub mod server;

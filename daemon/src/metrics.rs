@@ -88,6 +88,33 @@ fn describe() {
         "nskd_cache_watch_restarts_total",
         "Watches re-established after an error, by cluster and resource."
     );
+    describe_gauge!(
+        "nskd_replication_leader",
+        "1 while this replica holds the refresher Lease, else 0."
+    );
+    describe_counter!(
+        "nskd_replication_secrets_refused_total",
+        "Kubeconfig Secrets refused (not used), by reason: name, size, content, untrusted."
+    );
+    describe_counter!(
+        "nskd_replication_secrets_published_total",
+        "Kubeconfig Secrets written by this replica as leader."
+    );
+}
+
+/// Whether this replica holds the refresher Lease.
+pub fn replication_leader(leader: bool) {
+    gauge!("nskd_replication_leader").set(if leader { 1.0 } else { 0.0 });
+}
+
+/// A kubeconfig Secret refused.
+pub fn replication_refused(reason: &'static str) {
+    counter!("nskd_replication_secrets_refused_total", "reason" => reason).increment(1);
+}
+
+/// A kubeconfig Secret written.
+pub fn replication_published() {
+    counter!("nskd_replication_secrets_published_total").increment(1);
 }
 
 /// A read answered from a watch cache.

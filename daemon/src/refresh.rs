@@ -159,6 +159,11 @@ pub trait Host: Send + Sync + 'static {
     fn scanner(&self) -> &Scanner;
     /// Re-reads kubeconfigs into the registry, dropping what changed.
     fn rescan(&self, reread: bool) -> Changes;
+    /// With `[replication]`: true while this replica holds the Lease (only
+    /// then may it refresh) and who does; `None`: it refreshes by itself.
+    fn leadership(&self) -> Option<(tokio::sync::watch::Receiver<bool>, Option<String>)> {
+        None
+    }
 }
 
 impl<H: Host> Host for Arc<H> {
@@ -176,6 +181,9 @@ impl<H: Host> Host for Arc<H> {
     }
     fn rescan(&self, reread: bool) -> Changes {
         (**self).rescan(reread)
+    }
+    fn leadership(&self) -> Option<(tokio::sync::watch::Receiver<bool>, Option<String>)> {
+        (**self).leadership()
     }
 }
 
@@ -285,6 +293,16 @@ pub async fn refresh(
             ))
         })?;
     }
+    let leading = match app.leadership() {
+        Some((leading, holder)) if !*leading.borrow() => {
+            return Err(OpError::Refused(format!(
+                "this replica does not refresh: {} holds the refresher Lease and refreshes for every replica ([replication]); ask it, or wait: its kubeconfigs reach this replica through the Secrets",
+                holder.as_deref().unwrap_or("no replica yet")
+            )));
+        }
+        Some((leading, _)) => Some(leading),
+        None => None,
+    };
     let mut running = r.running.lock().await;
     if let Some(shared) = running.clone() {
         drop(running);
@@ -315,7 +333,24 @@ pub async fn refresh(
     // nskctl drops its request) neither stops it nor leaves it in `running`.
     let task_app = app.clone();
     let shared = async move {
-        let record = run(&task_app, opts).await;
+        // Leadership lost: the run stops at once (each stored file and
+        // Secret is written whole, so nothing is left torn).
+        let trigger = opts.trigger.clone();
+        let (started, t0) = (SystemTime::now(), Instant::now());
+        let record = match leading {
+            None => run(&task_app, opts).await,
+            Some(mut leading) => tokio::select! {
+                record = run(&task_app, opts) => record,
+                _ = leading.wait_for(|l| !*l) => {
+                    let record = failed_record(started, t0, &trigger, Failure::new(
+                        ErrorKind::Unavailable,
+                        "this replica lost the refresher Lease during the refresh; it stopped, and the new holder refreshes",
+                    ));
+                    log_record(&record);
+                    record
+                }
+            },
+        };
         record_metrics(&record);
         let r = &task_app.refresher();
         r.push(record.clone());
@@ -738,29 +773,35 @@ pub fn next_time(app: &impl Host, interval: Duration) -> SystemTime {
     next
 }
 
+/// One scheduled run: the token check, a forced refresh, and the time of
+/// the next one (remembered for status).
+pub async fn scheduled_run(app: &Arc<impl Host>, trigger: &str) -> SystemTime {
+    if let Some(Err(e)) = app.refresher().verify().await {
+        tracing::warn!(error = %e, "Rancher token check failed");
+    }
+    let opts = RefreshOptions {
+        force: true,
+        pattern: None,
+        trigger: trigger.into(),
+        from_client: false,
+    };
+    if let Err(e) = refresh(app, opts).await {
+        tracing::warn!(error = %e, "scheduled refresh could not run");
+    }
+    let next = next_time(app, app.config().nsk.refresh_interval);
+    app.refresher().set_next_due(Some(next));
+    next
+}
+
 /// The schedule: a refresh at start, then at every `next_time`. Runs only
 /// with `auto_refresh` and a fetching source.
 pub async fn schedule(app: Arc<impl Host>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     if app.refresher().source.is_none() || !app.config().nsk.auto_refresh {
         return;
     }
-    let interval = app.config().nsk.refresh_interval;
     let mut trigger = "startup";
     loop {
-        if let Some(Err(e)) = app.refresher().verify().await {
-            tracing::warn!(error = %e, "Rancher token check failed");
-        }
-        let opts = RefreshOptions {
-            force: true,
-            pattern: None,
-            trigger: trigger.into(),
-            from_client: false,
-        };
-        if let Err(e) = refresh(&app, opts).await {
-            tracing::warn!(error = %e, "scheduled refresh could not run");
-        }
-        let next = next_time(&app, interval);
-        app.refresher().set_next_due(Some(next));
+        let next = scheduled_run(&app, trigger).await;
         let wait = next.duration_since(SystemTime::now()).unwrap_or_default();
         tracing::debug!(in_secs = wait.as_secs(), "next refresh scheduled");
         tokio::select! {

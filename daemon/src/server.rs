@@ -41,8 +41,17 @@ pub async fn run(config: Config, location: SocketLocation) -> anyhow::Result<()>
         }
         None => None,
     };
-    let app = App::with_retry(config, location, crate::source::RetryPolicy::default())
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let replication = match &config.replication {
+        Some(r) => Some(crate::replication::Replication::connect(&config, r).await?),
+        None => None,
+    };
+    let app = App::with_replication(
+        config,
+        location,
+        crate::source::RetryPolicy::default(),
+        replication,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     serve(app, listener, http, shutdown_signal()).await?;
     drop(guard);
     tracing::info!("stopped; socket removed");
@@ -72,7 +81,10 @@ pub async fn serve(
     let prober = tokio::spawn(app.prober.clone().run(stop_rx.clone()));
     let sweeper = tokio::spawn(app.caches.clone().sweep_idle(stop_rx.clone()));
     let watcher = tokio::spawn(crate::watch::run(app.clone(), stop_rx.clone()));
-    let scheduler = tokio::spawn(crate::refresh::schedule(app.clone(), stop_rx.clone()));
+    let scheduler = match app.replication.clone() {
+        Some(r) => tokio::spawn(crate::replication::run(app.clone(), r, stop_rx.clone())),
+        None => tokio::spawn(crate::refresh::schedule(app.clone(), stop_rx.clone())),
+    };
 
     let uid = own_uid();
     let environment = app.config.environment().to_string();
@@ -152,7 +164,12 @@ pub async fn serve(
     // A probe of a black-holed cluster may still be waiting: do not wait.
     prober.abort();
     sweeper.abort();
-    scheduler.abort();
+    if app.replication.is_some() {
+        // It releases the Lease on the way out.
+        let _ = tokio::time::timeout(Duration::from_secs(6), scheduler).await;
+    } else {
+        scheduler.abort();
+    }
     let _ = watcher.await;
     Ok(())
 }

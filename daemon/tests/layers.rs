@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["health", "registry", "store"],
     &["pool", "safety", "source", "discovery"],
     &["cache", "probe", "refresh", "check"],
-    &["ops"],
+    &["ops", "replication"],
     &["answer"],
     &["helm"],
     &["app"],

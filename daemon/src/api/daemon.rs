@@ -61,6 +61,29 @@ impl Daemon for DaemonService {
             disable_destructive: app.config.disable_destructive,
             audit_log: app.audit.path().display().to_string(),
             hidden_tools: hidden_tools(app),
+            replica_role: app
+                .replication
+                .as_ref()
+                .map(|r| r.role_word().to_string())
+                .unwrap_or_default(),
+            replication: app.replication.as_ref().map(|r| replication(r)),
         }))
+    }
+}
+
+/// What a replica reports of the Lease and the Secrets.
+fn replication(r: &crate::replication::Replication) -> nskd_proto::v1::Replication {
+    let sync = r.sync_state();
+    nskd_proto::v1::Replication {
+        role: r.role_word().to_string(),
+        holder: r.role().holder.unwrap_or_default(),
+        identity: r.identity.clone(),
+        namespace: r.namespace.clone(),
+        lease: r.lease.clone(),
+        last_sync_ms: crate::api::convert_unix_ms(sync.last_sync),
+        synced: r.synced(),
+        secrets_accepted: sync.accepted as u32,
+        secrets_refused: sync.refused as u32,
+        error: sync.error.unwrap_or_default(),
     }
 }

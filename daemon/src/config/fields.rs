@@ -195,6 +195,11 @@ impl Reader {
         }
     }
 
+    /// Whether `key` is present (not yet consumed) in this table.
+    pub fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
     /// A nested section (`[nsk]`); an absent section reads as empty.
     pub fn section(&mut self, key: &str) -> Reader {
         let table = match self.table.remove(key) {

@@ -122,6 +122,12 @@ config_keys! {
         confirm: Tables,
         confirm_fallback: String,
     }
+    "replication" {
+        namespace: String,
+        lease: String,
+        lease_duration: Duration,
+        kubeconfig: String,
+    }
     "prompts" {
         name: String,
         description: String,
@@ -135,7 +141,15 @@ pub(crate) const CONFIRM_RULE_KEYS: &[&str] = &["operation", "kind", "namespace"
 
 /// The `[sections]` of the file, in order.
 pub(crate) const SECTIONS: &[&str] = &[
-    "nsk", "server", "health", "pool", "output", "cache", "safety", "prompts",
+    "nsk",
+    "server",
+    "health",
+    "pool",
+    "output",
+    "cache",
+    "safety",
+    "replication",
+    "prompts",
 ];
 
 /// The keys known in `section` (`""`: the top keys, then the sections).
@@ -156,7 +170,11 @@ pub(crate) fn named_in(text: &str) -> std::collections::BTreeSet<(String, String
     let mut named = std::collections::BTreeSet::new();
     for line in text.lines() {
         let line = line.trim();
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+        // `# [replication]`: a section the example leaves off.
+        let header = line.trim_start_matches('#').trim_start();
+        if let Some(name) = header.strip_prefix('[').and_then(|l| l.strip_suffix(']'))
+            && (line.starts_with('[') || name.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        {
             // `[[prompts]]` names the section `prompts`.
             section = name.trim_matches(['[', ']']).trim().to_string();
             continue;

@@ -389,9 +389,29 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[safety]`.
     pub safety: SafetyConfig,
+    /// `[replication]`: several replicas, one refresher (absent: one
+    /// daemon that refreshes by itself).
+    pub replication: Option<ReplicationConfig>,
     /// `[[prompts]]`.
     pub prompts: Vec<PromptConfig>,
 }
+
+/// The `[replication]` section: the replicas share a Lease and the
+/// fetched kubeconfigs as Secrets in their home cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// nskd's own namespace (`None`: the service account's, read at start).
+    pub namespace: Option<String>,
+    /// Name of the `coordination.k8s.io/v1` Lease.
+    pub lease: String,
+    /// How long a holder keeps the Lease without renewing it.
+    pub lease_duration: Duration,
+    /// Kubeconfig reaching the home cluster (`None`: in-cluster service account).
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// The shortest `[replication] lease_duration`.
+pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(3);
 
 /// Values given on the command line (or by clap from the environment), which
 /// win over the file. Each is declared once, here: its flag, its variable
@@ -687,6 +707,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         );
     }
     safety_r.finish(&keys::known("safety"));
+    let replication = read_replication(top, &server.environment, nsk.source);
     let prompts = prompts::read(top);
     let default_cluster = o
         .default_cluster
@@ -736,8 +757,70 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         output,
         cache,
         safety,
+        replication,
         prompts,
     }
+}
+
+/// `[replication]`, when the section is present.
+fn read_replication(
+    top: &mut Reader,
+    environment: &str,
+    source: SourceKind,
+) -> Option<ReplicationConfig> {
+    if !top.has("replication") {
+        return None;
+    }
+    if source == SourceKind::Directory {
+        top.error(
+            "replication",
+            "needs a fetching source: with [nsk] source = \"directory\" every replica reads its own files and there is nothing to share; set source = \"rancher\" or \"nsk\", or remove [replication]",
+        );
+    }
+    let mut r = top.section("replication");
+    let dns_label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    let namespace = r.string("namespace");
+    if let Some(ns) = &namespace
+        && !dns_label(ns)
+    {
+        r.error(
+            "namespace",
+            format!(
+                "{ns:?} is not a namespace name (lower-case letters, digits and '-', at most 63)"
+            ),
+        );
+    }
+    let lease = r
+        .string("lease")
+        .unwrap_or_else(|| format!("nskd-{environment}-refresher"));
+    let lease_ok = !lease.is_empty() && lease.len() <= 253 && lease.split('.').all(dns_label);
+    if !lease_ok {
+        r.error(
+            "lease",
+            format!("{lease:?} is not a Lease name (lower-case letters, digits, '-' and '.', at most 253)"),
+        );
+    }
+    let lease_duration = r
+        .duration("lease_duration")
+        .unwrap_or(Duration::from_secs(15));
+    if lease_duration < MIN_LEASE_DURATION {
+        r.error("lease_duration", "must be at least 3s (e.g. \"15s\")");
+    }
+    let kubeconfig = r.string("kubeconfig").map(PathBuf::from);
+    r.finish(&keys::known("replication"));
+    Some(ReplicationConfig {
+        namespace,
+        lease,
+        lease_duration,
+        kubeconfig,
+    })
 }
 
 /// Every pattern of `key` must be able to match a kind: one that cannot

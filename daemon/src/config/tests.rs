@@ -658,3 +658,46 @@ bogus = 1
     assert!(named("prompts[1].name", "defined twice"), "{problems:?}");
     assert!(named("prompts[2].bogus", "unknown key"), "{problems:?}");
 }
+
+#[test]
+fn replication_is_off_without_its_section_and_defaults_from_the_environment() {
+    let (config, problems) = parse("[server]\nenvironment = \"prod\"\n");
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(config.replication, None);
+    let (_, problems) = parse("[server]\nenvironment = \"prod\"\n[replication]\n");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.field == "replication" && p.message.contains("source = \"rancher\"")),
+        "{problems:?}"
+    );
+    let (config, problems) = parse(
+        "[server]\nenvironment = \"prod\"\n[nsk]\nsource = \"rancher\"\nrancher_url = \"https://r.example.com\"\nrancher_token = \"t\"\n[replication]\n",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        config.replication,
+        Some(ReplicationConfig {
+            namespace: None,
+            lease: "nskd-prod-refresher".into(),
+            lease_duration: Duration::from_secs(15),
+            kubeconfig: None,
+        })
+    );
+}
+
+#[test]
+fn replication_refuses_names_kubernetes_refuses_and_a_too_short_lease() {
+    let (_, problems) = parse(
+        "[nsk]\nsource = \"rancher\"\nrancher_url = \"https://r.example.com\"\nrancher_token = \"t\"\n[replication]\nnamespace = \"../kube-system\"\nlease = \"Nskd_Lease\"\nlease_duration = \"1s\"\nleese = \"x\"\n",
+    );
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    for field in [
+        "replication.namespace",
+        "replication.lease",
+        "replication.lease_duration",
+        "replication.leese",
+    ] {
+        assert!(fields.contains(&field), "{field} not in {problems:?}");
+    }
+}

@@ -23,6 +23,7 @@ mod observe;
 mod packaging;
 mod plans;
 mod rancher;
+mod replicas;
 mod shim;
 mod socket;
 mod status;

@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "nskd/v1/kube.proto",
         "nskd/v1/changes.proto",
         "nskd/v1/workload.proto",
+        "nskd/v1/identity.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

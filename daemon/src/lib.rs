@@ -18,6 +18,7 @@ pub mod kinds;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod obs;
+pub mod oidc;
 pub mod ops;
 pub mod pool;
 pub mod probe;

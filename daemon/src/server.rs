@@ -131,6 +131,9 @@ pub async fn serve(
         .add_service(kube_svc)
         .add_service(changes_svc)
         .add_service(api::workload_service(app.clone()))
+        .add_service(nskd_proto::v1::identity_server::IdentityServer::new(
+            api::IdentityService::new(&app.config.http_auth).map_err(|e| anyhow::anyhow!(e))?,
+        ))
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
     app.serving

@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["audit", "kubeconfig", "obs", "socket"],
     &["error"],
     &["health", "registry", "store"],
-    &["pool", "safety", "source", "discovery"],
+    &["pool", "safety", "source", "discovery", "oidc"],
     &["cache", "probe", "refresh", "check"],
     &["ops"],
     &["app"],

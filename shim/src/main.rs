@@ -8,6 +8,7 @@ mod confirm;
 mod http;
 mod kube_tools;
 mod nsk_tools;
+mod oidc;
 mod render;
 mod session;
 mod stdio;
@@ -52,6 +53,10 @@ struct Cli {
     /// a 0600 file whose path is printed). At least 16 characters.
     #[arg(long, requires = "http")]
     http_token_file: Option<std::path::PathBuf>,
+    /// Accept OpenID Connect tokens checked by nskd's [http_auth] (issuer,
+    /// audience, claims); each caller then acts as itself on the clusters.
+    #[arg(long, env = "NSKD_SHIM_OIDC", requires = "http")]
+    http_oidc: bool,
     /// Log level for the shim's own stderr log.
     #[arg(long, env = "NSKD_LOG_LEVEL", default_value = "warn")]
     log_level: String,
@@ -146,7 +151,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            return match http::serve(addr, location, starter, token).await {
+            return match http::serve(addr, location, starter, token, cli.http_oidc).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("mcp-shim: {e}");

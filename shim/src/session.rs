@@ -16,6 +16,9 @@ tokio::task_local! {
     /// The MCP tool being served by the current task (sent to the daemon
     /// for metrics and the audit log).
     pub static CURRENT_TOOL: String;
+    /// The authenticated HTTP caller of the current task (`--http` with
+    /// OIDC), named to the daemon on every call.
+    pub static CURRENT_CALLER: Option<crate::oidc::Caller>;
 }
 
 /// An agent session.
@@ -81,6 +84,7 @@ impl Session {
                         session: self.session_id.clone(),
                         client: client_name.to_string(),
                         tool: String::new(),
+                        ..Default::default()
                     },
                 )
             })
@@ -115,6 +119,10 @@ impl Session {
             let (channel, info) = self.channel(link).await?;
             let mut identity = link.identity().clone();
             identity.tool = CURRENT_TOOL.try_with(Clone::clone).unwrap_or_default();
+            if let Ok(Some(caller)) = CURRENT_CALLER.try_with(Clone::clone) {
+                identity.user = caller.user;
+                identity.groups = caller.groups;
+            }
             match f(channel, &identity).await {
                 Ok(resp) => {
                     self.adopt_default(&info).await;

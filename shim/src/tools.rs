@@ -386,7 +386,8 @@ impl ServerHandler for NskdTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListToolsResult, McpError> {
         let mut tools = self.tool_router.list_all();
-        let asked = self
+        let caller = crate::oidc::caller_of(&ctx);
+        let asked = crate::session::CURRENT_CALLER.scope(caller, self
             .session
             .call(&client_name(&ctx), |ch, id| {
                 let mut client = DaemonClient::new(ch);
@@ -395,7 +396,7 @@ impl ServerHandler for NskdTools {
                     client_name: format!("mcp-shim {}", env!("CARGO_PKG_VERSION")),
                 });
                 async move { client.get_info(req).await }
-            })
+            }))
             .await;
         if let Ok((info, _)) = asked {
             tools.retain(|t| !info.hidden_tools.iter().any(|h| h == t.name.as_ref()));
@@ -412,9 +413,13 @@ impl ServerHandler for NskdTools {
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, McpError> {
         let tool = request.name.to_string();
+        let caller = crate::oidc::caller_of(&context);
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        crate::session::CURRENT_TOOL
-            .scope(tool, self.tool_router.call(tcc))
+        crate::session::CURRENT_CALLER
+            .scope(
+                caller,
+                crate::session::CURRENT_TOOL.scope(tool, self.tool_router.call(tcc)),
+            )
             .await
     }
 

@@ -5,6 +5,8 @@ mod clusters;
 mod convert;
 pub use convert::unix_ms as convert_unix_ms;
 mod daemon;
+mod identity;
+pub use identity::IdentityService;
 mod kube;
 pub mod layer;
 mod source;

@@ -119,6 +119,15 @@ config_keys! {
         confirm: Tables,
         confirm_fallback: String,
     }
+    "http_auth" {
+        issuer: String,
+        audience: String,
+        required_claims: Strings,
+        username_claim: String,
+        groups_claim: String,
+        clock_skew: Duration,
+        resource: String,
+    }
 }
 
 /// The keys of one `[safety] confirm` rule.
@@ -126,7 +135,7 @@ pub(crate) const CONFIRM_RULE_KEYS: &[&str] = &["operation", "kind", "namespace"
 
 /// The `[sections]` of the file, in order.
 pub(crate) const SECTIONS: &[&str] = &[
-    "nsk", "server", "health", "pool", "output", "cache", "safety",
+    "nsk", "server", "health", "pool", "output", "cache", "safety", "http_auth",
 ];
 
 /// The keys known in `section` (`""`: the top keys, then the sections).

@@ -17,6 +17,8 @@
 
 mod expand;
 mod fields;
+mod http_auth;
+pub use http_auth::HttpAuthConfig;
 mod keys;
 
 use nskd_proto::bearer::{self, Bearer};
@@ -389,6 +391,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[safety]`.
     pub safety: SafetyConfig,
+    /// `[http_auth]`.
+    pub http_auth: HttpAuthConfig,
 }
 
 /// Values given on the command line (or by clap from the environment), which
@@ -640,6 +644,9 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
             .flatten()
     });
     let kubeconfig = o.kubeconfig.clone().or(file_kubeconfig);
+    let mut http_auth_r = top.section("http_auth");
+    let http_auth = http_auth::read(&mut http_auth_r);
+    http_auth_r.finish(&keys::known("http_auth"));
     let mut safety_r = top.section("safety");
     let safety = SafetyConfig {
         sensitive_kinds: safety_r.strings("sensitive_kinds").unwrap_or_default(),
@@ -724,6 +731,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         output,
         cache,
         safety,
+        http_auth,
     }
 }
 

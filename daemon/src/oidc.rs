@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use hyper::body::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -228,10 +228,11 @@ impl Verifier {
             }
         }
         let uc = &self.config.username_claim;
-        let user = claims
-            .get(uc)
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(format!("the token has no string claim {uc} (the [http_auth] username_claim)")))?;
+        let user = claims.get(uc).and_then(Value::as_str).ok_or_else(|| {
+            invalid(format!(
+                "the token has no string claim {uc} (the [http_auth] username_claim)"
+            ))
+        })?;
         check_name("username", user)?;
         let gc = &self.config.groups_claim;
         let groups: Vec<String> = match claims.get(gc) {
@@ -240,9 +241,9 @@ impl Verifier {
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|i| {
-                    i.as_str().map(str::to_string).ok_or_else(|| {
-                        invalid(format!("the {gc} claim holds a non-string entry"))
-                    })
+                    i.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| invalid(format!("the {gc} claim holds a non-string entry")))
                 })
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(invalid(format!("the {gc} claim is not a list of strings"))),
@@ -316,17 +317,22 @@ impl Verifier {
             }
         };
         let doc = self.get_json(&jwks_uri).await?;
-        let set: JwkSet = serde_json::from_value(doc).map_err(|e| {
-            AuthError::Provider(format!("{jwks_uri} is not a JWK set: {e}"))
-        })?;
+        let set: JwkSet = serde_json::from_value(doc)
+            .map_err(|e| AuthError::Provider(format!("{jwks_uri} is not a JWK set: {e}")))?;
         tracing::info!(issuer = %self.issuer, keys = set.keys.len(), "fetched the issuer's JWKS");
         keys.set = Some(set);
         Ok(())
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, AuthError> {
-        let provider = |what: String| AuthError::Provider(format!("{url}: {what}; check [http_auth] issuer and that the provider is reachable from nskd"));
-        let uri: http::Uri = url.parse().map_err(|e| provider(format!("bad URL ({e})")))?;
+        let provider = |what: String| {
+            AuthError::Provider(format!(
+                "{url}: {what}; check [http_auth] issuer and that the provider is reachable from nskd"
+            ))
+        };
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| provider(format!("bad URL ({e})")))?;
         let get = self.client.get(uri);
         let resp = tokio::time::timeout(FETCH_TIMEOUT, get)
             .await
@@ -341,7 +347,11 @@ impl Verifier {
         )
         .await
         .map_err(|_| provider(format!("body not read within {FETCH_TIMEOUT:?}")))?
-        .map_err(|e| provider(format!("body unreadable or over {MAX_DOCUMENT} bytes ({e})")))?
+        .map_err(|e| {
+            provider(format!(
+                "body unreadable or over {MAX_DOCUMENT} bytes ({e})"
+            ))
+        })?
         .to_bytes();
         serde_json::from_slice(&body).map_err(|e| provider(format!("not JSON ({e})")))
     }

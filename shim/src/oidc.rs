@@ -212,7 +212,12 @@ pub fn unauthorized(metadata_url: &str, reason: &str, token_given: bool) -> Resp
         .status(StatusCode::UNAUTHORIZED)
         .header(header::WWW_AUTHENTICATE, challenge)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(serde_json::json!({ "error": reason }).to_string())).boxed())
+        .body(
+            Full::new(Bytes::from(
+                serde_json::json!({ "error": reason }).to_string(),
+            ))
+            .boxed(),
+        )
         .expect("static response")
 }
 
@@ -221,7 +226,12 @@ pub fn unavailable(reason: &str) -> Response<Body> {
     Response::builder()
         .status(StatusCode::SERVICE_UNAVAILABLE)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(serde_json::json!({ "error": reason }).to_string())).boxed())
+        .body(
+            Full::new(Bytes::from(
+                serde_json::json!({ "error": reason }).to_string(),
+            ))
+            .boxed(),
+        )
         .expect("static response")
 }
 

@@ -387,16 +387,18 @@ impl ServerHandler for NskdTools {
     ) -> Result<rmcp::model::ListToolsResult, McpError> {
         let mut tools = self.tool_router.list_all();
         let caller = crate::oidc::caller_of(&ctx);
-        let asked = crate::session::CURRENT_CALLER.scope(caller, self
-            .session
-            .call(&client_name(&ctx), |ch, id| {
-                let mut client = DaemonClient::new(ch);
-                let req = id.request(pb::GetInfoRequest {
-                    client_api_version: nskd_proto::API_VERSION,
-                    client_name: format!("mcp-shim {}", env!("CARGO_PKG_VERSION")),
-                });
-                async move { client.get_info(req).await }
-            }))
+        let asked = crate::session::CURRENT_CALLER
+            .scope(
+                caller,
+                self.session.call(&client_name(&ctx), |ch, id| {
+                    let mut client = DaemonClient::new(ch);
+                    let req = id.request(pb::GetInfoRequest {
+                        client_api_version: nskd_proto::API_VERSION,
+                        client_name: format!("mcp-shim {}", env!("CARGO_PKG_VERSION")),
+                    });
+                    async move { client.get_info(req).await }
+                }),
+            )
             .await;
         if let Ok((info, _)) = asked {
             tools.retain(|t| !info.hidden_tools.iter().any(|h| h == t.name.as_ref()));

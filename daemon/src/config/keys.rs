@@ -135,7 +135,14 @@ pub(crate) const CONFIRM_RULE_KEYS: &[&str] = &["operation", "kind", "namespace"
 
 /// The `[sections]` of the file, in order.
 pub(crate) const SECTIONS: &[&str] = &[
-    "nsk", "server", "health", "pool", "output", "cache", "safety", "http_auth",
+    "nsk",
+    "server",
+    "health",
+    "pool",
+    "output",
+    "cache",
+    "safety",
+    "http_auth",
 ];
 
 /// The keys known in `section` (`""`: the top keys, then the sections).

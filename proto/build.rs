@@ -11,6 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "nskd/v1/changes.proto",
         "nskd/v1/workload.proto",
         "nskd/v1/identity.proto",
+        "nskd/v1/contract.proto",
+        "nskd/v1/helm.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

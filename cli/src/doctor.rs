@@ -59,6 +59,45 @@ impl Report {
     }
 }
 
+/// What an MCP session sees: the tools offered per toolset, and those the
+/// configuration or the safety switches hide.
+fn tools_line(hidden: &[String], r: &mut Report) {
+    use nskd_proto::tools::{TOOL_TOOLSETS, TOOLSETS};
+    let offered = |set: &str| {
+        TOOL_TOOLSETS
+            .iter()
+            .filter(|(t, s)| *s == set && !hidden.iter().any(|h| h == t))
+            .map(|(t, _)| *t)
+            .collect::<Vec<_>>()
+    };
+    let total = TOOL_TOOLSETS.len();
+    let shown = TOOL_TOOLSETS
+        .iter()
+        .filter(|(t, _)| !hidden.iter().any(|h| h == t))
+        .count();
+    let sets: Vec<String> = TOOLSETS
+        .iter()
+        .map(|set| (set, offered(set)))
+        .filter(|(_, tools)| !tools.is_empty())
+        .map(|(set, tools)| format!("{set}: {}", tools.join(" ")))
+        .collect();
+    let mut line = format!(
+        "{shown} of {total} offered to sessions; {}",
+        sets.join("; ")
+    );
+    if !hidden.is_empty() {
+        line.push_str(&format!("; hidden: {}", hidden.join(" ")));
+    }
+    if shown == 0 {
+        r.warn(
+            "mcp tools",
+            format!("{line} (check [server] toolsets / disabled_tools and read_only)"),
+        );
+    } else {
+        r.pass("mcp tools", line);
+    }
+}
+
 fn check_socket(location: &SocketLocation, r: &mut Report) {
     let uid = rustix::process::getuid().as_raw();
     match std::fs::symlink_metadata(location.dir()) {
@@ -142,6 +181,7 @@ pub async fn run(location: &SocketLocation) -> anyhow::Result<ExitCode> {
             ),
         );
     }
+    tools_line(&info.hidden_tools, &mut r);
 
     let source = client
         .clusters()

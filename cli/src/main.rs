@@ -6,6 +6,7 @@
 
 mod audit;
 mod doctor;
+mod helm_cmd;
 mod logs_cmd;
 mod render;
 mod source_cmds;
@@ -105,6 +106,9 @@ enum Command {
         #[arg(long)]
         nskd: Option<std::path::PathBuf>,
     },
+    /// Helm releases, read from Helm's own storage on the clusters.
+    #[command(subcommand)]
+    Helm(HelmCommand),
     /// The audit trail: the last entries of the daemon's audit log.
     Audit {
         /// How many entries to show.
@@ -113,6 +117,34 @@ enum Command {
         /// Keep printing new entries as they come.
         #[arg(long, short)]
         follow: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HelmCommand {
+    /// The latest revision of each release (deployed and failed by default).
+    List {
+        /// One cluster (default: the daemon's default cluster).
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Several clusters, comma-separated, or '*' for every healthy cluster.
+        #[arg(long, value_delimiter = ',')]
+        clusters: Vec<String>,
+        /// One namespace (default: all).
+        #[arg(long, short)]
+        namespace: Option<String>,
+        /// Only releases of this chart.
+        #[arg(long)]
+        chart: Option<String>,
+        /// "all" or statuses, comma-separated (default: deployed,failed).
+        #[arg(long)]
+        status: Option<String>,
+        /// Count releases by chart x version x status instead of listing them.
+        #[arg(long)]
+        summary: bool,
+        /// The next page: the token an answer's footer gave.
+        #[arg(long = "continue")]
+        continue_token: Option<String>,
     },
 }
 
@@ -191,6 +223,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Source => source_cmds::source(&client, cli.json).await,
         Command::Logs(args) => logs_cmd::logs(&client, args.clone(), cli.json).await,
         Command::Audit { tail, follow } => audit::show(client.info(), tail, follow, cli.json).await,
+        Command::Helm(HelmCommand::List {
+            cluster,
+            clusters,
+            namespace,
+            chart,
+            status,
+            summary,
+            continue_token,
+        }) => {
+            let options = helm_cmd::ListOptions {
+                cluster: cluster.unwrap_or_default(),
+                clusters,
+                namespace: namespace.unwrap_or_default(),
+                chart: chart.unwrap_or_default(),
+                status: status.unwrap_or_default(),
+                summary,
+                continue_token: continue_token.unwrap_or_default(),
+            };
+            helm_cmd::list(&client, options, cli.json).await
+        }
         Command::InstallUnits { .. }
         | Command::Doctor
         | Command::Completions { .. }

@@ -48,13 +48,38 @@ impl Targets {
     }
 }
 
+/// What an operation answers, as the fan-out sees it.
+pub trait Answered {
+    /// Answered from a watch cache (says nothing about latency).
+    fn cached(&self) -> bool;
+    /// What the audit log records of a change; `None` for reads.
+    fn change(&self) -> Option<&crate::ops::change::ChangeFacts> {
+        None
+    }
+}
+
+impl Answered for Rendered {
+    fn cached(&self) -> bool {
+        self.from_cache
+    }
+    fn change(&self) -> Option<&crate::ops::change::ChangeFacts> {
+        self.change.as_ref()
+    }
+}
+
+impl Answered for crate::ops::list::Listing {
+    fn cached(&self) -> bool {
+        self.from_cache
+    }
+}
+
 /// The answer of one cluster to a Kube call.
 #[derive(Debug, Clone)]
-pub struct ClusterAnswer {
+pub struct ClusterAnswer<T = Rendered> {
     /// Cluster.
     pub cluster: String,
-    /// Rendered text or the error.
-    pub result: Result<Rendered, OpError>,
+    /// Rendered text (or rows) or the error.
+    pub result: Result<T, OpError>,
     /// Time taken.
     pub elapsed: std::time::Duration,
 }
@@ -280,17 +305,34 @@ impl App {
 
     /// Runs `op` on every target cluster in parallel, each within its
     /// deadline, feeding the health tracker and the latency metric.
-    pub async fn each<F, Fut>(
+    pub async fn each<T, F, Fut>(
         &self,
         targets: Vec<String>,
         operation: &'static str,
         op: F,
-    ) -> Vec<ClusterAnswer>
+    ) -> Vec<ClusterAnswer<T>>
     where
+        T: Answered,
         F: Fn(Arc<crate::pool::ClusterClient>, OpOptions) -> Fut,
-        Fut: std::future::Future<Output = Result<Rendered, OpError>>,
+        Fut: std::future::Future<Output = Result<T, OpError>>,
     {
-        let opts = self.op_options();
+        self.each_with(targets, operation, self.op_options(), op)
+            .await
+    }
+
+    /// [`App::each`] with these options (a share of the answer budget).
+    pub async fn each_with<T, F, Fut>(
+        &self,
+        targets: Vec<String>,
+        operation: &'static str,
+        opts: OpOptions,
+        op: F,
+    ) -> Vec<ClusterAnswer<T>>
+    where
+        T: Answered,
+        F: Fn(Arc<crate::pool::ClusterClient>, OpOptions) -> Fut,
+        Fut: std::future::Future<Output = Result<T, OpError>>,
+    {
         let op = &op;
         // Bounded fan-out, answers in the order the clusters were named.
         futures::stream::iter(targets.into_iter().map(|name| {
@@ -306,7 +348,7 @@ impl App {
                 .await;
                 let elapsed = started.elapsed();
                 // A cached answer says nothing about the cluster's latency.
-                if !result.as_ref().is_ok_and(|r| r.from_cache) {
+                if !result.as_ref().is_ok_and(|r| r.cached()) {
                     self.note_call(&name, operation, &result, elapsed);
                 }
                 ClusterAnswer {

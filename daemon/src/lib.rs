@@ -1,4 +1,5 @@
 //! nskd: one daemon per Rancher environment.
+pub mod answer;
 pub mod api;
 pub mod app;
 pub mod audit;
@@ -13,6 +14,7 @@ pub mod counted;
 pub mod discovery;
 pub mod error;
 pub mod health;
+pub mod helm;
 pub mod http;
 pub mod kinds;
 pub mod kubeconfig;

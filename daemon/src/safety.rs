@@ -333,7 +333,8 @@ pub fn clean_object(object: &mut Value, masking: &Masking, plural: &str) {
     masking.mask(object, plural);
 }
 
-fn mask_leaves(value: &mut Value) {
+/// Replaces every string under `value` by a note of its size (keys kept).
+pub fn mask_leaves(value: &mut Value) {
     match value {
         Value::String(s) if !is_mask(s) => {
             *s = format!("[MASKED: {} bytes; reveal_secrets is off]", s.len());
@@ -344,7 +345,8 @@ fn mask_leaves(value: &mut Value) {
     }
 }
 
-fn is_mask(s: &str) -> bool {
+/// Whether `s` is already a mask note.
+pub fn is_mask(s: &str) -> bool {
     s.strip_prefix("[MASKED: ")
         .and_then(|r| r.strip_suffix(" bytes; reveal_secrets is off]"))
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))

@@ -126,6 +126,9 @@ pub async fn serve(
     let server = Server::builder()
         .layer(api::layer::MetricsLayer)
         .layer(InterceptorLayer::new(api::peer_check(uid, environment)))
+        .layer(InterceptorLayer::new(api::tool_check(
+            app.config.server.tools.clone(),
+        )))
         .add_service(daemon_svc)
         .add_service(clusters_svc)
         .add_service(kube_svc)
@@ -134,6 +137,8 @@ pub async fn serve(
         .add_service(nskd_proto::v1::identity_server::IdentityServer::new(
             api::IdentityService::new(&app.config.http_auth).map_err(|e| anyhow::anyhow!(e))?,
         ))
+        .add_service(api::contract_service(app.clone()))
+        .add_service(api::helm_service(app.clone()))
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
     app.serving

@@ -22,6 +22,8 @@ const LAYERS: &[&[&str]] = &[
     &["pool", "safety", "source", "discovery", "oidc"],
     &["cache", "probe", "refresh", "check"],
     &["ops"],
+    &["answer"],
+    &["helm"],
     &["app"],
     &["api", "watch"],
     &["http"],

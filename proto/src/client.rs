@@ -24,6 +24,36 @@ use crate::{
     },
 };
 
+/// Largest gRPC message either side sends or accepts. Kube answers are
+/// composed within `[output] max_bytes` (32 KiB by default) before they
+/// are sent; status lists of a thousand clusters stay far below this.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// Clients over a channel with the message limits set, one per service.
+macro_rules! limited_clients {
+    ($($(#[$doc:meta])* $name:ident => $client:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(channel: Channel) -> $client {
+            <$client>::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        }
+    )*};
+}
+
+limited_clients! {
+    /// A Kube client over `channel` with the message limits set.
+    kube_client => KubeClient<Channel>;
+    /// A Clusters client over `channel` with the message limits set.
+    clusters_client => ClustersClient<Channel>;
+    /// A Changes client over `channel` with the message limits set.
+    changes_client => crate::v1::changes_client::ChangesClient<Channel>;
+    /// A Workload client over `channel` with the message limits set.
+    workload_client => crate::v1::workload_client::WorkloadClient<Channel>;
+    /// A Helm client over `channel` with the message limits set.
+    helm_client => crate::v1::helm_client::HelmClient<Channel>;
+}
+
 /// How long a client waits for the socket to accept a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -198,17 +228,22 @@ impl NskdClient {
 
     /// The Clusters service.
     pub fn clusters(&self) -> ClustersClient<Channel> {
-        ClustersClient::new(self.channel.clone())
+        clusters_client(self.channel.clone())
     }
 
     /// The Kube service.
     pub fn kube(&self) -> KubeClient<Channel> {
-        KubeClient::new(self.channel.clone())
+        kube_client(self.channel.clone())
     }
 
     /// The Daemon service.
     pub fn daemon(&self) -> DaemonClient<Channel> {
         DaemonClient::new(self.channel.clone())
+    }
+
+    /// The Helm service.
+    pub fn helm(&self) -> crate::v1::helm_client::HelmClient<Channel> {
+        helm_client(self.channel.clone())
     }
 
     /// Turns a failed call into an error that says what to do.

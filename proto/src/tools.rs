@@ -138,6 +138,151 @@ pub fn hidden(read_only: bool, disable_destructive: bool) -> Vec<String> {
         .collect()
 }
 
+/// The prompts every shim serves; `[[prompts]]` may not reuse these names.
+pub const BUILTIN_PROMPTS: &[&str] = &["fleet_health", "debug_pod", "cluster_compare"];
+
+/// Every toolset, in the order `[server] toolsets` documents them.
+pub const TOOLSETS: &[&str] = &["core", "changes", "nodes", "helm", "nsk", "clusters"];
+
+/// The toolset of every tool (a test in the shim fails for a tool missing
+/// here).
+pub const TOOL_TOOLSETS: &[(&str, &str)] = &[
+    ("namespaces_list", "core"),
+    ("pods_list", "core"),
+    ("pods_list_in_namespace", "core"),
+    ("pods_get", "core"),
+    ("pods_log", "core"),
+    ("pods_top", "core"),
+    ("resources_list", "core"),
+    ("resources_get", "core"),
+    ("resources_describe", "core"),
+    ("events_list", "core"),
+    ("rollout_status", "core"),
+    ("resources_create_or_update", "changes"),
+    ("resources_delete", "changes"),
+    ("resources_scale", "changes"),
+    ("pods_delete", "changes"),
+    ("pods_run", "changes"),
+    ("pods_exec", "changes"),
+    ("rollout_restart", "changes"),
+    ("resources_patch", "changes"),
+    ("rollout_history", "core"),
+    ("rollout_undo", "changes"),
+    ("rollout_pause", "changes"),
+    ("rollout_resume", "changes"),
+    ("pods_cleanup", "changes"),
+    ("nodes_cordon", "nodes"),
+    ("nodes_uncordon", "nodes"),
+    ("nodes_drain", "nodes"),
+    ("helm_list", "helm"),
+    ("helm_status", "helm"),
+    ("helm_history", "helm"),
+    ("helm_get_values", "helm"),
+    ("helm_get_manifest", "helm"),
+    ("helm_get_notes", "helm"),
+    ("nodes_list", "nodes"),
+    ("nodes_log", "nodes"),
+    ("nodes_stats_summary", "nodes"),
+    ("nodes_top", "nodes"),
+    ("nsk_refresh", "nsk"),
+    ("nsk_status", "nsk"),
+    ("nsk_clusters_discover", "nsk"),
+    ("nsk_get", "nsk"),
+    ("clusters_refresh_status", "nsk"),
+    ("cluster_current", "clusters"),
+    ("cluster_use", "clusters"),
+    ("clusters_list", "clusters"),
+    ("clusters_status", "clusters"),
+    ("configuration_contexts_list", "clusters"),
+    ("configuration_view", "clusters"),
+];
+
+/// The toolset `tool` belongs to.
+pub fn toolset(tool: &str) -> Option<&'static str> {
+    TOOL_TOOLSETS
+        .iter()
+        .find(|(name, _)| *name == tool)
+        .map(|(_, set)| *set)
+}
+
+/// A name in a tool selection that is no toolset or tool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    /// Not a toolset.
+    #[error("unknown toolset {name:?} in {origin}; valid toolsets: {}", TOOLSETS.join(", "))]
+    Toolset {
+        /// The name given.
+        name: String,
+        /// Where it was given (`[server] toolsets`, `--toolsets`).
+        origin: String,
+    },
+    /// Not a tool.
+    #[error("unknown tool {name:?} in {origin}; valid tools: {}", TOOL_TOOLSETS.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", "))]
+    Tool {
+        /// The name given.
+        name: String,
+        /// Where it was given (`[server] enabled_tools`, ...).
+        origin: String,
+    },
+}
+
+/// Which tools a session may call: those of the chosen toolsets (all when
+/// none are chosen) and the enabled tools, minus the disabled tools.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolSelection {
+    /// Toolsets offered (empty: all).
+    pub toolsets: Vec<String>,
+    /// Tools offered beyond those toolsets.
+    pub enabled: Vec<String>,
+    /// Tools never offered.
+    pub disabled: Vec<String>,
+}
+
+/// Checks that every name in `names` is a toolset.
+pub fn check_toolsets(names: &[String], origin: &str) -> Result<(), SelectionError> {
+    match names.iter().find(|n| !TOOLSETS.contains(&n.as_str())) {
+        Some(n) => Err(SelectionError::Toolset {
+            name: n.clone(),
+            origin: origin.into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks that every name in `names` is a tool.
+pub fn check_tools(names: &[String], origin: &str) -> Result<(), SelectionError> {
+    match names.iter().find(|n| toolset(n).is_none()) {
+        Some(n) => Err(SelectionError::Tool {
+            name: n.clone(),
+            origin: origin.into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+impl ToolSelection {
+    /// Whether `tool` is offered. A tool missing from [`TOOL_TOOLSETS`] is
+    /// offered unless disabled.
+    pub fn allows(&self, tool: &str) -> bool {
+        if self.disabled.iter().any(|d| d == tool) {
+            return false;
+        }
+        if self.toolsets.is_empty() || self.enabled.iter().any(|e| e == tool) {
+            return true;
+        }
+        toolset(tool).is_none_or(|set| self.toolsets.iter().any(|s| s == set))
+    }
+
+    /// The known tools this selection does not offer.
+    pub fn left_out(&self) -> Vec<String> {
+        TOOL_TOOLSETS
+            .iter()
+            .filter(|(name, _)| !self.allows(name))
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +307,39 @@ mod tests {
             assert_eq!(op.word(), *word);
         }
         assert_eq!(Operation::parse("Delete"), None);
+    }
+
+    #[test]
+    fn every_changing_tool_and_toolset_is_in_the_table() {
+        for (name, _) in CHANGING_TOOLS {
+            assert!(toolset(name).is_some(), "{name} has no toolset");
+        }
+        for (name, set) in TOOL_TOOLSETS {
+            assert!(TOOLSETS.contains(set), "{name}: unknown toolset {set}");
+        }
+    }
+
+    #[test]
+    fn selection_offers_toolsets_plus_enabled_minus_disabled() {
+        let all = ToolSelection::default();
+        assert!(all.left_out().is_empty());
+        let core = ToolSelection {
+            toolsets: vec!["core".into()],
+            enabled: vec!["cluster_use".into()],
+            disabled: vec!["pods_log".into()],
+        };
+        assert!(core.allows("pods_list") && core.allows("cluster_use"));
+        assert!(!core.allows("pods_log") && !core.allows("resources_delete"));
+        assert!(core.left_out().contains(&"nodes_list".to_string()));
+        let err = check_toolsets(&["core".into(), "kore".into()], "--toolsets").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("\"kore\"")
+                && text.contains("--toolsets")
+                && text.contains("core, changes"),
+            "{text}"
+        );
+        let err = check_tools(&["pods_lst".into()], "[server] disabled_tools").unwrap_err();
+        assert!(err.to_string().contains("pods_list"), "{err}");
     }
 }

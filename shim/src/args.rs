@@ -54,7 +54,7 @@ pub struct ClustersStatusArgs {
     /// One cluster to show in detail (default: the table of all clusters).
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
-    /// Probe the clusters now instead of answering from the health tracker.
+    /// Probe now.
     #[serde(default)]
     pub refresh: bool,
 }
@@ -63,6 +63,9 @@ pub struct ClustersStatusArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NamespacesListArgs {
+    /// Rows per page (default: as many as fit).
+    #[serde(default)]
+    pub limit: Option<u32>,
     /// Label selector, e.g. "team=shop".
     #[serde(default, rename = "labelSelector")]
     pub label_selector: Option<String>,
@@ -78,6 +81,24 @@ pub struct NamespacesListArgs {
     /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
     #[serde(default)]
     pub live: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// Counts by cluster and status instead of rows.
+    #[serde(default)]
+    pub summary: bool,
+    /// Count by these keys: cluster, namespace or column names.
+    #[serde(default)]
+    pub count_by: Option<Vec<String>>,
+    /// Only these table columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// JSONPaths to show, e.g. ".spec.containers[*].image".
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A column name or JSONPath to sort by.
+    #[serde(default, rename = "sortBy")]
+    pub sort_by: Option<String>,
 }
 
 /// pods_list.
@@ -93,7 +114,7 @@ pub struct PodsListArgs {
     /// Field selector, e.g. "status.phase=Running" or "spec.nodeName=node-1".
     #[serde(default, rename = "fieldSelector")]
     pub field_selector: Option<String>,
-    /// At most this many pods per cluster.
+    /// Rows per page (default: as many as fit).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -108,13 +129,30 @@ pub struct PodsListArgs {
     /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
     #[serde(default)]
     pub live: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// Counts by cluster and status instead of rows.
+    #[serde(default)]
+    pub summary: bool,
+    /// Count by these keys: cluster, namespace or column names.
+    #[serde(default)]
+    pub count_by: Option<Vec<String>>,
+    /// Only these table columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// JSONPaths to show, e.g. ".spec.containers[*].image".
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A column name or JSONPath to sort by.
+    #[serde(default, rename = "sortBy")]
+    pub sort_by: Option<String>,
 }
 
 /// nsk_refresh.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NskRefreshArgs {
-    /// Force refresh even if a recent refresh occurred.
     #[serde(default)]
     pub force: bool,
 }
@@ -123,7 +161,7 @@ pub struct NskRefreshArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NskDiscoverArgs {
-    /// Cluster name pattern to filter (a regular expression, e.g. "^c1-").
+    /// Regex on cluster names, e.g. "^c1-".
     #[serde(default)]
     pub pattern: Option<String>,
 }
@@ -132,9 +170,8 @@ pub struct NskDiscoverArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NskGetArgs {
-    /// Name of the cluster to get kubeconfig for.
     pub cluster_name: String,
-    /// Save kubeconfig to file in config directory.
+    /// Store it in the config directory.
     #[serde(default)]
     pub save: bool,
 }
@@ -157,7 +194,7 @@ pub struct ResourcesListArgs {
     /// Field selector, e.g. "metadata.name=web".
     #[serde(default, rename = "fieldSelector")]
     pub field_selector: Option<String>,
-    /// At most this many objects per cluster.
+    /// Rows per page (default: as many as fit).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -172,6 +209,24 @@ pub struct ResourcesListArgs {
     /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
     #[serde(default)]
     pub live: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// Counts by cluster and status instead of rows.
+    #[serde(default)]
+    pub summary: bool,
+    /// Count by these keys: cluster, namespace or column names.
+    #[serde(default)]
+    pub count_by: Option<Vec<String>>,
+    /// Only these table columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// JSONPaths to show, e.g. ".spec.containers[*].image".
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A column name or JSONPath to sort by.
+    #[serde(default, rename = "sortBy")]
+    pub sort_by: Option<String>,
 }
 
 /// resources_get.
@@ -237,7 +292,7 @@ pub struct PodsInNamespaceArgs {
     /// Field selector, e.g. "status.phase=Running".
     #[serde(default, rename = "fieldSelector")]
     pub field_selector: Option<String>,
-    /// At most this many pods per cluster.
+    /// Rows per page (default: as many as fit).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -267,7 +322,7 @@ pub struct SimpleListArgs {
     /// Field selector, e.g. "involvedObject.name=web-1" for events.
     #[serde(default, rename = "fieldSelector")]
     pub field_selector: Option<String>,
-    /// At most this many items per cluster.
+    /// Rows per page (default: as many as fit).
     #[serde(default)]
     pub limit: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -282,15 +337,31 @@ pub struct SimpleListArgs {
     /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
     #[serde(default)]
     pub live: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    /// Counts by cluster and status instead of rows.
+    #[serde(default)]
+    pub summary: bool,
+    /// Count by these keys: cluster, namespace or column names.
+    #[serde(default)]
+    pub count_by: Option<Vec<String>>,
+    /// Only these table columns.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// JSONPaths to show, e.g. ".spec.containers[*].image".
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// A column name or JSONPath to sort by.
+    #[serde(default, rename = "sortBy")]
+    pub sort_by: Option<String>,
 }
 
-/// rollout_status.
+/// One object a change acts on (rollout_restart, and the base of the
+/// other single-object changes); single-object changes take no `clusters`.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectArgs {
-    /// resources_delete only: grace period in seconds before the object is killed.
-    #[serde(default, rename = "gracePeriodSeconds")]
-    pub grace_period_seconds: Option<i64>,
     /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
     #[serde(default, rename = "apiVersion")]
     pub api_version: String,
@@ -304,16 +375,12 @@ pub struct ObjectArgs {
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
-    /// Read several clusters at once: a list of names, or "*" for all healthy clusters.
-    #[serde(default)]
-    pub clusters: Option<ClusterSet>,
 }
 
 /// resources_delete.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteArgs {
-    /// Grace period in seconds before the object is killed.
     #[serde(default, rename = "gracePeriodSeconds")]
     pub grace_period_seconds: Option<i64>,
     /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
@@ -335,6 +402,42 @@ pub struct DeleteArgs {
     /// Apply exactly what a dry-run previewed: its plan id.
     #[serde(default)]
     pub plan: Option<String>,
+}
+
+impl DeleteArgs {
+    /// The object, and the grace period (-1: the object's own).
+    pub fn split(self) -> (ObjectArgs, i64) {
+        let object = ObjectArgs {
+            api_version: self.api_version,
+            kind: self.kind,
+            name: self.name,
+            namespace: self.namespace,
+            cluster: self.cluster,
+        };
+        (object, self.grace_period_seconds.unwrap_or(-1))
+    }
+}
+
+/// One object read on one or several clusters (rollout_status).
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectReadArgs {
+    /// apiVersion, e.g. "apps/v1" (empty: found through discovery).
+    #[serde(default, rename = "apiVersion")]
+    pub api_version: String,
+    /// Kind, e.g. "Deployment".
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace (default: "default").
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Read several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
 }
 
 /// rollout_restart.
@@ -389,9 +492,8 @@ pub struct PatchArgs {
     /// Namespace (default: "default").
     #[serde(default)]
     pub namespace: Option<String>,
-    /// The patch: an object (merge, strategic) or a list of operations (json).
+    /// An object (merge, strategic) or a list of operations (json).
     pub patch: serde_json::Value,
-    /// merge (default), json or strategic.
     #[serde(default, rename = "type")]
     pub patch_type: PatchKind,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -403,6 +505,20 @@ pub struct PatchArgs {
     /// Apply exactly what a dry-run previewed: its plan id.
     #[serde(default)]
     pub plan: Option<String>,
+}
+
+impl ObjectReadArgs {
+    /// The object, and the clusters to read it on.
+    pub fn split(self) -> (ObjectArgs, Vec<String>) {
+        let object = ObjectArgs {
+            api_version: self.api_version,
+            kind: self.kind,
+            name: self.name,
+            namespace: self.namespace,
+            cluster: self.cluster,
+        };
+        (object, self.clusters.map(|c| c.names()).unwrap_or_default())
+    }
 }
 
 /// pods_delete.
@@ -439,7 +555,6 @@ pub struct ScaleArgs {
     /// Namespace (default: "default").
     #[serde(default)]
     pub namespace: Option<String>,
-    /// Desired number of replicas.
     #[serde(alias = "replicas")]
     pub scale: u32,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -457,7 +572,7 @@ pub struct ScaleArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyArgs {
-    /// The object(s) as YAML or JSON; several YAML documents separated by "---".
+    /// YAML or JSON manifest, documents separated by "---".
     pub resource: String,
     /// Namespace for namespaced objects that name none (default: "default").
     #[serde(default)]
@@ -486,22 +601,21 @@ pub struct PodsLogArgs {
     /// Container (needed when the pod has several).
     #[serde(default)]
     pub container: Option<String>,
-    /// The log of the previous (crashed) container instance.
+    /// The previous (crashed) instance.
     #[serde(default)]
     pub previous: bool,
-    /// Only the last N lines.
+    /// Last N lines.
     #[serde(default)]
     pub tail: Option<i64>,
-    /// Only lines from the last N seconds.
+    /// Last N seconds.
     #[serde(default)]
     pub since: Option<i64>,
-    /// Only lines since this RFC 3339 time, e.g. "2026-01-02T15:04:05Z".
+    /// RFC 3339 time, e.g. "2026-01-02T15:04:05Z".
     #[serde(default, rename = "sinceTime")]
     pub since_time: Option<String>,
-    /// Only lines matching this regex; "(?i)" ignores case.
+    /// Regex lines must match; "(?i)" ignores case.
     #[serde(default)]
     pub grep: Option<String>,
-    /// Prefix lines with their timestamps.
     #[serde(default)]
     pub timestamps: bool,
     /// Instead of name: all matching pods (<= 50), lines prefixed [pod/container].
@@ -519,7 +633,7 @@ pub struct PodsLogArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigViewArgs {
-    /// Only this session's current context (default true); false shows every context.
+    /// Only the current context (default).
     #[serde(default)]
     pub minified: Option<bool>,
 }
@@ -531,7 +645,6 @@ pub struct TopArgs {
     /// Namespace (pods_top; default: all namespaces).
     #[serde(default)]
     pub namespace: Option<String>,
-    /// All namespaces (the default when `namespace` is not given).
     #[serde(default)]
     pub all_namespaces: Option<bool>,
     /// Only this pod or node.
@@ -546,6 +659,37 @@ pub struct TopArgs {
     /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
     #[serde(default)]
     pub clusters: Option<ClusterSet>,
+}
+
+/// nodes_top.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NodesTopArgs {
+    /// Only this node.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Label selector (`label_selector` accepted too).
+    #[serde(default, rename = "labelSelector", alias = "label_selector")]
+    pub label_selector: Option<String>,
+    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+}
+
+impl NodesTopArgs {
+    /// As a list of the metrics kind, and the one node asked for.
+    pub fn into_list(self) -> (SimpleListArgs, Option<String>) {
+        let list = SimpleListArgs {
+            label_selector: self.label_selector,
+            cluster: self.cluster,
+            clusters: self.clusters,
+            ..Default::default()
+        };
+        (list, self.name)
+    }
 }
 
 impl TopArgs {
@@ -566,7 +710,7 @@ impl TopArgs {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PodsRunArgs {
-    /// Container image, e.g. "nginx:1.27".
+    /// e.g. "nginx:1.27".
     pub image: String,
     /// Pod name (default: derived from the image).
     #[serde(default)]
@@ -574,7 +718,6 @@ pub struct PodsRunArgs {
     /// Namespace (default: "default").
     #[serde(default)]
     pub namespace: Option<String>,
-    /// Container port to declare.
     #[serde(default)]
     pub port: Option<u16>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -597,7 +740,7 @@ pub struct PodsExecArgs {
     /// Container (needed when the pod has several).
     #[serde(default)]
     pub container: Option<String>,
-    /// The command and its arguments, e.g. ["ls", "-l", "/tmp"].
+    /// Command and arguments, e.g. ["ls", "-l", "/tmp"].
     pub command: Vec<String>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
     #[serde(default, alias = "context")]
@@ -610,10 +753,10 @@ pub struct PodsExecArgs {
 pub struct NodesLogArgs {
     /// Node name.
     pub name: String,
-    /// Log under the kubelet's /logs/, e.g. "kubelet.log", "syslog", or "" for the list of files.
+    /// File under /logs/, e.g. "kubelet.log".
     #[serde(default)]
     pub query: Option<String>,
-    /// Only the last N lines.
+    /// Last N lines.
     #[serde(default, rename = "tailLines", alias = "tail")]
     pub tail_lines: Option<u32>,
     /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
@@ -671,7 +814,7 @@ pub struct RolloutUndoArgs {
     pub namespace: Option<String>,
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
-    /// Revision to restore (rollout_history); default: the previous one.
+    /// Revision to restore (default: the previous one).
     #[serde(default, rename = "toRevision")]
     pub to_revision: Option<i64>,
     /// Preview with the server's dryRun=All: a diff and a plan id; nothing changes.
@@ -724,10 +867,10 @@ pub struct NodesDrainArgs {
     pub name: String,
     #[serde(default, alias = "context")]
     pub cluster: Option<String>,
-    /// Seconds for the whole drain, budget-blocked evictions retried (max 3600).
+    /// Seconds for the whole drain (max 3600).
     #[serde(default)]
     pub timeout: Option<u32>,
-    /// Also evict unmanaged pods and pods with emptyDir data.
+    /// Also evict unmanaged and emptyDir pods.
     #[serde(default)]
     pub force: bool,
     /// Preview with the server's dryRun=All: a diff and a plan id; nothing changes.
@@ -752,6 +895,120 @@ pub struct PodsCleanupArgs {
     /// Apply exactly the change a dry run previewed under this plan id.
     #[serde(default)]
     pub plan: Option<String>,
+}
+
+/// helm_list.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmListArgs {
+    /// Default: all namespaces.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Only this release.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Only releases of this chart, e.g. "nginx".
+    #[serde(default)]
+    pub chart: Option<String>,
+    /// "all" or statuses, e.g. "failed,pending-install" (default: deployed,failed).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Count releases by chart x version x status instead of listing them.
+    #[serde(default)]
+    pub summary: bool,
+    /// The next page: the token the previous answer's footer gave.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// helm_status.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmReleaseArgs {
+    /// Release name.
+    pub name: String,
+    /// Default: "default".
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Default: the latest.
+    #[serde(default)]
+    pub revision: Option<i64>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// helm_get_values.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmValuesArgs {
+    /// Release name.
+    pub name: String,
+    /// Default: "default".
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Default: the latest.
+    #[serde(default)]
+    pub revision: Option<i64>,
+    /// Computed values (chart defaults merged with the user's).
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    /// yaml (default) or json.
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// helm_history.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmHistoryArgs {
+    /// Release name.
+    pub name: String,
+    /// Default: "default".
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
+    #[serde(default)]
+    pub output: Option<OutputFormat>,
+}
+
+/// helm_get_manifest, helm_get_notes.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmTextArgs {
+    /// Release name.
+    pub name: String,
+    /// Default: "default".
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Default: the latest.
+    #[serde(default)]
+    pub revision: Option<i64>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    /// A list of names, or "*" for all healthy clusters.
+    #[serde(default)]
+    pub clusters: Option<ClusterSet>,
 }
 
 #[cfg(test)]
@@ -852,6 +1109,9 @@ mod tests {
         PodsInNamespaceArgs,
         SimpleListArgs,
         ObjectArgs,
+        DeleteArgs,
+        ObjectReadArgs,
+        NodesTopArgs,
         PodsDeleteArgs,
         ScaleArgs,
         ApplyArgs,
@@ -869,4 +1129,57 @@ mod tests {
         NodesDrainArgs,
         PodsCleanupArgs,
     );
+}
+
+/// The paging and shaping arguments of a list tool, for its request.
+#[derive(Debug, Clone, Default)]
+pub struct Shaping {
+    /// `continue`.
+    pub continue_token: Option<String>,
+    /// `summary`.
+    pub summary: bool,
+    /// `count_by`.
+    pub count_by: Option<Vec<String>>,
+    /// `columns`.
+    pub columns: Option<Vec<String>>,
+    /// `fields`.
+    pub fields: Option<Vec<String>>,
+    /// `sortBy`.
+    pub sort_by: Option<String>,
+}
+
+macro_rules! shaping_of {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// Its paging and shaping arguments.
+            pub fn shaping(&self) -> Shaping {
+                Shaping {
+                    continue_token: self.continue_token.clone(),
+                    summary: self.summary,
+                    count_by: self.count_by.clone(),
+                    columns: self.columns.clone(),
+                    fields: self.fields.clone(),
+                    sort_by: self.sort_by.clone(),
+                }
+            }
+        }
+    )*};
+}
+shaping_of!(
+    NamespacesListArgs,
+    PodsListArgs,
+    ResourcesListArgs,
+    SimpleListArgs
+);
+
+impl Shaping {
+    /// Fills these arguments into `request`.
+    pub fn fill(self, request: &mut nskd_proto::v1::ListRequest) {
+        request.continue_token = self.continue_token.unwrap_or_default();
+        request.summary = self.summary;
+        request.count_by = self.count_by.unwrap_or_default();
+        request.columns = self.columns.unwrap_or_default();
+        request.fields = self.fields.unwrap_or_default();
+        request.sort_by = self.sort_by.unwrap_or_default();
+    }
 }

@@ -2,7 +2,7 @@
 //! apply), rollout restart, plus rollout status. The daemon enforces
 //! read_only / disable_destructive / denied_resources and audits each call.
 
-use nskd_proto::v1::{self as pb, changes_client::ChangesClient, kube_client::KubeClient};
+use nskd_proto::v1 as pb;
 use rmcp::{
     ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
     service::RequestContext, tool, tool_router,
@@ -10,8 +10,8 @@ use rmcp::{
 
 use crate::{
     args::{
-        ApplyArgs, DeleteArgs, NodeNameArgs, NodesLogArgs, ObjectArgs, PatchArgs, PatchKind,
-        PodsDeleteArgs, PodsExecArgs, PodsLogArgs, PodsRunArgs, RestartArgs, ScaleArgs,
+        ApplyArgs, DeleteArgs, NodeNameArgs, NodesLogArgs, ObjectArgs, ObjectReadArgs, PatchArgs,
+        PatchKind, PodsDeleteArgs, PodsExecArgs, PodsLogArgs, PodsRunArgs, RestartArgs, ScaleArgs,
     },
     confirm,
     tools::{NskdTools, client_name, kube_answer},
@@ -64,8 +64,6 @@ impl NskdTools {
             name,
             namespace,
             cluster,
-            grace_period_seconds: None,
-            clusters: None,
         })
         .await
     }
@@ -77,8 +75,8 @@ impl NskdTools {
             kind: a.kind,
             namespace: a.namespace.unwrap_or_default(),
             name: a.name,
-            grace_period_seconds: a.grace_period_seconds.unwrap_or(-1),
-            clusters: a.clusters.map(|c| c.names()).unwrap_or_default(),
+            grace_period_seconds: -1,
+            clusters: Vec::new(),
             change: None,
         }
     }
@@ -91,14 +89,10 @@ impl NskdTools {
         ctx: &RequestContext<RoleServer>,
         call: ChangeCall,
     ) -> Result<CallToolResult, McpError> {
-        let first = self.send(ctx, &call).await;
-        let Some(needed) = first.as_ref().ok().and_then(|(r, _)| confirm::needed(r)) else {
-            return kube_answer(first.map(|(r, info)| (r.into_inner(), info)));
-        };
-        let answer = confirm::ask(&ctx.peer, &needed).await;
-        let call = call.with_confirmation(&needed.plan, answer);
-        let second = self.send(ctx, &call).await;
-        kube_answer(second.map(|(r, info)| (r.into_inner(), info)))
+        let answer =
+            confirm::send_confirmed(&ctx.peer, call, |c| async move { self.send(ctx, &c).await })
+                .await;
+        kube_answer(answer)
     }
 
     async fn send(
@@ -108,8 +102,8 @@ impl NskdTools {
     ) -> Result<(tonic::Response<pb::KubeResult>, pb::DaemonInfo), String> {
         self.session
             .call_response(&client_name(ctx), |ch, id| {
-                let mut client = KubeClient::new(ch.clone());
-                let mut changes = ChangesClient::new(ch);
+                let mut client = nskd_proto::client::kube_client(ch.clone());
+                let mut changes = nskd_proto::client::changes_client(ch);
                 let call = call.clone();
                 let id = id.clone();
                 async move {
@@ -130,14 +124,9 @@ impl NskdTools {
     }
 }
 
-impl ChangeCall {
-    /// The same call applying `plan` with the user's `answer`.
-    fn with_confirmation(mut self, plan: &str, answer: pb::Confirmation) -> Self {
-        let options = Some(pb::ChangeOptions {
-            dry_run: false,
-            plan: plan.to_string(),
-            confirmation: answer as i32,
-        });
+impl confirm::Confirmable for ChangeCall {
+    fn with_change(mut self, options: pb::ChangeOptions) -> Self {
+        let options = Some(options);
         match &mut self {
             ChangeCall::Delete(r) | ChangeCall::Restart(r) => r.change = options,
             ChangeCall::Scale(r) => r.change = options,
@@ -153,7 +142,7 @@ impl ChangeCall {
 impl NskdTools {
     #[tool(
         name = "resources_delete",
-        description = "Delete one Kubernetes resource by apiVersion, kind, name and namespace. Refused when the environment is read-only or destructive operations are disabled.",
+        description = "Delete one Kubernetes object.",
         annotations(
             title = "Resources: Delete",
             read_only_hint = false,
@@ -167,25 +156,19 @@ impl NskdTools {
         Parameters(a): Parameters<DeleteArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let change = options(a.dry_run, a.plan);
-        let mut r = self
-            .object(ObjectArgs {
-                api_version: a.api_version,
-                kind: a.kind,
-                name: a.name,
-                namespace: a.namespace,
-                cluster: a.cluster,
-                grace_period_seconds: a.grace_period_seconds,
-                clusters: None,
-            })
-            .await;
-        r.change = change;
+        let change = options(a.dry_run, a.plan.clone());
+        let (object, grace) = a.split();
+        let r = pb::ObjectRequest {
+            grace_period_seconds: grace,
+            change,
+            ..self.object(object).await
+        };
         self.change(&ctx, ChangeCall::Delete(r)).await
     }
 
     #[tool(
         name = "pods_delete",
-        description = "Delete one pod by name and namespace (its controller, if any, creates a replacement).",
+        description = "Delete a pod.",
         annotations(
             title = "Pods: Delete",
             read_only_hint = false,
@@ -207,8 +190,6 @@ impl NskdTools {
                 name: a.name,
                 namespace: a.namespace,
                 cluster: a.cluster,
-                grace_period_seconds: None,
-                clusters: None,
             })
             .await;
         r.change = change;
@@ -217,7 +198,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_scale",
-        description = "Set the number of replicas of a Deployment, StatefulSet or ReplicaSet (`scale`). Says the previous count.",
+        description = "Set the replicas of a Deployment, StatefulSet or ReplicaSet.",
         annotations(
             title = "Resources: Scale",
             read_only_hint = false,
@@ -249,7 +230,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_create_or_update",
-        description = "Create or update Kubernetes resources from a YAML or JSON manifest (`resource`; several YAML documents allowed) with server-side apply. Overwriting an existing object counts as destructive.",
+        description = "Create or update objects from a manifest (server-side apply).",
         annotations(
             title = "Resources: Create or Update",
             read_only_hint = false,
@@ -275,7 +256,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_restart",
-        description = "Restart the pods of a Deployment, StatefulSet or DaemonSet (like `kubectl rollout restart`).",
+        description = "Restart a workload's pods.",
         annotations(
             title = "Rollout: Restart",
             read_only_hint = false,
@@ -299,7 +280,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_patch",
-        description = "Patch one resource: merge (default), json (RFC 6902) or strategic (built-in kinds).",
+        description = "Patch one object: merge, json or strategic (built-in kinds).",
         annotations(
             title = "Resources: Patch",
             read_only_hint = false,
@@ -336,7 +317,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_run",
-        description = "Run a pod with one container from `image` (name derived from the image unless given), optionally declaring `port`.",
+        description = "Run a pod of one container from `image`.",
         annotations(
             title = "Pods: Run",
             read_only_hint = false,
@@ -393,7 +374,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_exec",
-        description = "Run a command in a pod's container (through the API server and the node's kubelet) and return its stdout and stderr; a non-zero exit is an error with the exit code. Refused when destructive operations are disabled.",
+        description = "Run a command in a container; stdout and stderr.",
         annotations(
             title = "Pods: Exec",
             read_only_hint = false,
@@ -419,7 +400,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_log",
-        description = "Read a log file of a node's kubelet host through the API server's node proxy (`query`, e.g. \"kubelet.log\"; empty lists the files), optionally only the last `tailLines`.",
+        description = "A node's log file; empty `query` lists the files.",
         annotations(title = "Nodes: Log", read_only_hint = true, open_world_hint = true)
     )]
     async fn nodes_log(
@@ -439,7 +420,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_stats_summary",
-        description = "The kubelet's stats summary of a node (CPU, memory, filesystem, network, per-pod usage) through the API server's node proxy.",
+        description = "A node's kubelet stats summary.",
         annotations(
             title = "Nodes: Stats Summary",
             read_only_hint = true,
@@ -463,7 +444,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_log",
-        description = "A pod's log, or all labelSelector pods' logs merged; filter with grep, tail, since, sinceTime. Keeps the newest lines and counts the rest.",
+        description = "A pod's log, or merged logs of labelSelector pods; `grep` filters.",
         annotations(title = "Pods: Log", read_only_hint = true, open_world_hint = true)
     )]
     async fn pods_log(
@@ -490,7 +471,7 @@ impl NskdTools {
 
     #[tool(
         name = "rollout_status",
-        description = "Where the rollout of a Deployment, StatefulSet or DaemonSet stands (like `kubectl rollout status`, without waiting).",
+        description = "Where a workload's rollout stands (no wait).",
         annotations(
             title = "Rollout: Status",
             read_only_hint = true,
@@ -499,10 +480,14 @@ impl NskdTools {
     )]
     async fn rollout_status(
         &self,
-        Parameters(a): Parameters<ObjectArgs>,
+        Parameters(a): Parameters<ObjectReadArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let r = self.object(a).await;
+        let (object, clusters) = a.split();
+        let r = pb::ObjectRequest {
+            clusters,
+            ..self.object(object).await
+        };
         self.change(&ctx, ChangeCall::Status(r)).await
     }
 }

@@ -97,6 +97,7 @@ pub async fn serve(
     starter: Option<Starter>,
     token: TokenSource,
     oidc: bool,
+    toolsets: Vec<String>,
 ) -> anyhow::Result<()> {
     let auth = oidc.then(|| crate::oidc::Authenticator::new(location.clone()));
     let mut config = StreamableHttpServerConfig::default();
@@ -108,7 +109,9 @@ pub async fn serve(
     let service = StreamableHttpService::new(
         move || {
             Ok(NskdTools::new(
-                Session::new(location.clone()).with_starter(starter.clone()),
+                Session::new(location.clone())
+                    .with_starter(starter.clone())
+                    .with_toolsets(toolsets.clone()),
             ))
         },
         Arc::new(LocalSessionManager::default()),

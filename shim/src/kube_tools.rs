@@ -2,7 +2,7 @@
 //! and argument names: any kind through API discovery, per-call cluster
 //! targeting, `clusters` for many clusters at once.
 
-use nskd_proto::v1::{self as pb, kube_client::KubeClient};
+use nskd_proto::v1 as pb;
 use rmcp::{
     ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
     service::RequestContext, tool, tool_router,
@@ -10,8 +10,8 @@ use rmcp::{
 
 use crate::{
     args::{
-        ConfigViewArgs, OutputFormat, PodsGetArgs, PodsInNamespaceArgs, ResourcesGetArgs,
-        ResourcesListArgs, SimpleListArgs, TopArgs,
+        ConfigViewArgs, NodesTopArgs, OutputFormat, PodsGetArgs, PodsInNamespaceArgs,
+        ResourcesGetArgs, ResourcesListArgs, SimpleListArgs, TopArgs,
     },
     tools::{NskdTools, client_name, fail, kube_answer, ok, output},
 };
@@ -27,7 +27,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&client_name(ctx), |ch, id| {
-                let mut client = KubeClient::new(ch);
+                let mut client = nskd_proto::client::kube_client(ch);
                 let req = id.request(request.clone());
                 async move {
                     if describe {
@@ -61,10 +61,11 @@ impl NskdTools {
         args: SimpleListArgs,
         name: Option<String>,
     ) -> Result<CallToolResult, McpError> {
+        let shaping = args.shaping();
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
-        let request = pb::ListRequest {
+        let mut request = pb::ListRequest {
             target: Some(target),
             api_version: api_version.into(),
             kind: kind.into(),
@@ -74,7 +75,9 @@ impl NskdTools {
             limit: args.limit.unwrap_or(0),
             output: output(args.output),
             name: name.unwrap_or_default(),
+            ..Default::default()
         };
+        shaping.fill(&mut request);
         self.list(ctx, request).await
     }
 }
@@ -91,7 +94,7 @@ fn object_output(o: Option<OutputFormat>) -> i32 {
 impl NskdTools {
     #[tool(
         name = "resources_list",
-        description = "List Kubernetes resources of any kind (including CRDs, resolved through API discovery) by apiVersion and kind, in all namespaces or in `namespace`, filtered by labelSelector / fieldSelector; on the active cluster, `cluster`, or several `clusters` (\"*\" = all healthy). Large answers are capped with a note on how to narrow.",
+        description = "List objects of any kind, CRDs included.",
         annotations(
             title = "Resources: List",
             read_only_hint = true,
@@ -103,10 +106,11 @@ impl NskdTools {
         Parameters(args): Parameters<ResourcesListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let shaping = args.shaping();
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
-        let request = pb::ListRequest {
+        let mut request = pb::ListRequest {
             target: Some(target),
             api_version: args.api_version,
             kind: args.kind,
@@ -116,13 +120,15 @@ impl NskdTools {
             limit: args.limit.unwrap_or(0),
             output: output(args.output),
             name: String::new(),
+            ..Default::default()
         };
+        shaping.fill(&mut request);
         self.list(&ctx, request).await
     }
 
     #[tool(
         name = "resources_get",
-        description = "Get one Kubernetes resource of any kind by apiVersion, kind, name (and namespace), as YAML (or JSON). managedFields are stripped; Secret values are masked unless the daemon is configured to reveal them.",
+        description = "Get one object of any kind; Secret values masked.",
         annotations(
             title = "Resources: Get",
             read_only_hint = true,
@@ -150,7 +156,7 @@ impl NskdTools {
 
     #[tool(
         name = "resources_describe",
-        description = "Describe one Kubernetes resource like `kubectl describe`: identity, labels, the fields that matter for its kind (pod containers and states, replicas, service ports, node capacity), conditions, and its recent events.",
+        description = "Describe one object, with recent events.",
         annotations(
             title = "Resources: Describe",
             read_only_hint = true,
@@ -178,7 +184,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_get",
-        description = "Get one pod by name (and namespace, default \"default\") as YAML (or JSON), managedFields stripped.",
+        description = "Get one pod as YAML or JSON.",
         annotations(title = "Pods: Get", read_only_hint = true, open_world_hint = true)
     )]
     async fn pods_get(
@@ -202,7 +208,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_list_in_namespace",
-        description = "List the pods of one namespace, filtered by labelSelector / fieldSelector; on the active cluster, `cluster`, or several `clusters`.",
+        description = "List the pods of one namespace.",
         annotations(
             title = "Pods: List in Namespace",
             read_only_hint = true,
@@ -223,13 +229,14 @@ impl NskdTools {
             clusters: args.clusters,
             output: args.output,
             live: args.live,
+            ..SimpleListArgs::default()
         };
         self.list_kind(&ctx, "v1", "Pod", simple).await
     }
 
     #[tool(
         name = "nodes_list",
-        description = "List the nodes of a cluster with status, roles, age and version; filtered by labelSelector; on the active cluster, `cluster`, or several `clusters`.",
+        description = "List nodes with status, roles, age and version.",
         annotations(title = "Nodes: List", read_only_hint = true, open_world_hint = true)
     )]
     async fn nodes_list(
@@ -242,7 +249,7 @@ impl NskdTools {
 
     #[tool(
         name = "configuration_contexts_list",
-        description = "List the contexts (clusters) this environment offers, with their API servers; `*` marks this session's active one. Same as clusters_list, under the Go server's name.",
+        description = "Kubeconfig contexts (as clusters_list).",
         annotations(
             title = "Configuration: Contexts List",
             read_only_hint = true,
@@ -258,7 +265,7 @@ impl NskdTools {
 
     #[tool(
         name = "pods_top",
-        description = "CPU and memory usage of pods (from the metrics API, metrics.k8s.io), in all namespaces or in `namespace`. Says so plainly when the cluster has no metrics-server.",
+        description = "CPU and memory usage of pods (metrics.k8s.io).",
         annotations(title = "Pods: Top", read_only_hint = true, open_world_hint = true)
     )]
     async fn pods_top(
@@ -273,12 +280,12 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_top",
-        description = "CPU and memory usage of nodes (from the metrics API, metrics.k8s.io). Says so plainly when the cluster has no metrics-server.",
+        description = "CPU and memory usage of nodes (metrics.k8s.io).",
         annotations(title = "Nodes: Top", read_only_hint = true, open_world_hint = true)
     )]
     async fn nodes_top(
         &self,
-        Parameters(a): Parameters<TopArgs>,
+        Parameters(a): Parameters<NodesTopArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         // NodeMetrics is cluster-scoped: a namespace is ignored.
@@ -289,7 +296,7 @@ impl NskdTools {
 
     #[tool(
         name = "configuration_view",
-        description = "The environment's kubeconfig as this session sees it (current context = the active cluster): clusters and their servers, contexts, users with credentials redacted. `minified` (default true) shows only the current context.",
+        description = "The kubeconfig this session sees, credentials redacted.",
         annotations(
             title = "Configuration: View",
             read_only_hint = true,
@@ -304,7 +311,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&client_name(&ctx), |ch, id| {
-                let mut client = nskd_proto::v1::clusters_client::ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(pb::ListClustersRequest {});
                 async move { client.list_clusters(req).await }
             })
@@ -361,7 +368,7 @@ impl NskdTools {
 
     #[tool(
         name = "events_list",
-        description = "List Kubernetes events (warnings, scheduling, pulls...) in all namespaces or in `namespace`; narrow with fieldSelector, e.g. \"involvedObject.name=web-1\" or \"type=Warning\".",
+        description = "List events, e.g. fieldSelector \"type=Warning\".",
         annotations(title = "Events: List", read_only_hint = true, open_world_hint = true)
     )]
     async fn events_list(

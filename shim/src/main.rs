@@ -5,11 +5,15 @@
 mod args;
 mod change_tools;
 mod confirm;
+mod contract;
+mod helm_tools;
 mod http;
 mod kube_tools;
 mod nsk_tools;
 mod oidc;
+mod prompts;
 mod render;
+mod resources;
 mod session;
 mod stdio;
 mod tools;
@@ -57,6 +61,10 @@ struct Cli {
     /// audience, claims); each caller then acts as itself on the clusters.
     #[arg(long, env = "NSKD_SHIM_OIDC", requires = "http")]
     http_oidc: bool,
+    /// Offer only the tools of these toolsets in this session, comma-separated
+    /// (core, changes, nodes, helm, nsk, clusters); narrows what nskd offers.
+    #[arg(long, value_delimiter = ',')]
+    toolsets: Vec<String>,
     /// Log level for the shim's own stderr log.
     #[arg(long, env = "NSKD_LOG_LEVEL", default_value = "warn")]
     log_level: String,
@@ -111,6 +119,16 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .init();
+    let toolsets: Vec<String> = cli
+        .toolsets
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Err(e) = nskd_proto::tools::check_toolsets(&toolsets, "--toolsets") {
+        eprintln!("mcp-shim: {e}");
+        return ExitCode::from(2);
+    }
     let location = match SocketLocation::resolve(cli.socket.as_deref(), cli.environment.as_deref())
     {
         Ok(l) => l,
@@ -151,7 +169,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            return match http::serve(addr, location, starter, token, cli.http_oidc).await {
+            return match http::serve(addr, location, starter, token, cli.http_oidc, toolsets).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("mcp-shim: {e}");
@@ -159,7 +177,9 @@ fn main() -> ExitCode {
                 }
             };
         }
-        let session = session::Session::new(location).with_starter(starter);
+        let session = session::Session::new(location)
+            .with_starter(starter)
+            .with_toolsets(toolsets);
         tracing::debug!(session = session.id(), "mcp-shim starting");
         let io = stdio::stdio();
         let server = match tools::NskdTools::new(session)

@@ -35,7 +35,10 @@ impl NskdTools {
         let result = self
             .session
             .call(&client_name(ctx), |ch, id| {
-                call(ClustersClient::new(ch), id.request(request.clone()))
+                call(
+                    nskd_proto::client::clusters_client(ch),
+                    id.request(request.clone()),
+                )
             })
             .await;
         match result {
@@ -52,7 +55,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&client_name(ctx), |ch, id| {
-                let mut client = ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(request.clone());
                 async move { client.refresh(req).await }
             })
@@ -74,7 +77,7 @@ impl NskdTools {
 impl NskdTools {
     #[tool(
         name = "nsk_refresh",
-        description = "Manually refresh kubeconfig files from Rancher via NSK. A refresh already running is joined; one that succeeded in the last minute is not repeated unless force is true. Failed clusters keep their cached kubeconfig.",
+        description = "Refresh kubeconfigs from Rancher.",
         annotations(
             title = "NSK: Refresh Kubeconfigs",
             read_only_hint = false,
@@ -98,7 +101,7 @@ impl NskdTools {
 
     #[tool(
         name = "nsk_status",
-        description = "Get NSK integration status and last refresh time: source, Rancher URL, profile, token validity and expiry (checked now), auto-refresh, last and next refresh.",
+        description = "Rancher source status: token expiry, last and next refresh.",
         annotations(
             title = "NSK: Integration Status",
             read_only_hint = true,
@@ -120,7 +123,7 @@ impl NskdTools {
 
     #[tool(
         name = "nsk_clusters_discover",
-        description = "Discover new clusters from Rancher and update kubeconfigs: fetches every cluster whose name matches `pattern` (a regular expression; all clusters when omitted) and reports what was added or updated. Nothing is removed by a discover.",
+        description = "Fetch kubeconfigs of Rancher clusters matching `pattern`.",
         annotations(
             title = "NSK: Discover Clusters",
             read_only_hint = false,
@@ -148,7 +151,7 @@ impl NskdTools {
 
     #[tool(
         name = "nsk_get",
-        description = "Get kubeconfig for a specific cluster from Rancher via NSK. Returns a summary (server, user, auth kind, token expiry) and never the credentials; with save=true the kubeconfig is validated and stored in the config directory and its path returned.",
+        description = "A cluster's kubeconfig from Rancher, without credentials.",
         annotations(
             title = "NSK: Get Cluster Kubeconfig",
             read_only_hint = false,
@@ -177,7 +180,7 @@ impl NskdTools {
 
     #[tool(
         name = "clusters_refresh_status",
-        description = "Get detailed refresh status and history: profile, Rancher URL, config directory, auto-refresh, last and next refresh, recent refreshes, and each cluster as Active, Inactive or Removed.",
+        description = "Kubeconfig refresh status and history.",
         annotations(
             title = "Clusters: Refresh Status",
             read_only_hint = true,

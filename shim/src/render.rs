@@ -49,41 +49,15 @@ pub fn status_table(resp: &ClusterStatusResponse, active: Option<&str>) -> Strin
     out
 }
 
-/// A Kube answer: the text alone for one cluster; a section per cluster
-/// for several, then the clusters `"*"` skipped. One answer from the watch
-/// cache gets the cache line as a separate note (a JSON answer stays JSON);
-/// sections carry it inline.
+/// A Kube answer: the daemon composes it (merged rows, one budget, a
+/// footer for what was left out); the shim prints it, with the cache line
+/// as a separate note when every answering cluster used its watch cache
+/// (so a JSON answer stays JSON).
 pub fn kube_result(result: &KubeResult) -> KubeText {
-    let all_failed = result.results.iter().all(|r| !r.ok);
-    if let ([only], []) = (result.results.as_slice(), result.skipped.as_slice()) {
-        // The note is an item of its own, so a JSON answer stays JSON.
-        return KubeText {
-            text: only.text.clone(),
-            note: only.from_cache.then_some(FROM_CACHE),
-            failed: !only.ok,
-        };
-    }
-    let mut out = String::new();
-    if result.results.is_empty() {
-        out.push_str(
-            "No cluster to run on: \"*\" skips clusters known to be down (see clusters_status).\n",
-        );
-    }
-    for r in &result.results {
-        let verdict = if r.ok { "" } else { " (error)" };
-        out.push_str(&format!("=== cluster {}{verdict} ===\n", r.cluster));
-        out.push_str(&cluster_text(r));
-    }
-    if !result.skipped.is_empty() {
-        out.push_str("=== skipped (known to be down; name the cluster to try anyway) ===\n");
-        for s in &result.skipped {
-            out.push_str(&format!("{s}\n"));
-        }
-    }
     KubeText {
-        text: out,
-        note: None,
-        failed: all_failed,
+        text: result.text.clone(),
+        note: result.from_cache.then_some(FROM_CACHE),
+        failed: result.failed,
     }
 }
 
@@ -102,106 +76,28 @@ pub struct KubeText {
 pub const FROM_CACHE: &str =
     "(from nskd's watch cache, in sync with the API server; live: true reads the API server)";
 
-/// One cluster's text, newline-terminated, with the cache line when it
-/// was answered from the watch cache.
-fn cluster_text(r: &nskd_proto::v1::ClusterResult) -> String {
-    let mut text = r.text.clone();
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    if r.from_cache {
-        text.push_str(FROM_CACHE);
-        text.push('\n');
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nskd_proto::v1::ClusterResult;
 
     #[test]
-    fn several_clusters_get_sections_and_errors_stay_inline() {
+    fn the_composed_answer_is_printed_as_is_with_the_cache_note_apart() {
         let r = KubeResult {
-            results: vec![
-                ClusterResult {
-                    cluster: "a".into(),
-                    ok: true,
-                    text: "NAME\nx\n".into(),
-                    ..Default::default()
-                },
-                ClusterResult {
-                    cluster: "b".into(),
-                    ok: false,
-                    text: "cluster b: timed out".into(),
-                    ..Default::default()
-                },
-            ],
-            skipped: vec![],
-        };
-        let KubeText { text, failed, .. } = kube_result(&r);
-        assert!(!failed);
-        assert_eq!(
-            text,
-            "=== cluster a ===\nNAME\nx\n=== cluster b (error) ===\ncluster b: timed out\n"
-        );
-    }
-
-    #[test]
-    fn the_cache_line_is_a_note_of_its_own_for_one_answer_and_inline_for_sections() {
-        let cached = |cluster: &str| ClusterResult {
-            cluster: cluster.into(),
-            ok: true,
-            text: "[]\n".into(),
+            text: "CLUSTER   NAME\na         x\n".into(),
             from_cache: true,
             ..Default::default()
         };
-        let one = kube_result(&KubeResult {
-            results: vec![cached("a")],
-            skipped: vec![],
-        });
-        assert_eq!((one.text.as_str(), one.note), ("[]\n", Some(FROM_CACHE)));
-        let two = kube_result(&KubeResult {
-            results: vec![cached("a"), cached("b")],
-            skipped: vec![],
-        });
-        assert_eq!(two.note, None);
-        assert_eq!(two.text.matches(FROM_CACHE).count(), 2, "{}", two.text);
-    }
-
-    #[test]
-    fn skipped_clusters_are_listed_even_with_one_result() {
-        let r = KubeResult {
-            results: vec![ClusterResult {
-                cluster: "a".into(),
-                ok: true,
-                text: "NAME\nx\n".into(),
-                ..Default::default()
-            }],
-            skipped: vec!["b: NotReady: connection refused".into()],
-        };
-        let KubeText { text, failed, .. } = kube_result(&r);
-        assert!(!failed);
-        assert!(text.starts_with("=== cluster a ===\n"), "{text}");
-        assert!(
-            text.ends_with("b: NotReady: connection refused\n"),
-            "{text}"
+        let KubeText { text, note, failed } = kube_result(&r);
+        assert_eq!(
+            (text.as_str(), note, failed),
+            ("CLUSTER   NAME\na         x\n", Some(FROM_CACHE), false)
         );
-    }
-
-    #[test]
-    fn nothing_to_run_on_is_a_failure_that_explains() {
         let r = KubeResult {
-            results: vec![],
-            skipped: vec!["b: NotReady: x".into()],
+            text: "cluster b: timed out".into(),
+            failed: true,
+            ..Default::default()
         };
-        let KubeText { text, failed, .. } = kube_result(&r);
-        assert!(
-            failed
-                && text.contains("skips clusters known to be down")
-                && text.contains("b: NotReady"),
-            "{text}"
-        );
+        let answer = kube_result(&r);
+        assert!(answer.failed && answer.note.is_none());
     }
 }

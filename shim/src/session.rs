@@ -31,7 +31,26 @@ pub struct Session {
     active: Arc<Mutex<Option<String>>>,
     /// Starts the daemon when it is not running (opt-in).
     starter: Option<Starter>,
+    /// Toolsets this session narrows to (`mcp-shim --toolsets`; empty: all
+    /// the daemon offers).
+    toolsets: Arc<Vec<String>>,
+    /// The tools the daemon hid when the tool list was last sent, and
+    /// whether a later answer said otherwise (tools/list_changed is due).
+    offered: Arc<std::sync::Mutex<Offered>>,
 }
+
+/// What the session last told its client about the tool list.
+#[derive(Debug, Default)]
+struct Offered {
+    listed: Option<Vec<String>>,
+    changed: bool,
+    /// When the daemon was last asked what it offers.
+    checked: Option<std::time::Instant>,
+}
+
+/// How often a busy session asks the daemon whether what it offers changed
+/// (a restarted daemon is reconnected to transparently).
+const OFFER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Session {
     /// A new session talking to the daemon at `location`.
@@ -46,6 +65,78 @@ impl Session {
             link: Arc::new(OnceCell::new()),
             active: Arc::new(Mutex::new(None)),
             starter: None,
+            toolsets: Arc::new(Vec::new()),
+            offered: Arc::default(),
+        }
+    }
+
+    /// Narrows the session to `toolsets` (empty: no narrowing).
+    pub fn with_toolsets(mut self, toolsets: Vec<String>) -> Self {
+        self.toolsets = Arc::new(toolsets);
+        self
+    }
+
+    /// Whether this session offers `tool` (its `--toolsets`; the daemon
+    /// decides the rest).
+    pub fn narrows_out(&self, tool: &str) -> bool {
+        !self.toolsets.is_empty()
+            && nskd_proto::tools::toolset(tool)
+                .is_none_or(|set| !self.toolsets.iter().any(|s| s == set))
+    }
+
+    /// The toolsets this session narrows to.
+    pub fn toolsets(&self) -> &[String] {
+        &self.toolsets
+    }
+
+    /// Records the hidden tools a tool list was built with.
+    pub fn listed(&self, hidden: &[String]) {
+        let mut o = self.offered.lock().unwrap_or_else(|e| e.into_inner());
+        o.listed = Some(hidden.to_vec());
+        o.changed = false;
+        o.checked = Some(std::time::Instant::now());
+    }
+
+    /// Whether the daemon now hides other tools than the list the client
+    /// holds (once per change).
+    pub fn take_list_changed(&self) -> bool {
+        let mut o = self.offered.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut o.changed)
+    }
+
+    /// Asks the daemon what it offers now, at most once per [`OFFER_CHECK`]
+    /// and only once a tool list was sent; true when it changed.
+    pub async fn offer_changed(&self, client_name: &str) -> bool {
+        {
+            let mut o = self.offered.lock().unwrap_or_else(|e| e.into_inner());
+            let due = o.listed.is_some() && o.checked.is_none_or(|t| t.elapsed() >= OFFER_CHECK);
+            if !due {
+                return std::mem::take(&mut o.changed);
+            }
+            o.checked = Some(std::time::Instant::now());
+        }
+        let asked = self
+            .call(client_name, |ch, id| {
+                let mut client = nskd_proto::v1::daemon_client::DaemonClient::new(ch);
+                let req = id.request(nskd_proto::v1::GetInfoRequest {
+                    client_api_version: nskd_proto::API_VERSION,
+                    client_name: format!("mcp-shim {}", env!("CARGO_PKG_VERSION")),
+                });
+                async move { client.get_info(req).await }
+            })
+            .await;
+        if let Ok((info, _)) = asked {
+            self.note_hidden(&info.hidden_tools);
+        }
+        self.take_list_changed()
+    }
+
+    /// Notes the hidden tools of a daemon answer.
+    fn note_hidden(&self, hidden: &[String]) {
+        let mut o = self.offered.lock().unwrap_or_else(|e| e.into_inner());
+        if o.listed.as_deref().is_some_and(|l| l != hidden) {
+            o.listed = Some(hidden.to_vec());
+            o.changed = true;
         }
     }
 
@@ -142,6 +233,7 @@ impl Session {
 
     /// The session starts on the daemon's default cluster.
     async fn adopt_default(&self, info: &DaemonInfo) {
+        self.note_hidden(&info.hidden_tools);
         let mut active = self.active.lock().await;
         if active.is_none() && !info.default_cluster.is_empty() {
             *active = Some(info.default_cluster.clone());

@@ -2,8 +2,7 @@
 //! daemon does the work. Errors are tool results the agent can act on.
 
 use nskd_proto::v1::{
-    self as pb, ClusterStatusRequest, GetClusterRequest, clusters_client::ClustersClient,
-    daemon_client::DaemonClient, kube_client::KubeClient,
+    self as pb, ClusterStatusRequest, GetClusterRequest, daemon_client::DaemonClient,
 };
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
@@ -27,6 +26,7 @@ use crate::{
 pub struct NskdTools {
     pub(crate) session: Session,
     tool_router: ToolRouter<Self>,
+    subscriptions: std::sync::Arc<crate::resources::Subscriptions>,
 }
 
 pub(crate) fn ok(text: impl Into<String>) -> Result<CallToolResult, McpError> {
@@ -77,12 +77,29 @@ impl NskdTools {
     pub fn new(session: Session) -> Self {
         Self {
             session,
-            tool_router: Self::tool_router()
-                + Self::nsk_tool_router()
-                + Self::kube_tool_router()
-                + Self::change_tool_router()
-                + Self::workload_tool_router(),
+            tool_router: Self::all_tools(),
+            subscriptions: Default::default(),
         }
+    }
+
+    /// Every tool, with its schema compacted (crate::contract).
+    pub(crate) fn all_tools() -> ToolRouter<Self> {
+        // Built and compacted once per process; every HTTP session clones it.
+        static ROUTER: std::sync::OnceLock<ToolRouter<NskdTools>> = std::sync::OnceLock::new();
+        ROUTER
+            .get_or_init(|| {
+                let mut router = Self::tool_router()
+                    + Self::nsk_tool_router()
+                    + Self::kube_tool_router()
+                    + Self::change_tool_router()
+                    + Self::workload_tool_router()
+                    + Self::helm_tool_router();
+                for route in router.map.values_mut() {
+                    crate::contract::compact_tool(&mut route.attr);
+                }
+                router
+            })
+            .clone()
     }
 
     /// The target of a call: `clusters` if given, else `cluster`, else the
@@ -104,6 +121,18 @@ impl NskdTools {
         }
     }
 
+    /// The daemon's `[[prompts]]`.
+    async fn user_prompts(&self, client: &str) -> Result<Vec<pb::UserPrompt>, String> {
+        self.session
+            .call(client, |ch, id| {
+                let mut c = pb::contract_client::ContractClient::new(ch);
+                let req = id.request(pb::ListPromptsRequest {});
+                async move { c.list_prompts(req).await }
+            })
+            .await
+            .map(|(r, _)| r.prompts)
+    }
+
     pub(crate) async fn list(
         &self,
         ctx: &RequestContext<RoleServer>,
@@ -113,7 +142,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&name, |ch, id| {
-                let mut client = KubeClient::new(ch);
+                let mut client = nskd_proto::client::kube_client(ch);
                 let req = id.request(request.clone());
                 async move { client.list(req).await }
             })
@@ -126,7 +155,7 @@ impl NskdTools {
 impl NskdTools {
     #[tool(
         name = "clusters_list",
-        description = "List the Kubernetes clusters of this environment with their status and API server; `*` marks this session's active cluster.",
+        description = "List clusters; `*` marks the active one.",
         annotations(
             title = "Clusters: List",
             read_only_hint = true,
@@ -141,7 +170,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&name, |ch, id| {
-                let mut client = ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(ClusterStatusRequest::default());
                 async move { client.cluster_status(req).await }
             })
@@ -185,7 +214,7 @@ impl NskdTools {
 
     #[tool(
         name = "cluster_use",
-        description = "Switch this session's active cluster (other sessions are not affected). Tools called without `cluster` then run there.",
+        description = "Set this session's active cluster.",
         annotations(
             title = "Clusters: Use",
             read_only_hint = false,
@@ -204,7 +233,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&name, |ch, id| {
-                let mut client = ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(GetClusterRequest {
                     name: wanted.clone(),
                 });
@@ -232,7 +261,7 @@ impl NskdTools {
 
     #[tool(
         name = "clusters_status",
-        description = "Check the status and connectivity of the clusters: a table of all clusters (STATUS, VERSION, NODES, NAMESPACES, KUBECONFIG-AGE, LATENCY, ERRORS), or with `cluster` a detailed view of one. `refresh: true` probes now instead of answering from the daemon's health tracker.",
+        description = "Health of all clusters, or of one in detail.",
         annotations(
             title = "Clusters: Status",
             read_only_hint = true,
@@ -254,7 +283,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&name, |ch, id| {
-                let mut client = ClustersClient::new(ch);
+                let mut client = nskd_proto::client::clusters_client(ch);
                 let req = id.request(request.clone());
                 async move { client.cluster_status(req).await }
             })
@@ -283,7 +312,7 @@ impl NskdTools {
 
     #[tool(
         name = "namespaces_list",
-        description = "List the namespaces of a cluster (default: this session's active cluster), or of several clusters with `clusters` (a list, or \"*\" for all healthy ones).",
+        description = "List namespaces.",
         annotations(
             title = "Namespaces: List",
             read_only_hint = true,
@@ -295,23 +324,26 @@ impl NskdTools {
         Parameters(args): Parameters<NamespacesListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let shaping = args.shaping();
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
-        let request = pb::ListRequest {
+        let mut request = pb::ListRequest {
             target: Some(target),
             api_version: "v1".into(),
             kind: "Namespace".into(),
             label_selector: args.label_selector.unwrap_or_default(),
+            limit: args.limit.unwrap_or(0),
             output: output(args.output),
             ..Default::default()
         };
+        shaping.fill(&mut request);
         self.list(&ctx, request).await
     }
 
     #[tool(
         name = "pods_list",
-        description = "List pods in all namespaces, or in `namespace`, filtered by `labelSelector` / `fieldSelector`; on the active cluster, `cluster`, or several `clusters` (\"*\" = all healthy). Large answers are capped with a note saying how many pods were left out.",
+        description = "List pods (all namespaces, or `namespace`).",
         annotations(title = "Pods: List", read_only_hint = true, open_world_hint = true)
     )]
     async fn pods_list(
@@ -319,10 +351,11 @@ impl NskdTools {
         Parameters(args): Parameters<PodsListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let shaping = args.shaping();
         let target = self
             .target(args.cluster, args.clusters.as_ref(), args.live)
             .await;
-        let request = pb::ListRequest {
+        let mut request = pb::ListRequest {
             target: Some(target),
             api_version: "v1".into(),
             kind: "Pod".into(),
@@ -332,7 +365,9 @@ impl NskdTools {
             limit: args.limit.unwrap_or(0),
             output: output(args.output),
             name: String::new(),
+            ..Default::default()
         };
+        shaping.fill(&mut request);
         self.list(&ctx, request).await
     }
 
@@ -402,7 +437,9 @@ impl ServerHandler for NskdTools {
             .await;
         if let Ok((info, _)) = asked {
             tools.retain(|t| !info.hidden_tools.iter().any(|h| h == t.name.as_ref()));
+            self.session.listed(&info.hidden_tools);
         }
+        tools.retain(|t| !self.session.narrows_out(&t.name));
         Ok(rmcp::model::ListToolsResult {
             tools,
             ..Default::default()
@@ -415,26 +452,142 @@ impl ServerHandler for NskdTools {
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, McpError> {
         let tool = request.name.to_string();
+        if self.session.narrows_out(&tool) {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                "{tool} is not offered in this session: mcp-shim was started with --toolsets {}; start it without --toolsets (or with the toolset of {tool}) to use it",
+                self.session.toolsets().join(",")
+            ))])
+            .into());
+        }
         let caller = crate::oidc::caller_of(&context);
+        let peer = context.peer.clone();
+        let name = client_name(&context);
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        crate::session::CURRENT_CALLER
+        let answer = crate::session::CURRENT_CALLER
             .scope(
                 caller,
                 crate::session::CURRENT_TOOL.scope(tool, self.tool_router.call(tcc)),
             )
+            .await;
+        if self.session.offer_changed(&name).await {
+            // A restarted daemon offers other tools: the client re-lists.
+            let _ = peer.notify_tool_list_changed().await;
+        }
+        answer
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListPromptsResult, McpError> {
+        let user = self
+            .user_prompts(&client_name(&ctx))
+            .await
+            .unwrap_or_default();
+        Ok(crate::prompts::list(&user))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: rmcp::model::GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, McpError> {
+        if crate::prompts::is_builtin(&request.name) {
+            return crate::prompts::get(&request.name, request.arguments.as_ref()).map(Into::into);
+        }
+        let user = self
+            .user_prompts(&client_name(&ctx))
+            .await
+            .map_err(|e| McpError::internal_error(format!("prompt {}: {e}", request.name), None))?;
+        match user.iter().find(|u| u.name == request.name) {
+            Some(u) => crate::prompts::get_user(u, request.arguments.as_ref()).map(Into::into),
+            None => crate::prompts::get(&request.name, None).map(Into::into),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, McpError> {
+        Ok(crate::resources::list())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, McpError> {
+        Ok(crate::resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, McpError> {
+        crate::resources::read(&self.session, &request.uri, &client_name(&ctx))
+            .await
+            .map(Into::into)
+    }
+
+    #[allow(
+        deprecated,
+        reason = "resources/subscribe is what clients before 2026-07-28 send"
+    )]
+    async fn subscribe(
+        &self,
+        request: rmcp::model::SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions
+            .add(&request.uri, self.session.clone(), ctx.peer.clone())
             .await
     }
 
+    #[allow(
+        deprecated,
+        reason = "resources/unsubscribe is what clients before 2026-07-28 send"
+    )]
+    async fn unsubscribe(
+        &self,
+        request: rmcp::model::UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.subscriptions.remove(&request.uri).await;
+        Ok(())
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("nskd-mcp-shim", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "Kubernetes clusters of one Rancher environment, served by nskd. Start with clusters_status; \
-                 pick a cluster with cluster_use (per session) or pass `cluster` to any tool; read tools accept \
-                 `clusters` (a list or \"*\") to ask many clusters at once.",
-            )
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .enable_prompts()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "nskd-mcp-shim",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS)
     }
 }
+
+/// The `instructions` of `initialize`: how targeting, `"*"`, pagination and
+/// the watch cache work, so a client's tool search finds the right tool.
+pub const INSTRUCTIONS: &str = "Kubernetes clusters of one environment, served by nskd.\n\
+- Start with clusters_status. Tools run on this session's active cluster (cluster_use switches it) or on `cluster`.\n\
+- Read tools take `clusters`: one cluster name, a list of names, or \"*\" for every healthy cluster (`cluster` works too). List arguments are lists of strings. Helm tools read the latest revision unless `revision` is given.\n\
+- Every answer fits one byte budget; a footer says what was left out and gives the `continue` token for the next page (`limit` = rows per page).\n\
+- List tools: `summary: true` counts by cluster and status instead of rows (`count_by`: keys such as cluster, namespace, a column); `columns` picks table columns; `fields` picks JSONPaths for yaml/json (e.g. \".spec.containers[*].image\"); `sortBy` a column or JSONPath.\n\
+- Reads may come from nskd's watch cache, kept in sync with the API server and marked so; `live: true` asks the API server.\n\
+- `apiVersion` may be empty: discovery finds the kind (plural and short names work). Changes are audited and may be refused by the daemon's safety switches.\n\
+- Changes take `dryRun: true` (the server's dryRun=All: a diff and a plan id, nothing changes) and `plan` (apply exactly what that dry run previewed, refused if the object changed since).\n\
+- Prompts: fleet_health, debug_pod, cluster_compare. Resources: nskd://clusters (subscribe for health changes), nskd://clusters/{name}, nskd://refresh.";
 
 #[cfg(test)]
 mod tests {
@@ -442,15 +595,22 @@ mod tests {
 
     use super::*;
 
+    /// Every tool belongs to a toolset (nskd_proto::tools::TOOL_TOOLSETS).
+    #[test]
+    fn every_tool_has_a_toolset() {
+        for tool in NskdTools::all_tools().list_all() {
+            assert!(
+                nskd_proto::tools::toolset(&tool.name).is_some(),
+                "{} has no toolset: add it to TOOL_TOOLSETS in proto/src/tools.rs",
+                tool.name
+            );
+        }
+    }
+
     /// The annotations agents see say what the daemon's table says.
     #[test]
     fn annotations_follow_the_daemons_tool_classes() {
-        let router = NskdTools::tool_router()
-            + NskdTools::nsk_tool_router()
-            + NskdTools::kube_tool_router()
-            + NskdTools::change_tool_router()
-            + NskdTools::workload_tool_router();
-        let tools = router.list_all();
+        let tools = NskdTools::all_tools().list_all();
         for (name, _) in nskd_proto::tools::CHANGING_TOOLS {
             assert!(
                 tools.iter().any(|t| t.name == *name),
@@ -458,20 +618,17 @@ mod tests {
             );
         }
         for tool in tools {
+            // Absent hints mean what the MCP specification says.
             let a = tool.annotations.clone().unwrap_or_default();
+            let read_only = a.read_only_hint.unwrap_or(false);
             let class = class(&tool.name);
             // A read may still change the session or the daemon (cluster_use,
             // nsk_refresh): only tools that change clusters are in the table.
-            if class != ToolClass::Read || a.read_only_hint == Some(true) {
-                assert_eq!(
-                    a.read_only_hint,
-                    Some(class == ToolClass::Read),
-                    "{}",
-                    tool.name
-                );
+            if class != ToolClass::Read || read_only {
+                assert_eq!(read_only, class == ToolClass::Read, "{}", tool.name);
             }
             assert_eq!(
-                a.destructive_hint == Some(true),
+                !read_only && a.is_destructive(),
                 matches!(class, ToolClass::Destructive | ToolClass::CreateOrOverwrite),
                 "{}",
                 tool.name

@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod fake_nsk;
 pub mod fake_rancher;
 pub mod go_server;
+pub mod helm;
 pub mod hostile;
 pub mod kubeapi;
 pub mod mcp;

@@ -21,6 +21,20 @@ impl DaemonService {
     }
 }
 
+/// The tools sessions are not offered: those the safety switches forbid,
+/// and those `[server] toolsets` / `enabled_tools` / `disabled_tools`
+/// leave out.
+pub fn hidden_tools(app: &App) -> Vec<String> {
+    let mut hidden =
+        nskd_proto::tools::hidden(app.config.read_only, app.config.disable_destructive);
+    for tool in app.config.server.tools.left_out() {
+        if !hidden.contains(&tool) {
+            hidden.push(tool);
+        }
+    }
+    hidden
+}
+
 #[tonic::async_trait]
 impl Daemon for DaemonService {
     async fn get_info(
@@ -46,10 +60,7 @@ impl Daemon for DaemonService {
             read_only: app.config.read_only,
             disable_destructive: app.config.disable_destructive,
             audit_log: app.audit.path().display().to_string(),
-            hidden_tools: nskd_proto::tools::hidden(
-                app.config.read_only,
-                app.config.disable_destructive,
-            ),
+            hidden_tools: hidden_tools(app),
         }))
     }
 }

@@ -9,7 +9,12 @@ use tonic::{Request, Response, Status};
 
 use super::Caller;
 use crate::{
-    app::{App, ClusterAnswer, Targets},
+    answer::{
+        self, Answer, ListCall,
+        page::Pages,
+        shape::{RawShape, Shape},
+    },
+    app::{Answered, App, ClusterAnswer, Targets},
     error::OpError,
     ops::{
         OpOptions, Output, Rendered,
@@ -37,12 +42,17 @@ use crate::{
 #[derive(Debug)]
 pub struct KubeService {
     app: Arc<App>,
+    /// Snapshots behind `continue` tokens, and their key.
+    pub(super) pages: Pages,
 }
 
 impl KubeService {
     /// Over `app`.
     pub fn new(app: Arc<App>) -> Self {
-        Self { app }
+        Self {
+            app,
+            pages: Pages::new(),
+        }
     }
 
     pub(super) fn targets(&self, cluster: &str, clusters: &[String]) -> Result<Targets, Status> {
@@ -50,7 +60,7 @@ impl KubeService {
     }
 }
 
-fn output(o: i32) -> Output {
+pub(super) fn output(o: i32) -> Output {
     match pb::OutputFormat::try_from(o).unwrap_or(pb::OutputFormat::Table) {
         pb::OutputFormat::Table => Output::Table,
         pb::OutputFormat::Yaml => Output::Yaml,
@@ -103,10 +113,42 @@ fn list_args(req: &pb::ListRequest) -> Result<ListArgs, InvalidInput> {
                 Selector::field_equals("metadata.name", name.as_str()),
             )),
         },
-        limit: req.limit,
+        // `limit` pages the whole answer; every cluster sends all it has.
+        limit: 0,
         output: output(req.output),
         live: req.target.as_ref().is_some_and(|t| t.live),
+        objects: false,
     })
+}
+
+fn shape(req: &pb::ListRequest) -> Result<Shape, InvalidInput> {
+    Shape::parse(RawShape {
+        output: output(req.output),
+        limit: req.limit,
+        continue_token: &req.continue_token,
+        summary: req.summary,
+        count_by: &req.count_by,
+        columns: &req.columns,
+        fields: &req.fields,
+        sort_by: &req.sort_by,
+    })
+}
+
+/// Digest of what a list call asks (its clusters included), without the
+/// page it asks for: a `continue` token is bound to it.
+fn list_digest(req: &pb::ListRequest, targets: &Targets) -> [u8; 32] {
+    use prost::Message as _;
+    use sha2::Digest as _;
+    let mut normalized = req.clone();
+    normalized.continue_token.clear();
+    normalized.limit = 0;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(normalized.encode_to_vec());
+    for name in &targets.names {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.finalize().into()
 }
 
 fn get_args(req: &pb::GetRequest) -> Result<GetArgs, InvalidInput> {
@@ -261,43 +303,36 @@ pub(super) struct CallFacts {
     pub(super) how: Option<How>,
 }
 
-fn result(answers: Vec<ClusterAnswer>, skipped: Vec<String>) -> pb::KubeResult {
-    pb::KubeResult {
-        skipped,
-        results: answers
-            .into_iter()
-            .map(|a| {
-                let elapsed_us = a.elapsed.as_micros() as u64;
-                match a.result {
-                    Ok(r) => pb::ClusterResult {
-                        cluster: a.cluster,
-                        ok: true,
-                        text: r.text,
-                        items: r.items,
-                        omitted: r.omitted,
-                        elapsed_us,
-                        from_cache: r.from_cache,
-                    },
-                    Err(e) => pb::ClusterResult {
-                        cluster: a.cluster,
-                        ok: false,
-                        text: crate::redact::redact(&e.to_string()),
-                        items: 0,
-                        omitted: 0,
-                        elapsed_us,
-                        from_cache: false,
-                    },
-                }
-            })
-            .collect(),
-    }
+/// The per-cluster facts of an answer (texts only for failures: the
+/// composed answer carries the rest).
+fn cluster_results<T: Answered>(answers: &[ClusterAnswer<T>]) -> Vec<pb::ClusterResult> {
+    answers
+        .iter()
+        .map(|a| {
+            let (ok, text, from_cache) = match &a.result {
+                Ok(r) => (true, String::new(), r.cached()),
+                Err(e) => (
+                    false,
+                    answer::budget::cut(crate::redact::redact(&e.to_string()), 1024),
+                    false,
+                ),
+            };
+            pb::ClusterResult {
+                cluster: a.cluster.clone(),
+                ok,
+                text,
+                items: 0,
+                omitted: 0,
+                elapsed_us: a.elapsed.as_micros() as u64,
+                from_cache,
+            }
+        })
+        .collect()
 }
 
 impl KubeService {
-    /// Runs `op` on `targets`, audits it (one entry per named object;
-    /// changes always, reads when enabled), marks partial or failed answers
-    /// for the metrics, and builds the response. One notion of failure for
-    /// every call: some clusters failed = partial, all failed = error.
+    /// Runs `op` on `targets` (each with its share of the answer budget)
+    /// and composes the per-cluster texts into one answer.
     pub(super) async fn run<F, Fut>(
         &self,
         caller: &Caller,
@@ -309,12 +344,54 @@ impl KubeService {
         F: Fn(Arc<ClusterClient>, OpOptions) -> Fut,
         Fut: std::future::Future<Output = Result<Rendered, crate::error::OpError>>,
     {
+        let budget = self.app.config.output.max_bytes;
+        self.run_with(caller, targets, facts, op, |answers, skipped| {
+            Ok(answer::compose_sections(budget, answers, skipped))
+        })
+        .await
+        .unwrap_or_else(|status| {
+            // compose_sections never fails.
+            Response::new(pb::KubeResult {
+                text: status.message().to_string(),
+                failed: true,
+                ..Default::default()
+            })
+        })
+    }
+
+    /// Runs `op` on `targets`, audits it (one entry per named object;
+    /// changes always, reads when enabled), marks partial or failed answers
+    /// for the metrics, and builds the response with `compose`. One notion
+    /// of failure for every call: some clusters failed = partial, all
+    /// failed = error.
+    pub(super) async fn run_with<T, F, Fut, C>(
+        &self,
+        caller: &Caller,
+        targets: Targets,
+        facts: CallFacts,
+        op: F,
+        compose: C,
+    ) -> Result<Response<pb::KubeResult>, Status>
+    where
+        T: Answered,
+        F: Fn(Arc<ClusterClient>, OpOptions) -> Fut,
+        Fut: std::future::Future<Output = Result<T, crate::error::OpError>>,
+        C: FnOnce(
+            Vec<(String, Result<T, crate::error::OpError>)>,
+            &[String],
+        ) -> Result<Answer, crate::error::OpError>,
+    {
         let started = std::time::Instant::now();
         let clusters = targets.names.join(",");
-        let answers = self.app.each(targets.names, facts.verb, op).await;
+        let mut opts = self.app.op_options();
+        opts.max_bytes = answer::share(opts.max_bytes, targets.names.len());
+        let answers = self
+            .app
+            .each_with(targets.names, facts.verb, opts, op)
+            .await;
         let change = answers
             .iter()
-            .find_map(|a| a.result.as_ref().ok().and_then(|r| r.change.clone()));
+            .find_map(|a| a.result.as_ref().ok().and_then(|r| r.change().cloned()));
         let failed: Vec<String> = answers
             .iter()
             .filter_map(|a| {
@@ -354,7 +431,19 @@ impl KubeService {
             self.app.audit.record(entry, facts.mutating);
         }
         let total = answers.len();
-        let mut resp = Response::new(result(answers, targets.skipped));
+        let results = cluster_results(&answers);
+        let composed = compose(
+            answers.into_iter().map(|a| (a.cluster, a.result)).collect(),
+            &targets.skipped,
+        )
+        .map_err(Status::from)?;
+        let mut resp = Response::new(pb::KubeResult {
+            results,
+            skipped: targets.skipped,
+            text: composed.text,
+            failed: composed.failed,
+            from_cache: composed.from_cache,
+        });
         if let Some(needed) = change.and_then(|c| c.confirm_needed) {
             use prost::Message;
             resp.metadata_mut().insert_bin(
@@ -372,7 +461,7 @@ impl KubeService {
                 },
             );
         }
-        resp
+        Ok(resp)
     }
 
     /// Targets of a change: one cluster, never a list.
@@ -399,10 +488,33 @@ impl Kube for KubeService {
     ) -> Result<Response<pb::KubeResult>, Status> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
-        let args = list_args(&req).map_err(invalid)?;
-        let target = req.target.unwrap_or_default();
+        let mut args = list_args(&req).map_err(invalid)?;
+        let shape = shape(&req).map_err(invalid)?;
+        args.objects = shape.needs_objects();
+        if shape.count_by.is_some() {
+            args.output = Output::Table;
+        }
+        let target = req.target.clone().unwrap_or_default();
         let targets = self.targets(&target.cluster, &target.clusters)?;
         tracing::debug!(session = ?caller.session, tool = ?caller.tool, kind = ?args.kind.as_str(), clusters = targets.names.len(), "list");
+        let call = ListCall {
+            shape: &shape,
+            multi: targets.names.len() > 1,
+            all_namespaces: args.namespace.is_none(),
+            budget: self.app.config.output.max_bytes,
+            digest: list_digest(&req, &targets),
+            tool: (!caller.tool.is_empty()).then_some(caller.tool.as_str()),
+        };
+        if let Some(token) = &shape.continue_token {
+            // The next page comes from the snapshot: no cluster is called.
+            let answer = answer::resume_list(&self.pages, &call, token)?;
+            return Ok(Response::new(pb::KubeResult {
+                text: answer.text,
+                failed: answer.failed,
+                from_cache: answer.from_cache,
+                ..Default::default()
+            }));
+        }
         let facts = CallFacts {
             verb: "list",
             mutating: false,
@@ -415,11 +527,19 @@ impl Kube for KubeService {
             }],
         };
         let args = &args;
-        Ok(self
-            .run(&caller, targets, facts, |cc, opts| async move {
-                crate::ops::list::list(&cc, args, &opts).await
-            })
-            .await)
+        let budget = self.app.config.output.max_bytes;
+        self.run_with(
+            &caller,
+            targets,
+            facts,
+            |cc, mut opts| async move {
+                // Rows are cut by the composer, not per cluster.
+                opts.max_bytes = budget;
+                crate::ops::list::rows(&cc, args, &opts).await
+            },
+            |answers, skipped| answer::compose_list(&self.pages, &call, answers, skipped),
+        )
+        .await
     }
 
     async fn get(

@@ -2,11 +2,13 @@
 
 mod changes;
 mod clusters;
+mod contract;
 mod convert;
 pub use convert::unix_ms as convert_unix_ms;
 mod daemon;
 mod identity;
 pub use identity::IdentityService;
+mod helm;
 mod kube;
 pub mod layer;
 mod source;
@@ -15,8 +17,8 @@ mod workload;
 use std::sync::Arc;
 
 use nskd_proto::v1::{
-    changes_server::ChangesServer, clusters_server::ClustersServer, daemon_server::DaemonServer,
-    kube_server::KubeServer,
+    changes_server::ChangesServer, clusters_server::ClustersServer,
+    contract_server::ContractServer, daemon_server::DaemonServer, kube_server::KubeServer,
 };
 use tonic::{Request, Response, Status, transport::server::UdsConnectInfo};
 
@@ -80,6 +82,35 @@ pub fn peer_check(
     }
 }
 
+/// The Helm service over `app`.
+pub fn helm_service(app: Arc<App>) -> nskd_proto::v1::helm_server::HelmServer<helm::HelmService> {
+    nskd_proto::v1::helm_server::HelmServer::new(helm::HelmService::new(app))
+        .max_encoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+}
+
+/// Refuses calls made for an MCP tool the configuration leaves out
+/// (`[server] toolsets`, `enabled_tools`, `disabled_tools`): a shim only
+/// lists the tools it may call, and this holds even for one that does not.
+pub fn tool_check(
+    selection: nskd_proto::tools::ToolSelection,
+) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |req: Request<()>| {
+        let tool = req
+            .metadata()
+            .get(nskd_proto::TOOL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if tool.is_empty() || selection.allows(tool) {
+            return Ok(req);
+        }
+        Err(Status::permission_denied(format!(
+            "tool {tool} is not offered by this nskd: its configuration leaves it out ([server] toolsets = {:?}, disabled_tools = {:?}); add it to [server] enabled_tools or its toolset to [server] toolsets and restart nskd (`nskctl doctor` shows what a session sees)",
+            selection.toolsets, selection.disabled
+        )))
+    }
+}
+
 /// The services over one shared [`App`].
 pub fn services(
     app: Arc<App>,
@@ -91,9 +122,17 @@ pub fn services(
 ) {
     (
         DaemonServer::new(daemon::DaemonService::new(app.clone())),
-        ClustersServer::new(clusters::ClustersService::new(app.clone())),
-        KubeServer::new(kube::KubeService::new(app.clone())),
-        ChangesServer::new(kube::KubeService::new(app)),
+        // Limits set deliberately (proto/src/client.rs): Kube answers are
+        // composed within the output budget before they are sent.
+        ClustersServer::new(clusters::ClustersService::new(app.clone()))
+            .max_encoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES),
+        KubeServer::new(kube::KubeService::new(app.clone()))
+            .max_encoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES),
+        ChangesServer::new(kube::KubeService::new(app))
+            .max_encoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES),
     )
 }
 
@@ -102,4 +141,11 @@ pub fn workload_service(
     app: Arc<App>,
 ) -> nskd_proto::v1::workload_server::WorkloadServer<workload::WorkloadService> {
     nskd_proto::v1::workload_server::WorkloadServer::new(workload::WorkloadService::new(app))
+        .max_encoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+}
+
+/// The Contract service (user prompts) over `app`.
+pub fn contract_service(app: Arc<App>) -> ContractServer<contract::ContractService> {
+    ContractServer::new(contract::ContractService::new(app))
 }

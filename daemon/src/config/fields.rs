@@ -195,38 +195,6 @@ impl Reader {
         }
     }
 
-    /// An array of tables (`confirm = [ { operation = "delete" } ]`), each
-    /// read by its own reader named `key[i]`.
-    pub fn tables(&mut self, key: &str) -> Option<Vec<Reader>> {
-        match self.table.remove(key)? {
-            toml::Value::Array(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.into_iter().enumerate() {
-                    match item {
-                        toml::Value::Table(table) => out.push(Reader {
-                            prefix: format!("{}{key}[{i}].", self.prefix),
-                            table,
-                            problems: self.problems.clone(),
-                            env: self.env.clone(),
-                        }),
-                        other => self.error(
-                            &format!("{key}[{i}]"),
-                            format!("expected a table {{ ... }}, found {}", other.type_str()),
-                        ),
-                    }
-                }
-                Some(out)
-            }
-            other => {
-                self.error(
-                    key,
-                    format!("expected a list of tables, found {}", other.type_str()),
-                );
-                None
-            }
-        }
-    }
-
     /// A nested section (`[nsk]`); an absent section reads as empty.
     pub fn section(&mut self, key: &str) -> Reader {
         let table = match self.table.remove(key) {
@@ -245,6 +213,47 @@ impl Reader {
             table,
             problems: self.problems.clone(),
             env: self.env.clone(),
+        }
+    }
+
+    /// An array of tables (`[[key]]`, or inline `key = [ { ... } ]`), each
+    /// as a reader named `key[i].`; a single table (`[key]`) reads as one,
+    /// named `key.`.
+    pub fn tables(&mut self, key: &str) -> Vec<Reader> {
+        let reader = |prefix: String, table: toml::Table, r: &Reader| Reader {
+            prefix,
+            table,
+            problems: r.problems.clone(),
+            env: r.env.clone(),
+        };
+        match self.table.remove(key) {
+            None => Vec::new(),
+            Some(toml::Value::Table(t)) => vec![reader(format!("{}{key}.", self.prefix), t, self)],
+            Some(toml::Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, item) in items.into_iter().enumerate() {
+                    match item {
+                        toml::Value::Table(t) => {
+                            out.push(reader(format!("{}{key}[{i}].", self.prefix), t, self))
+                        }
+                        other => self.error(
+                            key,
+                            format!(
+                                "item {i}: expected a table [[{key}]], found {}",
+                                other.type_str()
+                            ),
+                        ),
+                    }
+                }
+                out
+            }
+            Some(other) => {
+                self.error(
+                    key,
+                    format!("expected tables [[{key}]], found {}", other.type_str()),
+                );
+                Vec::new()
+            }
         }
     }
 

@@ -83,6 +83,9 @@ config_keys! {
         audit_reads: Bool,
         http_token: String,
         http_token_file: String,
+        toolsets: Strings,
+        enabled_tools: Strings,
+        disabled_tools: Strings,
     }
     "health" {
         probe_interval: Duration,
@@ -128,6 +131,12 @@ config_keys! {
         clock_skew: Duration,
         resource: String,
     }
+    "prompts" {
+        name: String,
+        description: String,
+        text: String,
+        arguments: Strings,
+    }
 }
 
 /// The keys of one `[safety] confirm` rule.
@@ -135,14 +144,7 @@ pub(crate) const CONFIRM_RULE_KEYS: &[&str] = &["operation", "kind", "namespace"
 
 /// The `[sections]` of the file, in order.
 pub(crate) const SECTIONS: &[&str] = &[
-    "nsk",
-    "server",
-    "health",
-    "pool",
-    "output",
-    "cache",
-    "safety",
-    "http_auth",
+    "nsk", "server", "health", "pool", "output", "cache", "safety", "prompts", "http_auth",
 ];
 
 /// The keys known in `section` (`""`: the top keys, then the sections).
@@ -164,7 +166,8 @@ pub(crate) fn named_in(text: &str) -> std::collections::BTreeSet<(String, String
     for line in text.lines() {
         let line = line.trim();
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = name.trim().to_string();
+            // `[[prompts]]` names the section `prompts`.
+            section = name.trim_matches(['[', ']']).trim().to_string();
             continue;
         }
         let line = line.trim_start_matches('#').trim_start();

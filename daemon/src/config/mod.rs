@@ -20,6 +20,8 @@ mod fields;
 mod http_auth;
 pub use http_auth::HttpAuthConfig;
 mod keys;
+mod prompts;
+pub use prompts::PromptConfig;
 
 use nskd_proto::bearer::{self, Bearer};
 use std::{
@@ -152,6 +154,9 @@ pub struct ServerConfig {
     pub http_token: Option<Secret>,
     /// File holding that token (re-read at start).
     pub http_token_file: Option<PathBuf>,
+    /// The MCP tools sessions are offered (`toolsets`, `enabled_tools`,
+    /// `disabled_tools`).
+    pub tools: nskd_proto::tools::ToolSelection,
 }
 
 impl ServerConfig {
@@ -327,12 +332,7 @@ fn check_operation(r: &Reader, field: &str, word: &str) {
 /// cluster }` tables.
 fn read_confirm_rules(safety: &mut Reader) -> Vec<ConfirmRule> {
     let mut rules = Vec::new();
-    for (i, mut r) in safety
-        .tables("confirm")
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
+    for (i, mut r) in safety.tables("confirm").into_iter().enumerate() {
         let rule = ConfirmRule {
             operation: r.string("operation"),
             kind: r.string("kind"),
@@ -393,6 +393,8 @@ pub struct Config {
     pub safety: SafetyConfig,
     /// `[http_auth]`.
     pub http_auth: HttpAuthConfig,
+    /// `[[prompts]]`.
+    pub prompts: Vec<PromptConfig>,
 }
 
 /// Values given on the command line (or by clap from the environment), which
@@ -457,6 +459,15 @@ pub struct Overrides {
     /// Refuse destructive tools (delete, exec, run, scale, overwriting apply).
     #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = bool_flag)]
     pub disable_destructive: Option<bool>,
+    /// MCP toolsets offered, comma-separated (core, changes, nodes, helm, nsk, clusters).
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub toolsets: Option<Vec<String>>,
+    /// MCP tools offered beyond the toolsets, comma-separated.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub enabled_tools: Option<Vec<String>>,
+    /// MCP tools never offered, comma-separated.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub disabled_tools: Option<Vec<String>>,
 }
 
 /// A flag's `true`/`false` (and the spellings [`parse_bool`] accepts).
@@ -683,6 +694,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         );
     }
     safety_r.finish(&keys::known("safety"));
+    let prompts = prompts::read(top);
     let default_cluster = o
         .default_cluster
         .clone()
@@ -732,6 +744,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         cache,
         safety,
         http_auth,
+        prompts,
     }
 }
 
@@ -929,6 +942,7 @@ fn read_server(
         }
     };
     let (http_token, http_token_file) = read_http_token(r, env, http_bind, port);
+    let tools = read_tool_selection(r, o);
     ServerConfig {
         environment,
         socket,
@@ -940,7 +954,55 @@ fn read_server(
         audit_reads: r.bool("audit_reads").unwrap_or(false),
         http_token,
         http_token_file,
+        tools,
     }
+}
+
+/// `toolsets`, `enabled_tools`, `disabled_tools` (flags win); an unknown
+/// name is an error naming the valid ones.
+fn read_tool_selection(r: &mut Reader, o: &Overrides) -> nskd_proto::tools::ToolSelection {
+    use nskd_proto::tools::{ToolSelection, check_tools, check_toolsets};
+    let mut pick = |key: &str, flag: &Option<Vec<String>>| match flag {
+        Some(v) => (v.clone(), format!("--{}", key.replace('_', "-"))),
+        None => (
+            r.strings(key).unwrap_or_default(),
+            format!("[server] {key}"),
+        ),
+    };
+    let (toolsets, sets_origin) = pick("toolsets", &o.toolsets);
+    let (enabled, enabled_origin) = pick("enabled_tools", &o.enabled_tools);
+    let (disabled, disabled_origin) = pick("disabled_tools", &o.disabled_tools);
+    let trim = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let selection = ToolSelection {
+        toolsets: trim(toolsets),
+        enabled: trim(enabled),
+        disabled: trim(disabled),
+    };
+    let checks = [
+        (
+            "toolsets",
+            check_toolsets(&selection.toolsets, &sets_origin),
+        ),
+        (
+            "enabled_tools",
+            check_tools(&selection.enabled, &enabled_origin),
+        ),
+        (
+            "disabled_tools",
+            check_tools(&selection.disabled, &disabled_origin),
+        ),
+    ];
+    for (key, check) in checks {
+        if let Err(e) = check {
+            r.error(key, e.to_string());
+        }
+    }
+    selection
 }
 
 /// The HTTP port's bearer token: `NSKD_HTTP_TOKEN`, else `http_token`, or

@@ -465,6 +465,8 @@ mod props {
                     | (Kind::Bool, Value::Boolean(_) | Value::String(_))
                     | (Kind::Integer, Value::Integer(_) | Value::String(_))
                     | (Kind::Strings | Kind::Tables, Value::Array(_))
+                    // One `[section.key]` table is read as a list of one.
+                    | (Kind::Tables, Value::Table(_))
             );
             prop_assume!(!right_type);
             let mut table = toml::Table::new();
@@ -624,4 +626,35 @@ fn allow_exec_plugins_defaults_off_and_warns_where_it_cannot_apply() {
             .any(|p| p.message.contains("allow_exec_plugins")),
         "{problems:?}"
     );
+}
+
+#[test]
+fn prompts_are_read_and_each_bad_entry_is_named() {
+    let text = r#"
+[[prompts]]
+name = "shop_check"
+description = "Check the shop"
+text = "Look at {ns}."
+arguments = ["ns", "unused"]
+
+[[prompts]]
+name = "shop_check"
+text = "again"
+
+[[prompts]]
+name = "x"
+text = "y"
+bogus = 1
+"#;
+    let (c, problems) = Config::from_toml_str(text, &Overrides::default(), env);
+    assert_eq!(c.prompts.len(), 2, "{problems:?}");
+    assert_eq!(c.prompts[0].arguments, ["ns", "unused"]);
+    let named = |field: &str, words: &str| {
+        problems
+            .iter()
+            .any(|p| p.field == field && p.message.contains(words))
+    };
+    assert!(named("prompts[0].arguments", "never used"), "{problems:?}");
+    assert!(named("prompts[1].name", "defined twice"), "{problems:?}");
+    assert!(named("prompts[2].bogus", "unknown key"), "{problems:?}");
 }

@@ -232,6 +232,7 @@ pub async fn describe(
             limit: 0,
             output: Output::Table,
             live: false,
+            objects: false,
         },
         opts,
     )

@@ -41,14 +41,49 @@ pub struct ListArgs {
     pub output: Output,
     /// Read from the API server even when a watch cache could answer.
     pub live: bool,
+    /// Whole objects even for a table (fields or a JSONPath sort need them).
+    pub objects: bool,
 }
 
-/// Lists objects and renders them.
-pub async fn list(
-    cc: &ClusterClient,
-    args: &ListArgs,
-    opts: &OpOptions,
-) -> Result<Rendered, OpError> {
+/// One cluster's list as rows, for the answer composer to merge.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Plural noun ("pods").
+    pub noun: String,
+    /// Whether the kind is namespaced.
+    pub namespaced: bool,
+    /// Column names (upper case) of `cells`, table mode only.
+    pub header: Vec<String>,
+    /// The rows, in the server's order.
+    pub rows: Vec<ListedRow>,
+    /// Answered from a watch cache rather than the API server.
+    pub from_cache: bool,
+    /// The server said it holds more than it sent (its own limit).
+    pub more_on_server: bool,
+}
+
+/// One object of a [`Listing`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListedRow {
+    /// Its namespace ("" for cluster-scoped kinds).
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Table cells, as shown (table mode).
+    pub cells: Vec<String>,
+    /// The cleaned, masked object (object mode).
+    pub object: Option<Value>,
+}
+
+/// What [`fetch`] read, before shaping.
+struct Fetched {
+    kind: ResolvedKind,
+    namespace: Option<Namespace>,
+    body: Value,
+    from_cache: bool,
+}
+
+async fn fetch(cc: &ClusterClient, args: &ListArgs, opts: &OpOptions) -> Result<Fetched, OpError> {
     let started = tokio::time::Instant::now();
     let kind = resolve_kind(cc, args.api_version.as_ref(), &args.kind, opts.timeout).await?;
     opts.allow(
@@ -58,8 +93,8 @@ pub async fn list(
         None,
         &format!("list {}", kind.display_name()),
     )?;
-    let namespace = args.namespace.as_ref().filter(|_| kind.namespaced);
-    let resource = match namespace {
+    let namespace = args.namespace.clone().filter(|_| kind.namespaced);
+    let resource = match &namespace {
         Some(ns) => format!("{} in namespace {ns}", kind.display_name()),
         None => kind.display_name(),
     };
@@ -67,14 +102,124 @@ pub async fn list(
     let cached = if args.live || !opts.use_cache {
         None
     } else {
-        cached_answer(cc, &kind, namespace, args, opts)
+        cached_answer(cc, &kind, namespace.as_ref(), args, opts)
     };
     let from_cache = cached.is_some();
     let body = match cached {
         Some(body) => body,
-        None => live_list(&kind, namespace, args, &call).await?,
+        None => live_list(&kind, namespace.as_ref(), args, &call).await?,
     };
     expect_list_of(&body, &kind, &call, cc)?;
+    Ok(Fetched {
+        kind,
+        namespace,
+        body,
+        from_cache,
+    })
+}
+
+/// The items of a list answer, each with its kind, cleaned and masked.
+fn clean_items(body: &Value, kind: &ResolvedKind, opts: &OpOptions) -> Vec<Value> {
+    body["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut item| {
+            // List items carry no kind of their own; masking needs it.
+            if let Value::Object(map) = &mut item {
+                map.insert(
+                    "apiVersion".into(),
+                    Value::String(kind.resource.api_version.clone()),
+                );
+                map.insert("kind".into(), Value::String(kind.resource.kind.clone()));
+            }
+            clean_object(&mut item, &opts.policy.masking, &kind.resource.plural);
+            item
+        })
+        .collect()
+}
+
+/// Lists objects as rows: table cells when `args.output` is a table and
+/// `args.objects` is not set, else cleaned objects.
+pub async fn rows(
+    cc: &ClusterClient,
+    args: &ListArgs,
+    opts: &OpOptions,
+) -> Result<Listing, OpError> {
+    let f = fetch(cc, args, opts).await?;
+    let more_on_server = f
+        .body
+        .pointer("/metadata/continue")
+        .and_then(Value::as_str)
+        .is_some_and(|c| !c.is_empty());
+    let mut listing = Listing {
+        noun: f.kind.resource.plural.clone(),
+        namespaced: f.kind.namespaced,
+        from_cache: f.from_cache,
+        more_on_server,
+        ..Listing::default()
+    };
+    let request_ns = f
+        .namespace
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    if f.body["kind"] == "Table" {
+        let style = TableStyle {
+            sensitive: opts.policy.masking.is_sensitive(&f.kind),
+            core_secret: f.kind.resource.group.is_empty() && f.kind.resource.kind == "Secret",
+            namespace_column: false,
+            noun: &listing.noun,
+            max_bytes: opts.max_bytes,
+            remaining: None,
+        };
+        let cells = table::cells(&f.body, &style);
+        listing.header = cells.header;
+        listing.rows = cells
+            .rows
+            .into_iter()
+            .map(|r| ListedRow {
+                namespace: r.namespace.unwrap_or_else(|| request_ns.clone()),
+                name: r.cells.get(cells.name_column).cloned().unwrap_or_default(),
+                cells: r.cells,
+                object: None,
+            })
+            .collect();
+        return Ok(listing);
+    }
+    listing.rows = clean_items(&f.body, &f.kind, opts)
+        .into_iter()
+        .map(|o| ListedRow {
+            namespace: o
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            name: o
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            cells: Vec::new(),
+            object: Some(o),
+        })
+        .collect();
+    Ok(listing)
+}
+
+/// Lists objects and renders them (one cluster's answer on its own).
+pub async fn list(
+    cc: &ClusterClient,
+    args: &ListArgs,
+    opts: &OpOptions,
+) -> Result<Rendered, OpError> {
+    let Fetched {
+        kind,
+        namespace,
+        body,
+        from_cache,
+    } = fetch(cc, args, opts).await?;
     let more = body
         .pointer("/metadata/continue")
         .and_then(Value::as_str)
@@ -98,24 +243,7 @@ pub async fn list(
         rendered.from_cache = from_cache;
         return Ok(rendered);
     }
-    let items: Vec<Value> = body["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|mut item| {
-            // List items carry no kind of their own; masking needs it.
-            if let Value::Object(map) = &mut item {
-                map.insert(
-                    "apiVersion".into(),
-                    Value::String(kind.resource.api_version.clone()),
-                );
-                map.insert("kind".into(), Value::String(kind.resource.kind.clone()));
-            }
-            clean_object(&mut item, &opts.policy.masking, &kind.resource.plural);
-            item
-        })
-        .collect();
+    let items = clean_items(&body, &kind, opts);
     let output = if args.output == Output::Table {
         Output::Yaml
     } else {
@@ -148,7 +276,7 @@ async fn live_list(
     let mut request = kube::core::Request::new(url)
         .list(&params)
         .map_err(|e| OpError::InvalidArgument(format!("cannot build the list request: {e}")))?;
-    if args.output == Output::Table {
+    if args.output == Output::Table && !args.objects {
         request.headers_mut().insert(
             http::header::ACCEPT,
             http::HeaderValue::from_static(TABLE_ACCEPT),
@@ -210,7 +338,7 @@ fn cached_answer(
     };
     let watch = opts.caches.answering(cc, kind, namespace)?;
     crate::metrics::cache_hit(&cc.name, &kind.display_name());
-    Some(if args.output == Output::Table {
+    Some(if args.output == Output::Table && !args.objects {
         watch.table(&query)
     } else {
         watch.list(&query)

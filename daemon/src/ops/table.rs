@@ -29,8 +29,29 @@ pub struct TableStyle<'a> {
     pub remaining: Option<u64>,
 }
 
-/// Renders a Table JSON answer.
-pub fn render(table: &Value, style: &TableStyle<'_>) -> Rendered {
+/// A Table answer's shown columns and cells.
+#[derive(Debug, Clone, Default)]
+pub struct Cells {
+    /// Column names, upper case (no NAMESPACE).
+    pub header: Vec<String>,
+    /// Index in `header` of the object's name (the `name`-format column).
+    pub name_column: usize,
+    /// The rows.
+    pub rows: Vec<CellRow>,
+}
+
+/// One row of [`Cells`].
+#[derive(Debug, Clone, Default)]
+pub struct CellRow {
+    /// The namespace of the row's object, when the answer embeds it.
+    pub namespace: Option<String>,
+    /// Cell texts, one line each, dates as ages.
+    pub cells: Vec<String>,
+}
+
+/// The shown columns (priority 0, harmless ones for a sensitive kind) and
+/// their cells.
+pub fn cells(table: &Value, style: &TableStyle<'_>) -> Cells {
     let columns: Vec<&Value> = table["columnDefinitions"]
         .as_array()
         .map(|c| c.iter().collect())
@@ -43,40 +64,60 @@ pub fn render(table: &Value, style: &TableStyle<'_>) -> Rendered {
         .filter(|(_, c)| !style.sensitive || harmless_column(c, style.core_secret))
         .map(|(i, c)| (i, *c))
         .collect();
+    let header = shown
+        .iter()
+        .map(|(_, c)| c["name"].as_str().unwrap_or("").to_ascii_uppercase())
+        .collect();
+    let name_column = shown
+        .iter()
+        .position(|(_, c)| c["format"].as_str() == Some("name"))
+        .unwrap_or(0);
+    let rows_json = table["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let now = SystemTime::now();
+    let rows = rows_json
+        .iter()
+        .map(|row| {
+            let cells = row["cells"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            CellRow {
+                namespace: row
+                    .pointer("/object/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                cells: shown
+                    .iter()
+                    .map(|(i, column)| {
+                        cell_text(cells.get(*i).unwrap_or(&Value::Null), column, now)
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Cells {
+        header,
+        name_column,
+        rows,
+    }
+}
+
+/// Renders a Table JSON answer.
+pub fn render(table: &Value, style: &TableStyle<'_>) -> Rendered {
+    let cells = cells(table, style);
     let mut header: Vec<String> = Vec::new();
     if style.namespace_column {
         header.push("NAMESPACE".into());
     }
-    header.extend(
-        shown
-            .iter()
-            .map(|(_, c)| c["name"].as_str().unwrap_or("").to_ascii_uppercase()),
-    );
-    let rows_json = table["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let now = SystemTime::now();
-    let mut rows = Vec::with_capacity(rows_json.len() + 1);
+    header.extend(cells.header);
+    let mut rows = Vec::with_capacity(cells.rows.len() + 1);
     rows.push(header);
-    for row in rows_json {
-        let cells = row["cells"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        let mut out = Vec::with_capacity(shown.len() + 1);
+    for row in &cells.rows {
+        let mut out = Vec::with_capacity(row.cells.len() + 1);
         if style.namespace_column {
-            out.push(
-                row.pointer("/object/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-            );
+            out.push(row.namespace.clone().unwrap_or_default());
         }
-        for (i, column) in &shown {
-            out.push(cell_text(
-                cells.get(*i).unwrap_or(&Value::Null),
-                column,
-                now,
-            ));
-        }
+        out.extend(row.cells.iter().cloned());
         rows.push(out);
     }
-    let items = rows_json.len() as u32;
+    let items = cells.rows.len() as u32;
     if items == 0 {
         return Rendered {
             text: format!("No {} found.\n", style.noun),

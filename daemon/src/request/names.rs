@@ -138,6 +138,16 @@ name_type!(
     ContainerName
 );
 name_type!(
+    /// A Helm release name: an RFC 1123 subdomain of at most 53 bytes
+    /// (Helm's own rule; it is also a valid label value).
+    ReleaseName
+);
+name_type!(
+    /// A Helm chart name (a filter, never a path): letters, digits, `-`,
+    /// `_` and `.`, at most 250 bytes.
+    ChartName
+);
+name_type!(
     /// `v1` or `group/version`.
     ApiVersion
 );
@@ -193,6 +203,37 @@ impl NodeName {
     /// Checks `value` of argument `field`.
     pub fn parse(field: &str, value: &str) -> Result<Self, InvalidInput> {
         checked(field, value, is_subdomain(value), SUBDOMAIN_RULE, Self)
+    }
+}
+
+impl ReleaseName {
+    /// Checks `value` of argument `field`.
+    pub fn parse(field: &str, value: &str) -> Result<Self, InvalidInput> {
+        checked(
+            field,
+            value,
+            value.len() <= 53 && is_subdomain(value),
+            "must be a Helm release name: at most 53 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+            Self,
+        )
+    }
+}
+
+impl ChartName {
+    /// Checks `value` of argument `field`.
+    pub fn parse(field: &str, value: &str) -> Result<Self, InvalidInput> {
+        let ok = !value.is_empty()
+            && value.len() <= 250
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        checked(
+            field,
+            value,
+            ok,
+            "must be a chart name: letters, digits, '-', '_' and '.', e.g. \"nginx\"",
+            Self,
+        )
     }
 }
 

@@ -9,6 +9,20 @@ use crate::{
     rig::Rig,
 };
 
+/// Where the fleet section of docs/benchmarks.md begins (`bench-fleet`
+/// rewrites it; `bench` keeps it).
+pub const SECTION_BEGIN: &str =
+    "<!-- fleet-bench:begin (scripts/bench fleet rewrites this section) -->";
+/// Where it ends.
+pub const SECTION_END: &str = "<!-- fleet-bench:end -->";
+
+/// The fleet section of a benchmarks document, markers included.
+pub fn section(doc: &str) -> Option<&str> {
+    let a = doc.find(SECTION_BEGIN)?;
+    let b = doc[a..].find(SECTION_END)? + a;
+    Some(&doc[a..b + SECTION_END.len()])
+}
+
 /// The unreachable endpoints of a fleet; keep it alive while the fleet is used.
 #[derive(Debug)]
 pub struct Fleet {

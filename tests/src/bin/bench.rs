@@ -892,6 +892,9 @@ Each nskd latency row runs twice: answered from the watch cache (the default), a
 to the apiserver); `scripts/bench --no-live` skips the second.
 ";
 
+/// The heading of the section `scripts/bench --shim` writes (kept here).
+const SHIM_SECTION: &str = "## The stdio shim's memory";
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -932,6 +935,25 @@ async fn main() -> anyhow::Result<()> {
     step("refresh");
     refresh_row(rig, &sizes, &mut rows);
     let md = render(&args, &rows, started, &load_at_start);
+    // The fleet section is `scripts/bench fleet`'s own: kept as it is.
+    let mut md = match std::fs::read_to_string(&args.out)
+        .ok()
+        .and_then(|old| nskd_e2e::bench::fleet::section(&old).map(str::to_string))
+    {
+        Some(kept) => format!("{}\n\n{kept}\n", md.trim_end()),
+        None => md,
+    };
+    // `scripts/bench --shim` writes its own section: keep it.
+    if let Ok(old) = std::fs::read_to_string(&args.out)
+        && let Some(at) = old.find(SHIM_SECTION)
+    {
+        let rest = &old[at..];
+        let end = rest[SHIM_SECTION.len()..]
+            .find("\n## ")
+            .map_or(rest.len(), |e| e + SHIM_SECTION.len() + 1);
+        md.push('\n');
+        md.push_str(&rest[..end]);
+    }
     std::fs::write(&args.out, &md).with_context(|| format!("write {}", args.out.display()))?;
     std::fs::write(&args.soak_out, format!("# Concurrency soak\n\nA section for docs/reliability.md, written by `scripts/bench`.\n\n{soak}"))
         .with_context(|| format!("write {}", args.soak_out.display()))?;

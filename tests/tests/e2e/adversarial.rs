@@ -348,11 +348,37 @@ enum Rule {
     ClusterEntry,
     /// A relative path under the kubelet's `logs/`.
     Query,
+    /// A Helm release name: DNS-1123 subdomain of at most 53 bytes.
+    Release,
+    /// An optional release name (a filter): empty, or [`Rule::Release`].
+    ReleaseFilter,
+    /// An optional chart name: letters, digits, `-`, `_`, `.`.
+    Chart,
+    /// An optional Helm status filter: `all` or known statuses, comma-separated.
+    HelmStatus,
     /// No rule in the contract (a request body value): only (a), (c), (d).
     Free,
     /// A plan id: "p-" and 24 lowercase hex digits (or empty: no plan).
     Plan,
+    /// A `continue` token: only one the daemon issued for this call (none
+    /// in the corpus), or none.
+    Token,
+    /// A column name (ASCII letters, digits, `-_. %`, at most 64), or none.
+    Column,
 }
+
+/// Helm's release statuses.
+const HELM_STATUSES: &[&str] = &[
+    "unknown",
+    "deployed",
+    "uninstalled",
+    "superseded",
+    "failed",
+    "uninstalling",
+    "pending-install",
+    "pending-upgrade",
+    "pending-rollback",
+];
 
 fn is_label(s: &str) -> bool {
     !s.is_empty()
@@ -403,6 +429,18 @@ impl Rule {
                                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
                     })
             }
+            Rule::Release => s.len() <= 53 && is_subdomain(s),
+            Rule::ReleaseFilter => s.is_empty() || Rule::Release.accepts(s),
+            Rule::Chart => {
+                s.len() <= 250
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            }
+            Rule::HelmStatus => {
+                s.is_empty()
+                    || s == "all"
+                    || s.split(',').all(|p| HELM_STATUSES.contains(&p.trim()))
+            }
             Rule::Free => true,
             Rule::Plan => {
                 s.is_empty()
@@ -411,6 +449,16 @@ impl Rule {
                         && s[2..]
                             .bytes()
                             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            }
+            Rule::Token => s.is_empty(),
+            Rule::Column => {
+                let t = s.trim();
+                t.is_empty()
+                    || (s.len() <= 64
+                        && !t.starts_with(['.', '$', '{'])
+                        && s.chars().all(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' ' | '%')
+                        }))
             }
         }
     }
@@ -470,6 +518,9 @@ fn intent(tool: &str) -> Intent {
         "nodes_cordon" | "nodes_uncordon" => r(&["nodes"], &["patch"]),
         "nodes_drain" => r(&["nodes", "pods", "pods/eviction"], &["patch", "create"]),
         "pods_cleanup" => r(&["pods"], &["delete"]),
+        // Release records: listed by label, read one by one (none exist in
+        // the adversarial world, so only lists are sent).
+        t if t.starts_with("helm_") => r(&["secrets", "configmaps"], &[]),
         _ => NOTHING,
     }
 }
@@ -535,6 +586,8 @@ fn base_args(tool: &str, w: &World) -> Value {
         "nodes_drain" => json!({"name": MISSING, "timeout": 3}),
         // A namespace without pods: nothing to delete whatever happens.
         "pods_cleanup" => json!({"namespace": MISSING}),
+        "helm_list" => json!({"namespace": a, "output": "json"}),
+        t if t.starts_with("helm_") => json!({"name": "adv-release", "namespace": a}),
         _ => json!({}),
     }
 }
@@ -568,6 +621,10 @@ struct Case {
 fn rule_for(tool: &str, arg: &str) -> Option<(Rule, &'static str)> {
     Some(match arg {
         "namespace" => (Rule::Namespace, "namespace"),
+        "name" if tool == "helm_list" => (Rule::ReleaseFilter, "name"),
+        "name" if tool.starts_with("helm_") => (Rule::Release, "name"),
+        "chart" => (Rule::Chart, "chart"),
+        "status" => (Rule::HelmStatus, "status"),
         "name" if tool.starts_with("nodes_") => (Rule::Node, "name"),
         "name" => (Rule::Name, "name"),
         "container" => (Rule::Container, "container"),
@@ -581,6 +638,8 @@ fn rule_for(tool: &str, arg: &str) -> Option<(Rule, &'static str)> {
         // checks both against the audit log).
         "pattern" | "cluster_name" | "image" | "grep" | "sinceTime" => (Rule::Free, "-"),
         "plan" => (Rule::Plan, "plan"),
+        "continue" => (Rule::Token, "continue"),
+        "sortBy" => (Rule::Column, "sortBy"),
         _ => return None,
     })
 }
@@ -647,6 +706,10 @@ fn cases() -> Vec<Case> {
                             "grep",
                             "sinceTime",
                             "plan",
+                            "chart",
+                            "status",
+                            "continue",
+                            "sortBy",
                         ]
                         .into_iter()
                         .find(|k| *k == a)

@@ -235,7 +235,8 @@ async fn a_slow_cluster_shows_degraded_and_still_answers_within_the_request_time
     eprintln!("namespaces_list over a 300 ms-per-chunk cluster: {took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert!(
-        both.contains("=== cluster c9-slow ===") && both.contains("=== cluster c1-sv5 ==="),
+        // c1-sv5 has no namespace of that label: no rows, and no failure.
+        both.starts_with("CLUSTER ") && both.contains("\nc9-slow ") && !both.contains("failed"),
         "{both}"
     );
     assert!(both.contains("shop"), "the slow cluster's data: {both}");

@@ -14,4 +14,5 @@ pub mod helm;
 pub mod hostile;
 pub mod kubeapi;
 pub mod mcp;
+pub mod oidc;
 pub mod rig;

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::{eventually, rig_or_skip};
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -28,7 +28,7 @@ impl Drop for Killed {
 }
 
 /// One POST /mcp: status, session id header, and the JSON-RPC message in the body (SSE or JSON).
-fn post(
+pub(crate) fn post(
     port: u16,
     session: Option<&str>,
     token: Option<&str>,
@@ -74,7 +74,7 @@ fn post(
     (status, session, message)
 }
 
-fn initialize(port: u16, token: Option<&str>) -> String {
+pub(crate) fn initialize(port: u16, token: Option<&str>) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e-http", "version": "1"}}});
     let (status, session, message) = post(port, None, token, &init);
@@ -89,7 +89,13 @@ fn initialize(port: u16, token: Option<&str>) -> String {
     session
 }
 
-fn call(port: u16, session: &str, token: Option<&str>, tool: &str, args: Value) -> String {
+pub(crate) fn call(
+    port: u16,
+    session: &str,
+    token: Option<&str>,
+    tool: &str,
+    args: Value,
+) -> String {
     let req = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": tool, "arguments": args}});
     let (status, _, message) = post(port, Some(session), token, &req);
     assert_eq!(status, 200, "{tool}: {message:?}");

@@ -25,6 +25,7 @@ mod rancher;
 mod shim;
 mod socket;
 mod status;
+mod team;
 mod throttle;
 mod units;
 mod version;

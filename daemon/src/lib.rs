@@ -1,4 +1,5 @@
 //! nskd: one daemon per Rancher environment.
+pub mod access;
 pub mod answer;
 pub mod api;
 pub mod app;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod health;
 pub mod helm;
 pub mod http;
+pub mod impersonate;
 pub mod kinds;
 pub mod kubeconfig;
 pub mod metrics;

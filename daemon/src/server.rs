@@ -129,6 +129,10 @@ pub async fn serve(
         .layer(InterceptorLayer::new(api::tool_check(
             app.config.server.tools.clone(),
         )))
+        .layer(InterceptorLayer::new(api::caller::caller_check(
+            app.access.clone(),
+        )))
+        .layer(api::caller::CallerLayer)
         .add_service(daemon_svc)
         .add_service(clusters_svc)
         .add_service(kube_svc)

@@ -1,5 +1,6 @@
 //! The gRPC services: thin adapters from `nskd.v1` messages to [`App`].
 
+pub mod caller;
 mod changes;
 mod clusters;
 mod contract;

@@ -28,7 +28,19 @@ pub struct HttpAuthConfig {
     /// The public URL of the MCP endpoint (`https://nskd.example/mcp`);
     /// `None`: taken from each request's Host.
     pub resource: Option<String>,
+    /// Act on the clusters as each OIDC caller (Kubernetes impersonation);
+    /// `false`: as the daemon's own identity.
+    pub impersonate: bool,
+    /// Calls per second each OIDC caller may make (0: unlimited).
+    pub per_user_qps: u32,
+    /// Calls an OIDC caller may make at once beyond that rate.
+    pub per_user_burst: u32,
 }
+
+/// Default `[http_auth] per_user_qps`.
+pub const DEFAULT_PER_USER_QPS: u32 = 10;
+/// Default `[http_auth] per_user_burst`.
+pub const DEFAULT_PER_USER_BURST: u32 = 30;
 
 /// True for `http://` URLs on a loopback host (a test or sidecar provider).
 fn loopback_http(url: &str) -> bool {
@@ -117,6 +129,12 @@ pub(super) fn read(r: &mut Reader) -> HttpAuthConfig {
             "is not set, so audience, required_claims and resource have no effect: set issuer to turn OIDC on",
         );
     }
+    let impersonate = r.bool("impersonate").unwrap_or(true);
+    let per_user_qps = r.integer("per_user_qps").unwrap_or(DEFAULT_PER_USER_QPS);
+    let per_user_burst = r
+        .integer("per_user_burst")
+        .unwrap_or(DEFAULT_PER_USER_BURST)
+        .max(1);
     HttpAuthConfig {
         issuer,
         audience,
@@ -125,6 +143,9 @@ pub(super) fn read(r: &mut Reader) -> HttpAuthConfig {
         groups_claim,
         clock_skew,
         resource,
+        impersonate,
+        per_user_qps,
+        per_user_burst,
     }
 }
 

@@ -130,6 +130,17 @@ config_keys! {
         groups_claim: String,
         clock_skew: Duration,
         resource: String,
+        impersonate: Bool,
+        per_user_qps: Integer,
+        per_user_burst: Integer,
+    }
+    "access" {
+        group: String,
+        read_only: Bool,
+        disable_destructive: Bool,
+        toolsets: Strings,
+        tools: Strings,
+        clusters: Strings,
     }
     "prompts" {
         name: String,
@@ -144,7 +155,16 @@ pub(crate) const CONFIRM_RULE_KEYS: &[&str] = &["operation", "kind", "namespace"
 
 /// The `[sections]` of the file, in order.
 pub(crate) const SECTIONS: &[&str] = &[
-    "nsk", "server", "health", "pool", "output", "cache", "safety", "prompts", "http_auth",
+    "nsk",
+    "server",
+    "health",
+    "pool",
+    "output",
+    "cache",
+    "safety",
+    "prompts",
+    "http_auth",
+    "access",
 ];
 
 /// The keys known in `section` (`""`: the top keys, then the sections).
@@ -171,6 +191,13 @@ pub(crate) fn named_in(text: &str) -> std::collections::BTreeSet<(String, String
             continue;
         }
         let line = line.trim_start_matches('#').trim_start();
+        // A commented-out example table, `# [[access]]`.
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]"))
+            && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            section = name.to_string();
+            continue;
+        }
         if let Some((key, _)) = line.split_once('=') {
             let key = key.trim();
             if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {

@@ -15,8 +15,10 @@
 //! assert_eq!(config.nsk.refresh_interval.as_secs(), 1800);
 //! ```
 
+mod access;
 mod expand;
 mod fields;
+pub use access::AccessRule;
 mod http_auth;
 pub use http_auth::HttpAuthConfig;
 mod keys;
@@ -393,6 +395,8 @@ pub struct Config {
     pub safety: SafetyConfig,
     /// `[http_auth]`.
     pub http_auth: HttpAuthConfig,
+    /// `[[access]]`.
+    pub access: Vec<AccessRule>,
     /// `[[prompts]]`.
     pub prompts: Vec<PromptConfig>,
 }
@@ -695,6 +699,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
     }
     safety_r.finish(&keys::known("safety"));
     let prompts = prompts::read(top);
+    let access = access::read(top);
     let default_cluster = o
         .default_cluster
         .clone()
@@ -744,6 +749,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         cache,
         safety,
         http_auth,
+        access,
         prompts,
     }
 }

@@ -169,7 +169,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            return match http::serve(addr, location, starter, token, cli.http_oidc, toolsets).await {
+            return match http::serve(addr, location, starter, token, cli.http_oidc, toolsets).await
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("mcp-shim: {e}");

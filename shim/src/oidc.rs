@@ -208,9 +208,18 @@ pub fn unauthorized(metadata_url: &str, reason: &str, token_given: bool) -> Resp
             quoted(reason)
         ));
     }
+    let mut response = error_response(StatusCode::UNAUTHORIZED, reason);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_str(&challenge).expect("quoted to visible ASCII"),
+    );
+    response
+}
+
+/// `status` with `{"error": reason}`.
+fn error_response(status: StatusCode, reason: &str) -> Response<Body> {
     Response::builder()
-        .status(StatusCode::UNAUTHORIZED)
-        .header(header::WWW_AUTHENTICATE, challenge)
+        .status(status)
         .header(header::CONTENT_TYPE, "application/json")
         .body(
             Full::new(Bytes::from(
@@ -223,16 +232,7 @@ pub fn unauthorized(metadata_url: &str, reason: &str, token_given: bool) -> Resp
 
 /// `503`: the daemon could not check the token.
 pub fn unavailable(reason: &str) -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::SERVICE_UNAVAILABLE)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(
-            Full::new(Bytes::from(
-                serde_json::json!({ "error": reason }).to_string(),
-            ))
-            .boxed(),
-        )
-        .expect("static response")
+    error_response(StatusCode::SERVICE_UNAVAILABLE, reason)
 }
 
 #[cfg(test)]

@@ -27,18 +27,19 @@ impl Drop for Killed {
     }
 }
 
-/// One POST /mcp: status, session id header, and the JSON-RPC message in the body (SSE or JSON).
-pub(crate) fn post(
+/// One raw HTTP request: status, header block, body.
+pub(crate) fn raw(
     port: u16,
     session: Option<&str>,
+    method: &str,
+    path: &str,
     token: Option<&str>,
-    body: &Value,
-) -> (u16, Option<String>, Option<Value>) {
+    body: &str,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = body.to_string();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let mut head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     if let Some(id) = session {
@@ -57,6 +58,17 @@ pub(crate) fn post(
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let (headers, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, headers.to_string(), rest.to_string())
+}
+
+/// One POST /mcp: status, session id header, and the JSON-RPC message in the body (SSE or JSON).
+pub(crate) fn post(
+    port: u16,
+    session: Option<&str>,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, Option<String>, Option<Value>) {
+    let (status, headers, rest) = raw(port, session, "POST", "/mcp", token, &body.to_string());
     let session = headers.lines().find_map(|l| {
         l.to_lowercase()
             .starts_with("mcp-session-id:")

@@ -4,7 +4,6 @@
 //! RBAC-enforcing apiservers through impersonation.
 
 use std::{
-    io::{Read, Write},
     net::TcpStream,
     process::{Command, Stdio},
     time::Duration,
@@ -20,39 +19,9 @@ use serde_json::{Value, json};
 
 use crate::{
     eventually,
-    http_shim::{Killed, call, initialize, post},
+    http_shim::{Killed, call, initialize, post, raw},
     rig_or_skip,
 };
-
-/// One raw HTTP request: status, header block, body.
-fn raw(
-    port: u16,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    write!(s, "{head}\r\n{body}").unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let (headers, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (status, headers.to_string(), rest.to_string())
-}
 
 /// Starts `mcp-shim --http 127.0.0.1:PORT --http-oidc` on `d`'s socket.
 fn start_oidc_shim(d: &Daemon, port: u16) -> Killed {
@@ -79,6 +48,20 @@ fn start_oidc_shim(d: &Daemon, port: u16) -> Killed {
     shim
 }
 
+/// A daemon on c1-sv5 trusting `provider`, with `more` after its
+/// `[http_auth]` keys.
+fn team_spec(provider: &Provider, more: &str) -> DaemonSpec {
+    DaemonSpec {
+        default_cluster: Some("c1-sv5".into()),
+        sections: format!(
+            "{}{}{more}",
+            DaemonSpec::default().sections,
+            provider.http_auth_section()
+        ),
+        ..DaemonSpec::default()
+    }
+}
+
 fn init_body() -> String {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e-team", "version": "1"}}})
@@ -89,15 +72,7 @@ fn init_body() -> String {
 fn oidc_tokens_from_a_real_provider_are_checked() {
     let Some(rig) = rig_or_skip() else { return };
     let provider = Provider::start();
-    let spec = DaemonSpec {
-        default_cluster: Some("c1-sv5".into()),
-        sections: format!(
-            "{}{}",
-            DaemonSpec::default().sections,
-            provider.http_auth_section()
-        ),
-        ..DaemonSpec::default()
-    };
+    let spec = team_spec(&provider, "");
     let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &["c1-sv5"]));
     let port = refused_port();
     let _shim = start_oidc_shim(&d, port);
@@ -108,7 +83,7 @@ fn oidc_tokens_from_a_real_provider_are_checked() {
         "/.well-known/oauth-protected-resource/mcp",
         "/.well-known/oauth-protected-resource",
     ] {
-        let (status, _, body) = raw(port, "GET", path, None, "");
+        let (status, _, body) = raw(port, None, "GET", path, None, "");
         assert_eq!(status, 200, "{path}: {body}");
         let doc: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(doc["resource"], format!("http://127.0.0.1:{port}/mcp"));
@@ -129,7 +104,7 @@ fn oidc_tokens_from_a_real_provider_are_checked() {
     }
 
     // No token: 401 naming the metadata, no error (RFC 6750 §3.1).
-    let (status, headers, _) = raw(port, "POST", "/mcp", None, &init_body());
+    let (status, headers, _) = raw(port, None, "POST", "/mcp", None, &init_body());
     assert_eq!(status, 401);
     let challenge = format!("www-authenticate: Bearer resource_metadata=\"{metadata_url}\"");
     assert!(
@@ -204,7 +179,7 @@ fn oidc_tokens_from_a_real_provider_are_checked() {
     ];
     for (what, claims, reason) in cases {
         let token = provider.mint(&claims);
-        let (status, headers, body) = raw(port, "POST", "/mcp", Some(&token), &init_body());
+        let (status, headers, body) = raw(port, None, "POST", "/mcp", Some(&token), &init_body());
         assert_eq!(status, 401, "{what}: {headers}\n{body}");
         let lower = headers.to_lowercase();
         assert!(
@@ -296,15 +271,7 @@ fn each_caller_acts_as_itself_on_the_clusters() {
     let sv5 = rig.cluster("c1-sv5");
     grant_team_rbac(sv5);
     let provider = Provider::start();
-    let spec = DaemonSpec {
-        default_cluster: Some("c1-sv5".into()),
-        sections: format!(
-            "{}{}",
-            DaemonSpec::default().sections,
-            provider.http_auth_section()
-        ),
-        ..DaemonSpec::default()
-    };
+    let spec = team_spec(&provider, "");
     // c1-sv5 as the `nskd` user (may impersonate); c1-noimp: the same
     // apiserver as `noperm`, who may not.
     let d = Daemon::start(&spec, |dir| {
@@ -490,15 +457,10 @@ fn access_rules_and_rate_limits_per_caller() {
     let Some(rig) = rig_or_skip() else { return };
     grant_team_rbac(rig.cluster("c1-sv5"));
     let provider = Provider::start();
-    let spec = DaemonSpec {
-        default_cluster: Some("c1-sv5".into()),
-        sections: format!(
-            "{}{}per_user_qps = 2\nper_user_burst = 10\n\n[[access]]\ngroup = \"readers\"\nread_only = true\nclusters = [\"c1-sv5\"]\n\n[[access]]\ngroup = \"shop-editors\"\ndisable_destructive = true\n",
-            DaemonSpec::default().sections,
-            provider.http_auth_section()
-        ),
-        ..DaemonSpec::default()
-    };
+    let spec = team_spec(
+        &provider,
+        "per_user_qps = 2\nper_user_burst = 10\n\n[[access]]\ngroup = \"readers\"\nread_only = true\nclusters = [\"c1-sv5\"]\n\n[[access]]\ngroup = \"shop-editors\"\ndisable_destructive = true\n",
+    );
     let d = Daemon::start(&spec, |dir| {
         rig.write_nskd_kubeconfigs(dir, &["c1-sv5", "c1-lax1"])
     });

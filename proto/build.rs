@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "nskd/v1/kube.proto",
         "nskd/v1/changes.proto",
         "nskd/v1/workload.proto",
+        "nskd/v1/identity.proto",
         "nskd/v1/contract.proto",
         "nskd/v1/helm.proto",
     ];

@@ -32,11 +32,14 @@ fn json_escaped(v: &Value) -> String {
 /// One entry on one line, every field escaped.
 fn line(v: &Value) -> String {
     let s = |k: &str| escape(v.get(k).and_then(Value::as_str).unwrap_or("")).into_owned();
-    let who = if s("session").is_empty() {
+    let mut who = if s("session").is_empty() {
         s("client")
     } else {
         format!("{} [{}]", s("client"), s("session"))
     };
+    if !s("subject").is_empty() {
+        who = format!("{} as {who}", s("subject"));
+    }
     let what = [s("verb"), s("resource"), s("namespace"), s("name")]
         .into_iter()
         .filter(|p| !p.is_empty())
@@ -135,7 +138,7 @@ mod tests {
         let entry = serde_json::json!({
             "time": hostile, "session": hostile, "client": hostile, "tool": hostile,
             "verb": hostile, "resource": hostile, "namespace": hostile, "name": hostile,
-            "cluster": hostile, "outcome": hostile, "duration_ms": 3,
+            "cluster": hostile, "outcome": hostile, "duration_ms": 3, "subject": hostile,
         });
         let raw = entry.to_string();
         for json in [false, true] {
@@ -146,7 +149,7 @@ mod tests {
         let back: Value = serde_json::from_str(&render(&raw, true).unwrap()).unwrap();
         assert_eq!(back, entry, "--json stays valid JSON with the same strings");
         let out = render(&raw, false).unwrap();
-        assert_eq!(out.matches("\\x1b[2J").count(), 10, "{out}");
+        assert_eq!(out.matches("\\x1b[2J").count(), 11, "{out}");
         assert!(out.contains("x\\n2026") && out.contains("\\r") && out.contains("\\x07"));
         assert!(out.contains("\\t\\\\\\u{202e}\\x85"), "{out}");
         assert!(out.ends_with("3ms"));

@@ -117,6 +117,8 @@ pub struct App {
     pub changes: Arc<crate::ops::change::Engine>,
     /// `[replication]`: the Lease and the kubeconfig Secrets.
     pub replication: Option<Arc<crate::replication::Replication>>,
+    /// `[[access]]` rules and per-user rate limits for OIDC callers.
+    pub access: Arc<crate::access::Access>,
 }
 
 impl App {
@@ -154,6 +156,10 @@ impl App {
             .unwrap_or_else(|| crate::audit::default_path(config.environment()));
         let audit = AuditLog::open(audit_path, config.server.audit_reads)?;
         let policy = Arc::new(crate::safety::Policy::of(&config)?);
+        let access = Arc::new(crate::access::Access::new(
+            &config.access,
+            &config.http_auth,
+        ));
         let changes = Arc::new(crate::ops::change::Engine::new(&config.safety));
         let registry = Arc::new(Registry::new());
         let connect_timeout = config.health.probe_timeout.min(config.pool.request_timeout);
@@ -180,6 +186,7 @@ impl App {
             serving: std::sync::atomic::AtomicBool::new(false),
             audit,
             policy,
+            access,
             changes,
             replication,
         });
@@ -237,6 +244,28 @@ impl App {
     /// cluster not known to be down), else `cluster`, else the default.
     /// Also returns what `"*"` skipped, as `name: reason`.
     pub fn targets(&self, cluster: &str, clusters: &[String]) -> Result<Targets, OpError> {
+        let mut targets = self.all_targets(cluster, clusters)?;
+        let Some(caller) = crate::impersonate::current() else {
+            return Ok(targets);
+        };
+        let named = !clusters.iter().any(|c| c == "*");
+        let (open, closed): (Vec<String>, Vec<String>) = targets
+            .names
+            .into_iter()
+            .partition(|n| self.access.allows_cluster(&caller, n));
+        if let Some(first) = closed.first()
+            && (named || open.is_empty())
+        {
+            return Err(OpError::Refused(
+                self.access.cluster_refusal(&caller, first),
+            ));
+        }
+        targets.names = open;
+        Ok(targets)
+    }
+
+    /// [`App::targets`] before the caller's `[[access]]` clusters.
+    fn all_targets(&self, cluster: &str, clusters: &[String]) -> Result<Targets, OpError> {
         if !cluster.is_empty() {
             crate::request::names::check_cluster("cluster", cluster)?;
         }
@@ -347,15 +376,28 @@ impl App {
         Fut: std::future::Future<Output = Result<T, OpError>>,
     {
         let op = &op;
+        // An impersonated caller is answered live: the watch caches hold
+        // what the daemon's identity may see, not what the caller may.
+        let caller = crate::impersonate::current();
+        let caller = &caller;
+        let impersonate = caller.is_some() && self.config.http_auth.impersonate;
         // Bounded fan-out, answers in the order the clusters were named.
         futures::stream::iter(targets.into_iter().map(|name| {
             let mut opts = opts.clone();
-            opts.use_cache = !self.tracker.failing(&name);
+            opts.use_cache = !self.tracker.failing(&name) && !impersonate;
             async move {
                 let started = Instant::now();
                 let result = async {
+                    if let Some(caller) = caller
+                        && !self.access.allows_cluster(caller, &name)
+                    {
+                        return Err(OpError::Refused(self.access.cluster_refusal(caller, &name)));
+                    }
                     let entry = self.cluster(&name)?;
-                    let cc = self.pool.get(&entry).await?;
+                    let mut cc = self.pool.get(&entry).await?;
+                    if let Some(caller) = caller.as_ref().filter(|_| impersonate) {
+                        cc = self.pool.for_caller(&cc, caller);
+                    }
                     op(cc, opts).await
                 }
                 .await;

@@ -27,6 +27,10 @@ pub struct AuditEntry {
     pub client: String,
     /// Peer uid of the connection.
     pub peer_uid: Option<u32>,
+    /// The authenticated HTTP caller nskd acted for (`user (group, ...)`);
+    /// empty: the daemon's own identity.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subject: String,
     /// Cluster(s) acted on.
     pub cluster: String,
     /// MCP tool, when a shim says.
@@ -201,6 +205,9 @@ pub fn entry(
         session: caller.session.clone(),
         client: caller.client.clone(),
         peer_uid: caller.uid,
+        subject: crate::impersonate::current()
+            .map(|c| c.subject())
+            .unwrap_or_default(),
         cluster: cluster.to_string(),
         tool: caller.tool.clone(),
         verb: verb.to_string(),

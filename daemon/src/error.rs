@@ -236,6 +236,7 @@ impl CallContext<'_> {
             kube::Error::Api(status) => {
                 let hint = match status.code {
                     401 => "the kubeconfig's credentials were rejected (expired token?): run `nskctl refresh --force` or renew the token".to_string(),
+                    403 if status.message.contains("cannot impersonate") => "nskd acts for each HTTP caller through impersonation, and this cluster does not let the kubeconfig's user impersonate: bind it to a ClusterRole with verbs [impersonate] on resources [users, groups] (apiGroups [\"\"]), or set [http_auth] impersonate = false to act as nskd itself".to_string(),
                     403 if status.message.contains("being terminated") => "the namespace is being deleted; use another namespace".to_string(),
                     403 => "the kubeconfig's user lacks RBAC permission for this (or an admission rule refused it; see the message); use a narrower namespace or ask for a role binding".to_string(),
                     404 => "check the name and namespace".to_string(),

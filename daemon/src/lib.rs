@@ -1,4 +1,5 @@
 //! nskd: one daemon per Rancher environment.
+pub mod access;
 pub mod answer;
 pub mod api;
 pub mod app;
@@ -16,10 +17,12 @@ pub mod error;
 pub mod health;
 pub mod helm;
 pub mod http;
+pub mod impersonate;
 pub mod kinds;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod obs;
+pub mod oidc;
 pub mod ops;
 pub mod pool;
 pub mod probe;

@@ -14,8 +14,8 @@ use std::{
 use kube::config::KubeConfigOptions;
 
 use crate::{
-    config::PoolConfig, error::OpError, kinds::ApiDiscovery, registry::ClusterEntry,
-    throttle::ThrottleLayer,
+    config::PoolConfig, error::OpError, impersonate::Caller, kinds::ApiDiscovery,
+    registry::ClusterEntry, throttle::ThrottleLayer,
 };
 
 /// A cluster's client and what hangs off it.
@@ -30,8 +30,8 @@ pub struct ClusterClient {
     pub hash: u64,
     /// The client (cheap to clone; shares one connection pool).
     pub client: kube::Client,
-    /// Resolved kinds of this cluster.
-    pub discovery: ApiDiscovery,
+    /// Resolved kinds of this cluster (shared with its callers' clients).
+    pub discovery: Arc<ApiDiscovery>,
     /// When the credential of its exec plugin expires: the client is
     /// rebuilt (the plugin run again) after that.
     pub expires: Option<SystemTime>,
@@ -71,7 +71,20 @@ pub struct Pool {
     connect_timeout: Duration,
     epoch: Instant,
     clients: Mutex<HashMap<String, Arc<ClusterClient>>>,
+    /// Per caller: a client over a cluster's shared client that
+    /// impersonates the caller, with the shared client it was made from.
+    callers: Mutex<HashMap<(String, Arc<Caller>), CallerClient>>,
 }
+
+/// A caller's client and the shared client it sends through.
+#[derive(Debug)]
+struct CallerClient {
+    base: Arc<ClusterClient>,
+    client: Arc<ClusterClient>,
+}
+
+/// Most caller clients kept (beyond: all are dropped and made again).
+pub const MAX_CALLER_CLIENTS: usize = 4096;
 
 impl Pool {
     /// An empty pool.
@@ -81,6 +94,7 @@ impl Pool {
             connect_timeout,
             epoch: Instant::now(),
             clients: Mutex::new(HashMap::new()),
+            callers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -107,6 +121,47 @@ impl Pool {
             *slot = built.clone();
         }
         Ok(slot.clone())
+    }
+
+    /// `base`'s client for `caller`: the same connections, credentials,
+    /// throttle and discovery, every request sent with `Impersonate-User`
+    /// and `Impersonate-Group` ([`crate::impersonate`]). Made once per
+    /// cluster and caller, again when `base` is rebuilt.
+    pub fn for_caller(
+        &self,
+        base: &Arc<ClusterClient>,
+        caller: &Arc<Caller>,
+    ) -> Arc<ClusterClient> {
+        let key = (base.name.clone(), caller.clone());
+        let mut callers = self.callers.lock().expect("pool lock poisoned");
+        if let Some(c) = callers.get(&key)
+            && Arc::ptr_eq(&c.base, base)
+        {
+            c.client.touch(self.epoch);
+            return c.client.clone();
+        }
+        if callers.len() >= MAX_CALLER_CLIENTS {
+            callers.clear();
+        }
+        let client = Arc::new(ClusterClient {
+            name: base.name.clone(),
+            server: base.server.clone(),
+            path: base.path.clone(),
+            hash: base.hash,
+            client: crate::impersonate::client_as(&base.client, caller),
+            discovery: base.discovery.clone(),
+            expires: base.expires,
+            last_used_ms: AtomicU64::new(0),
+        });
+        client.touch(self.epoch);
+        callers.insert(
+            key,
+            CallerClient {
+                base: base.clone(),
+                client: client.clone(),
+            },
+        );
+        client
     }
 
     fn lookup(&self, name: &str, hash: u64) -> Option<Arc<ClusterClient>> {
@@ -170,7 +225,7 @@ impl Pool {
             path: entry.path.display().to_string(),
             hash: entry.hash,
             client,
-            discovery: ApiDiscovery::default(),
+            discovery: Arc::default(),
             expires,
             last_used_ms: AtomicU64::new(0),
         })
@@ -234,8 +289,10 @@ impl Pool {
     /// Drops the clients of `names` (their kubeconfig changed or is gone).
     pub fn invalidate<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
         let mut clients = self.clients.lock().expect("pool lock poisoned");
+        let mut callers = self.callers.lock().expect("pool lock poisoned");
         for name in names {
             clients.remove(name);
+            callers.retain(|(cluster, _), _| cluster != name);
         }
     }
 
@@ -248,6 +305,12 @@ impl Pool {
         let before = clients.len();
         clients
             .retain(|_, c| now_ms.saturating_sub(c.last_used_ms.load(Ordering::Relaxed)) < idle_ms);
+        self.callers
+            .lock()
+            .expect("pool lock poisoned")
+            .retain(|_, c| {
+                now_ms.saturating_sub(c.client.last_used_ms.load(Ordering::Relaxed)) < idle_ms
+            });
         before - clients.len()
     }
 

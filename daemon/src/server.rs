@@ -141,11 +141,18 @@ pub async fn serve(
         .layer(InterceptorLayer::new(api::tool_check(
             app.config.server.tools.clone(),
         )))
+        .layer(InterceptorLayer::new(api::caller::caller_check(
+            app.access.clone(),
+        )))
+        .layer(api::caller::CallerLayer)
         .add_service(daemon_svc)
         .add_service(clusters_svc)
         .add_service(kube_svc)
         .add_service(changes_svc)
         .add_service(api::workload_service(app.clone()))
+        .add_service(nskd_proto::v1::identity_server::IdentityServer::new(
+            api::IdentityService::new(&app.config.http_auth).map_err(|e| anyhow::anyhow!(e))?,
+        ))
         .add_service(api::contract_service(app.clone()))
         .add_service(api::helm_service(app.clone()))
         .serve_with_incoming_shutdown(incoming, shutdown);

@@ -137,16 +137,23 @@ pub struct Identity {
     pub client: String,
     /// The MCP tool being served, if any.
     pub tool: String,
+    /// The authenticated HTTP caller's username (empty: the daemon's own).
+    pub user: String,
+    /// That caller's groups.
+    pub groups: Vec<String>,
 }
 
 impl Identity {
     /// Wraps `msg` in a request carrying this identity.
     pub fn request<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
+        let groups = self.groups.join(",");
         for (key, value) in [
             (SESSION_HEADER, &self.session),
             (CLIENT_HEADER, &self.client),
             (crate::TOOL_HEADER, &self.tool),
+            (crate::USER_HEADER, &self.user),
+            (crate::GROUPS_HEADER, &groups),
         ] {
             if let Ok(v) = MetadataValue::try_from(value.as_str())
                 && !value.is_empty()
@@ -191,6 +198,7 @@ impl NskdClient {
             session: String::new(),
             client: client_name.to_string(),
             tool: String::new(),
+            ..Default::default()
         };
         probe_socket(location).await?;
         let channel = lazy_channel(location);

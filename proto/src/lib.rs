@@ -38,6 +38,12 @@ pub const CLIENT_HEADER: &str = "x-nskd-client";
 pub const OUTCOME_HEADER: &str = "x-nskd-outcome";
 /// gRPC metadata: the MCP tool a shim call serves (metrics, audit).
 pub const TOOL_HEADER: &str = "x-nskd-tool";
+/// gRPC metadata: the authenticated HTTP caller's username (OIDC), as the
+/// daemon's `Identity.Authenticate` returned it.
+pub const USER_HEADER: &str = "x-nskd-user";
+/// gRPC metadata: that caller's groups, comma-separated (each checked
+/// comma-free by `Identity.Authenticate`).
+pub const GROUPS_HEADER: &str = "x-nskd-groups";
 /// Set on statuses the daemon itself produced (so `Unavailable` from a
 /// cluster is never taken for a lost daemon connection).
 pub const ORIGIN_HEADER: &str = "x-nskd-origin";

@@ -3,7 +3,9 @@
 //! its own [`Session`] and so its own active cluster. A bearer token is
 //! always required, loopback included (another local user could otherwise
 //! reach the daemon through us): given, or generated and written to a 0600
-//! file whose path is printed.
+//! file whose path is printed. With `--http-oidc`, callers present OIDC
+//! tokens that the daemon checks ([`crate::oidc`]); a static token given as
+//! well still works (e.g. for a health checker).
 //!
 //! With `--stateless` (several replicas behind one Kubernetes Service) no
 //! MCP session is kept: every POST is answered on its own, so any replica
@@ -38,6 +40,42 @@ fn unauthorized() -> Response<Body> {
         .expect("static response")
 }
 
+/// OIDC: serves the metadata, or checks the token and attaches the
+/// [`crate::oidc::Caller`] to `req`; `Err` is the response to send instead.
+async fn authenticate(
+    auth: &crate::oidc::Authenticator,
+    req: &mut Request<Incoming>,
+    presented: Option<&[u8]>,
+) -> Result<(), Response<Body>> {
+    use crate::oidc::{self, Refusal};
+    let settings = match auth.settings().await {
+        Ok(s) if s.oidc => s,
+        Ok(_) => {
+            return Err(oidc::unavailable(
+                "mcp-shim runs with --http-oidc but nskd has no [http_auth] issuer: set [http_auth] issuer and audience in nskd's config, or drop --http-oidc",
+            ));
+        }
+        Err(Refusal::Unavailable(e) | Refusal::Unauthorized(e)) => {
+            return Err(oidc::unavailable(&e));
+        }
+    };
+    if oidc::is_metadata_path(req.uri().path()) {
+        return Err(oidc::metadata(req, &settings));
+    }
+    match auth.check(presented).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            Ok(())
+        }
+        Err(Refusal::Unauthorized(reason)) => Err(oidc::unauthorized(
+            &oidc::metadata_url(req, &settings.resource),
+            &reason,
+            presented.is_some(),
+        )),
+        Err(Refusal::Unavailable(reason)) => Err(oidc::unavailable(&reason)),
+    }
+}
+
 /// Where the token HTTP clients must send comes from.
 #[derive(Debug)]
 pub enum TokenSource {
@@ -62,9 +100,11 @@ pub async fn serve(
     location: SocketLocation,
     starter: Option<Starter>,
     token: TokenSource,
+    oidc: bool,
     toolsets: Vec<String>,
     stateless: bool,
 ) -> anyhow::Result<()> {
+    let auth = oidc.then(|| crate::oidc::Authenticator::new(location.clone()));
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(!stateless)
         .with_json_response(stateless);
@@ -87,14 +127,15 @@ pub async fn serve(
     })?;
     let local = listener.local_addr()?;
     let token = match token {
-        TokenSource::Given(b) => b,
+        TokenSource::Given(b) => Some(b),
+        TokenSource::Generate if oidc => None,
         TokenSource::Generate => {
             let (b, path) = generated(local.port())?;
             eprintln!(
                 "mcp-shim: no token given (NSKD_SHIM_TOKEN or --http-token-file): generated one in {}; clients must send `Authorization: Bearer <contents of that file>`",
                 path.display()
             );
-            b
+            Some(b)
         }
     };
     eprintln!(
@@ -114,16 +155,29 @@ pub async fn serve(
                 continue;
             }
         };
-        let (service, token) = (service.clone(), token.clone());
+        let (service, token, auth) = (service.clone(), token.clone(), auth.clone());
         tokio::spawn(async move {
-            let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (mut service, token) = (service.clone(), token.clone());
+            let handler = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                let (mut service, token, auth) = (service.clone(), token.clone(), auth.clone());
                 async move {
-                    let presented = req.headers().get(header::AUTHORIZATION);
-                    if !token.authorizes(presented.map(|v| v.as_bytes())) {
-                        return Ok::<_, Infallible>(unauthorized());
+                    let presented = req
+                        .headers()
+                        .get(header::AUTHORIZATION)
+                        .map(|v| v.as_bytes().to_vec());
+                    if token
+                        .as_ref()
+                        .as_ref()
+                        .is_some_and(|t| t.authorizes(presented.as_deref()))
+                    {
+                        return service.call(req).await;
                     }
-                    service.call(req).await
+                    let Some(auth) = auth else {
+                        return Ok::<_, Infallible>(unauthorized());
+                    };
+                    match authenticate(&auth, &mut req, presented.as_deref()).await {
+                        Ok(()) => service.call(req).await,
+                        Err(refused) => Ok(refused),
+                    }
                 }
             });
             if let Err(e) = auto::Builder::new(TokioExecutor::new())

@@ -12,6 +12,8 @@ mod http;
 mod kube_tools;
 mod memory;
 mod nsk_tools;
+#[cfg(feature = "http")]
+mod oidc;
 mod prompts;
 mod render;
 mod resources;
@@ -66,6 +68,10 @@ struct Cli {
     /// notifications.
     #[arg(long, requires = "http", env = "NSKD_SHIM_STATELESS")]
     stateless: bool,
+    /// Accept OpenID Connect tokens checked by nskd's [http_auth] (issuer,
+    /// audience, claims); each caller then acts as itself on the clusters.
+    #[arg(long, env = "NSKD_SHIM_OIDC", requires = "http")]
+    http_oidc: bool,
     /// Offer only the tools of these toolsets in this session, comma-separated
     /// (core, changes, nodes, helm, nsk, clusters); narrows what nskd offers.
     #[arg(long, value_delimiter = ',')]
@@ -226,7 +232,17 @@ async fn serve_http(
             return ExitCode::from(2);
         }
     };
-    match http::serve(addr, location, starter, token, toolsets, cli.stateless).await {
+    match http::serve(
+        addr,
+        location,
+        starter,
+        token,
+        cli.http_oidc,
+        toolsets,
+        cli.stateless,
+    )
+    .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcp-shim: {e}");

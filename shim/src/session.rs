@@ -16,6 +16,34 @@ tokio::task_local! {
     /// The MCP tool being served by the current task (sent to the daemon
     /// for metrics and the audit log).
     pub static CURRENT_TOOL: String;
+    /// The authenticated HTTP caller of the current task (`--http` with
+    /// OIDC), named to the daemon on every call.
+    pub static CURRENT_CALLER: Option<Caller>;
+}
+
+/// An authenticated HTTP caller, as the daemon accepted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Username (the `[http_auth] username_claim`).
+    pub user: String,
+    /// Groups (the `[http_auth] groups_claim`).
+    pub groups: Vec<String>,
+}
+
+/// The caller of an MCP request, if the HTTP layer authenticated one
+/// (never over stdio).
+pub fn caller_of(ctx: &rmcp::service::RequestContext<rmcp::RoleServer>) -> Option<Caller> {
+    #[cfg(feature = "http")]
+    return ctx
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Caller>())
+        .cloned();
+    #[cfg(not(feature = "http"))]
+    {
+        let _ = ctx;
+        None
+    }
 }
 
 /// An agent session.
@@ -74,6 +102,7 @@ impl Session {
     /// The session every stateless HTTP request starts from: one link to
     /// the daemon and one session id per shim process (plans made through
     /// this shim apply through it, on this replica).
+    #[cfg(feature = "http")]
     pub fn stateless(mut self) -> Self {
         self.session_id = format!("http-stateless-{}", self.session_id);
         self.stateless = true;
@@ -88,6 +117,7 @@ impl Session {
     /// The session of the next HTTP client with this one's settings: a new
     /// one (own id, link and active cluster); stateless, one request's,
     /// sharing the link and id but never an active cluster.
+    #[cfg(feature = "http")]
     pub fn for_client(&self) -> Self {
         if self.stateless {
             Self {
@@ -207,6 +237,7 @@ impl Session {
                         session: self.session_id.clone(),
                         client: client_name.to_string(),
                         tool: String::new(),
+                        ..Default::default()
                     },
                 )
             })
@@ -241,6 +272,10 @@ impl Session {
             let (channel, info) = self.channel(link).await?;
             let mut identity = link.identity().clone();
             identity.tool = CURRENT_TOOL.try_with(Clone::clone).unwrap_or_default();
+            if let Ok(Some(caller)) = CURRENT_CALLER.try_with(Clone::clone) {
+                identity.user = caller.user;
+                identity.groups = caller.groups;
+            }
             match f(channel, &identity).await {
                 Ok(resp) => {
                     self.adopt_default(&info).await;

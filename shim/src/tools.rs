@@ -475,16 +475,19 @@ impl ServerHandler for NskdTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::ListToolsResult, McpError> {
         let mut tools = Self::tool_list();
-        let asked = self
-            .session
-            .call(&client_name(&ctx), |ch, id| {
-                let mut client = DaemonClient::new(ch);
-                let req = id.request(pb::GetInfoRequest {
-                    client_api_version: nskd_proto::API_VERSION,
-                    client_name: format!("mcp-shim {}", env!("CARGO_PKG_VERSION")),
-                });
-                async move { client.get_info(req).await }
-            })
+        let caller = crate::session::caller_of(&ctx);
+        let asked = crate::session::CURRENT_CALLER
+            .scope(
+                caller,
+                self.session.call(&client_name(&ctx), |ch, id| {
+                    let mut client = DaemonClient::new(ch);
+                    let req = id.request(pb::GetInfoRequest {
+                        client_api_version: nskd_proto::API_VERSION,
+                        client_name: format!("mcp-shim {}", env!("CARGO_PKG_VERSION")),
+                    });
+                    async move { client.get_info(req).await }
+                }),
+            )
             .await;
         if let Ok((info, _)) = asked {
             tools.retain(|t| !info.hidden_tools.iter().any(|h| h == t.name.as_ref()));
@@ -510,11 +513,15 @@ impl ServerHandler for NskdTools {
             ))])
             .into());
         }
+        let caller = crate::session::caller_of(&context);
         let peer = context.peer.clone();
         let name = client_name(&context);
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        let answer = crate::session::CURRENT_TOOL
-            .scope(tool, self.tool_router.call(tcc))
+        let answer = crate::session::CURRENT_CALLER
+            .scope(
+                caller,
+                crate::session::CURRENT_TOOL.scope(tool, self.tool_router.call(tcc)),
+            )
             .await;
         if self.session.offer_changed(&name).await {
             // A restarted daemon offers other tools: the client re-lists.

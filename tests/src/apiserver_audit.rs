@@ -57,6 +57,10 @@ pub struct Event {
     pub request_uri: String,
     /// `user.username`.
     pub username: String,
+    /// `impersonatedUser.username` (empty: none).
+    pub impersonated_user: String,
+    /// `impersonatedUser.groups`.
+    pub impersonated_groups: Vec<String>,
     /// `userAgent`.
     pub user_agent: String,
     /// `objectRef`; `None` for non-resource URLs (discovery, /version).
@@ -91,6 +95,11 @@ impl Event {
             verb: s(&v["verb"]),
             request_uri: s(&v["requestURI"]),
             username: s(&v["user"]["username"]),
+            impersonated_user: s(&v["impersonatedUser"]["username"]),
+            impersonated_groups: v["impersonatedUser"]["groups"]
+                .as_array()
+                .map(|g| g.iter().map(s).collect())
+                .unwrap_or_default(),
             user_agent: s(&v["userAgent"]),
             object_ref: v.get("objectRef").map(|o| ObjectRef {
                 resource: s(&o["resource"]),

@@ -15,4 +15,5 @@ pub mod hostile;
 pub mod kubeapi;
 pub mod mcp;
 pub mod mcp_http;
+pub mod oidc;
 pub mod rig;

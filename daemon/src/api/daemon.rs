@@ -27,7 +27,17 @@ impl DaemonService {
 pub fn hidden_tools(app: &App) -> Vec<String> {
     let mut hidden =
         nskd_proto::tools::hidden(app.config.read_only, app.config.disable_destructive);
-    for tool in app.config.server.tools.left_out() {
+    let for_caller = crate::impersonate::current()
+        .map(|c| app.access.hidden_tools(&c))
+        .unwrap_or_default();
+    for tool in app
+        .config
+        .server
+        .tools
+        .left_out()
+        .into_iter()
+        .chain(for_caller)
+    {
         if !hidden.contains(&tool) {
             hidden.push(tool);
         }

@@ -1,11 +1,14 @@
 //! The gRPC services: thin adapters from `nskd.v1` messages to [`App`].
 
+pub mod caller;
 mod changes;
 mod clusters;
 mod contract;
 mod convert;
 pub use convert::unix_ms as convert_unix_ms;
 mod daemon;
+mod identity;
+pub use identity::IdentityService;
 mod helm;
 mod kube;
 pub mod layer;

@@ -128,6 +128,26 @@ config_keys! {
         lease_duration: Duration,
         kubeconfig: String,
     }
+    "http_auth" {
+        issuer: String,
+        audience: String,
+        required_claims: Strings,
+        username_claim: String,
+        groups_claim: String,
+        clock_skew: Duration,
+        resource: String,
+        impersonate: Bool,
+        per_user_qps: Integer,
+        per_user_burst: Integer,
+    }
+    "access" {
+        group: String,
+        read_only: Bool,
+        disable_destructive: Bool,
+        toolsets: Strings,
+        tools: Strings,
+        clusters: Strings,
+    }
     "prompts" {
         name: String,
         description: String,
@@ -150,6 +170,8 @@ pub(crate) const SECTIONS: &[&str] = &[
     "safety",
     "replication",
     "prompts",
+    "http_auth",
+    "access",
 ];
 
 /// The keys known in `section` (`""`: the top keys, then the sections).
@@ -180,6 +202,13 @@ pub(crate) fn named_in(text: &str) -> std::collections::BTreeSet<(String, String
             continue;
         }
         let line = line.trim_start_matches('#').trim_start();
+        // A commented-out example table, `# [[access]]`.
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]"))
+            && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            section = name.to_string();
+            continue;
+        }
         if let Some((key, _)) = line.split_once('=') {
             let key = key.trim();
             if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {

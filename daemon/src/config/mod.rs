@@ -15,8 +15,12 @@
 //! assert_eq!(config.nsk.refresh_interval.as_secs(), 1800);
 //! ```
 
+mod access;
 mod expand;
 mod fields;
+pub use access::AccessRule;
+mod http_auth;
+pub use http_auth::HttpAuthConfig;
 mod keys;
 mod prompts;
 pub use prompts::PromptConfig;
@@ -392,6 +396,10 @@ pub struct Config {
     /// `[replication]`: several replicas, one refresher (absent: one
     /// daemon that refreshes by itself).
     pub replication: Option<ReplicationConfig>,
+    /// `[http_auth]`.
+    pub http_auth: HttpAuthConfig,
+    /// `[[access]]`.
+    pub access: Vec<AccessRule>,
     /// `[[prompts]]`.
     pub prompts: Vec<PromptConfig>,
 }
@@ -671,6 +679,9 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
             .flatten()
     });
     let kubeconfig = o.kubeconfig.clone().or(file_kubeconfig);
+    let mut http_auth_r = top.section("http_auth");
+    let http_auth = http_auth::read(&mut http_auth_r);
+    http_auth_r.finish(&keys::known("http_auth"));
     let mut safety_r = top.section("safety");
     let safety = SafetyConfig {
         sensitive_kinds: safety_r.strings("sensitive_kinds").unwrap_or_default(),
@@ -709,6 +720,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
     safety_r.finish(&keys::known("safety"));
     let replication = read_replication(top, &server.environment, nsk.source);
     let prompts = prompts::read(top);
+    let access = access::read(top);
     let default_cluster = o
         .default_cluster
         .clone()
@@ -758,6 +770,8 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         cache,
         safety,
         replication,
+        http_auth,
+        access,
         prompts,
     }
 }

@@ -12,14 +12,15 @@ use nskd_e2e::{
     bins::bin,
     daemon::{Daemon, DaemonSpec},
     endpoints::refused_port,
-    mcp_http::post,
     rig::SHARED,
 };
 use serde_json::{Value, json};
 
+pub(crate) use nskd_e2e::mcp_http::post;
+
 use crate::{eventually, rig_or_skip};
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -27,7 +28,41 @@ impl Drop for Killed {
     }
 }
 
-fn initialize(port: u16, token: Option<&str>) -> String {
+/// One raw HTTP request: status, header block, body.
+pub(crate) fn raw(
+    port: u16,
+    session: Option<&str>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(id) = session {
+        head.push_str(&format!("Mcp-Session-Id: {id}\r\n"));
+    }
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    write!(s, "{head}\r\n{body}").unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (headers, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, headers.to_string(), rest.to_string())
+}
+
+pub(crate) fn initialize(port: u16, token: Option<&str>) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e-http", "version": "1"}}});
     let (status, session, message) = post(port, None, token, &init);
@@ -42,7 +77,13 @@ fn initialize(port: u16, token: Option<&str>) -> String {
     session
 }
 
-fn call(port: u16, session: &str, token: Option<&str>, tool: &str, args: Value) -> String {
+pub(crate) fn call(
+    port: u16,
+    session: &str,
+    token: Option<&str>,
+    tool: &str,
+    args: Value,
+) -> String {
     let req = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": tool, "arguments": args}});
     let (status, _, message) = post(port, Some(session), token, &req);
     assert_eq!(status, 200, "{tool}: {message:?}");

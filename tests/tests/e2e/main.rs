@@ -27,6 +27,7 @@ mod replicas;
 mod shim;
 mod socket;
 mod status;
+mod team;
 mod throttle;
 mod units;
 mod version;

@@ -55,6 +55,7 @@ pub use nskd_proto::tools::Operation;
 
 use super::{OpOptions, Rendered, call::Call};
 use crate::{
+    access::glob,
     config::{ConfirmFallback, ConfirmRule, SafetyConfig},
     error::OpError,
     kinds::ResolvedKind,
@@ -398,26 +399,6 @@ fn rule_matches(rule: &ConfirmRule, cluster: &str, c: &Change) -> bool {
             .as_deref()
             .is_none_or(|n| c.namespace.as_ref().is_some_and(|ns| ns.as_str() == n))
         && rule.cluster.as_deref().is_none_or(|p| glob(p, cluster))
-}
-
-/// `*` matches any run of characters; everything else itself.
-fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// The digest of `changes` on `cluster`: what a plan is found again by.

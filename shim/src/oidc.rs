@@ -15,7 +15,6 @@ use nskd_proto::{
     socket::SocketLocation,
     v1::{self as pb, identity_client::IdentityClient},
 };
-use rmcp::{RoleServer, service::RequestContext};
 
 type Body = BoxBody<Bytes, Infallible>;
 

@@ -105,6 +105,12 @@ config_keys! {
     "output" {
         max_bytes: Integer,
     }
+    "helm" {
+        helm_path: String,
+        allowed_repositories: Strings,
+        chart_dirs: Strings,
+        timeout: Duration,
+    }
     "cache" {
         enabled: Bool,
         idle_timeout: Duration,
@@ -135,7 +141,7 @@ pub(crate) const CONFIRM_RULE_KEYS: &[&str] = &["operation", "kind", "namespace"
 
 /// The `[sections]` of the file, in order.
 pub(crate) const SECTIONS: &[&str] = &[
-    "nsk", "server", "health", "pool", "output", "cache", "safety", "prompts",
+    "nsk", "server", "health", "pool", "output", "helm", "cache", "safety", "prompts",
 ];
 
 /// The keys known in `section` (`""`: the top keys, then the sections).

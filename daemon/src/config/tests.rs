@@ -465,6 +465,8 @@ mod props {
                     | (Kind::Bool, Value::Boolean(_) | Value::String(_))
                     | (Kind::Integer, Value::Integer(_) | Value::String(_))
                     | (Kind::Strings | Kind::Tables, Value::Array(_))
+                    // One `[section.key]` table is read as a list of one.
+                    | (Kind::Tables, Value::Table(_))
             );
             prop_assume!(!right_type);
             let mut table = toml::Table::new();

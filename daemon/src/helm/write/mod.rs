@@ -1,0 +1,8 @@
+//! Helm writes through the helm CLI: [`chart`] decides which chart
+//! references are allowed, [`command`] builds helm's argv from validated
+//! values only, [`run`] runs it confined (cleared environment, private
+//! kubeconfig and values files, a timeout that kills the process group).
+
+pub mod chart;
+pub mod command;
+pub mod run;

@@ -171,7 +171,13 @@ pub fn argv(
                 a.push("--dry-run=server".into());
             }
         }
-        Action::Rollback { .. } | Action::Uninstall { .. } => {
+        // helm v4: rollback's --dry-run takes a mode, uninstall's is a switch.
+        Action::Rollback { .. } => {
+            if dry_run {
+                a.push("--dry-run=server".into());
+            }
+        }
+        Action::Uninstall { .. } => {
             if dry_run {
                 a.push("--dry-run".into());
             }
@@ -249,6 +255,11 @@ mod tests {
         };
         let tail = strs(argv(&rb, &ns, files(), false));
         assert_eq!(&tail[tail.len() - 3..], ["--", "web", "2"]);
+        let dry = strs(argv(&rb, &ns, files(), true));
+        assert_eq!(
+            &dry[dry.len() - 4..],
+            ["--dry-run=server", "--", "web", "2"]
+        );
         assert!(!tail.iter().any(|a| a.contains("values")));
         let un = Action::Uninstall { release };
         let un_argv = strs(argv(&un, &ns, files(), true));

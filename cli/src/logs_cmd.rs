@@ -47,7 +47,7 @@ pub struct LogsArgs {
     pub clusters: Vec<String>,
 }
 
-/// `nskctl logs`: prints each cluster's answer (a banner per cluster when
+/// `nskctl logs`: prints the daemon's answer (a section per cluster when
 /// there are several); exits 1 when a cluster failed.
 pub async fn logs(client: &NskdClient, a: LogsArgs, json: bool) -> anyhow::Result<ExitCode> {
     let request = LogsRequest {
@@ -76,30 +76,19 @@ pub async fn logs(client: &NskdClient, a: LogsArgs, json: bool) -> anyhow::Resul
     let failed = result.results.iter().any(|r| !r.ok);
     if json {
         let v = json!({
+            "text": result.text,
             "results": result.results.iter().map(|r| json!({
-                "cluster": r.cluster, "ok": r.ok, "text": r.text,
+                "cluster": r.cluster, "ok": r.ok, "error": (!r.ok).then_some(&r.text),
                 "lines": r.items, "left_out": r.omitted,
             })).collect::<Vec<_>>(),
             "skipped": result.skipped,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        let several = result.results.len() > 1;
-        for r in &result.results {
-            if several {
-                let verdict = if r.ok { "" } else { " (error)" };
-                println!("=== cluster {}{verdict} ===", escape(&r.cluster));
-            }
-            for line in r.text.lines() {
-                if r.ok {
-                    println!("{}", escape(line));
-                } else {
-                    eprintln!("nskctl: {}", escape(line));
-                }
-            }
-        }
-        for s in &result.skipped {
-            eprintln!("nskctl: skipped {}", escape(s));
+        // The daemon's answer: one section per cluster when there are
+        // several, failures and skipped clusters in its footer.
+        for line in result.text.lines() {
+            println!("{}", escape(line));
         }
     }
     Ok(if failed {

@@ -29,18 +29,29 @@ use crate::{
 /// are sent; status lists of a thousand clusters stay far below this.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
-/// A Kube client over `channel` with the message limits set.
-pub fn kube_client(channel: Channel) -> KubeClient<Channel> {
-    KubeClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+/// Clients over a channel with the message limits set, one per service.
+macro_rules! limited_clients {
+    ($($(#[$doc:meta])* $name:ident => $client:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(channel: Channel) -> $client {
+            <$client>::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        }
+    )*};
 }
 
-/// A Clusters client over `channel` with the message limits set.
-pub fn clusters_client(channel: Channel) -> ClustersClient<Channel> {
-    ClustersClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+limited_clients! {
+    /// A Kube client over `channel` with the message limits set.
+    kube_client => KubeClient<Channel>;
+    /// A Clusters client over `channel` with the message limits set.
+    clusters_client => ClustersClient<Channel>;
+    /// A Changes client over `channel` with the message limits set.
+    changes_client => crate::v1::changes_client::ChangesClient<Channel>;
+    /// A Workload client over `channel` with the message limits set.
+    workload_client => crate::v1::workload_client::WorkloadClient<Channel>;
+    /// A Helm client over `channel` with the message limits set.
+    helm_client => crate::v1::helm_client::HelmClient<Channel>;
 }
 
 /// How long a client waits for the socket to accept a connection.
@@ -224,7 +235,7 @@ impl NskdClient {
 
     /// The Helm service.
     pub fn helm(&self) -> crate::v1::helm_client::HelmClient<Channel> {
-        crate::v1::helm_client::HelmClient::new(self.channel.clone())
+        helm_client(self.channel.clone())
     }
 
     /// Turns a failed call into an error that says what to do.

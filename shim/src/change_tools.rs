@@ -2,7 +2,7 @@
 //! apply), rollout restart, plus rollout status. The daemon enforces
 //! read_only / disable_destructive / denied_resources and audits each call.
 
-use nskd_proto::v1::{self as pb, changes_client::ChangesClient};
+use nskd_proto::v1 as pb;
 use rmcp::{
     ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
     service::RequestContext, tool, tool_router,
@@ -89,14 +89,10 @@ impl NskdTools {
         ctx: &RequestContext<RoleServer>,
         call: ChangeCall,
     ) -> Result<CallToolResult, McpError> {
-        let first = self.send(ctx, &call).await;
-        let Some(needed) = first.as_ref().ok().and_then(|(r, _)| confirm::needed(r)) else {
-            return kube_answer(first.map(|(r, info)| (r.into_inner(), info)));
-        };
-        let answer = confirm::ask(&ctx.peer, &needed).await;
-        let call = call.with_confirmation(&needed.plan, answer);
-        let second = self.send(ctx, &call).await;
-        kube_answer(second.map(|(r, info)| (r.into_inner(), info)))
+        let answer =
+            confirm::send_confirmed(&ctx.peer, call, |c| async move { self.send(ctx, &c).await })
+                .await;
+        kube_answer(answer)
     }
 
     async fn send(
@@ -107,8 +103,7 @@ impl NskdTools {
         self.session
             .call_response(&client_name(ctx), |ch, id| {
                 let mut client = nskd_proto::client::kube_client(ch.clone());
-                let mut changes = ChangesClient::new(ch)
-                    .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES);
+                let mut changes = nskd_proto::client::changes_client(ch);
                 let call = call.clone();
                 let id = id.clone();
                 async move {
@@ -129,14 +124,9 @@ impl NskdTools {
     }
 }
 
-impl ChangeCall {
-    /// The same call applying `plan` with the user's `answer`.
-    fn with_confirmation(mut self, plan: &str, answer: pb::Confirmation) -> Self {
-        let options = Some(pb::ChangeOptions {
-            dry_run: false,
-            plan: plan.to_string(),
-            confirmation: answer as i32,
-        });
+impl confirm::Confirmable for ChangeCall {
+    fn with_change(mut self, options: pb::ChangeOptions) -> Self {
+        let options = Some(options);
         match &mut self {
             ChangeCall::Delete(r) | ChangeCall::Restart(r) => r.change = options,
             ChangeCall::Scale(r) => r.change = options,

@@ -10,6 +10,7 @@ use rmcp::{
     service::{ElicitationError, ElicitationMode},
 };
 use serde::Deserialize;
+use std::future::Future;
 
 /// How long the user has to answer.
 const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
@@ -64,4 +65,38 @@ pub async fn ask(peer: &Peer<RoleServer>, n: &pb::ConfirmationNeeded) -> pb::Con
             pb::Confirmation::Unavailable
         }
     }
+}
+
+/// A change call that can be sent again applying a plan with the user's
+/// answer.
+pub trait Confirmable: Sized {
+    /// The same call with these change options.
+    fn with_change(self, options: pb::ChangeOptions) -> Self;
+}
+
+/// Sends `call` with `send`; when the daemon answers that the change waits
+/// for the user's confirmation, asks the user through the MCP client and
+/// sends the call again with the plan and the answer (which the daemon
+/// audits; a "no" sends nothing to the cluster).
+pub async fn send_confirmed<C, S, Fut>(
+    peer: &Peer<RoleServer>,
+    call: C,
+    send: S,
+) -> Result<(pb::KubeResult, pb::DaemonInfo), String>
+where
+    C: Confirmable + Clone,
+    S: Fn(C) -> Fut,
+    Fut: Future<Output = Result<(tonic::Response<pb::KubeResult>, pb::DaemonInfo), String>>,
+{
+    let first = send(call.clone()).await;
+    let Some(n) = first.as_ref().ok().and_then(|(r, _)| needed(r)) else {
+        return first.map(|(r, info)| (r.into_inner(), info));
+    };
+    let answer = ask(peer, &n).await;
+    let again = call.with_change(pb::ChangeOptions {
+        dry_run: false,
+        plan: n.plan.clone(),
+        confirmation: answer as i32,
+    });
+    send(again).await.map(|(r, info)| (r.into_inner(), info))
 }

@@ -1,7 +1,7 @@
 //! Helm tools: releases read by the daemon from Helm's own storage (no
 //! helm binary), on one cluster or many.
 
-use nskd_proto::v1::{self as pb, helm_client::HelmClient};
+use nskd_proto::v1 as pb;
 use rmcp::{
     ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
     service::RequestContext, tool, tool_router,
@@ -34,7 +34,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&client_name(ctx), |ch, id| {
-                let mut client = HelmClient::new(ch);
+                let mut client = nskd_proto::client::helm_client(ch);
                 let req = id.request(request.clone());
                 async move {
                     match part {
@@ -104,7 +104,7 @@ impl NskdTools {
         let result = self
             .session
             .call(&client_name(&ctx), |ch, id| {
-                let mut client = HelmClient::new(ch);
+                let mut client = nskd_proto::client::helm_client(ch);
                 let req = id.request(request.clone());
                 async move { client.list(req).await }
             })

@@ -27,9 +27,9 @@ const BUILTINS: &[Builtin] = &[
         arguments: &[],
         text: "Check the health of every cluster of this nskd environment, across all healthy clusters (`clusters: \"*\"`):\n\
 1. clusters_status: which clusters are not Healthy, and why.\n\
-2. pods_list with clusters \"*\" and fieldSelector \"status.phase!=Running,status.phase!=Succeeded\": the pods that are not running, summarized per cluster and namespace.\n\
-3. resources_list kind Deployment with clusters \"*\": the deployments whose available replicas are below the desired count.\n\
-4. helm_list with clusters \"*\" (if the tool is offered): releases that are failed or pending.\n\
+2. pods_list with clusters \"*\" and summary true: pods by cluster and status; then with fieldSelector \"status.phase!=Running,status.phase!=Succeeded\" for the pods that are not running.\n\
+3. resources_list kind Deployment with clusters \"*\" and summary true: the deployments not fully available, per cluster.\n\
+4. helm_list with clusters \"*\", status \"failed,pending-install,pending-upgrade,pending-rollback\" and summary true (if the tool is offered): failing Helm releases by chart.\n\
 Then answer with one short table per finding and say what to look at first.",
     },
     Builtin {

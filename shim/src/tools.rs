@@ -84,16 +84,22 @@ impl NskdTools {
 
     /// Every tool, with its schema compacted (crate::contract).
     pub(crate) fn all_tools() -> ToolRouter<Self> {
-        let mut router = Self::tool_router()
-            + Self::nsk_tool_router()
-            + Self::kube_tool_router()
-            + Self::change_tool_router()
-            + Self::workload_tool_router()
-            + Self::helm_tool_router();
-        for route in router.map.values_mut() {
-            crate::contract::compact_tool(&mut route.attr);
-        }
-        router
+        // Built and compacted once per process; every HTTP session clones it.
+        static ROUTER: std::sync::OnceLock<ToolRouter<NskdTools>> = std::sync::OnceLock::new();
+        ROUTER
+            .get_or_init(|| {
+                let mut router = Self::tool_router()
+                    + Self::nsk_tool_router()
+                    + Self::kube_tool_router()
+                    + Self::change_tool_router()
+                    + Self::workload_tool_router()
+                    + Self::helm_tool_router();
+                for route in router.map.values_mut() {
+                    crate::contract::compact_tool(&mut route.attr);
+                }
+                router
+            })
+            .clone()
     }
 
     /// The target of a call: `clusters` if given, else `cluster`, else the

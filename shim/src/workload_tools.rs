@@ -2,7 +2,7 @@
 //! cordon/uncordon/drain, pod cleanup (the daemon's Workload service; its
 //! change engine runs dryRun and plan).
 
-use nskd_proto::v1::{self as pb, workload_client::WorkloadClient};
+use nskd_proto::v1 as pb;
 use rmcp::{
     ErrorData as McpError, RoleServer, handler::server::wrapper::Parameters, model::CallToolResult,
     service::RequestContext, tool, tool_router,
@@ -13,6 +13,7 @@ use crate::{
         DeploymentChangeArgs, NodeChangeArgs, NodesDrainArgs, PodsCleanupArgs, RolloutHistoryArgs,
         RolloutUndoArgs,
     },
+    confirm,
     tools::{NskdTools, client_name, kube_answer},
 };
 
@@ -29,6 +30,28 @@ enum WorkloadCall {
     Cleanup(pb::CleanupRequest),
 }
 
+impl confirm::Confirmable for WorkloadCall {
+    fn with_change(mut self, options: pb::ChangeOptions) -> Self {
+        let options = Some(options);
+        match &mut self {
+            WorkloadCall::Undo(r) | WorkloadCall::Pause(r) | WorkloadCall::Resume(r) => {
+                if let Some(o) = &mut r.object {
+                    o.change = options;
+                }
+            }
+            WorkloadCall::Cordon(r) | WorkloadCall::Uncordon(r) => r.change = options,
+            WorkloadCall::Drain(r) => {
+                if let Some(n) = &mut r.node {
+                    n.change = options;
+                }
+            }
+            WorkloadCall::Cleanup(r) => r.change = options,
+            WorkloadCall::History(_) => {}
+        }
+        self
+    }
+}
+
 fn change(dry_run: bool, plan: Option<String>) -> Option<pb::ChangeOptions> {
     Some(pb::ChangeOptions {
         dry_run,
@@ -43,27 +66,41 @@ impl NskdTools {
         ctx: &RequestContext<RoleServer>,
         call: WorkloadCall,
     ) -> Result<CallToolResult, McpError> {
-        let result = self
-            .session
-            .call(&client_name(ctx), |ch, id| {
-                let mut client = WorkloadClient::new(ch);
-                let call = call.clone();
-                let id = id.clone();
-                async move {
-                    match call {
-                        WorkloadCall::History(r) => client.rollout_history(id.request(r)).await,
-                        WorkloadCall::Undo(r) => client.rollout_undo(id.request(r)).await,
-                        WorkloadCall::Pause(r) => client.rollout_pause(id.request(r)).await,
-                        WorkloadCall::Resume(r) => client.rollout_resume(id.request(r)).await,
-                        WorkloadCall::Cordon(r) => client.nodes_cordon(id.request(r)).await,
-                        WorkloadCall::Uncordon(r) => client.nodes_uncordon(id.request(r)).await,
-                        WorkloadCall::Drain(r) => client.nodes_drain(id.request(r)).await,
-                        WorkloadCall::Cleanup(r) => client.pods_cleanup(id.request(r)).await,
-                    }
-                }
-            })
-            .await;
-        kube_answer(result)
+        let name = client_name(ctx);
+        let answer = confirm::send_confirmed(&ctx.peer, call, |call| {
+            let name = name.clone();
+            async move {
+                self.session
+                    .call_response(&name, |ch, id| {
+                        let mut client = nskd_proto::client::workload_client(ch);
+                        let call = call.clone();
+                        let id = id.clone();
+                        async move {
+                            match call {
+                                WorkloadCall::History(r) => {
+                                    client.rollout_history(id.request(r)).await
+                                }
+                                WorkloadCall::Undo(r) => client.rollout_undo(id.request(r)).await,
+                                WorkloadCall::Pause(r) => client.rollout_pause(id.request(r)).await,
+                                WorkloadCall::Resume(r) => {
+                                    client.rollout_resume(id.request(r)).await
+                                }
+                                WorkloadCall::Cordon(r) => client.nodes_cordon(id.request(r)).await,
+                                WorkloadCall::Uncordon(r) => {
+                                    client.nodes_uncordon(id.request(r)).await
+                                }
+                                WorkloadCall::Drain(r) => client.nodes_drain(id.request(r)).await,
+                                WorkloadCall::Cleanup(r) => {
+                                    client.pods_cleanup(id.request(r)).await
+                                }
+                            }
+                        }
+                    })
+                    .await
+            }
+        })
+        .await;
+        kube_answer(answer)
     }
 
     async fn deployment(&self, a: DeploymentChangeArgs) -> pb::RolloutRequest {

@@ -18,6 +18,12 @@ use std::{
 pub const SHARED: [&str; 3] = ["c1-sv5", "c1-dfw1", "c1-lax1"];
 /// A cluster that disruptive tests may stop and restart (one test at a time).
 pub const DISRUPTABLE: &str = "c1-ord1";
+
+/// The namespaces of the shared clusters. A test that creates namespaces
+/// there holds it for writing until they are gone again; a test that
+/// counts namespaces holds it for reading, so it never sees another
+/// test's scratch namespaces.
+pub static NAMESPACES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 const ALL: [&str; 4] = ["c1-sv5", "c1-dfw1", "c1-lax1", "c1-ord1"];
 
 /// One running cluster.

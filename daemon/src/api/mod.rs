@@ -83,6 +83,8 @@ pub fn peer_check(
 /// The Helm service over `app`.
 pub fn helm_service(app: Arc<App>) -> nskd_proto::v1::helm_server::HelmServer<helm::HelmService> {
     nskd_proto::v1::helm_server::HelmServer::new(helm::HelmService::new(app))
+        .max_encoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
 }
 
 /// Refuses calls made for an MCP tool the configuration leaves out
@@ -137,6 +139,8 @@ pub fn workload_service(
     app: Arc<App>,
 ) -> nskd_proto::v1::workload_server::WorkloadServer<workload::WorkloadService> {
     nskd_proto::v1::workload_server::WorkloadServer::new(workload::WorkloadService::new(app))
+        .max_encoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
 }
 
 /// The Contract service (user prompts) over `app`.

@@ -31,10 +31,13 @@ struct Scratch {
     rig: &'static Rig,
     namespace: String,
     clusters: Vec<&'static str>,
+    /// Held until the namespace is gone (tests that count namespaces wait).
+    _namespaces: tokio::sync::RwLockWriteGuard<'static, ()>,
 }
 
 impl Scratch {
     fn new(rig: &'static Rig, tag: &str, clusters: &[&'static str]) -> Scratch {
+        let guard = tokio::task::block_in_place(|| nskd_e2e::rig::NAMESPACES.blocking_write());
         let namespace = format!("helm-{tag}-{}", std::process::id());
         for c in clusters {
             kubeapi::call(
@@ -48,6 +51,7 @@ impl Scratch {
             rig,
             namespace,
             clusters: clusters.to_vec(),
+            _namespaces: guard,
         }
     }
 }
@@ -65,6 +69,18 @@ impl Drop for Scratch {
             }
             let path = format!("/api/v1/namespaces/{}", self.namespace);
             let _ = kubeapi::try_call(c, "DELETE", &path, None);
+            // No namespace controller finalizes it: empty its finalizers so
+            // it is gone now, not Terminating for the other tests.
+            let finalized = json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": self.namespace}, "spec": {"finalizers": []},
+            });
+            let _ = kubeapi::try_call(
+                c,
+                "PUT",
+                &format!("{path}/finalize"),
+                Some(&finalized.to_string()),
+            );
         }
     }
 }

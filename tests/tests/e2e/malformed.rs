@@ -378,10 +378,11 @@ async fn daemon_drops_malformed_socket_clients_and_keeps_serving() {
         matches!(grpc.as_deref(), Some(s) if s != "0"),
         "grpc-status {grpc:?}"
     );
-    // Over the 4 MiB message limit: refused before decoding (tonic says
-    // OUT_OF_RANGE, 11; RESOURCE_EXHAUSTED, 8, would do as well).
-    let mut huge = vec![0x12, 0x80, 0x80, 0x80, 0x03]; // field 2, length 6 MiB
-    huge.extend(std::iter::repeat_n(b'a', 6 * 1024 * 1024));
+    // Over the 16 MiB message limit (nskd_proto::client::MAX_MESSAGE_BYTES):
+    // refused before decoding (tonic says OUT_OF_RANGE, 11;
+    // RESOURCE_EXHAUSTED, 8, would do as well).
+    let mut huge = vec![0x12, 0x80, 0x80, 0x80, 0x09]; // field 2, length 18 MiB
+    huge.extend(std::iter::repeat_n(b'a', 18 * 1024 * 1024));
     let (_, grpc) = grpc_raw(&socket, "/nskd.v1.Kube/List", frame(&huge)).await;
     assert!(
         matches!(grpc.as_deref(), Some("8" | "11")),

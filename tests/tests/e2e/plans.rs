@@ -550,7 +550,7 @@ async fn confirmation_is_asked_through_elicitation_and_a_no_sends_nothing() {
     let d = start(
         rig,
         &format!(
-            "confirm = [ {{ operation = \"delete\", namespace = {ns:?}, cluster = \"c1-*\" }} ]\n"
+            "confirm = [ {{ operation = \"delete\", namespace = {ns:?}, cluster = \"c1-*\" }}, {{ operation = \"rollout_pause\", namespace = {ns:?} }} ]\n"
         ),
     );
     let delete =
@@ -605,6 +605,22 @@ async fn confirmation_is_asked_through_elicitation_and_a_no_sends_nothing() {
         "{out}"
     );
     assert!(kubeapi::try_call(rig.cluster(CLUSTER), "GET", &cm_path, None).is_err());
+
+    // The Workload service's changes ask the same way (rollout_pause).
+    let pause = json!(["rollout_pause", {"name": "web", "namespace": ns}]);
+    let web = format!("/apis/apps/v1/namespaces/{ns}/deployments/web");
+    let paused = || {
+        let dep: serde_json::Value =
+            serde_json::from_str(&kubeapi::call(rig.cluster(CLUSTER), "GET", &web, None)).unwrap();
+        dep["spec"]["paused"] == true
+    };
+    let out = python_session(&d, "decline", json!([pause]));
+    assert_eq!(out["asked"].as_array().map(Vec::len), Some(1), "{out}");
+    assert!(out["results"][0]["isError"] == true, "{out}");
+    assert!(!paused(), "a declined pause was sent");
+    let out = python_session(&d, "accept", json!([pause]));
+    assert!(out["results"][0]["isError"] == false, "{out}");
+    assert!(paused(), "an accepted pause was not applied: {out}");
 
     let log = std::fs::read_to_string(d.home.path().join("audit.jsonl")).unwrap();
     for word in ["declined", "cancelled", "unavailable", "accepted"] {

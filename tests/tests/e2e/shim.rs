@@ -17,6 +17,7 @@ fn data_lines(text: &str) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shim_serves_real_namespaces_and_pods_with_selectors() {
+    let _namespaces = nskd_e2e::rig::NAMESPACES.read().await;
     let Some(rig) = rig_or_skip() else { return };
     let spec = DaemonSpec {
         default_cluster: Some("c1-sv5".into()),

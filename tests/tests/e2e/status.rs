@@ -22,6 +22,7 @@ fn by_name<'a>(status: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn status_probes_live_dead_and_black_holed_clusters_in_parallel_within_one_timeout() {
+    let _namespaces = nskd_e2e::rig::NAMESPACES.blocking_read();
     let Some(rig) = rig_or_skip() else { return };
     let hole = BlackHole::open();
     let refused = refused_port();
@@ -123,6 +124,7 @@ fn status_probes_live_dead_and_black_holed_clusters_in_parallel_within_one_timeo
 
 #[test]
 fn status_detail_view_counts_real_objects() {
+    let _namespaces = nskd_e2e::rig::NAMESPACES.blocking_read();
     let Some(rig) = rig_or_skip() else { return };
     let d = Daemon::start(&DaemonSpec::default(), |dir| {
         rig.write_kubeconfigs(dir, &["c1-lax1"])

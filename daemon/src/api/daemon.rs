@@ -27,12 +27,26 @@ impl DaemonService {
 pub fn hidden_tools(app: &App) -> Vec<String> {
     let mut hidden =
         nskd_proto::tools::hidden(app.config.read_only, app.config.disable_destructive);
+    if helm_unavailable(app).is_some() {
+        for tool in nskd_proto::tools::HELM_WRITE_TOOLS {
+            if !hidden.iter().any(|h| h == tool) {
+                hidden.push(tool.to_string());
+            }
+        }
+    }
     for tool in app.config.server.tools.left_out() {
         if !hidden.contains(&tool) {
             hidden.push(tool);
         }
     }
     hidden
+}
+
+/// Why the Helm write tools are hidden: no helm binary at `[helm]
+/// helm_path` (the message says how to fix it).
+pub fn helm_unavailable(app: &App) -> Option<String> {
+    let runner = crate::helm::write::run::HelmRunner::new(&app.config.helm);
+    runner.find_binary().is_none().then(|| runner.unavailable())
 }
 
 #[tonic::async_trait]
@@ -61,6 +75,7 @@ impl Daemon for DaemonService {
             disable_destructive: app.config.disable_destructive,
             audit_log: app.audit.path().display().to_string(),
             hidden_tools: hidden_tools(app),
+            helm_unavailable: helm_unavailable(app).unwrap_or_default(),
         }))
     }
 }

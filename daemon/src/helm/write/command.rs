@@ -15,6 +15,11 @@ pub const MAX_VALUES_BYTES: usize = 256 * 1024;
 pub struct ChartVersion(String);
 
 impl ChartVersion {
+    /// The version as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// Checks `value` of argument `field`.
     pub fn parse(field: &str, value: &str) -> Result<Self, InvalidInput> {
         let ok = !value.is_empty()

@@ -124,6 +124,20 @@ impl HelmRunner {
         find_executable(&self.program, std::env::var_os("PATH").as_deref())
     }
 
+    /// Why the write tools are unavailable when no binary is found, with
+    /// the fix.
+    pub fn unavailable(&self) -> String {
+        format!(
+            "no helm binary found at [helm] helm_path = {:?}{}; install helm (v3 or v4) or set [helm] helm_path to its full path, then restart nskd",
+            self.program,
+            if self.program.contains('/') {
+                ""
+            } else {
+                " (looked on the daemon's PATH)"
+            }
+        )
+    }
+
     /// Runs `action` in `namespace` on the cluster whose kubeconfig (one
     /// context, current) is `kubeconfig`, with `values` (checked YAML) as
     /// a file. The private directory is removed whatever happens.

@@ -165,12 +165,10 @@ fn write_args(req: &pb::HelmWriteRequest, config: &HelmConfig) -> Result<WriteAr
         if value.is_empty() {
             Ok(())
         } else {
-            Err(InvalidInput::new(
-                field,
-                value,
-                &format!("is not used by {what}; leave it out"),
+            Err(
+                InvalidInput::new(field, value, format!("is not used by {what}; leave it out"))
+                    .into(),
             )
-            .into())
         }
     };
     let chart_and_version = || -> Result<_, OpError> {

@@ -115,6 +115,8 @@ pub struct App {
     pub policy: Arc<crate::safety::Policy>,
     /// Plans of changes and the rules on them.
     pub changes: Arc<crate::ops::change::Engine>,
+    /// What `helm_list` decoded of each release record version.
+    pub helm_rows: Arc<crate::helm::cache::RowCache>,
 }
 
 impl App {
@@ -169,6 +171,7 @@ impl App {
             audit,
             policy,
             changes,
+            helm_rows: Arc::default(),
         });
         app.rescan(false);
         Ok(app)

@@ -439,46 +439,51 @@ impl Helm for HelmService {
                 ..Audited::default()
             }],
         };
-        let (args, summary) = (&args, req.summary);
-        let resp = self
-            .kube
-            .run_with(
-                &caller,
-                targets,
-                facts,
-                |cc, opts| async move { answer::list_rows(&cc, args, &opts).await.map(Rows) },
-                |answers, skipped| {
-                    if summary {
-                        return Ok(summary_answer(answers, skipped, budget));
-                    }
-                    let problems: Vec<String> = answers
-                        .iter()
-                        .filter_map(|(cluster, result)| result.as_ref().ok().map(|r| (cluster, r)))
-                        .flat_map(|(c, r)| {
-                            r.0.iter().filter_map(move |row| {
-                                row.problem.as_ref().map(|p| format!("! {c}: {p}\n"))
-                            })
-                        })
-                        .collect();
-                    let mut composed = crate::answer::compose_list(
-                        &self.kube.pages,
-                        &call,
-                        answers
-                            .into_iter()
-                            .map(|(cluster, result)| (cluster, result.map(|r| listing(&r.0))))
-                            .collect(),
-                        skipped,
-                    )?;
-                    for p in problems {
-                        if composed.text.len() + p.len() + crate::answer::NOTE_RESERVE > budget {
-                            break;
+        let (args, summary, decoded) = (&args, req.summary, &self.app.helm_rows);
+        let resp =
+            self.kube
+                .run_with(
+                    &caller,
+                    targets,
+                    facts,
+                    |cc, opts| async move {
+                        answer::list_rows(&cc, args, &opts, decoded).await.map(Rows)
+                    },
+                    |answers, skipped| {
+                        if summary {
+                            return Ok(summary_answer(answers, skipped, budget));
                         }
-                        composed.text.push_str(&p);
-                    }
-                    Ok(composed)
-                },
-            )
-            .await?;
+                        let problems: Vec<String> = answers
+                            .iter()
+                            .filter_map(|(cluster, result)| {
+                                result.as_ref().ok().map(|r| (cluster, r))
+                            })
+                            .flat_map(|(c, r)| {
+                                r.0.iter().filter_map(move |row| {
+                                    row.problem.as_ref().map(|p| format!("! {c}: {p}\n"))
+                                })
+                            })
+                            .collect();
+                        let mut composed = crate::answer::compose_list(
+                            &self.kube.pages,
+                            &call,
+                            answers
+                                .into_iter()
+                                .map(|(cluster, result)| (cluster, result.map(|r| listing(&r.0))))
+                                .collect(),
+                            skipped,
+                        )?;
+                        for p in problems {
+                            if composed.text.len() + p.len() + crate::answer::NOTE_RESERVE > budget
+                            {
+                                break;
+                            }
+                            composed.text.push_str(&p);
+                        }
+                        Ok(composed)
+                    },
+                )
+                .await?;
         let (metadata, result, extensions) = resp.into_parts();
         Ok(Response::from_parts(
             metadata,

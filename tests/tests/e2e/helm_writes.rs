@@ -143,7 +143,7 @@ async fn helm_writes_do_what_helm_reports_under_plans_and_refuse_what_is_not_all
     dry["dryRun"] = json!(true);
     let preview = shim.ok("helm_upgrade", dry.clone()).await;
     assert!(
-        preview.contains("Dry run") && preview.contains("bound to revision 1"),
+        preview.contains("Dry run") && preview.contains("bound to revision 1 of the release"),
         "{preview}"
     );
     assert!(

@@ -19,7 +19,7 @@ use crate::{
         change::{
             ChangeFacts, Gate, How, Operation, capped, diff, gate, hold,
             plan::{Plan, PlanId},
-            rendered,
+            previewed, rendered,
         },
     },
     pool::ClusterClient,
@@ -423,33 +423,18 @@ pub async fn write(
     }
     if how.dry_run {
         let plan = preview(runner, kubeconfig, cc, opts, args, how, &now).await?;
-        let text = format!(
-            "Dry run on cluster {} (helm --dry-run; nothing was changed): {}\n{}plan: {} (valid {}; bound to revision {}; apply exactly this change by calling again with plan=\"{}\" and the same arguments){}{}\n",
-            cc.name,
-            plan.summary,
-            capped(&plan.diff, max),
-            plan.id,
-            humantime::format_duration(engine.ttl()),
-            now.revision,
-            plan.id,
-            if engine.requires_plan(op) {
-                "; a plan is required for this operation"
-            } else {
-                ""
-            },
-            if held {
-                "; applying it asks the user for confirmation"
-            } else {
-                ""
-            },
+        let note = format!(
+            "(the plan is bound to revision {} of the release)\n",
+            now.revision
         );
-        let facts = ChangeFacts {
-            plan: plan.id.to_string(),
-            diff_sha256: plan.diff_sha256.clone(),
-            ..ChangeFacts::default()
-        };
-        engine.keep(plan);
-        return Ok(rendered(text, 1, facts));
+        return Ok(previewed(
+            opts,
+            &cc.name,
+            plan,
+            ("helm --dry-run=server", &note),
+            [engine.requires_plan(op), held],
+            1,
+        ));
     }
     if engine.requires_plan(op) {
         return Err(OpError::Refused(format!(

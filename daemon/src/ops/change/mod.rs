@@ -653,32 +653,17 @@ pub async fn execute(
         let plan = preview(cc, opts, how, &changes, started).await?;
         let confirm = engine.needs_confirmation(&cc.name, &changes).is_some();
         let required = engine.needs_plan(&changes).is_some();
-        let text = format!(
-            "Dry run on cluster {} (dryRun=All; nothing was changed): {}\n(after = the API server's answer: defaults and mutating admission included)\n{}plan: {} (valid {}; apply exactly this change by calling again with plan=\"{}\" and the same arguments){}{}\n",
-            cc.name,
-            plan.summary,
-            capped(&plan.diff, opts.max_bytes.saturating_sub(1024)),
-            plan.id,
-            humantime::format_duration(engine.ttl),
-            plan.id,
-            if required {
-                "; a plan is required for this operation"
-            } else {
-                ""
-            },
-            if confirm {
-                "; applying it asks the user for confirmation"
-            } else {
-                ""
-            },
-        );
-        let facts = ChangeFacts {
-            plan: plan.id.to_string(),
-            diff_sha256: plan.diff_sha256.clone(),
-            ..ChangeFacts::default()
-        };
-        engine.store().insert(plan);
-        return Ok(rendered(text, changes.len(), facts));
+        return Ok(previewed(
+            opts,
+            &cc.name,
+            plan,
+            (
+                "dryRun=All",
+                "(after = the API server's answer: defaults and mutating admission included)\n",
+            ),
+            [required, confirm],
+            changes.len(),
+        ));
     }
     if let Some(c) = engine.needs_plan(&changes) {
         return Err(OpError::Refused(format!(
@@ -694,6 +679,47 @@ pub async fn execute(
         return Ok(hold_for_confirmation(opts, plan, &changes, how));
     }
     apply_direct(cc, opts, changes, started).await
+}
+
+/// Keeps a dry run's `plan` (of `items` changes on `cluster`) and answers
+/// its diff and id. `how` is how it was previewed ("dryRun=All") and a note
+/// line; `rules` whether require_plan names it and a confirm rule holds it.
+pub fn previewed(
+    opts: &OpOptions,
+    cluster: &str,
+    plan: Plan,
+    how: (&str, &str),
+    rules: [bool; 2],
+    items: usize,
+) -> Rendered {
+    let [required, held] = rules;
+    let text = format!(
+        "Dry run on cluster {cluster} ({}; nothing was changed): {}\n{}{}plan: {} (valid {}; apply exactly this change by calling again with plan=\"{}\" and the same arguments){}{}\n",
+        how.0,
+        plan.summary,
+        how.1,
+        capped(&plan.diff, opts.max_bytes.saturating_sub(1024)),
+        plan.id,
+        humantime::format_duration(opts.changes.ttl),
+        plan.id,
+        if required {
+            "; a plan is required for this operation"
+        } else {
+            ""
+        },
+        if held {
+            "; applying it asks the user for confirmation"
+        } else {
+            ""
+        },
+    );
+    let facts = ChangeFacts {
+        plan: plan.id.to_string(),
+        diff_sha256: plan.diff_sha256.clone(),
+        ..ChangeFacts::default()
+    };
+    opts.changes.store().insert(plan);
+    rendered(text, items, facts)
 }
 
 /// Stores `plan` and answers that it waits for the user's confirmation.

@@ -182,6 +182,20 @@ pub async fn run(location: &SocketLocation) -> anyhow::Result<ExitCode> {
         );
     }
     tools_line(&info.hidden_tools, &mut r);
+    if info.helm_unavailable.is_empty() {
+        r.pass(
+            "helm writes",
+            "helm found: helm_install/upgrade/rollback/uninstall offered",
+        );
+    } else {
+        r.warn(
+            "helm writes",
+            format!(
+                "helm_install/upgrade/rollback/uninstall hidden: {}",
+                info.helm_unavailable
+            ),
+        );
+    }
 
     let source = client
         .clusters()

@@ -119,6 +119,8 @@ pub struct App {
     pub replication: Option<Arc<crate::replication::Replication>>,
     /// `[[access]]` rules and per-user rate limits for OIDC callers.
     pub access: Arc<crate::access::Access>,
+    /// What `helm_list` decoded of each release record version.
+    pub helm_rows: Arc<crate::helm::cache::RowCache>,
 }
 
 impl App {
@@ -189,6 +191,7 @@ impl App {
             access,
             changes,
             replication,
+            helm_rows: Arc::default(),
         });
         app.rescan(false);
         Ok(app)

@@ -28,3 +28,32 @@ pub fn confined(
     }
     cmd
 }
+
+/// Why [`output_within`] produced no output.
+#[derive(Debug)]
+pub enum Unfinished {
+    /// The program could not be started or read.
+    Io(std::io::Error),
+    /// It ran past the limit; it and its process group were killed.
+    TimedOut,
+}
+
+/// Runs `cmd` (built by [`confined`]) to completion within `limit`;
+/// past it, the whole process group is killed, grandchildren included.
+pub async fn output_within(
+    cmd: &mut Command,
+    limit: std::time::Duration,
+) -> Result<std::process::Output, Unfinished> {
+    let child = cmd.spawn().map_err(Unfinished::Io)?;
+    let pid = child.id();
+    match tokio::time::timeout(limit, child.wait_with_output()).await {
+        Ok(out) => out.map_err(Unfinished::Io),
+        Err(_) => {
+            // The child itself is killed on drop; its group goes too.
+            if let Some(pgid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+                let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+            }
+            Err(Unfinished::TimedOut)
+        }
+    }
+}

@@ -40,6 +40,19 @@ pub const CHANGING_TOOLS: &[(&str, ToolClass)] = &[
     ("nodes_uncordon", ToolClass::Reversible),
     ("nodes_drain", ToolClass::Destructive),
     ("pods_cleanup", ToolClass::Destructive),
+    ("helm_install", ToolClass::CreateOrOverwrite),
+    // Replaces the release's objects: refused under disable_destructive.
+    ("helm_upgrade", ToolClass::Destructive),
+    ("helm_rollback", ToolClass::Destructive),
+    ("helm_uninstall", ToolClass::Destructive),
+];
+
+/// The tools that run the helm CLI: hidden when no helm binary is found.
+pub const HELM_WRITE_TOOLS: &[&str] = &[
+    "helm_install",
+    "helm_upgrade",
+    "helm_rollback",
+    "helm_uninstall",
 ];
 
 /// What a change does, in the words `[safety] require_plan` and the
@@ -79,6 +92,14 @@ pub enum Operation {
     Evict,
     /// Delete finished or evicted pods of a namespace.
     PodsCleanup,
+    /// Install a Helm release.
+    HelmInstall,
+    /// Upgrade a Helm release.
+    HelmUpgrade,
+    /// Roll a Helm release back to an earlier revision.
+    HelmRollback,
+    /// Uninstall a Helm release.
+    HelmUninstall,
 }
 
 /// Every operation with its word.
@@ -99,6 +120,10 @@ pub const OPERATIONS: &[(Operation, &str)] = &[
     (Operation::Drain, "drain"),
     (Operation::Evict, "evict"),
     (Operation::PodsCleanup, "pods_cleanup"),
+    (Operation::HelmInstall, "helm_install"),
+    (Operation::HelmUpgrade, "helm_upgrade"),
+    (Operation::HelmRollback, "helm_rollback"),
+    (Operation::HelmUninstall, "helm_uninstall"),
 ];
 
 impl Operation {
@@ -149,7 +174,6 @@ pub const TOOLSETS: &[&str] = &["core", "changes", "nodes", "helm", "nsk", "clus
 pub const TOOL_TOOLSETS: &[(&str, &str)] = &[
     ("namespaces_list", "core"),
     ("pods_list", "core"),
-    ("pods_list_in_namespace", "core"),
     ("pods_get", "core"),
     ("pods_log", "core"),
     ("pods_top", "core"),
@@ -180,6 +204,10 @@ pub const TOOL_TOOLSETS: &[(&str, &str)] = &[
     ("helm_get_values", "helm"),
     ("helm_get_manifest", "helm"),
     ("helm_get_notes", "helm"),
+    ("helm_install", "helm"),
+    ("helm_upgrade", "helm"),
+    ("helm_rollback", "helm"),
+    ("helm_uninstall", "helm"),
     ("nodes_list", "nodes"),
     ("nodes_log", "nodes"),
     ("nodes_stats_summary", "nodes"),
@@ -193,7 +221,6 @@ pub const TOOL_TOOLSETS: &[(&str, &str)] = &[
     ("cluster_use", "clusters"),
     ("clusters_list", "clusters"),
     ("clusters_status", "clusters"),
-    ("configuration_contexts_list", "clusters"),
     ("configuration_view", "clusters"),
 ];
 

@@ -280,35 +280,6 @@ pub struct PodsGetArgs {
     pub live: bool,
 }
 
-/// pods_list_in_namespace.
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct PodsInNamespaceArgs {
-    /// Namespace to list pods from.
-    pub namespace: String,
-    /// Label selector, e.g. "app=web".
-    #[serde(default, rename = "labelSelector")]
-    pub label_selector: Option<String>,
-    /// Field selector, e.g. "status.phase=Running".
-    #[serde(default, rename = "fieldSelector")]
-    pub field_selector: Option<String>,
-    /// Rows per page (default: as many as fit).
-    #[serde(default)]
-    pub limit: Option<u32>,
-    /// Cluster to run on (default: this session's active cluster). `context` is accepted too.
-    #[serde(default, alias = "context")]
-    pub cluster: Option<String>,
-    /// Run on several clusters at once: a list of names, or "*" for all healthy clusters.
-    #[serde(default)]
-    pub clusters: Option<ClusterSet>,
-    /// table (default), yaml or json.
-    #[serde(default)]
-    pub output: Option<OutputFormat>,
-    /// Read from the API server even when nskd's watch cache could answer (cached answers are in sync with the API server, and say so).
-    #[serde(default)]
-    pub live: bool,
-}
-
 /// nodes_list and events_list.
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
@@ -1106,7 +1077,6 @@ mod tests {
         ResourcesListArgs,
         ResourcesGetArgs,
         PodsGetArgs,
-        PodsInNamespaceArgs,
         SimpleListArgs,
         ObjectArgs,
         DeleteArgs,
@@ -1182,4 +1152,56 @@ impl Shaping {
         request.fields = self.fields.unwrap_or_default();
         request.sort_by = self.sort_by.unwrap_or_default();
     }
+}
+
+/// helm_install, helm_upgrade.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmChartArgs {
+    pub name: String,
+    pub chart: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub values: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// helm_uninstall.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmChangeArgs {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// helm_rollback.
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HelmRollbackArgs {
+    pub name: String,
+    #[serde(default)]
+    pub revision: Option<i64>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default, alias = "context")]
+    pub cluster: Option<String>,
+    #[serde(default, rename = "dryRun")]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub plan: Option<String>,
 }

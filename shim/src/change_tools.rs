@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// The change options of a call (`None` when it asks for nothing).
-fn options(dry_run: bool, plan: Option<String>) -> Option<pb::ChangeOptions> {
+pub(crate) fn options(dry_run: bool, plan: Option<String>) -> Option<pb::ChangeOptions> {
     let plan = plan.unwrap_or_default();
     (dry_run || !plan.is_empty()).then_some(pb::ChangeOptions {
         dry_run,

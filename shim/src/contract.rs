@@ -65,6 +65,8 @@ pub const SHARED: &[(&str, Option<&str>)] = &[
     ("toRevision", None),
     ("all", Some("Computed values.")),
     ("chart", None),
+    ("version", None),
+    ("values", None),
     ("status", Some("\"all\" or statuses, e.g. \"failed\".")),
     ("query", Some("File under /logs/; empty lists them.")),
 ];
@@ -88,6 +90,7 @@ pub fn compact_tool(tool: &mut Tool) {
         .cloned()
         .unwrap_or_default();
     compact(&mut schema, &defs);
+    let schema_required = schema.get("required").cloned().unwrap_or(Value::Null);
     if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
         for (name, prop) in props.iter_mut() {
             describe_shared(name, prop);
@@ -95,6 +98,12 @@ pub fn compact_tool(tool: &mut Tool) {
         // `clusters` takes one name too: a tool with both advertises only
         // `clusters` (`cluster` and `context` are still accepted).
         if props.contains_key("clusters") {
+            props.remove("cluster");
+        }
+        // Every tool runs on the active cluster or on `cluster`, as the
+        // instructions say once: advertised only where it is required.
+        let required = schema_requires(&schema_required, "cluster");
+        if !required {
             props.remove("cluster");
         }
         // Explained once in the instructions, accepted by every read.
@@ -106,6 +115,13 @@ pub fn compact_tool(tool: &mut Tool) {
         tool.input_schema = Arc::new(obj as JsonObject);
     }
     tool.annotations = tool.annotations.take().and_then(compact_annotations);
+}
+
+/// Whether `required` (a schema's list) names `arg`.
+fn schema_requires(required: &Value, arg: &str) -> bool {
+    required
+        .as_array()
+        .is_some_and(|r| r.iter().any(|n| n == arg))
 }
 
 /// Annotations without the display title and without hints that say what

@@ -1,5 +1,7 @@
 //! Helm tools: releases read by the daemon from Helm's own storage (no
-//! helm binary), on one cluster or many.
+//! helm binary), on one cluster or many; and the writes (install, upgrade,
+//! rollback, uninstall) the daemon runs with the helm CLI, one cluster,
+//! through the same dry-run, plan and confirmation flow as every change.
 
 use nskd_proto::v1 as pb;
 use rmcp::{
@@ -9,10 +11,24 @@ use rmcp::{
 
 use crate::{
     args::{
-        HelmHistoryArgs, HelmListArgs, HelmReleaseArgs, HelmTextArgs, HelmValuesArgs, OutputFormat,
+        HelmChangeArgs, HelmChartArgs, HelmHistoryArgs, HelmListArgs, HelmReleaseArgs,
+        HelmRollbackArgs, HelmTextArgs, HelmValuesArgs, OutputFormat,
     },
+    change_tools::options,
+    confirm,
     tools::{NskdTools, client_name, kube_answer, output},
 };
+
+/// A Helm write, sent again with the plan once the user answered.
+#[derive(Debug, Clone)]
+struct HelmWrite(pb::HelmWriteRequest);
+
+impl confirm::Confirmable for HelmWrite {
+    fn with_change(mut self, options: pb::ChangeOptions) -> Self {
+        self.0.change = Some(options);
+        self
+    }
+}
 
 /// Which single-release call.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +81,54 @@ impl NskdTools {
     }
 }
 
+impl NskdTools {
+    /// Sends a Helm write (asking the user when a confirm rule holds it).
+    async fn helm_write(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        request: pb::HelmWriteRequest,
+    ) -> Result<CallToolResult, McpError> {
+        let name = client_name(ctx);
+        let answer = confirm::send_confirmed(&ctx.peer, HelmWrite(request), |w| {
+            let name = name.clone();
+            async move {
+                self.session
+                    .call_response(&name, |ch, id| {
+                        let mut client = nskd_proto::client::helm_client(ch);
+                        let req = id.request(w.0.clone());
+                        async move { client.write(req).await }
+                    })
+                    .await
+            }
+        })
+        .await;
+        kube_answer(answer)
+    }
+
+    async fn chart_write(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        action: pb::HelmAction,
+        args: HelmChartArgs,
+    ) -> Result<CallToolResult, McpError> {
+        let request = pb::HelmWriteRequest {
+            target: Some(pb::Target {
+                cluster: self.cluster_or_active(args.cluster).await,
+                ..Default::default()
+            }),
+            action: action as i32,
+            namespace: args.namespace.unwrap_or_default(),
+            name: args.name,
+            chart: args.chart,
+            version: args.version.unwrap_or_default(),
+            values: args.values.unwrap_or_default(),
+            revision: 0,
+            change: options(args.dry_run, args.plan),
+        };
+        self.helm_write(ctx, request).await
+    }
+}
+
 fn text_args(args: HelmTextArgs) -> HelmReleaseArgs {
     HelmReleaseArgs {
         name: args.name,
@@ -80,7 +144,7 @@ fn text_args(args: HelmTextArgs) -> HelmReleaseArgs {
 impl NskdTools {
     #[tool(
         name = "helm_list",
-        description = "List Helm releases; `summary` counts by chart, version, status.",
+        description = "List Helm releases.",
         annotations(title = "Helm: List", read_only_hint = true, open_world_hint = true)
     )]
     async fn helm_list(
@@ -150,7 +214,7 @@ impl NskdTools {
 
     #[tool(
         name = "helm_get_values",
-        description = "A Helm release's values (`all`: computed); credentials masked.",
+        description = "A Helm release's values; credentials masked.",
         annotations(
             title = "Helm: Get Values",
             read_only_hint = true,
@@ -185,7 +249,7 @@ impl NskdTools {
 
     #[tool(
         name = "helm_get_manifest",
-        description = "A Helm release's manifest; Secret documents masked.",
+        description = "A Helm release's manifest; Secrets masked.",
         annotations(
             title = "Helm: Get Manifest",
             read_only_hint = true,
@@ -217,5 +281,104 @@ impl NskdTools {
     ) -> Result<CallToolResult, McpError> {
         let request = self.release_request(text_args(args), false).await;
         self.helm_release(&ctx, request, Part::Notes).await
+    }
+
+    #[tool(
+        name = "helm_install",
+        description = "Install a Helm chart.",
+        annotations(
+            title = "Helm: Install",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn helm_install(
+        &self,
+        Parameters(args): Parameters<HelmChartArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        self.chart_write(&ctx, pb::HelmAction::Install, args).await
+    }
+
+    #[tool(
+        name = "helm_upgrade",
+        description = "Upgrade a Helm release.",
+        annotations(
+            title = "Helm: Upgrade",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn helm_upgrade(
+        &self,
+        Parameters(args): Parameters<HelmChartArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        self.chart_write(&ctx, pb::HelmAction::Upgrade, args).await
+    }
+
+    #[tool(
+        name = "helm_rollback",
+        description = "Roll back a Helm release.",
+        annotations(
+            title = "Helm: Rollback",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn helm_rollback(
+        &self,
+        Parameters(args): Parameters<HelmRollbackArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let request = pb::HelmWriteRequest {
+            target: Some(pb::Target {
+                cluster: self.cluster_or_active(args.cluster).await,
+                ..Default::default()
+            }),
+            action: pb::HelmAction::Rollback as i32,
+            namespace: args.namespace.unwrap_or_default(),
+            name: args.name,
+            revision: args.revision.unwrap_or(0),
+            change: options(args.dry_run, args.plan),
+            ..Default::default()
+        };
+        self.helm_write(&ctx, request).await
+    }
+
+    #[tool(
+        name = "helm_uninstall",
+        description = "Uninstall a Helm release.",
+        annotations(
+            title = "Helm: Uninstall",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn helm_uninstall(
+        &self,
+        Parameters(args): Parameters<HelmChangeArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let request = pb::HelmWriteRequest {
+            target: Some(pb::Target {
+                cluster: self.cluster_or_active(args.cluster).await,
+                ..Default::default()
+            }),
+            action: pb::HelmAction::Uninstall as i32,
+            namespace: args.namespace.unwrap_or_default(),
+            name: args.name,
+            change: options(args.dry_run, args.plan),
+            ..Default::default()
+        };
+        self.helm_write(&ctx, request).await
     }
 }

@@ -10,8 +10,8 @@ use rmcp::{
 
 use crate::{
     args::{
-        ConfigViewArgs, NodesTopArgs, OutputFormat, PodsGetArgs, PodsInNamespaceArgs,
-        ResourcesGetArgs, ResourcesListArgs, SimpleListArgs, TopArgs,
+        ConfigViewArgs, NodesTopArgs, OutputFormat, PodsGetArgs, ResourcesGetArgs,
+        ResourcesListArgs, SimpleListArgs, TopArgs,
     },
     tools::{NskdTools, client_name, fail, kube_answer, ok, output},
 };
@@ -207,34 +207,6 @@ impl NskdTools {
     }
 
     #[tool(
-        name = "pods_list_in_namespace",
-        description = "List the pods of one namespace.",
-        annotations(
-            title = "Pods: List in Namespace",
-            read_only_hint = true,
-            open_world_hint = true
-        )
-    )]
-    async fn pods_list_in_namespace(
-        &self,
-        Parameters(args): Parameters<PodsInNamespaceArgs>,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, McpError> {
-        let simple = SimpleListArgs {
-            namespace: Some(args.namespace),
-            label_selector: args.label_selector,
-            field_selector: args.field_selector,
-            limit: args.limit,
-            cluster: args.cluster,
-            clusters: args.clusters,
-            output: args.output,
-            live: args.live,
-            ..SimpleListArgs::default()
-        };
-        self.list_kind(&ctx, "v1", "Pod", simple).await
-    }
-
-    #[tool(
         name = "nodes_list",
         description = "List nodes with status, roles, age and version.",
         annotations(title = "Nodes: List", read_only_hint = true, open_world_hint = true)
@@ -245,22 +217,6 @@ impl NskdTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         self.list_kind(&ctx, "v1", "Node", args).await
-    }
-
-    #[tool(
-        name = "configuration_contexts_list",
-        description = "Kubeconfig contexts (as clusters_list).",
-        annotations(
-            title = "Configuration: Contexts List",
-            read_only_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn configuration_contexts_list(
-        &self,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, McpError> {
-        self.clusters_list(ctx).await
     }
 
     #[tool(

@@ -27,6 +27,13 @@ impl DaemonService {
 pub fn hidden_tools(app: &App) -> Vec<String> {
     let mut hidden =
         nskd_proto::tools::hidden(app.config.read_only, app.config.disable_destructive);
+    if helm_unavailable(app).is_some() {
+        for tool in nskd_proto::tools::HELM_WRITE_TOOLS {
+            if !hidden.iter().any(|h| h == tool) {
+                hidden.push(tool.to_string());
+            }
+        }
+    }
     let for_caller = crate::impersonate::current()
         .map(|c| app.access.hidden_tools(&c))
         .unwrap_or_default();
@@ -43,6 +50,13 @@ pub fn hidden_tools(app: &App) -> Vec<String> {
         }
     }
     hidden
+}
+
+/// Why the Helm write tools are hidden: no helm binary at `[helm]
+/// helm_path` (the message says how to fix it).
+pub fn helm_unavailable(app: &App) -> Option<String> {
+    let runner = crate::helm::write::run::HelmRunner::new(&app.config.helm);
+    runner.find_binary().is_none().then(|| runner.unavailable())
 }
 
 #[tonic::async_trait]
@@ -77,6 +91,7 @@ impl Daemon for DaemonService {
                 .map(|r| r.role_word().to_string())
                 .unwrap_or_default(),
             replication: app.replication.as_ref().map(|r| replication(r)),
+            helm_unavailable: helm_unavailable(app).unwrap_or_default(),
         }))
     }
 }

@@ -16,11 +16,19 @@ use crate::{
         shape::{RawShape, Shape},
     },
     app::{Answered, App},
+    config::HelmConfig,
     error::OpError,
     helm::{
         answer::{self, ListArgs, ListRow, ReleaseArgs, StatusFilter},
         summary::summarize,
+        write::{
+            apply::{self, RELEASE_KIND, WriteArgs, private_kubeconfig},
+            chart,
+            command::{Action, ChartVersion, check_values},
+            run::HelmRunner,
+        },
     },
+    ops::change::How,
     ops::list::{ListedRow, Listing},
     request::{
         InvalidInput,
@@ -148,6 +156,100 @@ fn list_args(req: &pb::HelmListRequest) -> Result<ListArgs, InvalidInput> {
     })
 }
 
+/// A write's arguments, checked (the chart against the allowlist).
+fn write_args(req: &pb::HelmWriteRequest, config: &HelmConfig) -> Result<WriteArgs, OpError> {
+    let release = ReleaseName::parse("name", &req.name)?;
+    let namespace = Namespace::optional("namespace", &req.namespace)?
+        .unwrap_or_else(Namespace::default_namespace);
+    let unused = |field: &str, value: &str, what: &str| -> Result<(), OpError> {
+        if value.is_empty() {
+            Ok(())
+        } else {
+            Err(
+                InvalidInput::new(field, value, format!("is not used by {what}; leave it out"))
+                    .into(),
+            )
+        }
+    };
+    let chart_and_version = || -> Result<_, OpError> {
+        let chart = chart::resolve(&req.chart, config)
+            .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+        let version = match req.version.as_str() {
+            "" => None,
+            v => Some(ChartVersion::parse("version", v)?),
+        };
+        Ok((chart, version))
+    };
+    let values = match req.values.as_str() {
+        "" => None,
+        v => Some(check_values("values", v)?),
+    };
+    let action = match pb::HelmAction::try_from(req.action) {
+        Ok(pb::HelmAction::Install) => {
+            let (chart, version) = chart_and_version()?;
+            Action::Install {
+                release,
+                chart,
+                version,
+            }
+        }
+        Ok(pb::HelmAction::Upgrade) => {
+            let (chart, version) = chart_and_version()?;
+            Action::Upgrade {
+                release,
+                chart,
+                version,
+            }
+        }
+        Ok(pb::HelmAction::Rollback) => {
+            for (field, value) in [("chart", &req.chart), ("version", &req.version)] {
+                unused(field, value, "helm_rollback")?;
+            }
+            if values.is_some() {
+                unused("values", "(values not shown)", "helm_rollback")?;
+            }
+            let revision = match req.revision {
+                0 => None,
+                r if (1..=i64::from(u32::MAX)).contains(&r) => Some(r as u32),
+                r => {
+                    return Err(InvalidInput::new(
+                        "revision",
+                        &r.to_string(),
+                        "must be a revision number from helm_history (1, 2, ...), or 0 for the previous one",
+                    )
+                    .into());
+                }
+            };
+            Action::Rollback { release, revision }
+        }
+        Ok(pb::HelmAction::Uninstall) => {
+            for (field, value) in [("chart", &req.chart), ("version", &req.version)] {
+                unused(field, value, "helm_uninstall")?;
+            }
+            if values.is_some() {
+                unused("values", "(values not shown)", "helm_uninstall")?;
+            }
+            Action::Uninstall { release }
+        }
+        _ => {
+            return Err(InvalidInput::new(
+                "action",
+                &req.action.to_string(),
+                "must be install, upgrade, rollback or uninstall",
+            )
+            .into());
+        }
+    };
+    if req.revision != 0 && !matches!(action, Action::Rollback { .. }) {
+        unused("revision", &req.revision.to_string(), action.operation())?;
+    }
+    Ok(WriteArgs {
+        action,
+        namespace,
+        values,
+    })
+}
+
 fn release_args(req: &pb::HelmReleaseRequest) -> Result<ReleaseArgs, InvalidInput> {
     if req.revision < 0 {
         return Err(InvalidInput::new(
@@ -227,6 +329,57 @@ impl HelmService {
 
 #[tonic::async_trait]
 impl Helm for HelmService {
+    async fn write(
+        &self,
+        request: Request<pb::HelmWriteRequest>,
+    ) -> Result<Response<pb::KubeResult>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        let config = &self.app.config.helm;
+        let args = write_args(&req, config)?;
+        let how = How::from_proto(req.change.as_ref(), &caller.session).map_err(invalid)?;
+        let target = req.target.unwrap_or_default();
+        let targets = self.kube.one_cluster(&target.cluster, &target.clusters)?;
+        let detail = match &args.action {
+            Action::Install { chart, version, .. } | Action::Upgrade { chart, version, .. } => {
+                format!(
+                    "chart={}{}",
+                    chart.as_arg().to_string_lossy(),
+                    version
+                        .as_ref()
+                        .map(|v| format!(" version={}", v.as_str()))
+                        .unwrap_or_default()
+                )
+            }
+            Action::Rollback { revision, .. } => {
+                format!("revision={}", revision.unwrap_or_default())
+            }
+            Action::Uninstall { .. } => String::new(),
+        };
+        let facts = CallFacts {
+            verb: args.action.operation(),
+            mutating: true,
+            how: Some(how.clone()),
+            audited: vec![Audited {
+                kind: RELEASE_KIND.into(),
+                namespace: args.namespace.to_string(),
+                name: args.action.release().to_string(),
+                detail,
+                ..Audited::default()
+            }],
+        };
+        let runner = HelmRunner::new(config);
+        let (args, how, runner, app) = (&args, &how, &runner, &self.app);
+        Ok(self
+            .kube
+            .run(&caller, targets, facts, |cc, opts| async move {
+                let entry = app.cluster(&cc.name)?;
+                let kubeconfig = private_kubeconfig(&entry)?;
+                apply::write(runner, &kubeconfig, &cc, &opts, args, how).await
+            })
+            .await)
+    }
+
     async fn list(
         &self,
         request: Request<pb::HelmListRequest>,
@@ -286,46 +439,51 @@ impl Helm for HelmService {
                 ..Audited::default()
             }],
         };
-        let (args, summary) = (&args, req.summary);
-        let resp = self
-            .kube
-            .run_with(
-                &caller,
-                targets,
-                facts,
-                |cc, opts| async move { answer::list_rows(&cc, args, &opts).await.map(Rows) },
-                |answers, skipped| {
-                    if summary {
-                        return Ok(summary_answer(answers, skipped, budget));
-                    }
-                    let problems: Vec<String> = answers
-                        .iter()
-                        .filter_map(|(cluster, result)| result.as_ref().ok().map(|r| (cluster, r)))
-                        .flat_map(|(c, r)| {
-                            r.0.iter().filter_map(move |row| {
-                                row.problem.as_ref().map(|p| format!("! {c}: {p}\n"))
-                            })
-                        })
-                        .collect();
-                    let mut composed = crate::answer::compose_list(
-                        &self.kube.pages,
-                        &call,
-                        answers
-                            .into_iter()
-                            .map(|(cluster, result)| (cluster, result.map(|r| listing(&r.0))))
-                            .collect(),
-                        skipped,
-                    )?;
-                    for p in problems {
-                        if composed.text.len() + p.len() + crate::answer::NOTE_RESERVE > budget {
-                            break;
+        let (args, summary, decoded) = (&args, req.summary, &self.app.helm_rows);
+        let resp =
+            self.kube
+                .run_with(
+                    &caller,
+                    targets,
+                    facts,
+                    |cc, opts| async move {
+                        answer::list_rows(&cc, args, &opts, decoded).await.map(Rows)
+                    },
+                    |answers, skipped| {
+                        if summary {
+                            return Ok(summary_answer(answers, skipped, budget));
                         }
-                        composed.text.push_str(&p);
-                    }
-                    Ok(composed)
-                },
-            )
-            .await?;
+                        let problems: Vec<String> = answers
+                            .iter()
+                            .filter_map(|(cluster, result)| {
+                                result.as_ref().ok().map(|r| (cluster, r))
+                            })
+                            .flat_map(|(c, r)| {
+                                r.0.iter().filter_map(move |row| {
+                                    row.problem.as_ref().map(|p| format!("! {c}: {p}\n"))
+                                })
+                            })
+                            .collect();
+                        let mut composed = crate::answer::compose_list(
+                            &self.kube.pages,
+                            &call,
+                            answers
+                                .into_iter()
+                                .map(|(cluster, result)| (cluster, result.map(|r| listing(&r.0))))
+                                .collect(),
+                            skipped,
+                        )?;
+                        for p in problems {
+                            if composed.text.len() + p.len() + crate::answer::NOTE_RESERVE > budget
+                            {
+                                break;
+                            }
+                            composed.text.push_str(&p);
+                        }
+                        Ok(composed)
+                    },
+                )
+                .await?;
         let (metadata, result, extensions) = resp.into_parts();
         Ok(Response::from_parts(
             metadata,

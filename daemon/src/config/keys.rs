@@ -105,6 +105,12 @@ config_keys! {
     "output" {
         max_bytes: Integer,
     }
+    "helm" {
+        helm_path: String,
+        allowed_repositories: Strings,
+        chart_dirs: Strings,
+        timeout: Duration,
+    }
     "cache" {
         enabled: Bool,
         idle_timeout: Duration,
@@ -166,6 +172,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "health",
     "pool",
     "output",
+    "helm",
     "cache",
     "safety",
     "replication",

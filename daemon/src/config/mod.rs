@@ -226,6 +226,20 @@ pub struct OutputConfig {
     pub max_bytes: usize,
 }
 
+/// The `[helm]` section: how the Helm write tools run the helm CLI.
+#[derive(Debug, Clone)]
+pub struct HelmConfig {
+    /// The helm executable (`helm`: found on PATH).
+    pub helm_path: String,
+    /// Chart references allowed: `https://` repository URL prefixes and
+    /// `oci://` prefixes. Empty: no remote chart is allowed.
+    pub allowed_repositories: Vec<String>,
+    /// Directories local charts may be read from. Empty: no local chart.
+    pub chart_dirs: Vec<PathBuf>,
+    /// Longest one helm run may take before its process group is killed.
+    pub timeout: Duration,
+}
+
 /// Kinds cached when `[cache] kinds` is not set: what agents ask for most,
 /// with small, slowly changing objects. Events are left out on purpose
 /// (many, short-lived, always wanted fresh).
@@ -389,6 +403,8 @@ pub struct Config {
     pub pool: PoolConfig,
     /// `[output]`.
     pub output: OutputConfig,
+    /// `[helm]`.
+    pub helm: HelmConfig,
     /// `[cache]`.
     pub cache: CacheConfig,
     /// `[safety]`.
@@ -649,6 +665,30 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
     }
     output_r.finish(&keys::known("output"));
 
+    let mut helm_r = top.section("helm");
+    let helm = HelmConfig {
+        helm_path: helm_r.string("helm_path").unwrap_or_else(|| "helm".into()),
+        allowed_repositories: helm_r.strings("allowed_repositories").unwrap_or_default(),
+        chart_dirs: helm_r
+            .strings("chart_dirs")
+            .unwrap_or_default()
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+        timeout: helm_r
+            .duration("timeout")
+            .unwrap_or(Duration::from_secs(300)),
+    };
+    for prefix in &helm.allowed_repositories {
+        if !(prefix.starts_with("https://") || prefix.starts_with("oci://")) {
+            helm_r.error(
+                "allowed_repositories",
+                "each entry must start with https:// or oci:// (a repository URL prefix)",
+            );
+        }
+    }
+    helm_r.finish(&keys::known("helm"));
+
     let mut cache_r = top.section("cache");
     let cache = CacheConfig {
         enabled: cache_r.bool("enabled").unwrap_or(true),
@@ -767,6 +807,7 @@ fn read_config(top: &mut Reader, o: &Overrides, env: &dyn Fn(&str) -> Option<Str
         health,
         pool,
         output,
+        helm,
         cache,
         safety,
         replication,

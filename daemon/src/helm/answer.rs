@@ -140,6 +140,7 @@ pub async fn list_rows(
     cc: &ClusterClient,
     args: &ListArgs,
     opts: &OpOptions,
+    decoded: &cache::RowCache,
 ) -> Result<Vec<ListRow>, OpError> {
     let reader = Reader::new(cc, opts);
     let records = reader
@@ -157,7 +158,7 @@ pub async fn list_rows(
     };
     let mut known: Vec<Option<ListRow>> = wanted
         .iter()
-        .map(|s| key(s).and_then(|k| cache::get(&k)))
+        .map(|s| key(s).and_then(|k| decoded.get(&k)))
         .collect();
     let missing: Vec<read::Stored> = wanted
         .iter()
@@ -176,7 +177,7 @@ pub async fn list_rows(
                 .map(|r| {
                     let row = ListRow::of(&r);
                     if let Some(k) = key(record) {
-                        cache::put(k, row.clone());
+                        decoded.put(k, row.clone());
                     }
                     row
                 }),

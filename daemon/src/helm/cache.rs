@@ -5,7 +5,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Mutex, OnceLock},
+    sync::Mutex,
 };
 
 use super::answer::ListRow;
@@ -16,34 +16,37 @@ pub const MAX_ENTRIES: usize = 100_000;
 /// A record version on a cluster: cluster name, object uid, resourceVersion.
 pub type Key = (String, String, String);
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Rows {
     rows: HashMap<Key, ListRow>,
     order: VecDeque<Key>,
 }
 
-fn rows() -> &'static Mutex<Rows> {
-    static ROWS: OnceLock<Mutex<Rows>> = OnceLock::new();
-    ROWS.get_or_init(Mutex::default)
+/// The daemon's decoded release rows (one per daemon, held by its App).
+#[derive(Debug, Default)]
+pub struct RowCache {
+    rows: Mutex<Rows>,
 }
 
-/// The row decoded earlier from this record version, if any.
-pub fn get(key: &Key) -> Option<ListRow> {
-    rows().lock().ok()?.rows.get(key).cloned()
-}
+impl RowCache {
+    /// The row decoded earlier from this record version, if any.
+    pub fn get(&self, key: &Key) -> Option<ListRow> {
+        self.rows.lock().ok()?.rows.get(key).cloned()
+    }
 
-/// Remembers a row decoded from this record version.
-pub fn put(key: Key, row: ListRow) {
-    let Ok(mut r) = rows().lock() else { return };
-    if r.rows.len() >= MAX_ENTRIES {
-        for _ in 0..MAX_ENTRIES / 2 {
-            if let Some(old) = r.order.pop_front() {
-                r.rows.remove(&old);
+    /// Remembers a row decoded from this record version.
+    pub fn put(&self, key: Key, row: ListRow) {
+        let Ok(mut r) = self.rows.lock() else { return };
+        if r.rows.len() >= MAX_ENTRIES {
+            for _ in 0..MAX_ENTRIES / 2 {
+                if let Some(old) = r.order.pop_front() {
+                    r.rows.remove(&old);
+                }
             }
         }
-    }
-    if r.rows.insert(key.clone(), row).is_none() {
-        r.order.push_back(key);
+        if r.rows.insert(key.clone(), row).is_none() {
+            r.order.push_back(key);
+        }
     }
 }
 
@@ -71,8 +74,10 @@ mod tests {
                 rv.to_string(),
             )
         };
-        put(key("10"), row.clone());
-        assert_eq!(get(&key("10")), Some(row));
-        assert_eq!(get(&key("11")), None);
+        let cache = RowCache::default();
+        cache.put(key("10"), row.clone());
+        assert_eq!(cache.get(&key("10")), Some(row));
+        assert_eq!(cache.get(&key("11")), None);
+        assert_eq!(RowCache::default().get(&key("10")), None);
     }
 }

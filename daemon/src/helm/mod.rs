@@ -9,3 +9,4 @@ pub mod mask;
 pub mod read;
 pub mod release;
 pub mod summary;
+pub mod write;

@@ -195,7 +195,7 @@ impl ObjectName {
 
 /// Format characters that render as nothing (zero-width spaces, bidi
 /// overrides): never part of a real name, often part of a disguise.
-pub(super) fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
 }
 

@@ -114,32 +114,20 @@ impl NskEnv {
             cmd.env("NSK_DEBUG", "true");
         }
         tracing::debug!(program = %self.program, args = ?args, rancher_auth = if self.token.is_some() { "token set" } else { "no token" }, "running nsk");
-        let child = cmd.spawn().map_err(|e| RunError::Spawn {
-            program: self.program.clone(),
-            reason: e.to_string(),
-        })?;
-        let pid = child.id();
-        match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(Ok(out)) => Ok(RunOutput {
+        match crate::child::output_within(&mut cmd, self.timeout).await {
+            Ok(out) => Ok(RunOutput {
                 code: out.status.code(),
                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             }),
-            Ok(Err(e)) => Err(RunError::Spawn {
+            Err(crate::child::Unfinished::Io(e)) => Err(RunError::Spawn {
                 program: self.program.clone(),
                 reason: e.to_string(),
             }),
-            Err(_) => {
-                // The child itself is killed on drop; its group goes too.
-                if let Some(pgid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
-                    let _ =
-                        rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-                }
-                Err(RunError::Timeout {
-                    args: args.join(" "),
-                    timeout: self.timeout,
-                })
-            }
+            Err(crate::child::Unfinished::TimedOut) => Err(RunError::Timeout {
+                args: args.join(" "),
+                timeout: self.timeout,
+            }),
         }
     }
 }

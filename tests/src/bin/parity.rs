@@ -81,12 +81,12 @@ async fn main() -> anyhow::Result<()> {
     let pod = "cart-01";
     let calls: Vec<(&str, Value)> = vec![
         ("configuration_view", json!({})),
-        ("configuration_contexts_list", json!({})),
         ("namespaces_list", json!({})),
         ("nodes_list", json!({})),
         ("pods_list", json!({})),
         ("pods_list", json!({"labelSelector": "tier=web"})),
         ("pods_list_in_namespace", json!({"namespace": "shop"})),
+        ("pods_list", json!({"namespace": "shop"})),
         ("pods_get", json!({"name": pod, "namespace": "shop"})),
         ("pods_log", json!({"name": pod, "namespace": "shop"})),
         ("pods_top", json!({})),

@@ -495,7 +495,7 @@ fn intent(tool: &str) -> Intent {
         "nodes_list" => r(&["nodes"], &[]),
         "nodes_log" | "nodes_stats_summary" => r(&["nodes", "nodes/proxy"], &[]),
         "nodes_top" | "pods_top" => r(&["nodes", "pods"], &[]),
-        "pods_get" | "pods_list" | "pods_list_in_namespace" => r(&["pods"], &[]),
+        "pods_get" | "pods_list" => r(&["pods"], &[]),
         "pods_log" => r(&["pods", "pods/log"], &[]),
         "pods_exec" => r(&["pods", "pods/exec"], &["create"]),
         "pods_delete" => r(&["pods"], &["delete"]),
@@ -542,7 +542,7 @@ fn base_args(tool: &str, w: &World) -> Value {
     match tool {
         "cluster_use" | "clusters_status" => json!({"cluster": CLUSTER}),
         // Reads answer JSON: what an unmasked Secret would show up in.
-        "events_list" | "pods_list" | "pods_list_in_namespace" => {
+        "events_list" | "pods_list" => {
             json!({"namespace": a, "output": "json"})
         }
         "pods_top" => json!({"namespace": a}),

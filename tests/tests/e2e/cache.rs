@@ -266,7 +266,7 @@ async fn cached_tables_read_exactly_like_live_ones() {
     });
     let shim = Shim::start(&d.socket).await;
     let calls = [
-        ("pods_list_in_namespace", json!({"namespace": "shop"})),
+        ("pods_list", json!({"namespace": "shop"})),
         ("pods_list", json!({})),
         ("pods_list", json!({"labelSelector": "app=frontend"})),
         (
@@ -278,10 +278,7 @@ async fn cached_tables_read_exactly_like_live_ones() {
             "pods_list",
             json!({"labelSelector": "app notin (frontend)", "limit": 2}),
         ),
-        (
-            "pods_list_in_namespace",
-            json!({"namespace": "shop", "output": "yaml"}),
-        ),
+        ("pods_list", json!({"namespace": "shop", "output": "yaml"})),
         ("namespaces_list", json!({})),
         ("nodes_list", json!({})),
         (
@@ -342,14 +339,14 @@ async fn cache_follows_changes_and_goes_live_while_its_watch_is_down() {
     let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &["c1-ord1"]));
     let shim = Shim::start(&d.socket).await;
     let list = json!({"namespace": ns, "labelSelector": format!("owner={owner}")});
-    until_cached(&shim, "pods_list_in_namespace", list.clone()).await;
+    until_cached(&shim, "pods_list", list.clone()).await;
 
     // Served from memory: no LIST reaches the API server.
     let hits = |labels: &[&str]| daemon_metric(port, "nskd_cache_hits_total", labels);
     let hits_before = hits(&["cluster=\"c1-ord1\"", "resource=\"pods\""]);
     let lists_before = kubeapi::list_requests(c, "pods", "namespace");
     for _ in 0..20 {
-        let text = shim.ok("pods_list_in_namespace", list.clone()).await;
+        let text = shim.ok("pods_list", list.clone()).await;
         assert!(is_cached(&text) && text.contains(&p0), "{text}");
     }
     assert_eq!(
@@ -366,10 +363,7 @@ async fn cache_follows_changes_and_goes_live_while_its_watch_is_down() {
     // Changes made directly on the API server show up in the next cached
     // answers within the watch delay.
     cleanup.0.push((c, create(c, ns, "pods", &p1, &owner)));
-    let seen = cached_until(&shim, "pods_list_in_namespace", list.clone(), 3, |t| {
-        t.contains(&p1)
-    })
-    .await;
+    let seen = cached_until(&shim, "pods_list", list.clone(), 3, |t| t.contains(&p1)).await;
     eprintln!("create seen through the cache after {seen:?}");
     kubeapi::call(
         c,
@@ -378,8 +372,8 @@ async fn cache_follows_changes_and_goes_live_while_its_watch_is_down() {
         Some(r#"{"metadata":{"labels":{"tier":"gold"}}}"#),
     );
     let selected = json!({"namespace": ns, "labelSelector": format!("owner={owner},tier=gold")});
-    until_cached(&shim, "pods_list_in_namespace", selected.clone()).await;
-    cached_until(&shim, "pods_list_in_namespace", selected, 3, |t| {
+    until_cached(&shim, "pods_list", selected.clone()).await;
+    cached_until(&shim, "pods_list", selected, 3, |t| {
         t.contains(&p1) && !t.contains(&p0)
     })
     .await;
@@ -389,10 +383,7 @@ async fn cache_follows_changes_and_goes_live_while_its_watch_is_down() {
         &format!("/api/v1/namespaces/{ns}/pods/{p1}?gracePeriodSeconds=0"),
         None,
     );
-    cached_until(&shim, "pods_list_in_namespace", list.clone(), 3, |t| {
-        !t.contains(&p1)
-    })
-    .await;
+    cached_until(&shim, "pods_list", list.clone(), 3, |t| !t.contains(&p1)).await;
 
     // Secret values are masked in cached answers as in live ones.
     let secret = json!({"kind": "Secret", "apiVersion": "v1", "namespace": "shop", "name": "db-credentials"});
@@ -418,7 +409,7 @@ async fn cache_follows_changes_and_goes_live_while_its_watch_is_down() {
     rig.stop_apiserver("c1-ord1");
     let started = Instant::now();
     let down = loop {
-        let a = shim.call("pods_list_in_namespace", list.clone()).await;
+        let a = shim.call("pods_list", list.clone()).await;
         if !is_cached(&a.text) {
             break a;
         }
@@ -432,7 +423,7 @@ async fn cache_follows_changes_and_goes_live_while_its_watch_is_down() {
     assert!(down.is_error, "{}", down.text);
     eprintln!("cache left after {:?}: {}", started.elapsed(), down.text);
     rig.start_apiserver("c1-ord1");
-    let back = until_cached(&shim, "pods_list_in_namespace", list.clone()).await;
+    let back = until_cached(&shim, "pods_list", list.clone()).await;
     assert!(back.contains(&p0), "{back}");
     assert!(
         daemon_metric(
@@ -539,9 +530,7 @@ async fn a_user_without_list_rights_gets_the_api_servers_refusal_not_a_cache() {
     });
     let shim = Shim::start(&d.socket).await;
     for _ in 0..5 {
-        let a = shim
-            .err("pods_list_in_namespace", json!({"namespace": "shop"}))
-            .await;
+        let a = shim.err("pods_list", json!({"namespace": "shop"})).await;
         assert!(a.contains("403"), "{a}");
         assert!(!is_cached(&a), "{a}");
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -27,16 +27,16 @@ fn b64(s: impl AsRef<[u8]>) -> String {
 }
 
 /// A namespace on some clusters, deleted (with its releases) when dropped.
-struct Scratch {
+pub(crate) struct Scratch {
     rig: &'static Rig,
-    namespace: String,
+    pub(crate) namespace: String,
     clusters: Vec<&'static str>,
     /// Held until the namespace is gone (tests that count namespaces wait).
     _namespaces: tokio::sync::RwLockWriteGuard<'static, ()>,
 }
 
 impl Scratch {
-    fn new(rig: &'static Rig, tag: &str, clusters: &[&'static str]) -> Scratch {
+    pub(crate) fn new(rig: &'static Rig, tag: &str, clusters: &[&'static str]) -> Scratch {
         let guard = tokio::task::block_in_place(|| nskd_e2e::rig::NAMESPACES.blocking_write());
         let namespace = format!("helm-{tag}-{}", std::process::id());
         for c in clusters {

@@ -38,10 +38,9 @@ async fn read_tools_answer_from_real_clusters_with_secrets_masked() {
         "resources_list",
         "resources_get",
         "pods_get",
-        "pods_list_in_namespace",
         "nodes_list",
         "events_list",
-        "configuration_contexts_list",
+        "clusters_list",
     ] {
         assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
     }
@@ -74,9 +73,7 @@ async fn read_tools_answer_from_real_clusters_with_secrets_masked() {
     let nodes = shim.ok("nodes_list", json!({})).await;
     assert_eq!(rows(&nodes), 3, "{nodes}");
     assert!(nodes.contains("Ready"), "{nodes}");
-    let in_ns = shim
-        .ok("pods_list_in_namespace", json!({"namespace": "payments"}))
-        .await;
+    let in_ns = shim.ok("pods_list", json!({"namespace": "payments"})).await;
     assert_eq!(rows(&in_ns), 3, "{in_ns}");
     shim.ok("events_list", json!({"namespace": "shop"})).await;
 
@@ -253,7 +250,7 @@ async fn read_tools_answer_from_real_clusters_with_secrets_masked() {
         );
     }
 
-    let contexts = shim.ok("configuration_contexts_list", json!({})).await;
+    let contexts = shim.ok("clusters_list", json!({})).await;
     assert!(
         contexts.contains("c1-sv5 *") && contexts.contains("c9-dead"),
         "{contexts}"

@@ -90,8 +90,12 @@ fn yaml(v: Option<&Value>) -> String {
 /// The unified diff of `before` → `after` (cleaned objects; `None` = no
 /// object), headed with `label`.
 pub fn unified(before: Option<&Value>, after: Option<&Value>, label: &str) -> Diff {
-    let (old, new) = (yaml(before), yaml(after));
-    let diff = similar::TextDiff::from_lines(&old, &new);
+    unified_text(&yaml(before), &yaml(after), label)
+}
+
+/// The unified diff of two texts (already masked), headed with `label`.
+pub fn unified_text(old: &str, new: &str, label: &str) -> Diff {
+    let diff = similar::TextDiff::from_lines(old, new);
     let changed_lines = diff
         .iter_all_changes()
         .filter(|c| c.tag() != similar::ChangeTag::Equal)

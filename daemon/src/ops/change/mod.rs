@@ -363,6 +363,51 @@ impl Engine {
         self.plans.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether `[safety] require_plan` names `op`.
+    pub fn requires_plan(&self, op: Operation) -> bool {
+        self.require_plan.contains(&op)
+    }
+
+    /// Whether a confirm rule matches `op` on an object of `kind` (its
+    /// name, lower case, as rules spell it) in `namespace` on `cluster`.
+    pub fn confirms(&self, cluster: &str, op: Operation, kind: &str, namespace: &str) -> bool {
+        self.confirm.iter().any(|r| {
+            r.operation.as_deref().is_none_or(|o| o == op.word())
+                && r.kind
+                    .as_deref()
+                    .is_none_or(|k| k.eq_ignore_ascii_case(kind))
+                && r.namespace.as_deref().is_none_or(|n| n == namespace)
+                && r.cluster.as_deref().is_none_or(|p| glob(p, cluster))
+        })
+    }
+
+    /// How long plans live.
+    pub fn ttl(&self) -> std::time::Duration {
+        self.ttl
+    }
+
+    /// Keeps `plan`.
+    pub fn keep(&self, plan: Plan) {
+        self.store().insert(plan);
+    }
+
+    /// The plan `id` if `session` may use it on `cluster` for a request of
+    /// `digest` (left in the store).
+    pub fn check(
+        &self,
+        id: &PlanId,
+        cluster: &str,
+        session: &str,
+        digest: &str,
+    ) -> Result<Plan, plan::PlanError> {
+        self.store().check(id, cluster, session, digest)
+    }
+
+    /// Uses up plan `id`.
+    pub fn forget(&self, id: &PlanId) {
+        self.store().remove(id);
+    }
+
     /// The first change whose operation needs a plan.
     fn needs_plan<'a>(&self, changes: &'a [Change]) -> Option<&'a Change> {
         changes
@@ -526,6 +571,7 @@ async fn preview(
         diff: joined.text,
         diff_lines: joined.lines,
         expires: StdInstant::now() + opts.changes.ttl,
+        release_revision: None,
     })
 }
 
@@ -556,7 +602,7 @@ fn summary(cc: &ClusterClient, changes: &[Change]) -> String {
 }
 
 /// Cuts `text` to about `max` bytes at a line end, saying what was left out.
-fn capped(text: &str, max: usize) -> String {
+pub fn capped(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
@@ -588,32 +634,17 @@ pub async fn execute(
         let plan = preview(cc, opts, how, &changes, started).await?;
         let confirm = engine.needs_confirmation(&cc.name, &changes).is_some();
         let required = engine.needs_plan(&changes).is_some();
-        let text = format!(
-            "Dry run on cluster {} (dryRun=All; nothing was changed): {}\n(after = the API server's answer: defaults and mutating admission included)\n{}plan: {} (valid {}; apply exactly this change by calling again with plan=\"{}\" and the same arguments){}{}\n",
-            cc.name,
-            plan.summary,
-            capped(&plan.diff, opts.max_bytes.saturating_sub(1024)),
-            plan.id,
-            humantime::format_duration(engine.ttl),
-            plan.id,
-            if required {
-                "; a plan is required for this operation"
-            } else {
-                ""
-            },
-            if confirm {
-                "; applying it asks the user for confirmation"
-            } else {
-                ""
-            },
-        );
-        let facts = ChangeFacts {
-            plan: plan.id.to_string(),
-            diff_sha256: plan.diff_sha256.clone(),
-            ..ChangeFacts::default()
-        };
-        engine.store().insert(plan);
-        return Ok(rendered(text, changes.len(), facts));
+        return Ok(previewed(
+            opts,
+            &cc.name,
+            plan,
+            (
+                "dryRun=All",
+                "(after = the API server's answer: defaults and mutating admission included)\n",
+            ),
+            [required, confirm],
+            changes.len(),
+        ));
     }
     if let Some(c) = engine.needs_plan(&changes) {
         return Err(OpError::Refused(format!(
@@ -631,6 +662,47 @@ pub async fn execute(
     apply_direct(cc, opts, changes, started).await
 }
 
+/// Keeps a dry run's `plan` (of `items` changes on `cluster`) and answers
+/// its diff and id. `how` is how it was previewed ("dryRun=All") and a note
+/// line; `rules` whether require_plan names it and a confirm rule holds it.
+pub fn previewed(
+    opts: &OpOptions,
+    cluster: &str,
+    plan: Plan,
+    how: (&str, &str),
+    rules: [bool; 2],
+    items: usize,
+) -> Rendered {
+    let [required, held] = rules;
+    let text = format!(
+        "Dry run on cluster {cluster} ({}; nothing was changed): {}\n{}{}plan: {} (valid {}; apply exactly this change by calling again with plan=\"{}\" and the same arguments){}{}\n",
+        how.0,
+        plan.summary,
+        how.1,
+        capped(&plan.diff, opts.max_bytes.saturating_sub(1024)),
+        plan.id,
+        humantime::format_duration(opts.changes.ttl),
+        plan.id,
+        if required {
+            "; a plan is required for this operation"
+        } else {
+            ""
+        },
+        if held {
+            "; applying it asks the user for confirmation"
+        } else {
+            ""
+        },
+    );
+    let facts = ChangeFacts {
+        plan: plan.id.to_string(),
+        diff_sha256: plan.diff_sha256.clone(),
+        ..ChangeFacts::default()
+    };
+    opts.changes.store().insert(plan);
+    rendered(text, items, facts)
+}
+
 /// Stores `plan` and answers that it waits for the user's confirmation.
 fn hold_for_confirmation(opts: &OpOptions, plan: Plan, changes: &[Change], how: &How) -> Rendered {
     let operation = opts
@@ -638,6 +710,12 @@ fn hold_for_confirmation(opts: &OpOptions, plan: Plan, changes: &[Change], how: 
         .needs_confirmation(&plan.cluster, changes)
         .map(|c| c.operation.word())
         .unwrap_or_default();
+    hold(opts, plan, operation, changes.len(), how)
+}
+
+/// Stores `plan` (of `items` changes, held by a confirm rule on
+/// `operation`) and answers that it waits for the user's confirmation.
+pub fn hold(opts: &OpOptions, plan: Plan, operation: &str, items: usize, how: &How) -> Rendered {
     let needed = pb::ConfirmationNeeded {
         plan: plan.id.to_string(),
         summary: plan.summary.clone(),
@@ -665,7 +743,7 @@ fn hold_for_confirmation(opts: &OpOptions, plan: Plan, changes: &[Change], how: 
         confirm_needed: Some(needed),
     };
     opts.changes.store().insert(plan);
-    rendered(text, changes.len(), facts)
+    rendered(text, items, facts)
 }
 
 /// The audit word of a confirmation.
@@ -679,7 +757,8 @@ pub fn confirmation_word(c: Confirmation) -> &'static str {
     }
 }
 
-fn rendered(text: String, items: usize, facts: ChangeFacts) -> Rendered {
+/// A change's answer with the facts the audit log records.
+pub fn rendered(text: String, items: usize, facts: ChangeFacts) -> Rendered {
     Rendered {
         text,
         items: items as u32,
@@ -767,32 +846,16 @@ async fn apply_plan(
         .store()
         .check(id, &cc.name, &how.session, &digest)
         .map_err(|e| OpError::Refused(format!("cluster {}: {e}; nothing was sent", cc.name)))?;
-    let mut confirmation = String::new();
-    if engine.needs_confirmation(&cc.name, changes).is_some() {
-        match how.confirmation {
-            Confirmation::Accepted => confirmation = "accepted".into(),
-            Confirmation::None => return Ok(hold_for_confirmation(opts, plan, changes, how)),
-            Confirmation::Unavailable if engine.fallback == ConfirmFallback::Allow => {
-                confirmation = "fallback-allow".into();
-            }
-            Confirmation::Unavailable => {
-                engine.store().remove(id);
-                return Err(OpError::Refused(format!(
-                    "cluster {}: {} refused: a [safety] confirm rule asks the user to confirm it, but this MCP client cannot ask (no elicitation support, or a stateless HTTP endpoint), and confirm_fallback = \"deny\"; nothing was sent. Use a client that supports elicitation through a stateful endpoint (stdio, or mcp-shim --http without --stateless), or an operator sets confirm_fallback = \"allow\"",
-                    cc.name, plan.summary
-                )));
-            }
-            Confirmation::Declined | Confirmation::Cancelled => {
-                engine.store().remove(id);
-                return Err(OpError::Refused(format!(
-                    "cluster {}: {} not applied: the user {} the confirmation; nothing was sent",
-                    cc.name,
-                    plan.summary,
-                    confirmation_word(how.confirmation)
-                )));
-            }
-        }
-    }
+    let confirmation = match gate(
+        engine,
+        &cc.name,
+        &plan,
+        engine.needs_confirmation(&cc.name, changes).is_some(),
+        how,
+    )? {
+        Gate::Go(word) => word,
+        Gate::Hold => return Ok(hold_for_confirmation(opts, plan, changes, how)),
+    };
     engine.store().remove(id);
     let mut lines = Vec::new();
     let mut joined = Joined::default();
@@ -821,6 +884,52 @@ async fn apply_plan(
         confirm_needed: None,
     };
     Ok(rendered(text, changes.len(), facts))
+}
+
+/// What the user's answer lets a plan do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    /// Apply it; the audit word of the confirmation ("" when none asked).
+    Go(String),
+    /// Ask the user first (no answer was given).
+    Hold,
+}
+
+/// Checks the confirmation `how` carries for `plan` on `cluster`, when a
+/// confirm rule holds it (`held`). A refusal (declined, or no way to ask
+/// under `confirm_fallback = "deny"`) uses the plan up.
+pub fn gate(
+    engine: &Engine,
+    cluster: &str,
+    plan: &Plan,
+    held: bool,
+    how: &How,
+) -> Result<Gate, OpError> {
+    if !held {
+        return Ok(Gate::Go(String::new()));
+    }
+    match how.confirmation {
+        Confirmation::Accepted => Ok(Gate::Go("accepted".into())),
+        Confirmation::None => Ok(Gate::Hold),
+        Confirmation::Unavailable if engine.fallback == ConfirmFallback::Allow => {
+            Ok(Gate::Go("fallback-allow".into()))
+        }
+        Confirmation::Unavailable => {
+            engine.forget(&plan.id);
+            Err(OpError::Refused(format!(
+                "cluster {cluster}: {} refused: a [safety] confirm rule asks the user to confirm it, but this MCP client cannot ask (no elicitation support, or a stateless HTTP endpoint), and confirm_fallback = \"deny\"; nothing was sent. Use a client that supports elicitation through a stateful endpoint (stdio, or mcp-shim --http without --stateless), or an operator sets confirm_fallback = \"allow\"",
+                plan.summary
+            )))
+        }
+        Confirmation::Declined | Confirmation::Cancelled => {
+            engine.forget(&plan.id);
+            Err(OpError::Refused(format!(
+                "cluster {cluster}: {} not applied: the user {} the confirmation; nothing was sent",
+                plan.summary,
+                confirmation_word(how.confirmation)
+            )))
+        }
+    }
 }
 
 /// The refusal of a plan whose object changed since its preview, with a

@@ -98,6 +98,9 @@ pub struct Plan {
     pub diff_sha256: String,
     /// When it stops being valid.
     pub expires: Instant,
+    /// A Helm write's plan: the release's latest revision when previewed
+    /// (0: no release); the apply is refused if it moved.
+    pub release_revision: Option<i64>,
 }
 
 /// The plans of a daemon: bounded, each valid for a while, each used once.
@@ -228,6 +231,7 @@ mod tests {
             diff_lines: 0,
             diff_sha256: String::new(),
             expires,
+            release_revision: None,
         }
     }
 

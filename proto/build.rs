@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "nskd/v1/workload.proto",
         "nskd/v1/contract.proto",
         "nskd/v1/helm.proto",
+        "nskd/v1/fleet.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "nskd/v1/identity.proto",
         "nskd/v1/contract.proto",
         "nskd/v1/helm.proto",
+        "nskd/v1/fleet.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

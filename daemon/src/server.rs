@@ -155,6 +155,7 @@ pub async fn serve(
         ))
         .add_service(api::contract_service(app.clone()))
         .add_service(api::helm_service(app.clone()))
+        .add_service(api::fleet_service(app.clone()))
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::pin!(server);
     app.serving

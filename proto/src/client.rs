@@ -52,6 +52,8 @@ limited_clients! {
     workload_client => crate::v1::workload_client::WorkloadClient<Channel>;
     /// A Helm client over `channel` with the message limits set.
     helm_client => crate::v1::helm_client::HelmClient<Channel>;
+    /// A Fleet client over `channel` with the message limits set.
+    fleet_client => crate::v1::fleet_client::FleetClient<Channel>;
 }
 
 /// How long a client waits for the socket to accept a connection.

@@ -57,6 +57,9 @@ pub struct ClustersStatusArgs {
     /// Probe now.
     #[serde(default)]
     pub refresh: bool,
+    /// Token from a previous page's footer.
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
 }
 
 /// namespaces_list.

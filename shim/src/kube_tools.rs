@@ -208,7 +208,7 @@ impl NskdTools {
 
     #[tool(
         name = "nodes_list",
-        description = "List nodes with status, roles, age and version.",
+        description = "List nodes: status, roles, version.",
         annotations(title = "Nodes: List", read_only_hint = true, open_world_hint = true)
     )]
     async fn nodes_list(

@@ -1,9 +1,6 @@
 //! Text for agents: compact, one answer per cluster, errors inline.
 
-use nskd_proto::{
-    present::{STATUS_HEADER, status_row},
-    v1::{ClusterStatusResponse, KubeResult},
-};
+use nskd_proto::v1::KubeResult;
 
 /// Aligns rows into columns separated by two spaces.
 pub fn columns(rows: &[Vec<String>]) -> String {
@@ -29,23 +26,6 @@ pub fn columns(rows: &[Vec<String>]) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    out
-}
-
-/// The status table, `*` on this session's active cluster.
-pub fn status_table(resp: &ClusterStatusResponse, active: Option<&str>) -> String {
-    if resp.clusters.is_empty() {
-        return "No clusters known to nskd. Check kubeconfig_dir in its config, or run nsk_refresh.\n".into();
-    }
-    let mut rows = vec![
-        STATUS_HEADER
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
-    ];
-    rows.extend(resp.clusters.iter().map(|h| status_row(h, active, 60)));
-    let mut out = columns(&rows);
-    out.push_str("\n* = this session's active cluster\n");
     out
 }
 

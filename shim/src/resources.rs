@@ -12,7 +12,7 @@ use std::{
 use nskd_proto::{
     refresh_view,
     v1::{
-        ClusterStatusRequest, ClusterStatusResponse, RefreshHistoryRequest,
+        ClusterStatusRequest, ClusterStatusResponse, RefreshHistoryRequest, StatusTableRequest,
         clusters_client::ClustersClient,
     },
 };
@@ -25,7 +25,7 @@ use rmcp::{
 };
 use tokio::sync::Mutex;
 
-use crate::{render, session::Session};
+use crate::session::Session;
 
 /// The status table of every cluster.
 pub const CLUSTERS: &str = "nskd://clusters";
@@ -132,32 +132,39 @@ pub async fn read(
                 .map_err(|e| unavailable(uri, &e))?;
             refresh_view::integration_view(&resp)
         }
-        Target::Clusters | Target::Cluster(_) => {
-            let one = match &target {
-                Target::Cluster(n) => Some(n.clone()),
-                _ => None,
+        Target::Clusters => {
+            // The table the daemon composes within the answer budget.
+            let request = StatusTableRequest {
+                active: session.active().await.unwrap_or_default(),
+                ..Default::default()
             };
-            let resp = status(session, client, one.clone())
+            session
+                .call(client, |ch, id| {
+                    let mut c = nskd_proto::client::fleet_client(ch);
+                    let req = id.request(request.clone());
+                    async move { c.status_table(req).await }
+                })
+                .await
+                .map_err(|e| unavailable(uri, &e))?
+                .0
+                .text
+        }
+        Target::Cluster(name) => {
+            let resp = status(session, client, Some(name.clone()))
                 .await
                 .map_err(|e| unavailable(uri, &e))?;
-            let active = session.active().await;
-            match one {
-                None => render::status_table(&resp, active.as_deref()),
-                Some(name) => {
-                    if !resp.clusters.iter().any(|h| h.name == name) {
-                        return Err(McpError::resource_not_found(
-                            format!(
-                                "no cluster {name:?} in this environment; list them with resources/read {CLUSTERS}"
-                            ),
-                            None,
-                        ));
-                    }
-                    resp.clusters
-                        .iter()
-                        .map(|h| nskd_proto::present::detail_view(h, resp.next_refresh_ms))
-                        .collect()
-                }
+            if !resp.clusters.iter().any(|h| &h.name == name) {
+                return Err(McpError::resource_not_found(
+                    format!(
+                        "no cluster {name:?} in this environment; list them with resources/read {CLUSTERS}"
+                    ),
+                    None,
+                ));
             }
+            resp.clusters
+                .iter()
+                .map(|h| nskd_proto::present::detail_view(h, resp.next_refresh_ms))
+                .collect()
         }
     };
     Ok(ReadResourceResult::new(vec![

@@ -317,11 +317,32 @@ impl NskdTools {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let name = client_name(&ctx);
+        let active = self.session.active().await;
+        let Some(cluster) = args.cluster else {
+            // The table: composed by the daemon within the answer budget.
+            let request = pb::StatusTableRequest {
+                refresh: args.refresh,
+                active: active.unwrap_or_default(),
+                continue_token: args.continue_token.unwrap_or_default(),
+            };
+            let result = self
+                .session
+                .call(&name, |ch, id| {
+                    let mut client = nskd_proto::client::fleet_client(ch);
+                    let req = id.request(request.clone());
+                    async move { client.status_table(req).await }
+                })
+                .await;
+            return match result {
+                Ok((resp, _)) => ok(resp.text),
+                Err(e) => fail(e),
+            };
+        };
         let request = ClusterStatusRequest {
-            clusters: args.cluster.iter().cloned().collect(),
-            // The detailed view counts live; a table answers from the tracker.
+            clusters: vec![cluster],
+            // The detailed view counts live.
             refresh: args.refresh,
-            detail: args.cluster.is_some(),
+            detail: true,
         };
         let result = self
             .session
@@ -335,22 +356,18 @@ impl NskdTools {
             Ok(v) => v,
             Err(e) => return fail(e),
         };
-        let active = self.session.active().await;
-        if args.cluster.is_some() {
-            let text = resp
-                .clusters
-                .iter()
-                .map(|h| {
-                    let mut view = nskd_proto::present::detail_view(h, resp.next_refresh_ms);
-                    if active.as_deref() == Some(h.name.as_str()) {
-                        view.push_str("Active: yes (this session's active cluster)\n");
-                    }
-                    view
-                })
-                .collect::<String>();
-            return ok(text);
-        }
-        ok(render::status_table(&resp, active.as_deref()))
+        let text = resp
+            .clusters
+            .iter()
+            .map(|h| {
+                let mut view = nskd_proto::present::detail_view(h, resp.next_refresh_ms);
+                if active.as_deref() == Some(h.name.as_str()) {
+                    view.push_str("Active: yes (this session's active cluster)\n");
+                }
+                view
+            })
+            .collect::<String>();
+        ok(text)
     }
 
     #[tool(

@@ -24,6 +24,7 @@ pub mod budget;
 pub mod page;
 pub mod project;
 pub mod shape;
+pub mod status;
 pub mod summary;
 
 use std::sync::Arc;
@@ -126,7 +127,13 @@ pub struct ListCall<'a> {
     pub digest: [u8; 32],
     /// The tool the agent called, named in the next-page hint.
     pub tool: Option<&'a str>,
+    /// How to ask for less, in the footer ([`NARROW_LIST`] for lists).
+    pub narrow: &'a str,
 }
+
+/// How a list call asks for less.
+pub const NARROW_LIST: &str =
+    "narrow with namespace, labelSelector, fieldSelector, columns or fields";
 
 /// A cluster's share of the budget when `clusters` answer together.
 pub fn share(budget: usize, clusters: usize) -> usize {
@@ -182,12 +189,25 @@ pub fn compose_list(
             budget::names(&server_cut, 200)
         ));
     }
+    Ok(compose_sheet(pages, call, sheet, failures, from_cache))
+}
+
+/// Answers the first page of `sheet` (rows composed by the caller, e.g.
+/// the clusters_status table) and keeps it for `continue`; `footer` ends
+/// every page.
+pub fn compose_sheet(
+    pages: &Pages,
+    call: &ListCall<'_>,
+    sheet: Sheet,
+    footer: String,
+    from_cache: bool,
+) -> Answer {
     let snapshot = Arc::new(Snapshot {
         sheet,
-        failures,
+        failures: footer,
         from_cache,
     });
-    Ok(render_page(pages, call, snapshot, None, 0))
+    render_page(pages, call, snapshot, None, 0)
 }
 
 /// The page a `continue` token points at, from its snapshot.
@@ -237,16 +257,18 @@ fn render_page(
                 let token = pages.token(cursor, end, &call.digest);
                 let tool = call.tool.unwrap_or("this tool");
                 text.push_str(&format!(
-                    "... {left} more {} not shown ({} {}-{} of {total}; {reason}). Next page: call {tool} again with the same arguments and \"continue\": \"{token}\" (or narrow with namespace, labelSelector, fieldSelector, columns or fields)\n",
+                    "... {left} more {} not shown ({} {}-{} of {total}; {reason}). Next page: call {tool} again with the same arguments and \"continue\": \"{token}\" (or {})\n",
                     sheet.noun,
                     if matches!(sheet.entries, Entries::Rows(_)) { "rows" } else { "items" },
                     offset + 1,
                     end,
+                    call.narrow,
                 ));
             }
             None => text.push_str(&format!(
-                "... {left} more {} not shown ({reason}; too large to keep for paging). Narrow with namespace, labelSelector, fieldSelector, columns or fields.\n",
-                sheet.noun
+                "... {left} more {} not shown ({reason}; too large to keep for paging). To see less: {}.\n",
+                sheet.noun,
+                call.narrow,
             )),
         }
     } else if offset > 0 {
@@ -376,6 +398,7 @@ mod tests {
             budget,
             digest: [3; 32],
             tool: Some("pods_list"),
+            narrow: NARROW_LIST,
         }
     }
 

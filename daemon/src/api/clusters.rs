@@ -22,11 +22,71 @@ impl ClustersService {
     }
 
     fn info(&self, name: &str) -> Result<pb::ClusterInfo, Status> {
-        let entry = self.app.cluster(name)?;
-        let mut info = convert::cluster_info(&entry, self.app.default_cluster().as_deref());
-        super::source::add_refresh_facts(&self.app, &mut info);
-        Ok(info)
+        info(&self.app, name)
     }
+}
+
+/// What the registry knows of `name`, with its refresh facts.
+fn info(app: &Arc<App>, name: &str) -> Result<pb::ClusterInfo, Status> {
+    let entry = app.cluster(name)?;
+    let mut info = convert::cluster_info(&entry, app.default_cluster().as_deref());
+    super::source::add_refresh_facts(app, &mut info);
+    Ok(info)
+}
+
+/// The health of `names` (sorted by name): from the tracker, or probed now
+/// with `refresh` (waiting at most one probe timeout), with the detailed
+/// counts when `detail` is set.
+pub(super) async fn health(
+    app: &Arc<App>,
+    names: &[String],
+    refresh: bool,
+    detail: bool,
+) -> Result<Vec<pb::ClusterHealth>, Status> {
+    let asked_at = std::time::SystemTime::now();
+    let mut probe_deadline = None;
+    if refresh {
+        // Probe in a task of its own and wait at most one probe timeout
+        // (plus a margin): a status answer never waits for more, however
+        // many clusters are dead; late probes still update the tracker.
+        let prober = app.prober.clone();
+        let probing = names.to_vec();
+        let task = tokio::spawn(async move { prober.probe_many(probing).await });
+        let limit = app.config.health.probe_timeout + std::time::Duration::from_millis(500);
+        if tokio::time::timeout(limit, task).await.is_err() {
+            tracing::debug!(
+                clusters = names.len(),
+                "status answered before every probe finished"
+            );
+            probe_deadline = Some(limit);
+        }
+    }
+    let details = join_all(names.iter().map(|name| async {
+        if detail {
+            app.prober.detail(name).await.ok()
+        } else {
+            None
+        }
+    }))
+    .await;
+    let mut clusters = Vec::with_capacity(names.len());
+    for (name, detail) in names.iter().zip(details) {
+        let info = info(app, name)?;
+        let mut health = app.tracker.get(name);
+        // Probed during this call but not answered yet: say so.
+        if let Some(limit) = probe_deadline
+            && health.last_checked.is_none_or(|t| t < asked_at)
+        {
+            health.error = Some(format!(
+                "cluster {name}: no answer within {} (probe still running; the cluster may be down or overloaded)",
+                humantime::format_duration(limit)
+            ));
+            health.error_kind = crate::error::ErrorKind::Timeout;
+        }
+        clusters.push(convert::cluster_health(info, &health, detail));
+    }
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(clusters)
 }
 
 #[tonic::async_trait]
@@ -79,50 +139,7 @@ impl Clusters for ClustersService {
             req.clusters.clone()
         };
         tracing::debug!(session = %caller.session, clusters = names.len(), refresh = req.refresh, detail = req.detail, "cluster status");
-        let asked_at = std::time::SystemTime::now();
-        let mut probe_deadline = None;
-        if req.refresh {
-            // Probe in a task of its own and wait at most one probe timeout
-            // (plus a margin): a status answer never waits for more, however
-            // many clusters are dead; late probes still update the tracker.
-            let prober = self.app.prober.clone();
-            let probing = names.clone();
-            let task = tokio::spawn(async move { prober.probe_many(probing).await });
-            let limit =
-                self.app.config.health.probe_timeout + std::time::Duration::from_millis(500);
-            if tokio::time::timeout(limit, task).await.is_err() {
-                tracing::debug!(
-                    clusters = names.len(),
-                    "status answered before every probe finished"
-                );
-                probe_deadline = Some(limit);
-            }
-        }
-        let details = join_all(names.iter().map(|name| async {
-            if req.detail {
-                self.app.prober.detail(name).await.ok()
-            } else {
-                None
-            }
-        }))
-        .await;
-        let mut clusters = Vec::with_capacity(names.len());
-        for (name, detail) in names.iter().zip(details) {
-            let info = self.info(name)?;
-            let mut health = self.app.tracker.get(name);
-            // Probed during this call but not answered yet: say so.
-            if let Some(limit) = probe_deadline
-                && health.last_checked.is_none_or(|t| t < asked_at)
-            {
-                health.error = Some(format!(
-                    "cluster {name}: no answer within {} (probe still running; the cluster may be down or overloaded)",
-                    humantime::format_duration(limit)
-                ));
-                health.error_kind = crate::error::ErrorKind::Timeout;
-            }
-            clusters.push(convert::cluster_health(info, &health, detail));
-        }
-        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        let clusters = health(&self.app, &names, req.refresh, req.detail).await?;
         Ok(Response::new(pb::ClusterStatusResponse {
             clusters,
             elapsed_ms: started.elapsed().as_millis() as u32,

@@ -403,6 +403,7 @@ impl Helm for HelmService {
             budget,
             digest: digest(&req, &targets.names),
             tool: (!caller.tool.is_empty()).then_some(caller.tool.as_str()),
+            narrow: crate::answer::NARROW_LIST,
         };
         if let Some(token) = &shape.continue_token {
             // The next page comes from the snapshot: no cluster is called.

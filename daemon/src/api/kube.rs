@@ -504,6 +504,7 @@ impl Kube for KubeService {
             budget: self.app.config.output.max_bytes,
             digest: list_digest(&req, &targets),
             tool: (!caller.tool.is_empty()).then_some(caller.tool.as_str()),
+            narrow: crate::answer::NARROW_LIST,
         };
         if let Some(token) = &shape.continue_token {
             // The next page comes from the snapshot: no cluster is called.

@@ -9,6 +9,7 @@ pub use convert::unix_ms as convert_unix_ms;
 mod daemon;
 mod identity;
 pub use identity::IdentityService;
+mod fleet;
 mod helm;
 mod kube;
 pub mod layer;
@@ -86,6 +87,15 @@ pub fn peer_check(
 /// The Helm service over `app`.
 pub fn helm_service(app: Arc<App>) -> nskd_proto::v1::helm_server::HelmServer<helm::HelmService> {
     nskd_proto::v1::helm_server::HelmServer::new(helm::HelmService::new(app))
+        .max_encoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
+}
+
+/// The Fleet service (the clusters_status table for agents) over `app`.
+pub fn fleet_service(
+    app: Arc<App>,
+) -> nskd_proto::v1::fleet_server::FleetServer<fleet::FleetService> {
+    nskd_proto::v1::fleet_server::FleetServer::new(fleet::FleetService::new(app))
         .max_encoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
         .max_decoding_message_size(nskd_proto::client::MAX_MESSAGE_BYTES)
 }

@@ -231,6 +231,42 @@ impl FieldSelector {
     }
 }
 
+/// Metadata kept beside every cached object (name, namespace, labels,
+/// creation time, resource version).
+const KEPT_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "labels",
+    "creationTimestamp",
+    "resourceVersion",
+];
+
+/// The part of `object` that selectors, ages and keys read: the metadata
+/// above and the fields [`FieldSelector`] knows, at their paths.
+pub fn selectable(object: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    let mut metadata = serde_json::Map::new();
+    for key in KEPT_METADATA {
+        if let Some(v) = object.pointer(&format!("/metadata/{key}")) {
+            metadata.insert((*key).to_string(), v.clone());
+        }
+    }
+    out.insert("metadata".into(), Value::Object(metadata));
+    for field in POD_FIELDS {
+        let pointer = format!("/{}", field.replace('.', "/"));
+        if let Some(v) = object.pointer(&pointer) {
+            let (section, name) = field.split_once('.').unwrap_or((field, ""));
+            if let Value::Object(m) = out
+                .entry(section.to_string())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()))
+            {
+                m.insert(name.to_string(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 /// The labels of an object.
 pub fn labels_of(object: &Value) -> BTreeMap<String, String> {
     object
@@ -324,5 +360,38 @@ mod tests {
         assert!(FieldSelector::parse("status.phase=Running", "apps", "deployments").is_none());
         assert!(FieldSelector::parse("spec.replicas=3", "", "pods").is_none());
         assert!(FieldSelector::parse("metadata.name=web-1", "apps", "deployments").is_some());
+    }
+
+    /// Selectors and ages read the same from the kept fields as from the
+    /// whole object; the rest of the object is not kept beside it.
+    #[test]
+    fn the_kept_fields_answer_selectors_like_the_whole_object() {
+        let pod = serde_json::json!({
+            "metadata": {"name": "web-0", "namespace": "shop", "labels": {"app": "web"},
+                         "creationTimestamp": "2026-01-01T00:00:00Z", "resourceVersion": "7",
+                         "annotations": {"big": "x"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "nginx"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "conditions": []}
+        });
+        let kept = selectable(&pod);
+        for text in [
+            "status.phase=Running",
+            "status.phase!=Running",
+            "spec.nodeName=n1,metadata.namespace=shop",
+            "metadata.name=web-1",
+            "status.nominatedNodeName=",
+        ] {
+            let f = FieldSelector::parse(text, "", "pods").unwrap();
+            assert_eq!(f.matches(&kept), f.matches(&pod), "{text}");
+        }
+        assert_eq!(labels_of(&kept), labels_of(&pod));
+        assert_eq!(
+            kept.pointer("/metadata/creationTimestamp"),
+            pod.pointer("/metadata/creationTimestamp")
+        );
+        assert!(
+            kept.pointer("/metadata/annotations").is_none()
+                && kept.pointer("/spec/containers").is_none()
+        );
     }
 }

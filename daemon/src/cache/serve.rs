@@ -61,7 +61,7 @@ impl Watch {
                 .map(|row| {
                     let mut cells = row.cells.clone();
                     if let Some(i) = age_column
-                        && let Some(age) = age::age_cell(&row.object, now)
+                        && let Some(age) = age::age_cell(&row.fields, now)
                         && i < cells.len()
                     {
                         cells[i] = Value::String(age);
@@ -69,7 +69,7 @@ impl Watch {
                     json!({
                         "cells": cells,
                         "object": {"metadata": {
-                            "namespace": row.object.pointer("/metadata/namespace").cloned().unwrap_or(Value::Null)
+                            "namespace": row.fields.pointer("/metadata/namespace").cloned().unwrap_or(Value::Null)
                         }},
                     })
                 })
@@ -88,7 +88,7 @@ impl Watch {
     pub fn list(&self, query: &Query) -> Value {
         self.read(|snapshot| {
             let (picked, more) = pick(snapshot, query);
-            let items: Vec<Value> = picked.into_iter().map(|r| r.object.clone()).collect();
+            let items: Vec<Value> = picked.into_iter().map(|r| r.object()).collect();
             json!({
                 "kind": format!("{}List", self.scope.resource.kind),
                 "apiVersion": self.scope.resource.api_version,
@@ -104,7 +104,7 @@ impl Watch {
             Some(ns) => format!("{ns}/{name}"),
             None => name.to_string(),
         };
-        self.read(|snapshot| snapshot.rows.get(&key).map(|r| r.object.clone()))
+        self.read(|snapshot| snapshot.rows.get(&key).map(|r| r.object()))
     }
 }
 
@@ -121,7 +121,7 @@ fn pick<'a>(
         .filter(|(key, _)| prefix.as_ref().is_none_or(|p| key.starts_with(p.as_str())))
         .map(|(_, row)| row)
         .filter(|row| {
-            query.labels.matches(&labels_of(&row.object)) && query.fields.matches(&row.object)
+            query.labels.matches(&labels_of(&row.fields)) && query.fields.matches(&row.fields)
         });
     if query.limit == 0 {
         return (matching.collect(), 0);

@@ -26,15 +26,27 @@ use crate::{
     safety::{Masking, clean_object},
 };
 
-/// One cached object.
+/// One cached object. The whole object is kept as compact JSON text (a
+/// fifth of the memory of a `serde_json::Value`), parsed only when objects
+/// are asked for; tables, selectors and ages read the few fields kept
+/// apart in `fields`.
 #[derive(Debug, Clone)]
 pub struct CachedRow {
     /// The server's table cells.
     pub cells: Vec<Value>,
+    /// The fields selectors, ages and keys read ([`super::select::selectable`]).
+    pub fields: Value,
     /// The object, cleaned (managedFields gone, Secret values masked
-    /// unless revealing is configured).
-    pub object: Value,
+    /// unless revealing is configured), as compact JSON.
+    object: Box<str>,
     bytes: usize,
+}
+
+impl CachedRow {
+    /// The whole object (parsed from its compact JSON).
+    pub fn object(&self) -> Value {
+        serde_json::from_str(&self.object).unwrap_or(Value::Null)
+    }
 }
 
 /// The cached state of one scope.
@@ -385,7 +397,7 @@ impl Watch {
                 continue;
             };
             if let Some(v) = fresh
-                .object
+                .fields
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
             {
@@ -430,13 +442,14 @@ impl Watch {
             _ => name,
         };
         let cells = row["cells"].as_array().cloned().unwrap_or_default();
-        let bytes = serde_json::to_vec(&object).map_or(0, |v| v.len())
-            + serde_json::to_vec(&cells).map_or(0, |v| v.len());
+        let text = serde_json::to_string(&object).ok()?;
+        let bytes = text.len() + serde_json::to_vec(&cells).map_or(0, |v| v.len());
         Some((
             key,
             CachedRow {
                 cells,
-                object,
+                fields: super::select::selectable(&object),
+                object: text.into_boxed_str(),
                 bytes,
             },
         ))

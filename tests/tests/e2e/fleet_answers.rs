@@ -358,3 +358,82 @@ async fn hostile_tokens_and_shaping_arguments_are_refused_before_anything_is_sen
         "{e}"
     );
 }
+
+/// The first word of each row of a clusters_status page.
+fn status_rows(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| l.starts_with('b') && l.len() > 6 && l.as_bytes()[1].is_ascii_digit())
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            let name = w.next().unwrap_or_default().to_string();
+            let status = w.next().unwrap_or_default().to_string();
+            (name, status)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_status_of_600_clusters_fits_the_budget_not_ready_first() {
+    let Some(rig) = rig_or_skip() else { return };
+    let mut fleet = None;
+    let d = Daemon::start(&DaemonSpec::default(), |dir| {
+        fleet = Some(nskd_e2e::bench::fleet::Fleet::write(rig, dir, 600, &SHARED));
+    });
+    let fleet = fleet.expect("fleet");
+    let down = fleet.refused + fleet.black_holed;
+    let shim = Shim::start(&d.socket).await;
+    // Probes of 600 clusters on a loaded machine take a few rounds: wait
+    // until the tracker has seen every cluster (the dead ones NotReady).
+    let settled = format!("600 clusters: {down} NotReady, {} Ready\n", 600 - down);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut first = shim.ok("clusters_status", json!({"refresh": true})).await;
+    while !first.starts_with(&settled) {
+        assert!(first.len() <= BUDGET, "{} bytes", first.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {settled}: {}",
+            &first[..first.len().min(600)]
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        first = shim.ok("clusters_status", json!({})).await;
+    }
+    assert!(first.len() <= BUDGET, "{} bytes", first.len());
+    assert!(first.contains("errors: "), "{first}");
+    assert!(first.contains("connection refused"), "{first}");
+    let mut rows = status_rows(&first);
+    assert!(rows.len() > down, "{first}");
+    assert!(
+        rows[..down].iter().all(|(_, s)| s == "NotReady")
+            && rows[down..].iter().all(|(_, s)| s == "Ready"),
+        "{rows:?}"
+    );
+    let mut text = first;
+    let mut pages = 1;
+    while let Some(t) = token(&text) {
+        assert!(text.contains("call clusters_status again"), "{text}");
+        text = shim.ok("clusters_status", json!({"continue": t})).await;
+        assert!(text.len() <= BUDGET, "{} bytes", text.len());
+        rows.extend(status_rows(&text));
+        pages += 1;
+        assert!(pages < 20, "pages never end");
+    }
+    assert!(pages > 1, "600 rows do not fit one page: {text}");
+    assert!(text.contains("last page"), "{text}");
+    let mut names: Vec<String> = rows.into_iter().map(|(n, _)| n).collect();
+    names.sort();
+    let total = names.len();
+    names.dedup();
+    assert_eq!((total, names.len()), (600, 600));
+    // A forged token is refused with what to do.
+    let forged = shim
+        .err("clusters_status", json!({"continue": "AAAA"}))
+        .await;
+    assert!(forged.contains("continue"), "{forged}");
+    // nskctl status still prints every cluster (and exits 1: some are down).
+    let out = d.nskctl(&["status"]);
+    let (stdout, stderr) = nskd_e2e::daemon::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("600 clusters, "), "{stdout}");
+    assert_eq!(status_rows(&stdout).len(), 600, "{stdout}");
+    shim.close().await;
+}

@@ -3,9 +3,10 @@
 //! generated into a private file.
 
 use std::{
-    io::Read,
+    io::{Read, Write},
     net::TcpStream,
     process::{Child, Command, Stdio},
+    time::Duration,
 };
 
 use nskd_e2e::{

@@ -338,6 +338,11 @@ impl NskdTools {
                 Err(e) => fail(e),
             };
         };
+        if args.continue_token.is_some() {
+            return fail(format!(
+                "continue pages the table of all clusters; with cluster {cluster} there is one cluster in detail and nothing to page: drop continue, or drop cluster to page the table"
+            ));
+        }
         let request = ClusterStatusRequest {
             clusters: vec![cluster],
             // The detailed view counts live.

@@ -336,8 +336,9 @@ impl Helm for HelmService {
         let caller = Caller::of(&request);
         let req = request.into_inner();
         let config = &self.app.config.helm;
-        let args = write_args(&req, config)?;
+        // Every argument's form first (the plan id too), then the policy.
         let how = How::from_proto(req.change.as_ref(), &caller.session).map_err(invalid)?;
+        let args = write_args(&req, config)?;
         let target = req.target.unwrap_or_default();
         let targets = self.kube.one_cluster(&target.cluster, &target.clusters)?;
         let detail = match &args.action {

@@ -587,6 +587,9 @@ fn base_args(tool: &str, w: &World) -> Value {
         // A namespace without pods: nothing to delete whatever happens.
         "pods_cleanup" => json!({"namespace": MISSING}),
         "helm_list" => json!({"namespace": a, "output": "json"}),
+        "helm_install" | "helm_upgrade" => {
+            json!({"name": "adv-release", "namespace": a, "chart": "oci://registry.example/adv"})
+        }
         t if t.starts_with("helm_") => json!({"name": "adv-release", "namespace": a}),
         _ => json!({}),
     }
@@ -637,6 +640,9 @@ fn rule_for(tool: &str, arg: &str) -> Option<(Rule, &'static str)> {
         // A regex and a time: refused or sent encoded (logs_search.rs
         // checks both against the audit log).
         "pattern" | "cluster_name" | "image" | "grep" | "sinceTime" => (Rule::Free, "-"),
+        // Helm writes: the values file and the chart version reach only the
+        // helm binary, never a URL (helm_writes.rs checks them one by one).
+        "values" | "version" => (Rule::Free, "-"),
         "plan" => (Rule::Plan, "plan"),
         "continue" => (Rule::Token, "continue"),
         "sortBy" => (Rule::Column, "sortBy"),
@@ -710,6 +716,8 @@ fn cases() -> Vec<Case> {
                             "status",
                             "continue",
                             "sortBy",
+                            "values",
+                            "version",
                         ]
                         .into_iter()
                         .find(|k| *k == a)

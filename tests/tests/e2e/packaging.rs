@@ -9,12 +9,7 @@ use std::{
     process::Command,
 };
 
-use nskd_e2e::{
-    bins::bin,
-    daemon::text,
-    kubeapi,
-    rig::{DISRUPTABLE, RigCluster},
-};
+use nskd_e2e::{bins::bin, daemon::text, kubeapi, rig::SHARED};
 use serde_json::{Value, json};
 
 use crate::rig_or_skip;
@@ -110,54 +105,22 @@ fn dropped(sent: &Value, got: &Value, at: &str, out: &mut Vec<String>) {
     }
 }
 
-/// A namespace of its own on the rig, deleted when dropped.
-struct Scratch<'a> {
-    cluster: &'a RigCluster,
-    name: String,
-}
-
-impl<'a> Scratch<'a> {
-    fn new(cluster: &'a RigCluster, tag: &str) -> Self {
-        let name = format!("e2e-pkg-{tag}-{}", std::process::id());
-        kubeapi::call(
-            cluster,
-            "POST",
-            "/api/v1/namespaces",
-            Some(
-                &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-                    .to_string(),
-            ),
-        );
-        Self { cluster, name }
-    }
-}
-
-impl Drop for Scratch<'_> {
-    fn drop(&mut self) {
-        let _ = kubeapi::try_call(
-            self.cluster,
-            "DELETE",
-            &format!("/api/v1/namespaces/{}", self.name),
-            None,
-        );
-    }
-}
-
 /// Sends every document to the rig's API server with dryRun=All, in the
 /// scratch namespace: each must be accepted with every field it sets.
 fn dry_run_all(docs: &[Value], tag: &str) {
     let Some(rig) = rig_or_skip() else { return };
-    let c = rig.cluster(DISRUPTABLE);
-    let scratch = Scratch::new(c, tag);
+    // A shared cluster: the disruptable one is stopped by the fault tests.
+    let scratch = crate::helm::Scratch::new(rig, &format!("pkg-{tag}"), &[SHARED[0]]);
+    let c = rig.cluster(SHARED[0]);
     // policy/v1 PodDisruptionBudget is served from Kubernetes 1.21; an older
     // rig validates the same spec (minAvailable, selector) as v1beta1.
     let policy_v1 = kubeapi::try_call(c, "GET", "/apis/policy/v1", None).is_ok();
     for doc in docs {
         let mut doc = doc.clone();
-        doc["metadata"]["namespace"] = json!(scratch.name);
+        doc["metadata"]["namespace"] = json!(scratch.namespace);
         if let Some(subjects) = doc.get_mut("subjects").and_then(Value::as_array_mut) {
             for s in subjects {
-                s["namespace"] = json!(scratch.name);
+                s["namespace"] = json!(scratch.namespace);
             }
         }
         if doc["kind"] == "PodDisruptionBudget" && !policy_v1 {
@@ -167,7 +130,7 @@ fn dry_run_all(docs: &[Value], tag: &str) {
         let what = format!("{} {}", doc["kind"], doc["metadata"]["name"]);
         let path = format!(
             "{}?dryRun=All&fieldValidation=Strict",
-            collection(&doc, &scratch.name)
+            collection(&doc, &scratch.namespace)
         );
         let answer = kubeapi::try_call(c, "POST", &path, Some(&doc.to_string()))
             .unwrap_or_else(|e| panic!("{tag}: {what} rejected: {e}"));

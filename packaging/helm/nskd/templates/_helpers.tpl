@@ -70,8 +70,8 @@ lease_duration = {{ include "nskd.toml" .Values.replication.leaseDuration }}
 [http_auth]
 issuer = {{ include "nskd.toml" (required "httpAuth.issuer is required when httpAuth.enabled" .Values.httpAuth.issuer) }}
 audience = {{ include "nskd.toml" (required "httpAuth.audience is required when httpAuth.enabled" .Values.httpAuth.audience) }}
-required_claims = { {{- range $i, $k := keys .Values.httpAuth.requiredClaims | sortAlpha }}{{ if $i }},{{ end }} {{ include "nskd.toml" $k }} = {{ include "nskd.toml" (toString (index $.Values.httpAuth.requiredClaims $k)) }}{{ end }} }
-user_claim = {{ include "nskd.toml" .Values.httpAuth.userClaim }}
+required_claims = [ {{- range $i, $k := keys .Values.httpAuth.requiredClaims | sortAlpha }}{{ if $i }},{{ end }} {{ include "nskd.toml" (printf "%s=%s" $k (toString (index $.Values.httpAuth.requiredClaims $k))) }}{{ end }} ]
+username_claim = {{ include "nskd.toml" .Values.httpAuth.usernameClaim }}
 groups_claim = {{ include "nskd.toml" .Values.httpAuth.groupsClaim }}
 impersonate = {{ .Values.httpAuth.impersonate }}
 {{- end }}

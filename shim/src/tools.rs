@@ -25,7 +25,6 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct NskdTools {
     pub(crate) session: Session,
-    tool_router: ToolRouter<Self>,
     subscriptions: std::sync::Arc<crate::resources::Subscriptions>,
 }
 
@@ -73,7 +72,7 @@ pub(crate) fn output(o: Option<OutputFormat>) -> i32 {
 }
 
 /// Every tool, built and compacted once per process: the router (every
-/// HTTP session clones it) and the list as compact JSON. A session keeps
+/// session, HTTP ones included, calls through it) and the list as compact JSON. A session keeps
 /// 16 KB of JSON rather than ~1 MiB of schema trees (docs/benchmarks.md).
 struct Catalog {
     router: ToolRouter<NskdTools>,
@@ -108,15 +107,8 @@ impl NskdTools {
     pub fn new(session: Session) -> Self {
         Self {
             session,
-            tool_router: Self::all_tools(),
             subscriptions: Default::default(),
         }
-    }
-
-    /// The router that calls every tool; its entries carry no schemas
-    /// ([`Self::tool_list`] has them).
-    pub(crate) fn all_tools() -> ToolRouter<Self> {
-        catalog().router.clone()
     }
 
     /// Every tool as `tools/list` offers it, schemas compacted
@@ -482,7 +474,9 @@ impl NskdTools {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
+// The catalog is built at the first tools/list or call, not before the
+// initialize answer: sessions start faster.
+#[tool_handler(router = catalog().router)]
 impl ServerHandler for NskdTools {
     /// A tool with its schema (the router's entries carry none).
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
@@ -542,7 +536,7 @@ impl ServerHandler for NskdTools {
         let answer = crate::session::CURRENT_CALLER
             .scope(
                 caller,
-                crate::session::CURRENT_TOOL.scope(tool, self.tool_router.call(tcc)),
+                crate::session::CURRENT_TOOL.scope(tool, catalog().router.call(tcc)),
             )
             .await;
         if self.session.offer_changed(&name).await {

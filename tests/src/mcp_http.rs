@@ -9,22 +9,22 @@ use std::{
 
 use serde_json::Value;
 
-/// One POST /mcp on loopback `port`: status (0 when the connection
-/// failed), the Mcp-Session-Id header, and the JSON-RPC answer in the body
-/// (SSE or JSON).
-pub fn post(
+/// One HTTP request to loopback `port`: status (0 when the connection
+/// failed), the header block and the body.
+pub fn raw(
     port: u16,
     session: Option<&str>,
+    method: &str,
+    path: &str,
     token: Option<&str>,
-    body: &Value,
-) -> (u16, Option<String>, Option<Value>) {
+    body: &str,
+) -> (u16, String, String) {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, None, None);
+        return (0, String::new(), String::new());
     };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let body = body.to_string();
+    let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
     let mut head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     if let Some(id) = session {
@@ -34,7 +34,7 @@ pub fn post(
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     if write!(s, "{head}\r\n{body}").is_err() {
-        return (0, None, None);
+        return (0, String::new(), String::new());
     }
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
@@ -45,6 +45,19 @@ pub fn post(
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let (headers, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, headers.to_string(), rest.to_string())
+}
+
+/// One POST /mcp on loopback `port`: status (0 when the connection
+/// failed), the Mcp-Session-Id header, and the JSON-RPC answer in the body
+/// (SSE or JSON).
+pub fn post(
+    port: u16,
+    session: Option<&str>,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, Option<String>, Option<Value>) {
+    let (status, headers, rest) = raw(port, session, "POST", "/mcp", token, &body.to_string());
     let session = headers.lines().find_map(|l| {
         l.to_lowercase()
             .starts_with("mcp-session-id:")

@@ -3,10 +3,9 @@
 //! generated into a private file.
 
 use std::{
-    io::{Read, Write},
+    io::Read,
     net::TcpStream,
     process::{Child, Command, Stdio},
-    time::Duration,
 };
 
 use nskd_e2e::{
@@ -17,7 +16,7 @@ use nskd_e2e::{
 };
 use serde_json::{Value, json};
 
-pub(crate) use nskd_e2e::mcp_http::post;
+pub(crate) use nskd_e2e::mcp_http::{post, raw};
 
 use crate::{eventually, rig_or_skip};
 
@@ -27,40 +26,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// One raw HTTP request: status, header block, body.
-pub(crate) fn raw(
-    port: u16,
-    session: Option<&str>,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(id) = session {
-        head.push_str(&format!("Mcp-Session-Id: {id}\r\n"));
-    }
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    write!(s, "{head}\r\n{body}").unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let (headers, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (status, headers.to_string(), rest.to_string())
 }
 
 pub(crate) fn initialize(port: u16, token: Option<&str>) -> String {

@@ -87,9 +87,16 @@ pub struct StatelessShim {
 impl StatelessShim {
     /// Starts one and waits (10 s at most) until it listens.
     pub fn start(socket: &std::path::Path, token: &str) -> Self {
+        Self::start_with(socket, token, false)
+    }
+
+    /// The same, with `--http-oidc` when `oidc` (callers' OIDC tokens
+    /// checked against the daemon's `[http_auth]`).
+    pub fn start_with(socket: &std::path::Path, token: &str, oidc: bool) -> Self {
         let port = crate::endpoints::refused_port();
         let child = std::process::Command::new(crate::bins::bin("mcp-shim"))
             .args(["--http", &format!("127.0.0.1:{port}"), "--stateless"])
+            .args(oidc.then_some("--http-oidc"))
             .arg("--socket")
             .arg(socket)
             .env("NSKD_SHIM_TOKEN", token)

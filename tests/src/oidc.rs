@@ -11,7 +11,7 @@ use std::{
     sync::OnceLock,
 };
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Runs tests/oidc/setup.sh once per test process: the directory holding
 /// provider.mjs and its node_modules. Panics with the script's stderr when
@@ -90,7 +90,7 @@ impl Provider {
 
     /// A valid token for `email` in `groups`.
     pub fn token(&self, email: &str, groups: &[&str]) -> String {
-        self.mint(&serde_json::json!({ "email": email, "groups": groups }))
+        self.mint(&json!({ "email": email, "groups": groups }))
     }
 
     /// The `[http_auth]` section of a daemon trusting this provider for
@@ -107,5 +107,41 @@ impl Drop for Provider {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// RBAC on `c` for the team test: group `readers` may read everything
+/// (ClusterRole e2e-team-read), group `shop-editors` may change namespace
+/// `shop` (Role binding to ClusterRole e2e-team-edit). Idempotent.
+pub fn grant_team_rbac(c: &crate::rig::RigCluster) {
+    let rbac = "/apis/rbac.authorization.k8s.io/v1";
+    let group = |name: &str| json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": name}]);
+    let role_ref = |name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name});
+    let objects = [
+        (
+            format!("{rbac}/clusterroles"),
+            json!({"metadata": {"name": "e2e-team-read"}, "rules": [
+                {"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]}),
+        ),
+        (
+            format!("{rbac}/clusterroles"),
+            json!({"metadata": {"name": "e2e-team-edit"}, "rules": [
+                {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
+        ),
+        (
+            format!("{rbac}/clusterrolebindings"),
+            json!({"metadata": {"name": "e2e-team-readers"}, "roleRef": role_ref("e2e-team-read"), "subjects": group("readers")}),
+        ),
+        (
+            format!("{rbac}/namespaces/shop/rolebindings"),
+            json!({"metadata": {"name": "e2e-team-shop-editors"}, "roleRef": role_ref("e2e-team-edit"), "subjects": group("shop-editors")}),
+        ),
+    ];
+    for (path, body) in objects {
+        match crate::kubeapi::try_call(c, "POST", &path, Some(&body.to_string())) {
+            Ok(_) => {}
+            Err(e) if e.contains("AlreadyExists") => {}
+            Err(e) => panic!("{e}"),
+        }
     }
 }

@@ -228,48 +228,12 @@ fn oidc_tokens_from_a_real_provider_are_checked() {
     }
 }
 
-/// RBAC on `c` for the team test: group `readers` may read everything
-/// (ClusterRole e2e-team-read), group `shop-editors` may change namespace
-/// `shop` (Role binding to ClusterRole e2e-team-edit). Idempotent.
-fn grant_team_rbac(c: &nskd_e2e::rig::RigCluster) {
-    let rbac = "/apis/rbac.authorization.k8s.io/v1";
-    let group = |name: &str| json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": name}]);
-    let role_ref = |name: &str| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name});
-    let objects = [
-        (
-            format!("{rbac}/clusterroles"),
-            json!({"metadata": {"name": "e2e-team-read"}, "rules": [
-                {"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]}),
-        ),
-        (
-            format!("{rbac}/clusterroles"),
-            json!({"metadata": {"name": "e2e-team-edit"}, "rules": [
-                {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
-        ),
-        (
-            format!("{rbac}/clusterrolebindings"),
-            json!({"metadata": {"name": "e2e-team-readers"}, "roleRef": role_ref("e2e-team-read"), "subjects": group("readers")}),
-        ),
-        (
-            format!("{rbac}/namespaces/shop/rolebindings"),
-            json!({"metadata": {"name": "e2e-team-shop-editors"}, "roleRef": role_ref("e2e-team-edit"), "subjects": group("shop-editors")}),
-        ),
-    ];
-    for (path, body) in objects {
-        match nskd_e2e::kubeapi::try_call(c, "POST", &path, Some(&body.to_string())) {
-            Ok(_) => {}
-            Err(e) if e.contains("AlreadyExists") => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
-
 #[test]
 fn each_caller_acts_as_itself_on_the_clusters() {
     use nskd_e2e::apiserver_audit::AuditLog;
     let Some(rig) = rig_or_skip() else { return };
     let sv5 = rig.cluster("c1-sv5");
-    grant_team_rbac(sv5);
+    nskd_e2e::oidc::grant_team_rbac(sv5);
     let provider = Provider::start();
     let spec = team_spec(&provider, "");
     // c1-sv5 as the `nskd` user (may impersonate); c1-noimp: the same
@@ -455,7 +419,7 @@ fn each_caller_acts_as_itself_on_the_clusters() {
 #[test]
 fn access_rules_and_rate_limits_per_caller() {
     let Some(rig) = rig_or_skip() else { return };
-    grant_team_rbac(rig.cluster("c1-sv5"));
+    nskd_e2e::oidc::grant_team_rbac(rig.cluster("c1-sv5"));
     let provider = Provider::start();
     let spec = team_spec(
         &provider,

@@ -72,11 +72,13 @@ pub(crate) fn output(o: Option<OutputFormat>) -> i32 {
 }
 
 /// Every tool, built and compacted once per process: the router (every
-/// session, HTTP ones included, calls through it) and the list as compact JSON. A session keeps
-/// 16 KB of JSON rather than ~1 MiB of schema trees (docs/benchmarks.md).
+/// session, HTTP ones included, calls through it) and each tool as compact
+/// JSON. A session keeps 16 KB of JSON rather than ~1 MiB of schema trees
+/// (docs/benchmarks.md); `get_tool` parses only the tool asked for.
 struct Catalog {
     router: ToolRouter<NskdTools>,
-    list: Box<str>,
+    /// Each tool's name and compact JSON, in `tools/list` order.
+    list: Box<[(Box<str>, Box<str>)]>,
 }
 
 fn catalog() -> &'static Catalog {
@@ -86,12 +88,17 @@ fn catalog() -> &'static Catalog {
         // in that thread's thread-locals, freed when the thread ends.
         let mut router = std::thread::scope(|s| s.spawn(NskdTools::compacted_router).join())
             .unwrap_or_else(|_| NskdTools::compacted_router());
-        let list = serde_json::to_string(&router.list_all())
-            .unwrap_or_else(|e| {
-                tracing::error!("the built-in tool list does not serialize: {e}");
-                "[]".into()
+        let list = router
+            .list_all()
+            .iter()
+            .filter_map(|tool| match serde_json::to_string(tool) {
+                Ok(json) => Some((tool.name.as_ref().into(), json.into_boxed_str())),
+                Err(e) => {
+                    tracing::error!("tool {} does not serialize: {e}", tool.name);
+                    None
+                }
             })
-            .into_boxed_str();
+            .collect();
         let no_schema = std::sync::Arc::new(rmcp::model::JsonObject::new());
         for route in router.map.values_mut() {
             route.attr.input_schema = no_schema.clone();
@@ -100,6 +107,13 @@ fn catalog() -> &'static Catalog {
         crate::memory::release_freed();
         Catalog { router, list }
     })
+}
+
+/// One tool of the catalog, parsed.
+fn parse_tool(json: &str) -> Option<rmcp::model::Tool> {
+    serde_json::from_str(json)
+        .inspect_err(|e| tracing::error!("a built-in tool does not parse: {e}"))
+        .ok()
 }
 
 impl NskdTools {
@@ -114,10 +128,11 @@ impl NskdTools {
     /// Every tool as `tools/list` offers it, schemas compacted
     /// (crate::contract); parsed from the catalog's JSON at each call.
     pub(crate) fn tool_list() -> Vec<rmcp::model::Tool> {
-        serde_json::from_str(&catalog().list).unwrap_or_else(|e| {
-            tracing::error!("the built-in tool list does not parse: {e}");
-            Vec::new()
-        })
+        catalog()
+            .list
+            .iter()
+            .filter_map(|(_, json)| parse_tool(json))
+            .collect()
     }
 
     fn compacted_router() -> ToolRouter<Self> {
@@ -480,7 +495,8 @@ impl NskdTools {
 impl ServerHandler for NskdTools {
     /// A tool with its schema (the router's entries carry none).
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        Self::tool_list().into_iter().find(|t| t.name == name)
+        let (_, json) = catalog().list.iter().find(|(n, _)| n.as_ref() == name)?;
+        parse_tool(json)
     }
 
     /// Every tool, minus those the daemon says its safety switches forbid

@@ -13,6 +13,10 @@ use std::{
 
 use kube::config::KubeConfigOptions;
 
+mod multiplex;
+
+pub use multiplex::Protocol;
+
 use crate::{
     config::PoolConfig, error::OpError, impersonate::Caller, kinds::ApiDiscovery,
     registry::ClusterEntry, throttle::ThrottleLayer,
@@ -30,6 +34,12 @@ pub struct ClusterClient {
     pub hash: u64,
     /// The client (cheap to clone; shares one connection pool).
     pub client: kube::Client,
+    /// The client watch caches stream through: HTTP/2 where the server
+    /// offers it, every watch of the cluster on one connection
+    /// ([`multiplex`]); same credentials and throttle as `client`.
+    pub watch_client: kube::Client,
+    /// The protocol `watch_client` last got an answer with.
+    pub watch_protocol: Arc<Protocol>,
     /// Resolved kinds of this cluster (shared with its callers' clients).
     pub discovery: Arc<ApiDiscovery>,
     /// When the credential of its exec plugin expires: the client is
@@ -149,6 +159,8 @@ impl Pool {
             path: base.path.clone(),
             hash: base.hash,
             client: crate::impersonate::client_as(&base.client, caller),
+            watch_client: crate::impersonate::client_as(&base.watch_client, caller),
+            watch_protocol: base.watch_protocol.clone(),
             discovery: base.discovery.clone(),
             expires: base.expires,
             last_used_ms: AtomicU64::new(0),
@@ -209,6 +221,21 @@ impl Pool {
         // an answer (an eviction a PodDisruptionBudget blocks, which a drain
         // reports and retries itself), and each call has its own deadline.
         config.default_retry = false;
+        let throttle = ThrottleLayer::new(self.config.qps, self.config.burst);
+        let watch_protocol = Arc::new(Protocol::default());
+        let watch_client = multiplex::watch_client(
+            &config,
+            self.connect_timeout,
+            &throttle,
+            watch_protocol.clone(),
+        )
+        .map_err(|e| {
+            unusable(format!(
+                "cannot build a watch client from {}: {}",
+                entry.path.display(),
+                crate::kubeconfig::one_line(&e)
+            ))
+        })?;
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| {
                 unusable(format!(
@@ -217,7 +244,7 @@ impl Pool {
                     crate::kubeconfig::one_line(&crate::error::error_chain(&e))
                 ))
             })?
-            .with_layer(&ThrottleLayer::new(self.config.qps, self.config.burst))
+            .with_layer(&throttle)
             .build();
         Ok(ClusterClient {
             name: entry.name.clone(),
@@ -225,6 +252,8 @@ impl Pool {
             path: entry.path.display().to_string(),
             hash: entry.hash,
             client,
+            watch_client,
+            watch_protocol,
             discovery: Arc::default(),
             expires,
             last_used_ms: AtomicU64::new(0),

@@ -45,7 +45,7 @@ pub const NOTE_RESERVE: usize = 128;
 pub const MIN_SHARE: usize = 1024;
 
 /// The merged entries of an answer, in order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct Sheet {
     /// Plural noun for notes ("pods").
     pub noun: String,
@@ -58,7 +58,7 @@ pub struct Sheet {
 }
 
 /// Rows of cells, or rendered documents.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub enum Entries {
     /// Table rows.
     Rows(Vec<Vec<String>>),
@@ -180,7 +180,7 @@ pub fn compose_list(
         .collect::<Vec<_>>();
     let sheet = match &call.shape.count_by {
         Some(keys) => summary::sheet(&parts, keys, call.multi)?,
-        None => project::sheet(&parts, call.multi, call.all_namespaces, call.shape)?,
+        None => project::sheet(&mut parts, call.multi, call.all_namespaces, call.shape)?,
     };
     let mut failures = failures;
     if !server_cut.is_empty() {
@@ -251,7 +251,7 @@ fn render_page(
         } else {
             format!("answer capped at {} KiB", call.budget / 1024)
         };
-        let cursor = cursor.or_else(|| pages.keep(snapshot.clone()));
+        let cursor = cursor.or_else(|| pages.keep(snapshot.clone(), &call.digest));
         match cursor {
             Some(cursor) => {
                 let token = pages.token(cursor, end, &call.digest);

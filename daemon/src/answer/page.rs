@@ -46,6 +46,21 @@ struct Kept {
     snapshot: Arc<Snapshot>,
     expires: SystemTime,
     bytes: usize,
+    /// The call it answers and a hash of its content: a repeated call
+    /// whose answer has not changed shares this snapshot.
+    digest: [u8; 32],
+    content: u64,
+}
+
+impl Snapshot {
+    fn content_hash(&self) -> u64 {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut h = DefaultHasher::new();
+        self.sheet.hash(&mut h);
+        self.failures.hash(&mut h);
+        self.from_cache.hash(&mut h);
+        h.finish()
+    }
 }
 
 /// The snapshots behind the tokens of one daemon, and its token key.
@@ -100,19 +115,37 @@ impl Pages {
         mac
     }
 
-    /// Keeps `snapshot` (dropping expired and the oldest ones beyond the
-    /// bounds); `None` when it alone is larger than all may hold.
-    pub fn keep(&self, snapshot: Arc<Snapshot>) -> Option<Cursor> {
+    /// Keeps `snapshot`, the answer of the call of `digest` (dropping
+    /// expired and the oldest ones beyond the bounds); `None` when it
+    /// alone is larger than all may hold. The same call answered with the
+    /// same content again shares the snapshot already kept.
+    pub fn keep(&self, snapshot: Arc<Snapshot>, digest: &[u8; 32]) -> Option<Cursor> {
         let bytes = snapshot.sheet.bytes();
         if bytes > MAX_SNAPSHOT_BYTES {
             return None;
         }
-        let mut id = [0u8; 16];
-        getrandom::fill(&mut id).ok()?;
+        let content = snapshot.content_hash();
         let now = SystemTime::now();
         let expires = now + SNAPSHOT_TTL;
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         kept.retain(|k| k.expires > now);
+        if let Some(at) = kept.iter().position(|k| {
+            k.digest == *digest
+                && k.content == content
+                && k.snapshot.sheet.len() == snapshot.sheet.len()
+        }) && let Some(mut same) = kept.remove(at)
+        {
+            same.expires = expires;
+            let id = same.id;
+            kept.push_back(same);
+            return Some(Cursor {
+                id,
+                offset: 0,
+                expires,
+            });
+        }
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).ok()?;
         let mut total: usize = kept.iter().map(|k| k.bytes).sum();
         while !kept.is_empty()
             && (kept.len() >= MAX_SNAPSHOTS || total + bytes > MAX_SNAPSHOT_BYTES)
@@ -126,6 +159,8 @@ impl Pages {
             snapshot,
             expires,
             bytes,
+            digest: *digest,
+            content,
         });
         Some(Cursor {
             id,
@@ -220,7 +255,7 @@ mod tests {
     #[test]
     fn tokens_resume_only_their_own_call_unaltered() {
         let pages = Pages::new();
-        let cursor = pages.keep(snapshot()).unwrap();
+        let cursor = pages.keep(snapshot(), &[1; 32]).unwrap();
         let digest = [7u8; 32];
         let token = pages.token(cursor, 1, &digest);
         let (s, c) = pages.resume(&token, &digest).unwrap();
@@ -244,18 +279,37 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_call_with_the_same_answer_shares_its_snapshot() {
+        let pages = Pages::new();
+        let first = pages.keep(snapshot(), &[1; 32]).unwrap();
+        let again = pages.keep(snapshot(), &[1; 32]).unwrap();
+        assert_eq!(first.id, again.id, "same call, same rows: one snapshot");
+        let other_call = pages.keep(snapshot(), &[2; 32]).unwrap();
+        assert_ne!(first.id, other_call.id);
+        let mut changed = Snapshot {
+            sheet: snapshot().sheet.clone(),
+            failures: String::new(),
+            from_cache: false,
+        };
+        changed.sheet.entries = Entries::Rows(vec![vec!["a".into()], vec!["c".into()]]);
+        let changed = pages.keep(Arc::new(changed), &[1; 32]).unwrap();
+        assert_ne!(first.id, changed.id, "changed rows: a snapshot of their own");
+        assert_eq!(pages.kept.lock().unwrap().len(), 3);
+    }
+
+    #[test]
     fn expired_and_evicted_snapshots_say_so() {
         let pages = Pages::new();
         let digest = [1u8; 32];
-        let mut cursor = pages.keep(snapshot()).unwrap();
+        let mut cursor = pages.keep(snapshot(), &[1; 32]).unwrap();
         cursor.expires = SystemTime::now() - Duration::from_secs(1);
         let e = pages
             .resume(&pages.token(cursor, 1, &digest), &digest)
             .unwrap_err();
         assert!(e.to_string().contains("expired"), "{e}");
-        let first = pages.keep(snapshot()).unwrap();
-        for _ in 0..MAX_SNAPSHOTS {
-            pages.keep(snapshot()).unwrap();
+        let first = pages.keep(snapshot(), &[1; 32]).unwrap();
+        for i in 0..MAX_SNAPSHOTS {
+            pages.keep(snapshot(), &[i as u8 + 2; 32]).unwrap();
         }
         let e = pages
             .resume(&pages.token(first, 1, &digest), &digest)

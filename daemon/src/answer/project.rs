@@ -127,7 +127,7 @@ struct Record<'a> {
 
 /// Builds the merged sheet of rows (table) or documents (yaml/json).
 pub fn sheet(
-    parts: &[Part],
+    parts: &mut [Part],
     multi: bool,
     all_namespaces: bool,
     shape: &Shape,
@@ -141,7 +141,7 @@ pub fn sheet(
     // can differ in columns between versions).
     let mut columns: Vec<String> = Vec::new();
     if shape.fields.is_empty() {
-        for p in parts {
+        for p in parts.iter() {
             for h in &p.listing.header {
                 if !columns.contains(h) {
                     columns.push(h.clone());
@@ -169,36 +169,49 @@ pub fn sheet(
     }
     let fixed = full.len();
     full.extend(columns.iter().cloned());
-    let mut records: Vec<Record<'_>> = Vec::new();
-    for p in parts {
+    let mut records: Vec<Record<'_>> =
+        Vec::with_capacity(parts.iter().map(|p| p.listing.rows.len()).sum());
+    // Cells are moved out of the listings, not copied.
+    for Part { cluster, listing } in parts.iter_mut() {
+        let cluster: &str = cluster;
         let index: Vec<Option<usize>> = columns
             .iter()
-            .map(|c| p.listing.header.iter().position(|h| h == c))
+            .map(|c| listing.header.iter().position(|h| h == c))
             .collect();
-        for row in &p.listing.rows {
+        let in_order = index.iter().enumerate().all(|(n, i)| *i == Some(n))
+            && index.len() == listing.header.len();
+        for row in listing.rows.iter_mut() {
+            let crate::ops::list::ListedRow {
+                namespace,
+                name,
+                cells: own,
+                object,
+            } = row;
             let mut cells = Vec::with_capacity(full.len());
             if multi {
-                cells.push(p.cluster.clone());
+                cells.push(cluster.to_string());
             }
             if ns_column {
-                cells.push(row.namespace.clone());
+                cells.push(namespace.clone());
             }
-            if shape.fields.is_empty() {
+            if !shape.fields.is_empty() {
+                cells.push(name.clone());
+                let object = object.as_ref().unwrap_or(&Value::Null);
+                cells.extend(shape.fields.iter().map(|f| f.cell(object)));
+            } else if in_order {
+                cells.append(own);
+            } else {
                 cells.extend(index.iter().map(|i| {
-                    i.and_then(|i| row.cells.get(i).cloned())
+                    i.and_then(|i| own.get_mut(i).map(std::mem::take))
                         .unwrap_or_default()
                 }));
-            } else {
-                cells.push(row.name.clone());
-                let object = row.object.as_ref().unwrap_or(&Value::Null);
-                cells.extend(shape.fields.iter().map(|f| f.cell(object)));
             }
             records.push(Record {
-                cluster: &p.cluster,
-                namespace: &row.namespace,
-                name: &row.name,
+                cluster,
+                namespace,
+                name,
                 cells,
-                object: row.object.as_ref(),
+                object: object.as_ref(),
                 sort: String::new(),
             });
         }
@@ -224,12 +237,19 @@ pub fn sheet(
     Ok(Sheet {
         noun,
         header: picked.iter().map(|&i| full[i].clone()).collect(),
-        entries: Entries::Rows(
+        entries: Entries::Rows(if picked.iter().copied().eq(0..full.len()) {
+            records.into_iter().map(|r| r.cells).collect()
+        } else {
             records
                 .into_iter()
-                .map(|r| picked.iter().map(|&i| r.cells[i].clone()).collect())
-                .collect(),
-        ),
+                .map(|mut r| {
+                    picked
+                        .iter()
+                        .map(|&i| std::mem::take(&mut r.cells[i]))
+                        .collect()
+                })
+                .collect()
+        }),
         output: Output::Table,
     })
 }

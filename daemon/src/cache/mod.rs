@@ -24,7 +24,7 @@ use std::{
 
 use kube::discovery::ApiResource;
 
-pub use serve::Query;
+pub use serve::{Query, RowCells};
 pub use watch::{Limits, Usage, Watch};
 
 use crate::{
@@ -245,7 +245,7 @@ impl WatchCaches {
             self.total.clone(),
         ));
         caches.make_room(self.config.max_cluster_caches);
-        watch.start(cc.client.clone());
+        watch.start(cc.watch_client.clone(), cc.watch_protocol.clone());
         tracing::debug!(cluster = %cc.name, resource = %exact, "started a watch cache");
         caches.watches.insert(exact, watch);
         Lookup::Miss("starting")

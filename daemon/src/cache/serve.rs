@@ -1,7 +1,7 @@
 //! Answers from a cache, shaped like the API server's own answers (a
 //! Table, or a list of items) so the same rendering code prints both.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -47,7 +47,44 @@ impl Query {
     }
 }
 
+/// One matching cached row, as [`Watch::read_table`] lends it.
+#[derive(Debug, Clone, Copy)]
+pub struct RowCells<'a> {
+    /// The namespace of its object (`None` for cluster-scoped kinds).
+    pub namespace: Option<&'a str>,
+    /// The server's cells.
+    pub cells: &'a [Value],
+    /// The index of the age column and the object's age now, which
+    /// replaces that cell.
+    pub age: Option<(usize, Duration)>,
+}
+
 impl Watch {
+    /// Lends the column definitions and the matching rows, in the
+    /// server's order and up to the limit, to `f` (under the cache's read
+    /// lock: no JSON is built); returns what `f` made and how many more
+    /// rows matched beyond the limit.
+    pub fn read_table<T>(
+        &self,
+        query: &Query,
+        f: impl FnOnce(&Value, &mut dyn Iterator<Item = RowCells<'_>>) -> T,
+    ) -> (T, usize) {
+        let now = SystemTime::now();
+        self.read(|snapshot| {
+            let age_column = age::age_column(&snapshot.columns);
+            let (picked, more) = pick_keyed(snapshot, query);
+            let mut rows = picked.into_iter().map(|(key, row)| RowCells {
+                namespace: key.split_once('/').map(|(ns, _)| ns),
+                cells: &row.cells,
+                age: age_column.zip(
+                    row.created
+                        .map(|c| now.duration_since(c).unwrap_or_default()),
+                ),
+            });
+            (f(&snapshot.columns, &mut rows), more)
+        })
+    }
+
     /// The matching rows as the server's Table (cells with fresh ages, and
     /// the namespace each row's object lives in), plus list metadata that
     /// says whether the limit left some out.
@@ -61,7 +98,9 @@ impl Watch {
                 .map(|row| {
                     let mut cells = row.cells.clone();
                     if let Some(i) = age_column
-                        && let Some(age) = age::age_cell(&row.fields, now)
+                        && let Some(age) = row
+                            .created
+                            .map(|c| age::human_duration(now.duration_since(c).unwrap_or_default()))
                         && i < cells.len()
                     {
                         cells[i] = Value::String(age);
@@ -114,14 +153,24 @@ fn pick<'a>(
     snapshot: &'a super::watch::Snapshot,
     query: &Query,
 ) -> (Vec<&'a super::watch::CachedRow>, usize) {
+    let (picked, more) = pick_keyed(snapshot, query);
+    (picked.into_iter().map(|(_, row)| row).collect(), more)
+}
+
+/// [`pick`], with each row's storage key (`namespace/name` or `name`).
+fn pick_keyed<'a>(
+    snapshot: &'a super::watch::Snapshot,
+    query: &Query,
+) -> (Vec<(&'a str, &'a super::watch::CachedRow)>, usize) {
     let prefix = query.namespace.as_ref().map(|ns| format!("{ns}/"));
     let matching = snapshot
         .rows
         .iter()
         .filter(|(key, _)| prefix.as_ref().is_none_or(|p| key.starts_with(p.as_str())))
-        .map(|(_, row)| row)
-        .filter(|row| {
-            query.labels.matches(&labels_of(&row.fields)) && query.fields.matches(&row.fields)
+        .map(|(key, row)| (key.as_str(), row))
+        .filter(|(_, row)| {
+            (query.labels.is_empty() || query.labels.matches(&labels_of(&row.fields)))
+                && (query.fields.is_empty() || query.fields.matches(&row.fields))
         });
     if query.limit == 0 {
         return (matching.collect(), 0);

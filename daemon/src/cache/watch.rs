@@ -9,7 +9,7 @@ use std::{
         Arc, Mutex, RwLock,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -22,9 +22,17 @@ use serde_json::Value;
 
 use super::Scope;
 use crate::{
+    pool::Protocol,
     request::table::{RowObject, TABLE_ONLY, include_object},
     safety::{Masking, clean_object},
 };
+
+/// Shortest watch over HTTP/2, in seconds (the API server's own
+/// watch-cache default is 5 to 10 minutes; a restart costs one request).
+const LONG_WATCH_SECONDS: u32 = 240;
+
+/// Watches over HTTP/2 last up to this many seconds longer, per cache.
+const LONG_WATCH_SPREAD: u32 = 50;
 
 /// One cached object. The whole object is kept as compact JSON text (a
 /// fifth of the memory of a `serde_json::Value`), parsed only when objects
@@ -36,6 +44,8 @@ pub struct CachedRow {
     pub cells: Vec<Value>,
     /// The fields selectors, ages and keys read ([`super::select::selectable`]).
     pub fields: Value,
+    /// When the object was created (its age, without parsing per call).
+    pub created: Option<SystemTime>,
     /// The object, cleaned (managedFields gone, Secret values masked
     /// unless revealing is configured), as compact JSON.
     object: Box<str>,
@@ -144,10 +154,11 @@ impl Watch {
         }
     }
 
-    /// Starts listing and watching with `client`.
-    pub fn start(self: &Arc<Self>, client: kube::Client) {
+    /// Starts listing and watching with `client`, whose answers' HTTP
+    /// version `protocol` records.
+    pub fn start(self: &Arc<Self>, client: kube::Client, protocol: Arc<Protocol>) {
         self.touch();
-        let task = tokio::spawn(self.clone().run(client));
+        let task = tokio::spawn(self.clone().run(client, protocol));
         *self.task.lock().expect("watch lock poisoned") = Some(task.abort_handle());
     }
 
@@ -210,13 +221,13 @@ impl Watch {
         f(&self.state.read().expect("watch lock poisoned"))
     }
 
-    async fn run(self: Arc<Self>, client: kube::Client) {
+    async fn run(self: Arc<Self>, client: kube::Client, protocol: Arc<Protocol>) {
         let mut backoff = new_backoff();
         let mut resource_version: Option<String> = None;
         loop {
             let step = match resource_version.take() {
                 None => self.relist(&client).await.map(Some),
-                Some(rv) => self.follow(&client, rv).await,
+                Some(rv) => self.follow(&client, rv, protocol.is_h2()).await,
             };
             match step {
                 Ok(next) => {
@@ -316,13 +327,29 @@ impl Watch {
     /// Watches from `rv` until the server ends the watch. `Ok(Some(rv))`
     /// continues from `rv`; `Ok(None)` asks for a relist (the version is
     /// too old).
-    async fn follow(&self, client: &kube::Client, rv: String) -> Result<Option<String>, Setback> {
-        let seconds = self
-            .limits
-            .request_timeout
-            .as_secs()
-            .saturating_sub(1)
-            .clamp(1, 290) as u32;
+    ///
+    /// Over HTTP/2 (`h2`) the connection is pinged, so a watch lasts
+    /// minutes (spread per cache, so a fleet's watches do not restart
+    /// together). Over HTTP/1.1 nothing notices a silent server but the
+    /// watch itself: it ends a second before the request deadline, and
+    /// silence longer than the deadline is an error.
+    async fn follow(
+        &self,
+        client: &kube::Client,
+        rv: String,
+        h2: bool,
+    ) -> Result<Option<String>, Setback> {
+        let deadline = self.limits.request_timeout;
+        let seconds = if h2 {
+            LONG_WATCH_SECONDS + self.spread(LONG_WATCH_SPREAD)
+        } else {
+            deadline.as_secs().saturating_sub(1).clamp(1, 290) as u32
+        };
+        let silence = if h2 {
+            Duration::from_secs(u64::from(seconds)) + deadline
+        } else {
+            deadline + Duration::from_secs(1)
+        };
         let params = WatchParams::default().disable_bookmarks().timeout(seconds);
         let request = kube::core::Request::new(self.url())
             .watch(&params, &rv)
@@ -347,7 +374,14 @@ impl Watch {
         *self.last_error.lock().expect("watch lock poisoned") = None;
         let mut events = std::pin::pin!(events);
         let mut last = rv;
-        while let Some(event) = events.next().await {
+        loop {
+            let Ok(next) = tokio::time::timeout(silence, events.next()).await else {
+                self.in_sync.store(false, Ordering::SeqCst);
+                return Err(Setback::Retry(format!(
+                    "the API server sent nothing for {silence:?} on a watch that should have ended by then"
+                )));
+            };
+            let Some(event) = next else { break };
             let event = event.map_err(|e| {
                 self.in_sync.store(false, Ordering::SeqCst);
                 Setback::Retry(crate::error::error_chain(&e))
@@ -444,10 +478,15 @@ impl Watch {
         let cells = row["cells"].as_array().cloned().unwrap_or_default();
         let text = serde_json::to_string(&object).ok()?;
         let bytes = text.len() + serde_json::to_vec(&cells).map_or(0, |v| v.len());
+        let created = object
+            .pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
         Some((
             key,
             CachedRow {
                 cells,
+                created,
                 fields: super::select::selectable(&object),
                 object: text.into_boxed_str(),
                 bytes,
@@ -499,6 +538,15 @@ impl Watch {
             self.cluster_usage.objects.load(Ordering::Relaxed),
             self.cluster_usage.bytes.load(Ordering::Relaxed),
         );
+    }
+
+    /// A number in `0..n` fixed for this cache (cluster and scope), to
+    /// spread the fleet's watch restarts.
+    fn spread(&self, n: u32) -> u32 {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut h = DefaultHasher::new();
+        (&self.cluster, &self.scope).hash(&mut h);
+        (h.finish() % u64::from(n.max(1))) as u32
     }
 
     fn url(&self) -> String {

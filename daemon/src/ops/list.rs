@@ -83,7 +83,24 @@ struct Fetched {
     from_cache: bool,
 }
 
+/// A list resolved and allowed: its kind, namespace and call.
+struct Target<'a> {
+    kind: ResolvedKind,
+    namespace: Option<Namespace>,
+    call: Call<'a>,
+}
+
 async fn fetch(cc: &ClusterClient, args: &ListArgs, opts: &OpOptions) -> Result<Fetched, OpError> {
+    let target = target(cc, args, opts).await?;
+    fetch_target(cc, target, args, opts).await
+}
+
+/// Resolves the kind and checks the list is allowed.
+async fn target<'a>(
+    cc: &'a ClusterClient,
+    args: &ListArgs,
+    opts: &'a OpOptions,
+) -> Result<Target<'a>, OpError> {
     let started = tokio::time::Instant::now();
     let kind = resolve_kind(cc, args.api_version.as_ref(), &args.kind, opts.timeout).await?;
     opts.allow(
@@ -99,6 +116,25 @@ async fn fetch(cc: &ClusterClient, args: &ListArgs, opts: &OpOptions) -> Result<
         None => kind.display_name(),
     };
     let call = Call::new(cc, "list", resource, opts).since(started);
+    Ok(Target {
+        kind,
+        namespace,
+        call,
+    })
+}
+
+/// Reads a resolved list from a watch cache or the API server.
+async fn fetch_target(
+    cc: &ClusterClient,
+    target: Target<'_>,
+    args: &ListArgs,
+    opts: &OpOptions,
+) -> Result<Fetched, OpError> {
+    let Target {
+        kind,
+        namespace,
+        call,
+    } = target;
     let cached = if args.live || !opts.use_cache {
         None
     } else {
@@ -147,7 +183,17 @@ pub async fn rows(
     args: &ListArgs,
     opts: &OpOptions,
 ) -> Result<Listing, OpError> {
-    let f = fetch(cc, args, opts).await?;
+    let target = target(cc, args, opts).await?;
+    if args.output == Output::Table
+        && !args.objects
+        && !args.live
+        && opts.use_cache
+        && let Some(listing) =
+            cached_listing(cc, &target.kind, target.namespace.as_ref(), args, opts)
+    {
+        return Ok(listing);
+    }
+    let f = fetch_target(cc, target, args, opts).await?;
     let more_on_server = f
         .body
         .pointer("/metadata/continue")
@@ -175,17 +221,7 @@ pub async fn rows(
             remaining: None,
         };
         let cells = table::cells(&f.body, &style);
-        listing.header = cells.header;
-        listing.rows = cells
-            .rows
-            .into_iter()
-            .map(|r| ListedRow {
-                namespace: r.namespace.unwrap_or_else(|| request_ns.clone()),
-                name: r.cells.get(cells.name_column).cloned().unwrap_or_default(),
-                cells: r.cells,
-                object: None,
-            })
-            .collect();
+        fill(&mut listing, cells, &request_ns);
         return Ok(listing);
     }
     listing.rows = clean_items(&f.body, &f.kind, opts)
@@ -206,6 +242,57 @@ pub async fn rows(
         })
         .collect();
     Ok(listing)
+}
+
+/// Puts a table's cells into `listing` (rows without a namespace of
+/// their own are in `request_ns`).
+fn fill(listing: &mut Listing, cells: table::Cells, request_ns: &str) {
+    listing.header = cells.header;
+    listing.rows = cells
+        .rows
+        .into_iter()
+        .map(|r| ListedRow {
+            namespace: r.namespace.unwrap_or_else(|| request_ns.to_string()),
+            name: r.cells.get(cells.name_column).cloned().unwrap_or_default(),
+            cells: r.cells,
+            object: None,
+        })
+        .collect();
+}
+
+/// The table rows of a list straight from an in-sync watch cache, with
+/// no JSON built in between, when one holds this kind and can evaluate
+/// the selectors exactly.
+fn cached_listing(
+    cc: &ClusterClient,
+    kind: &ResolvedKind,
+    namespace: Option<&Namespace>,
+    args: &ListArgs,
+    opts: &OpOptions,
+) -> Option<Listing> {
+    let (watch, query) = answering_cache(cc, kind, namespace, args, opts)?;
+    let noun = kind.resource.plural.clone();
+    let style = TableStyle {
+        sensitive: opts.policy.masking.is_sensitive(kind),
+        core_secret: kind.resource.group.is_empty() && kind.resource.kind == "Secret",
+        namespace_column: false,
+        noun: &noun,
+        max_bytes: opts.max_bytes,
+        remaining: None,
+    };
+    let (cells, more) = watch.read_table(&query, |columns, rows| {
+        table::cells_of(columns, rows, &style)
+    });
+    let mut listing = Listing {
+        noun: noun.clone(),
+        namespaced: kind.namespaced,
+        from_cache: true,
+        more_on_server: more > 0,
+        ..Listing::default()
+    };
+    let request_ns = namespace.map(ToString::to_string).unwrap_or_default();
+    fill(&mut listing, cells, &request_ns);
+    Some(listing)
 }
 
 /// Lists objects and renders them (one cluster's answer on its own).
@@ -322,6 +409,25 @@ fn cached_answer(
     args: &ListArgs,
     opts: &OpOptions,
 ) -> Option<Value> {
+    let (watch, query) = answering_cache(cc, kind, namespace, args, opts)?;
+    Some(if args.output == Output::Table && !args.objects {
+        watch.table(&query)
+    } else {
+        watch.list(&query)
+    })
+}
+
+/// The in-sync watch cache that can answer this list, and the query it
+/// answers (counted as a hit); `None` (a miss, counted by reason) when
+/// the kind is not cached, a selector is one the cache cannot evaluate
+/// exactly, or the cache is not in sync.
+fn answering_cache(
+    cc: &ClusterClient,
+    kind: &ResolvedKind,
+    namespace: Option<&Namespace>,
+    args: &ListArgs,
+    opts: &OpOptions,
+) -> Option<(std::sync::Arc<crate::cache::Watch>, Query)> {
     if !opts.caches.caches_kind(kind) {
         return None;
     }
@@ -338,9 +444,5 @@ fn cached_answer(
     };
     let watch = opts.caches.answering(cc, kind, namespace)?;
     crate::metrics::cache_hit(&cc.name, &kind.display_name());
-    Some(if args.output == Output::Table && !args.objects {
-        watch.table(&query)
-    } else {
-        watch.list(&query)
-    })
+    Some((watch, query))
 }

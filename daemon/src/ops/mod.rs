@@ -31,7 +31,7 @@ use crate::{
 };
 
 /// Output format of an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Output {
     /// A kubectl-style table.
     #[default]

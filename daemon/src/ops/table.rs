@@ -5,6 +5,8 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
+pub use crate::cache::RowCells;
+
 use super::{
     Rendered,
     shape::{align, omitted_note, rows_that_fit},
@@ -52,7 +54,26 @@ pub struct CellRow {
 /// The shown columns (priority 0, harmless ones for a sensitive kind) and
 /// their cells.
 pub fn cells(table: &Value, style: &TableStyle<'_>) -> Cells {
-    let columns: Vec<&Value> = table["columnDefinitions"]
+    let rows_json = table["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let mut rows = rows_json.iter().map(|row| RowCells {
+        namespace: row
+            .pointer("/object/metadata/namespace")
+            .and_then(Value::as_str),
+        cells: row["cells"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+        age: None,
+    });
+    cells_of(&table["columnDefinitions"], &mut rows, style)
+}
+
+/// [`cells`] of rows lent by a watch cache ([`crate::cache::Watch::read_table`]),
+/// or of a Table answer's rows: `columns` are the Table's column
+/// definitions; a row's `age` replaces its age cell.
+pub fn cells_of(
+    columns: &Value,
+    rows: &mut dyn Iterator<Item = RowCells<'_>>,
+    style: &TableStyle<'_>,
+) -> Cells {
+    let columns: Vec<&Value> = columns
         .as_array()
         .map(|c| c.iter().collect())
         .unwrap_or_default();
@@ -72,24 +93,22 @@ pub fn cells(table: &Value, style: &TableStyle<'_>) -> Cells {
         .iter()
         .position(|(_, c)| c["format"].as_str() == Some("name"))
         .unwrap_or(0);
-    let rows_json = table["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let now = SystemTime::now();
-    let rows = rows_json
+    let dates: Vec<bool> = shown
         .iter()
-        .map(|row| {
-            let cells = row["cells"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-            CellRow {
-                namespace: row
-                    .pointer("/object/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                cells: shown
-                    .iter()
-                    .map(|(i, column)| {
-                        cell_text(cells.get(*i).unwrap_or(&Value::Null), column, now)
-                    })
-                    .collect(),
-            }
+        .map(|(_, c)| c["format"].as_str() == Some("date") || c["type"].as_str() == Some("date"))
+        .collect();
+    let rows = rows
+        .map(|row| CellRow {
+            namespace: row.namespace.map(str::to_string),
+            cells: shown
+                .iter()
+                .zip(&dates)
+                .map(|((i, _), &date)| match row.age {
+                    Some((at, age)) if at == *i => crate::cache::age::human_duration(age),
+                    _ => cell_text(row.cells.get(*i).unwrap_or(&Value::Null), date, now),
+                })
+                .collect(),
         })
         .collect();
     Cells {
@@ -166,7 +185,7 @@ fn harmless_column(column: &Value, core_secret: bool) -> bool {
         || (core_secret && is("name", "Data") && is("type", "integer"))
 }
 
-fn cell_text(cell: &Value, column: &Value, now: SystemTime) -> String {
+fn cell_text(cell: &Value, is_date: bool, now: SystemTime) -> String {
     let text = match cell {
         Value::Null => "<none>".to_string(),
         Value::String(s) => s.clone(),
@@ -181,8 +200,6 @@ fn cell_text(cell: &Value, column: &Value, now: SystemTime) -> String {
             .join(","),
         other => other.to_string(),
     };
-    let is_date =
-        column["format"].as_str() == Some("date") || column["type"].as_str() == Some("date");
     if is_date && let Ok(t) = humantime::parse_rfc3339_weak(&text) {
         return short_age(now.duration_since(t).unwrap_or_default());
     }

@@ -122,4 +122,35 @@ mod tests {
         assert_eq!(listed, routed);
         assert_eq!(find("no_such_tool"), None);
     }
+
+    /// Every `#[tool]` with arguments names its schema through
+    /// [`input_schema`]: without it rmcp generates the schema when the
+    /// router is built, in every session, and links the generator again.
+    #[test]
+    fn every_tool_with_arguments_takes_its_schema_from_here() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let mut tools = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            // This file names the attribute in its test, not as one.
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("catalog.rs") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).unwrap();
+            for block in source.split("#[tool(").skip(1) {
+                let (attribute, rest) = block.split_once(")]").unwrap();
+                let signature = rest.split_once("->").unwrap().0;
+                tools += 1;
+                if signature.contains("Parameters<") {
+                    assert!(
+                        attribute.contains("input_schema = crate::catalog::input_schema::<"),
+                        "{}: a #[tool] without `input_schema = crate::catalog::input_schema::<Args>()`: {}",
+                        path.display(),
+                        attribute.trim()
+                    );
+                }
+            }
+        }
+        assert_eq!(tools, lines().count(), "a #[tool] the list does not have");
+    }
 }

@@ -141,6 +141,7 @@ impl confirm::Confirmable for ChangeCall {
 #[tool_router(router = change_tool_router, vis = "pub(crate)")]
 impl NskdTools {
     #[tool(
+        input_schema = crate::catalog::input_schema::<DeleteArgs>(),
         name = "resources_delete",
         description = "Delete one Kubernetes object.",
         annotations(
@@ -167,6 +168,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<PodsDeleteArgs>(),
         name = "pods_delete",
         description = "Delete a pod.",
         annotations(
@@ -197,6 +199,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<ScaleArgs>(),
         name = "resources_scale",
         description = "Set the replicas of a Deployment, StatefulSet or ReplicaSet.",
         annotations(
@@ -229,6 +232,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<ApplyArgs>(),
         name = "resources_create_or_update",
         description = "Create or update objects from a manifest (server-side apply).",
         annotations(
@@ -255,6 +259,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<RestartArgs>(),
         name = "rollout_restart",
         description = "Restart a workload's pods.",
         annotations(
@@ -279,6 +284,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<PatchArgs>(),
         name = "resources_patch",
         description = "Patch one object: merge, json or strategic (built-in kinds).",
         annotations(
@@ -316,6 +322,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<PodsRunArgs>(),
         name = "pods_run",
         description = "Run a pod of one container from `image`.",
         annotations(
@@ -373,6 +380,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<PodsExecArgs>(),
         name = "pods_exec",
         description = "Run a command in a container; stdout and stderr.",
         annotations(
@@ -399,6 +407,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<NodesLogArgs>(),
         name = "nodes_log",
         description = "A node's log file; empty `query` lists the files.",
         annotations(title = "Nodes: Log", read_only_hint = true, open_world_hint = true)
@@ -419,6 +428,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<NodeNameArgs>(),
         name = "nodes_stats_summary",
         description = "A node's kubelet stats summary.",
         annotations(
@@ -443,6 +453,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<PodsLogArgs>(),
         name = "pods_log",
         description = "A pod's log, or merged logs of labelSelector pods; `grep` filters.",
         annotations(title = "Pods: Log", read_only_hint = true, open_world_hint = true)
@@ -470,6 +481,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<ObjectReadArgs>(),
         name = "rollout_status",
         description = "Where a workload's rollout stands (no wait).",
         annotations(

@@ -143,6 +143,7 @@ fn text_args(args: HelmTextArgs) -> HelmReleaseArgs {
 #[tool_router(router = helm_tool_router, vis = "pub(crate)")]
 impl NskdTools {
     #[tool(
+        input_schema = crate::catalog::input_schema::<HelmListArgs>(),
         name = "helm_list",
         description = "List Helm releases.",
         annotations(title = "Helm: List", read_only_hint = true, open_world_hint = true)
@@ -177,6 +178,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<HelmReleaseArgs>(),
         name = "helm_status",
         description = "Status of one Helm release.",
         annotations(title = "Helm: Status", read_only_hint = true, open_world_hint = true)
@@ -191,6 +193,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<HelmHistoryArgs>(),
         name = "helm_history",
         description = "Revisions of one Helm release.",
         annotations(title = "Helm: History", read_only_hint = true, open_world_hint = true)
@@ -213,6 +216,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<HelmValuesArgs>(),
         name = "helm_get_values",
         description = "A Helm release's values; credentials masked.",
         annotations(
@@ -248,6 +252,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<HelmTextArgs>(),
         name = "helm_get_manifest",
         description = "A Helm release's manifest; Secrets masked.",
         annotations(
@@ -266,6 +271,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<HelmTextArgs>(),
         name = "helm_get_notes",
         description = "Notes (NOTES.txt) of a Helm release.",
         annotations(
@@ -284,6 +290,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<HelmChartArgs>(),
         name = "helm_install",
         description = "Install a Helm chart.",
         annotations(
@@ -303,6 +310,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<HelmChartArgs>(),
         name = "helm_upgrade",
         description = "Upgrade a Helm release.",
         annotations(
@@ -322,6 +330,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<HelmRollbackArgs>(),
         name = "helm_rollback",
         description = "Roll back a Helm release.",
         annotations(
@@ -353,6 +362,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<HelmChangeArgs>(),
         name = "helm_uninstall",
         description = "Uninstall a Helm release.",
         annotations(

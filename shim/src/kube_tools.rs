@@ -93,6 +93,7 @@ fn object_output(o: Option<OutputFormat>) -> i32 {
 #[tool_router(router = kube_tool_router, vis = "pub(crate)")]
 impl NskdTools {
     #[tool(
+        input_schema = crate::catalog::input_schema::<ResourcesListArgs>(),
         name = "resources_list",
         description = "List objects of any kind, CRDs included.",
         annotations(
@@ -127,6 +128,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<ResourcesGetArgs>(),
         name = "resources_get",
         description = "Get one object of any kind; Secret values masked.",
         annotations(
@@ -155,6 +157,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<ResourcesGetArgs>(),
         name = "resources_describe",
         description = "Describe one object, with recent events.",
         annotations(
@@ -183,6 +186,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<PodsGetArgs>(),
         name = "pods_get",
         description = "Get one pod as YAML or JSON.",
         annotations(title = "Pods: Get", read_only_hint = true, open_world_hint = true)
@@ -207,6 +211,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<SimpleListArgs>(),
         name = "nodes_list",
         description = "List nodes: status, roles, version.",
         annotations(title = "Nodes: List", read_only_hint = true, open_world_hint = true)
@@ -220,6 +225,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<TopArgs>(),
         name = "pods_top",
         description = "CPU and memory usage of pods (metrics.k8s.io).",
         annotations(title = "Pods: Top", read_only_hint = true, open_world_hint = true)
@@ -235,6 +241,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<NodesTopArgs>(),
         name = "nodes_top",
         description = "CPU and memory usage of nodes (metrics.k8s.io).",
         annotations(title = "Nodes: Top", read_only_hint = true, open_world_hint = true)
@@ -251,6 +258,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<ConfigViewArgs>(),
         name = "configuration_view",
         description = "The kubeconfig this session sees, credentials redacted.",
         annotations(
@@ -323,6 +331,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<SimpleListArgs>(),
         name = "events_list",
         description = "List events, e.g. fieldSelector \"type=Warning\".",
         annotations(title = "Events: List", read_only_hint = true, open_world_hint = true)

@@ -3,8 +3,10 @@
 //! is contacted on the first tool call, and again after it restarts.
 
 mod args;
+mod catalog;
 mod change_tools;
 mod confirm;
+#[cfg(test)]
 mod contract;
 mod helm_tools;
 #[cfg(feature = "http")]
@@ -136,11 +138,14 @@ fn init_log(directives: &str) {
 fn main() -> ExitCode {
     memory::one_arena();
     let cli = Cli::parse();
-    if nskd_proto::cli_docs::handle(
-        <Cli as clap::CommandFactory>::command(),
-        cli.completions,
-        cli.man,
-    ) {
+    // The command is built again only when asked for: a session skips it.
+    if (cli.completions.is_some() || cli.man)
+        && nskd_proto::cli_docs::handle(
+            <Cli as clap::CommandFactory>::command(),
+            cli.completions,
+            cli.man,
+        )
+    {
         return ExitCode::SUCCESS;
     }
     init_log(&cli.log_level);

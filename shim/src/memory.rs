@@ -1,6 +1,6 @@
 //! The allocator settings that keep one stdio session small: one malloc
-//! arena for the few threads a session has, and the pages freed after the
-//! tool list is built given back (docs/benchmarks.md, "The stdio shim's
+//! arena for the few threads a session has, and the pages freed after a
+//! big answer (the tool list, a page of objects) given back (docs/benchmarks.md, "The stdio shim's
 //! memory"). glibc only; elsewhere these do nothing.
 
 /// Makes every thread allocate from the main arena. Call first in `main`,

@@ -76,6 +76,7 @@ impl NskdTools {
 #[tool_router(router = nsk_tool_router, vis = "pub(crate)")]
 impl NskdTools {
     #[tool(
+        input_schema = crate::catalog::input_schema::<NskRefreshArgs>(),
         name = "nsk_refresh",
         description = "Refresh kubeconfigs from Rancher.",
         annotations(
@@ -122,6 +123,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<NskDiscoverArgs>(),
         name = "nsk_clusters_discover",
         description = "Fetch kubeconfigs of Rancher clusters matching `pattern`.",
         annotations(
@@ -150,6 +152,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<NskGetArgs>(),
         name = "nsk_get",
         description = "A cluster's kubeconfig from Rancher, without credentials.",
         annotations(

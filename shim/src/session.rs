@@ -313,7 +313,8 @@ impl Session {
     }
 }
 
-#[cfg(test)]
+/// What HTTP sessions share (the stdio-only build has no HTTP sessions).
+#[cfg(all(test, feature = "http"))]
 mod tests {
     use super::*;
 

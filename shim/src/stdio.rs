@@ -75,6 +75,9 @@ async fn filter_input(
     }
 }
 
+/// An answer line at least this long is preceded by crate::memory::release_freed.
+const RELEASE_AFTER: usize = 4096;
+
 /// Writes the service's lines and the parse errors, whole lines each.
 async fn write_output(
     from_service: DuplexStream,
@@ -103,6 +106,13 @@ async fn write_output(
                 _ => break,
             },
         };
+        if line.len() >= RELEASE_AFTER {
+            // A big answer (tools/list, a page of objects) left its parsed
+            // and serialized forms freed in the heap: give those pages back
+            // before it leaves, so the session waits for its next request
+            // without them.
+            crate::memory::release_freed();
+        }
         if output.write_all(&line).await.is_err() || output.flush().await.is_err() {
             return;
         }

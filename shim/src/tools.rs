@@ -71,49 +71,13 @@ pub(crate) fn output(o: Option<OutputFormat>) -> i32 {
     }
 }
 
-/// Every tool, built and compacted once per process: the router (every
-/// session, HTTP ones included, calls through it) and each tool as compact
-/// JSON. A session keeps 16 KB of JSON rather than ~1 MiB of schema trees
-/// (docs/benchmarks.md); `get_tool` parses only the tool asked for.
-struct Catalog {
-    router: ToolRouter<NskdTools>,
-    /// Each tool's name and compact JSON, in `tools/list` order.
-    list: Box<[(Box<str>, Box<str>)]>,
-}
-
-fn catalog() -> &'static Catalog {
-    static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
-    CATALOG.get_or_init(|| {
-        // Built on a thread of its own: rmcp caches every schema it generates
-        // in that thread's thread-locals, freed when the thread ends.
-        let mut router = std::thread::scope(|s| s.spawn(NskdTools::compacted_router).join())
-            .unwrap_or_else(|_| NskdTools::compacted_router());
-        let list = router
-            .list_all()
-            .iter()
-            .filter_map(|tool| match serde_json::to_string(tool) {
-                Ok(json) => Some((tool.name.as_ref().into(), json.into_boxed_str())),
-                Err(e) => {
-                    tracing::error!("tool {} does not serialize: {e}", tool.name);
-                    None
-                }
-            })
-            .collect();
-        let no_schema = std::sync::Arc::new(rmcp::model::JsonObject::new());
-        for route in router.map.values_mut() {
-            route.attr.input_schema = no_schema.clone();
-            route.attr.output_schema = None;
-        }
-        crate::memory::release_freed();
-        Catalog { router, list }
-    })
-}
-
-/// One tool of the catalog, parsed.
-fn parse_tool(json: &str) -> Option<rmcp::model::Tool> {
-    serde_json::from_str(json)
-        .inspect_err(|e| tracing::error!("a built-in tool does not parse: {e}"))
-        .ok()
+/// The router every session (HTTP ones included) calls tools through,
+/// built at the first call. Its entries carry empty schemas: `tools/list`
+/// is answered from crate::catalog's pre-generated JSON, so a session
+/// generates no schema (docs/benchmarks.md).
+fn router() -> &'static ToolRouter<NskdTools> {
+    static ROUTER: std::sync::OnceLock<ToolRouter<NskdTools>> = std::sync::OnceLock::new();
+    ROUTER.get_or_init(NskdTools::full_router)
 }
 
 impl NskdTools {
@@ -126,26 +90,21 @@ impl NskdTools {
     }
 
     /// Every tool as `tools/list` offers it, schemas compacted
-    /// (crate::contract); parsed from the catalog's JSON at each call.
+    /// (crate::contract); parsed from crate::catalog's JSON at each call.
     pub(crate) fn tool_list() -> Vec<rmcp::model::Tool> {
-        catalog()
-            .list
-            .iter()
-            .filter_map(|(_, json)| parse_tool(json))
+        crate::catalog::lines()
+            .filter_map(crate::catalog::parse)
             .collect()
     }
 
-    fn compacted_router() -> ToolRouter<Self> {
-        let mut router = Self::tool_router()
+    /// Every tool's route (with the schemas of crate::catalog::input_schema).
+    pub(crate) fn full_router() -> ToolRouter<Self> {
+        Self::tool_router()
             + Self::nsk_tool_router()
             + Self::kube_tool_router()
             + Self::change_tool_router()
             + Self::workload_tool_router()
-            + Self::helm_tool_router();
-        for route in router.map.values_mut() {
-            crate::contract::compact_tool(&mut route.attr);
-        }
-        router
+            + Self::helm_tool_router()
     }
 
     /// The target of a call: `clusters` if given, else `cluster`, else the
@@ -259,6 +218,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<ClusterUseArgs>(),
         name = "cluster_use",
         description = "Set this session's active cluster.",
         annotations(
@@ -310,6 +270,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<ClustersStatusArgs>(),
         name = "clusters_status",
         description = "Health of all clusters, or of one in detail.",
         annotations(
@@ -383,6 +344,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<NamespacesListArgs>(),
         name = "namespaces_list",
         description = "List namespaces.",
         annotations(
@@ -414,6 +376,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<PodsListArgs>(),
         name = "pods_list",
         description = "List pods (all namespaces, or `namespace`).",
         annotations(title = "Pods: List", read_only_hint = true, open_world_hint = true)
@@ -489,14 +452,13 @@ impl NskdTools {
     }
 }
 
-// The catalog is built at the first tools/list or call, not before the
-// initialize answer: sessions start faster.
-#[tool_handler(router = catalog().router)]
+// The router is built at the first call, not before the initialize
+// answer: sessions start faster.
+#[tool_handler(router = router())]
 impl ServerHandler for NskdTools {
     /// A tool with its schema (the router's entries carry none).
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        let (_, json) = catalog().list.iter().find(|(n, _)| n.as_ref() == name)?;
-        parse_tool(json)
+        crate::catalog::find(name).and_then(crate::catalog::parse)
     }
 
     /// Every tool, minus those the daemon says its safety switches forbid
@@ -552,7 +514,7 @@ impl ServerHandler for NskdTools {
         let answer = crate::session::CURRENT_CALLER
             .scope(
                 caller,
-                crate::session::CURRENT_TOOL.scope(tool, catalog().router.call(tcc)),
+                crate::session::CURRENT_TOOL.scope(tool, router().call(tcc)),
             )
             .await;
         if self.session.offer_changed(&name).await {

@@ -131,6 +131,7 @@ impl NskdTools {
 #[tool_router(router = workload_tool_router, vis = "pub(crate)")]
 impl NskdTools {
     #[tool(
+        input_schema = crate::catalog::input_schema::<RolloutHistoryArgs>(),
         name = "rollout_history",
         description = "A workload's revisions with images and change-cause.",
         annotations(
@@ -161,6 +162,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<RolloutUndoArgs>(),
         name = "rollout_undo",
         description = "Roll a workload back to the previous revision or `toRevision`.",
         annotations(
@@ -193,6 +195,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<DeploymentChangeArgs>(),
         name = "rollout_pause",
         description = "Pause a Deployment's rollouts; running pods stay.",
         annotations(
@@ -213,6 +216,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<DeploymentChangeArgs>(),
         name = "rollout_resume",
         description = "Resume a paused Deployment; a held rollout then proceeds.",
         annotations(
@@ -233,6 +237,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<NodeChangeArgs>(),
         name = "nodes_cordon",
         description = "Mark a node unschedulable; its pods keep running.",
         annotations(
@@ -253,6 +258,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<NodeChangeArgs>(),
         name = "nodes_uncordon",
         description = "Mark a node schedulable again.",
         annotations(
@@ -273,6 +279,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<NodesDrainArgs>(),
         name = "nodes_drain",
         description = "Cordon a node and evict its pods, honouring disruption budgets.",
         annotations(
@@ -301,6 +308,7 @@ impl NskdTools {
     }
 
     #[tool(
+        input_schema = crate::catalog::input_schema::<PodsCleanupArgs>(),
         name = "pods_cleanup",
         description = "Delete a namespace's Failed, Evicted and Succeeded pods.",
         annotations(

@@ -1,0 +1,202 @@
+//! helm_list from memory (issue 17's benchmark line): the release records
+//! of every cluster are indexed by a metadata watch, so the second
+//! `helm_list` comes from nskd's cache, follows what Helm itself does
+//! within seconds, and equals the live answer field by field. A caller
+//! the API server refuses gets its refusal, never a cached answer.
+
+use std::time::{Duration, Instant};
+
+use nskd_e2e::{
+    daemon::{Daemon, DaemonSpec},
+    endpoints::{http_get, metric_sum, refused_port},
+    helm::Helm,
+    mcp::{FROM_CACHE, Shim, is_cached},
+    rig::SHARED,
+};
+use serde_json::{Value, json};
+
+use crate::{helm::Scratch, rig_or_skip};
+
+/// The answer's JSON (the cache note, when there is one, is its own part).
+fn rows(text: &str) -> Vec<Value> {
+    let json = text.split(&format!("\n{FROM_CACHE}")).next().unwrap_or("");
+    let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    let mut rows = v.as_array().cloned().unwrap_or_default();
+    rows.sort_by_key(|r| (r["cluster"].to_string(), r["name"].to_string()));
+    rows
+}
+
+/// The cached answer to `args`, once it satisfies `done` (within `wait`).
+async fn cached_until(
+    shim: &Shim,
+    args: &Value,
+    wait: Duration,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + wait;
+    loop {
+        let text = shim.ok("helm_list", args.clone()).await;
+        if is_cached(&text) && done(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: no cached helm_list within {wait:?}; last answer: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The live answer to `args` (it must not say it came from the cache).
+async fn live(shim: &Shim, args: &Value) -> String {
+    let mut args = args.clone();
+    args["live"] = json!(true);
+    let text = shim.ok("helm_list", args).await;
+    assert!(!is_cached(&text), "live: true came from the cache: {text}");
+    text
+}
+
+/// The row of release `name` on `cluster`, if any.
+fn row<'a>(rows: &'a [Value], cluster: &str, name: &str) -> Option<&'a Value> {
+    rows.iter()
+        .find(|r| r["cluster"] == cluster && r["name"] == name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_helm_list_comes_from_the_release_index_and_follows_helm() {
+    let Some(rig) = rig_or_skip() else { return };
+    let Some(helm) = Helm::get() else { return };
+    let scratch = Scratch::new(rig, "idx", &SHARED);
+    let ns = scratch.namespace.as_str();
+    let (v1, v2) = (helm.chart("0.1.0", "1.0.0"), helm.chart("0.2.0", "2.0.0"));
+    let (v1, v2) = (v1.to_str().unwrap(), v2.to_str().unwrap());
+    let (sv5, dfw1) = (rig.cluster("c1-sv5"), rig.cluster("c1-dfw1"));
+    helm.ok(sv5, &["install", "idx", v1, "-n", ns]);
+    helm.ok(dfw1, &["install", "idx", v1, "-n", ns]);
+    helm.ok(dfw1, &["install", "other", v2, "-n", ns]);
+
+    let port = refused_port();
+    let spec = DaemonSpec {
+        server: format!("port = {port}"),
+        ..DaemonSpec::default()
+    };
+    let d = Daemon::start(&spec, |dir| rig.write_nskd_kubeconfigs(dir, &SHARED));
+    let shim = Shim::start(&d.socket).await;
+    let args = json!({"clusters": SHARED, "namespace": ns, "output": "json"});
+
+    // The first call lists live and starts the indexes; a later one is
+    // answered from them, and equals the live answer field by field.
+    let first = shim.ok("helm_list", args.clone()).await;
+    assert!(
+        !is_cached(&first),
+        "the first helm_list cannot be cached: {first}"
+    );
+    let cached = cached_until(&shim, &args, Duration::from_secs(20), "index sync", |_| {
+        true
+    })
+    .await;
+    let want = rows(&live(&shim, &args).await);
+    assert_eq!(want.len(), 3, "{want:?}");
+    assert_eq!(rows(&cached), want, "cached vs live");
+    assert_eq!(rows(&first), want, "first (live) vs live");
+
+    // An upgrade by Helm shows in the cached answer within seconds.
+    helm.ok(sv5, &["upgrade", "idx", v2, "-n", ns]);
+    let upgraded = cached_until(&shim, &args, Duration::from_secs(10), "upgrade", |t| {
+        row(&rows(t), "c1-sv5", "idx").is_some_and(|r| r["revision"] == "2")
+    })
+    .await;
+    let got = rows(&upgraded);
+    let r = row(&got, "c1-sv5", "idx").expect("upgraded row");
+    assert_eq!(r["chart"], "nskd-demo-0.2.0", "{r}");
+    assert_eq!(r["app_version"], "2.0.0", "{r}");
+    assert_eq!(r["status"], "deployed", "{r}");
+    assert_eq!(
+        got,
+        rows(&live(&shim, &args).await),
+        "cached vs live after the upgrade"
+    );
+
+    // An uninstall by Helm too: its release leaves the cached answer.
+    helm.ok(dfw1, &["uninstall", "other", "-n", ns]);
+    let uninstalled = cached_until(&shim, &args, Duration::from_secs(10), "uninstall", |t| {
+        row(&rows(t), "c1-dfw1", "other").is_none()
+    })
+    .await;
+    let got = rows(&uninstalled);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        got,
+        rows(&live(&shim, &args).await),
+        "cached vs live after the uninstall"
+    );
+
+    // The fleet summary and the table come from the index as well, and
+    // say what the live ones say.
+    for extra in [
+        json!({"summary": true}),
+        json!({"output": "table"}),
+        json!({"status": "all"}),
+    ] {
+        let mut a = json!({"clusters": SHARED, "namespace": ns});
+        for (k, v) in extra.as_object().unwrap() {
+            a[k] = v.clone();
+        }
+        let cached = cached_until(&shim, &a, Duration::from_secs(10), "summary", |_| true).await;
+        let body = cached
+            .split(&format!("\n{FROM_CACHE}"))
+            .next()
+            .unwrap()
+            .trim_end();
+        assert_eq!(body, live(&shim, &a).await.trim_end(), "{a}");
+    }
+    // One cluster and one release name are served from the index too.
+    let one = json!({"cluster": "c1-sv5", "namespace": ns, "name": "idx", "output": "json"});
+    let got = rows(&cached_until(&shim, &one, Duration::from_secs(10), "one", |_| true).await);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["revision"], "2", "{got:?}");
+
+    // The hits are counted like the watch caches' ones, and /readyz
+    // shows the indexes in sync.
+    let hits = metric_sum(
+        port,
+        "nskd_cache_hits_total",
+        &["resource=\"helm-releases\""],
+    );
+    assert!(hits >= 6.0, "{}", http_get(port, "/metrics").1);
+    let (_, ready) = http_get(port, "/readyz");
+    assert!(ready.contains("6 metadata indexes (6 in sync)"), "{ready}");
+    drop(scratch);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_without_secret_rights_gets_the_refusal_not_an_index() {
+    let Some(rig) = rig_or_skip() else { return };
+    let port = refused_port();
+    let spec = DaemonSpec {
+        server: format!("port = {port}"),
+        sections: "[health]\nprobe_interval = \"1h\"\n".into(),
+        ..DaemonSpec::default()
+    };
+    let d = Daemon::start(&spec, |dir| {
+        let noperm = &rig.cluster("c1-sv5").kubeconfig_noperm;
+        std::fs::copy(noperm, dir.join("c1-sv5.yaml")).expect("copy kubeconfig");
+    });
+    let shim = Shim::start(&d.socket).await;
+    for _ in 0..5 {
+        let a = shim.err("helm_list", json!({})).await;
+        assert!(a.contains("403"), "{a}");
+        assert!(!is_cached(&a), "{a}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The index gave up at the refusal (and says why) instead of retrying.
+    let refused = metric_sum(
+        port,
+        "nskd_cache_misses_total",
+        &["resource=\"helm-releases\"", "reason=\"refused\""],
+    );
+    assert!(refused >= 1.0, "{}", http_get(port, "/metrics").1);
+    let (_, ready) = http_get(port, "/readyz");
+    assert!(ready.contains("(0 in sync)"), "{ready}");
+}

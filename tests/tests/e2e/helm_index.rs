@@ -21,7 +21,21 @@ use crate::{helm::Scratch, rig_or_skip};
 fn rows(text: &str) -> Vec<Value> {
     let json = text.split(&format!("\n{FROM_CACHE}")).next().unwrap_or("");
     let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    let mut rows = v.as_array().cloned().unwrap_or_default();
+    // A fleet answer wraps each row: {"cluster": .., "object": {..}}.
+    let mut rows: Vec<Value> = v
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| match r.get("object") {
+            Some(o) => {
+                let mut o = o.clone();
+                o["cluster"] = r["cluster"].clone();
+                o
+            }
+            None => r,
+        })
+        .collect();
     rows.sort_by_key(|r| (r["cluster"].to_string(), r["name"].to_string()));
     rows
 }

@@ -28,6 +28,10 @@ const LIST_ACCEPT: &str = "application/json;as=PartialObjectMetadataList;v=v1;g=
 /// Accept header of a metadata-only watch.
 const WATCH_ACCEPT: &str = "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io";
 
+/// How long a resumed watch may take to start before the index stops
+/// answering.
+const RESUME_GRACE: Duration = Duration::from_secs(1);
+
 /// Bytes counted per object beside its strings (map and struct overhead).
 const ITEM_OVERHEAD: usize = 96;
 
@@ -373,17 +377,28 @@ impl MetaWatch {
         let request = kube::core::Request::new(self.scope.url())
             .watch(&params, &rv)
             .map_err(|e| Setback::Retry(e.to_string()))?;
-        let started = tokio::time::timeout(
-            self.limits.request_timeout,
-            client.request_events::<Value>(accept(request, WATCH_ACCEPT)),
-        )
-        .await
-        .map_err(|_| {
-            Setback::Retry(format!(
-                "watch did not start within {:?}",
-                self.limits.request_timeout
-            ))
-        })?;
+        // Resuming after the server ended a watch keeps the index in sync
+        // (no event is lost from `rv` on) unless the new watch is slow to
+        // start: then it is out of sync until it does.
+        let starting = client.request_events::<Value>(accept(request, WATCH_ACCEPT));
+        let mut starting = std::pin::pin!(starting);
+        let started = match tokio::time::timeout(RESUME_GRACE, &mut starting).await {
+            Ok(started) => started,
+            Err(_) => {
+                self.in_sync.store(false, Ordering::SeqCst);
+                tokio::time::timeout(
+                    self.limits.request_timeout.saturating_sub(RESUME_GRACE),
+                    starting,
+                )
+                .await
+                .map_err(|_| {
+                    Setback::Retry(format!(
+                        "watch did not start within {:?}",
+                        self.limits.request_timeout
+                    ))
+                })?
+            }
+        };
         let events = match started {
             Ok(events) => events,
             Err(kube::Error::Api(status)) if status.code == 410 => return Ok(None),
@@ -428,8 +443,8 @@ impl MetaWatch {
                 last = rv;
             }
         }
-        // The server ended the watch: out of sync until the next one.
-        self.in_sync.store(false, Ordering::SeqCst);
+        // The server ended the watch (its timeout): the next one resumes
+        // from `last` at once (see above).
         Ok(Some(last))
     }
 

@@ -401,6 +401,21 @@ mod tests {
     }
 
     #[test]
+    fn index_items_carry_the_record_version() {
+        let item = MetaItem::of(&json!({"metadata": {"name": "sh.helm.release.v1.web.v3",
+            "namespace": "a", "uid": "u-1", "resourceVersion": "42",
+            "labels": {"owner": "helm", "name": "web", "version": "3", "status": "failed"}}}))
+        .unwrap();
+        let got = stored_of(&item, Driver::ConfigMap).unwrap();
+        assert_eq!(got.version, ("u-1".to_string(), "42".to_string()));
+        assert_eq!((got.revision, got.status.as_str()), (3, "failed"));
+        assert_eq!(got.driver, Driver::ConfigMap);
+        let mut bad = item.clone();
+        bad.labels.insert("version".into(), "three".into());
+        assert_eq!(stored_of(&bad, Driver::Secret), None);
+    }
+
+    #[test]
     fn records_come_from_labels_only() {
         let item = json!({"metadata": {"name": "sh.helm.release.v1.web.v2", "namespace": "a",
             "labels": {"owner": "helm", "name": "web", "version": "2", "status": "deployed"}}});

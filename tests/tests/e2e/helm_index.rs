@@ -212,5 +212,5 @@ async fn a_user_without_secret_rights_gets_the_refusal_not_an_index() {
     );
     assert!(refused >= 1.0, "{}", http_get(port, "/metrics").1);
     let (_, ready) = http_get(port, "/readyz");
-    assert!(ready.contains("(0 in sync)"), "{ready}");
+    assert!(ready.contains("2 metadata indexes (0 in sync)"), "{ready}");
 }

@@ -214,3 +214,80 @@ async fn a_user_without_secret_rights_gets_the_refusal_not_an_index() {
     let (_, ready) = http_get(port, "/readyz");
     assert!(ready.contains("2 metadata indexes (0 in sync)"), "{ready}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impersonated_callers_are_answered_live_never_from_the_index() {
+    use crate::{
+        http_shim::initialize,
+        team::{start_oidc_shim, team_spec},
+    };
+    // Every text item of the answer: the cache note is an item of its own.
+    let call = |port: u16, session: &str, token: Option<&str>, tool: &str, args: Value| {
+        let req = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": tool, "arguments": args}});
+        let (status, _, message) = nskd_e2e::mcp_http::post(port, Some(session), token, &req);
+        assert_eq!(status, 200, "{tool}: {message:?}");
+        let message = message.unwrap_or_else(|| panic!("{tool}: no JSON-RPC answer"));
+        let parts = message["result"]["content"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let texts: Vec<&str> = parts.iter().filter_map(|p| p["text"].as_str()).collect();
+        assert!(!texts.is_empty(), "{message}");
+        texts.join("\n")
+    };
+    let Some(rig) = rig_or_skip() else { return };
+    let Some(helm) = Helm::get() else { return };
+    let sv5 = rig.cluster("c1-sv5");
+    nskd_e2e::oidc::grant_team_rbac(sv5);
+    let scratch = Scratch::new(rig, "imp", &["c1-sv5"]);
+    let ns = scratch.namespace.clone();
+    let chart = helm.chart("0.1.0", "1.0.0");
+    helm.ok(sv5, &["install", "imp", chart.to_str().unwrap(), "-n", &ns]);
+    let provider = nskd_e2e::oidc::Provider::start();
+    let d = Daemon::start(&team_spec(&provider, ""), |dir| {
+        rig.write_nskd_kubeconfigs(dir, &["c1-sv5"])
+    });
+    let port = refused_port();
+    let _shim = start_oidc_shim(&d, port);
+
+    // The daemon's own session fills the index.
+    let own = Shim::start(&d.socket).await;
+    let args = json!({"namespace": ns});
+    let warm = cached_until(&own, &args, Duration::from_secs(20), "warm", |t| {
+        t.contains("imp")
+    })
+    .await;
+    assert!(warm.contains("nskd-demo-0.1.0"), "{warm}");
+
+    let (alice, carol) = (
+        provider.token("alice@example.com", &["readers"]),
+        provider.token("carol@example.com", &["nobody"]),
+    );
+    tokio::task::block_in_place(|| {
+        let (a, c) = (
+            initialize(port, Some(&alice)),
+            initialize(port, Some(&carol)),
+        );
+        // carol may not list Secrets: the cluster says so, the index
+        // (listed as the daemon) must not answer her.
+        let text = call(port, &c, Some(&carol), "helm_list", args.clone());
+        assert!(
+            text.contains("carol@example.com") && text.contains("forbidden"),
+            "the daemon's index must not answer carol: {text}"
+        );
+        assert!(!is_cached(&text), "{text}");
+        // alice may: a live answer, as herself.
+        for _ in 0..3 {
+            let text = call(port, &a, Some(&alice), "helm_list", args.clone());
+            assert!(
+                text.contains("imp") && text.contains("nskd-demo-0.1.0"),
+                "{text}"
+            );
+            assert!(!is_cached(&text), "alice is answered live: {text}");
+        }
+    });
+    // The daemon's own session still answers from the index.
+    assert!(is_cached(&own.ok("helm_list", args).await));
+    drop(scratch);
+}

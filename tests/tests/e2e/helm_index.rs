@@ -291,3 +291,62 @@ async fn impersonated_callers_are_answered_live_never_from_the_index() {
     assert!(is_cached(&own.ok("helm_list", args).await));
     drop(scratch);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_is_dropped_when_idle_and_when_the_kubeconfig_changes() {
+    let Some(rig) = rig_or_skip() else { return };
+    let Some(helm) = Helm::get() else { return };
+    let scratch = Scratch::new(rig, "life", &["c1-sv5", "c1-dfw1"]);
+    let ns = scratch.namespace.clone();
+    let chart = helm.chart("0.1.0", "1.0.0");
+    let chart = chart.to_str().unwrap();
+    helm.ok(rig.cluster("c1-sv5"), &["install", "one", chart, "-n", &ns]);
+    helm.ok(
+        rig.cluster("c1-dfw1"),
+        &["install", "two", chart, "-n", &ns],
+    );
+    let port = refused_port();
+    let spec = DaemonSpec {
+        server: format!("port = {port}"),
+        sections: "[health]\nprobe_interval = \"1h\"\n[cache]\nidle_timeout = \"2s\"\n".into(),
+        ..DaemonSpec::default()
+    };
+    let d = Daemon::start(&spec, |dir| rig.write_kubeconfigs(dir, &["c1-sv5"]));
+    let shim = Shim::start(&d.socket).await;
+    let args = json!({"namespace": ns});
+    let wait = Duration::from_secs(20);
+    let text = cached_until(&shim, &args, wait, "first", |_| true).await;
+    assert!(text.contains("one") && !text.contains("two"), "{text}");
+    let (_, ready) = http_get(port, "/readyz");
+    assert!(ready.contains("2 metadata indexes (2 in sync)"), "{ready}");
+
+    // Unused for longer than idle_timeout: dropped, the next call is live.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, ready) = http_get(port, "/readyz");
+    assert!(ready.contains("0 metadata indexes"), "{ready}");
+    let after_idle = shim.ok("helm_list", args.clone()).await;
+    assert!(!is_cached(&after_idle), "{after_idle}");
+    cached_until(&shim, &args, wait, "after idle", |_| true).await;
+
+    // The kubeconfig now points at another API server: nothing indexed
+    // through the old one answers again.
+    let kubeconfig = d.kubeconfig_dir.join("c1-sv5.yaml");
+    let other = std::fs::read_to_string(&rig.cluster("c1-dfw1").kubeconfig).expect("read");
+    std::fs::write(&kubeconfig, other.replace("c1-dfw1", "c1-sv5")).expect("write");
+    let started = Instant::now();
+    loop {
+        let text = shim.ok("helm_list", args.clone()).await;
+        if text.contains("two") {
+            assert!(!text.contains("one"), "{text}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still answering from the old API server: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let moved = cached_until(&shim, &args, wait, "moved", |_| true).await;
+    assert!(moved.contains("two") && !moved.contains("one"), "{moved}");
+    drop(scratch);
+}

@@ -121,6 +121,8 @@ pub struct App {
     pub access: Arc<crate::access::Access>,
     /// What `helm_list` decoded of each release record version.
     pub helm_rows: Arc<crate::helm::cache::RowCache>,
+    /// Metadata indexes (Helm's release records), beside the watch caches.
+    pub indexes: Arc<crate::metaindex::MetaIndexes>,
 }
 
 impl App {
@@ -170,6 +172,10 @@ impl App {
             policy.masking.clone(),
             config.pool.request_timeout,
         ));
+        let indexes = Arc::new(crate::metaindex::MetaIndexes::new(
+            config.cache.clone(),
+            config.pool.request_timeout,
+        ));
         let pool = Arc::new(Pool::new(config.pool.clone(), connect_timeout));
         let tracker = Arc::new(Tracker::new(config.health.clone()));
         let prober = Arc::new(Prober::new(registry.clone(), pool.clone(), tracker.clone()));
@@ -192,6 +198,7 @@ impl App {
             changes,
             replication,
             helm_rows: Arc::default(),
+            indexes,
         });
         app.rescan(false);
         Ok(app)
@@ -214,6 +221,7 @@ impl App {
             self.pool.invalidate(gone());
             // What was cached came through the old kubeconfig.
             self.caches.invalidate(gone());
+            self.indexes.invalidate(gone());
             self.tracker
                 .forget(changes.changed.iter().chain(&changes.removed));
         }

@@ -76,10 +76,14 @@ pub fn readiness(app: &App) -> (bool, serde_json::Value) {
         .find(|r| r.note.is_none());
     let caches = app.caches.stats();
     let (objects, bytes) = app.caches.total();
+    let indexes = app.indexes.stats();
+    let (indexed, index_bytes) = app.indexes.total();
     let cache_detail = format!(
-        "{} watch caches ({} in sync), {objects} objects, {bytes} bytes",
+        "{} watch caches ({} in sync), {objects} objects, {bytes} bytes; {} metadata indexes ({} in sync), {indexed} objects, {index_bytes} bytes",
         caches.len(),
-        caches.iter().filter(|c| c.in_sync).count()
+        caches.iter().filter(|c| c.in_sync).count(),
+        indexes.len(),
+        indexes.iter().filter(|c| c.in_sync).count()
     );
     let mut body = json!({
         "status": if ready { "ready" } else { "not ready" },

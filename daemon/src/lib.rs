@@ -20,6 +20,7 @@ pub mod http;
 pub mod impersonate;
 pub mod kinds;
 pub mod kubeconfig;
+pub mod metaindex;
 pub mod metrics;
 pub mod obs;
 pub mod oidc;

@@ -80,6 +80,7 @@ pub async fn serve(
     }
     let prober = tokio::spawn(app.prober.clone().run(stop_rx.clone()));
     let sweeper = tokio::spawn(app.caches.clone().sweep_idle(stop_rx.clone()));
+    let index_sweeper = tokio::spawn(app.indexes.clone().sweep_idle(stop_rx.clone()));
     let watcher = tokio::spawn(crate::watch::run(app.clone(), stop_rx.clone()));
     let scheduler = match app.replication.clone() {
         Some(r) => tokio::spawn(crate::replication::run(app.clone(), r, stop_rx.clone())),
@@ -172,6 +173,7 @@ pub async fn serve(
     // A probe of a black-holed cluster may still be waiting: do not wait.
     prober.abort();
     sweeper.abort();
+    index_sweeper.abort();
     if app.replication.is_some() {
         // It releases the Lease on the way out.
         let _ = tokio::time::timeout(Duration::from_secs(6), scheduler).await;

@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["health", "registry", "store"],
     &["pool", "safety", "source", "discovery", "oidc"],
-    &["cache", "probe", "refresh", "check"],
+    &["cache", "metaindex", "probe", "refresh", "check"],
     &["ops", "replication"],
     &["answer"],
     &["helm"],

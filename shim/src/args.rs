@@ -900,6 +900,9 @@ pub struct HelmListArgs {
     pub clusters: Option<ClusterSet>,
     #[serde(default)]
     pub output: Option<OutputFormat>,
+    /// Read from the API server, not nskd's cache.
+    #[serde(default)]
+    pub live: bool,
 }
 
 /// helm_status.

@@ -155,7 +155,7 @@ impl NskdTools {
     ) -> Result<CallToolResult, McpError> {
         let request = pb::HelmListRequest {
             target: Some(
-                self.target(args.cluster, args.clusters.as_ref(), false)
+                self.target(args.cluster, args.clusters.as_ref(), args.live)
                     .await,
             ),
             namespace: args.namespace.unwrap_or_default(),

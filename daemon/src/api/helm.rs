@@ -19,7 +19,7 @@ use crate::{
     config::HelmConfig,
     error::OpError,
     helm::{
-        answer::{self, ListArgs, ListRow, ReleaseArgs, StatusFilter},
+        answer::{self, ListArgs, ListRow, Listed, ReleaseArgs, StatusFilter},
         summary::summarize,
         write::{
             apply::{self, RELEASE_KIND, WriteArgs, private_kubeconfig},
@@ -38,11 +38,11 @@ use crate::{
 
 /// One cluster's `helm_list` rows.
 #[derive(Debug, Clone)]
-struct Rows(Vec<ListRow>);
+struct Rows(Listed);
 
 impl Answered for Rows {
     fn cached(&self) -> bool {
-        false
+        self.0.from_cache
     }
 }
 
@@ -58,7 +58,8 @@ const COLUMNS: [&str; 6] = [
 
 /// Rows as the composer's listing: cells for tables, `helm list -o json`
 /// objects for YAML/JSON.
-fn listing(rows: &[ListRow]) -> Listing {
+fn listing(listed: &Listed) -> Listing {
+    let rows = &listed.rows;
     Listing {
         noun: "releases".into(),
         namespaced: true,
@@ -79,7 +80,7 @@ fn listing(rows: &[ListRow]) -> Listing {
                 object: Some(r.json()),
             })
             .collect(),
-        from_cache: false,
+        from_cache: listed.from_cache,
         more_on_server: false,
     }
 }
@@ -93,9 +94,14 @@ fn summary_answer(
     let budget = budget.saturating_sub(crate::answer::NOTE_RESERVE);
     let mut ok: Vec<(String, Vec<ListRow>)> = Vec::new();
     let mut failed: Vec<(String, OpError)> = Vec::new();
+    // From the cache when every cluster that answered answered from it.
+    let mut from_cache = true;
     for (cluster, result) in answers {
         match result {
-            Ok(rows) => ok.push((cluster, rows.0)),
+            Ok(rows) => {
+                from_cache &= rows.0.from_cache;
+                ok.push((cluster, rows.0.rows));
+            }
             Err(e) => failed.push((cluster, e)),
         }
     }
@@ -109,7 +115,7 @@ fn summary_answer(
     Answer {
         text: budget::cut(text, budget),
         failed: ok.is_empty(),
-        from_cache: false,
+        from_cache: from_cache && !ok.is_empty(),
     }
 }
 
@@ -442,50 +448,54 @@ impl Helm for HelmService {
             }],
         };
         let (args, summary, decoded) = (&args, req.summary, &self.app.helm_rows);
-        let resp =
-            self.kube
-                .run_with(
-                    &caller,
-                    targets,
-                    facts,
-                    |cc, opts| async move {
-                        answer::list_rows(&cc, args, &opts, decoded).await.map(Rows)
-                    },
-                    |answers, skipped| {
-                        if summary {
-                            return Ok(summary_answer(answers, skipped, budget));
-                        }
-                        let problems: Vec<String> = answers
-                            .iter()
-                            .filter_map(|(cluster, result)| {
-                                result.as_ref().ok().map(|r| (cluster, r))
+        // `live: true`, an impersonated caller or a failing cluster
+        // (`use_cache` off) list the records on the cluster.
+        let live = target.live;
+        let indexes = &self.app.indexes;
+        let resp = self
+            .kube
+            .run_with(
+                &caller,
+                targets,
+                facts,
+                |cc, opts| async move {
+                    let indexes = (!live && opts.use_cache).then_some(indexes.as_ref());
+                    answer::list_rows(&cc, args, &opts, decoded, indexes)
+                        .await
+                        .map(Rows)
+                },
+                |answers, skipped| {
+                    if summary {
+                        return Ok(summary_answer(answers, skipped, budget));
+                    }
+                    let problems: Vec<String> = answers
+                        .iter()
+                        .filter_map(|(cluster, result)| result.as_ref().ok().map(|r| (cluster, r)))
+                        .flat_map(|(c, r)| {
+                            r.0.rows.iter().filter_map(move |row| {
+                                row.problem.as_ref().map(|p| format!("! {c}: {p}\n"))
                             })
-                            .flat_map(|(c, r)| {
-                                r.0.iter().filter_map(move |row| {
-                                    row.problem.as_ref().map(|p| format!("! {c}: {p}\n"))
-                                })
-                            })
-                            .collect();
-                        let mut composed = crate::answer::compose_list(
-                            &self.kube.pages,
-                            &call,
-                            answers
-                                .into_iter()
-                                .map(|(cluster, result)| (cluster, result.map(|r| listing(&r.0))))
-                                .collect(),
-                            skipped,
-                        )?;
-                        for p in problems {
-                            if composed.text.len() + p.len() + crate::answer::NOTE_RESERVE > budget
-                            {
-                                break;
-                            }
-                            composed.text.push_str(&p);
+                        })
+                        .collect();
+                    let mut composed = crate::answer::compose_list(
+                        &self.kube.pages,
+                        &call,
+                        answers
+                            .into_iter()
+                            .map(|(cluster, result)| (cluster, result.map(|r| listing(&r.0))))
+                            .collect(),
+                        skipped,
+                    )?;
+                    for p in problems {
+                        if composed.text.len() + p.len() + crate::answer::NOTE_RESERVE > budget {
+                            break;
                         }
-                        Ok(composed)
-                    },
-                )
-                .await?;
+                        composed.text.push_str(&p);
+                    }
+                    Ok(composed)
+                },
+            )
+            .await?;
         let (metadata, result, extensions) = resp.into_parts();
         Ok(Response::from_parts(
             metadata,

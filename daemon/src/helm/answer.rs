@@ -11,6 +11,7 @@ use super::{
 };
 use crate::{
     error::OpError,
+    metaindex::MetaIndexes,
     ops::{
         OpOptions, Output, Rendered,
         shape::{align, omitted_note, rows_that_fit},
@@ -134,18 +135,38 @@ impl ListRow {
     }
 }
 
+/// One cluster's `helm_list` rows, and whether the records were listed
+/// from memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Rows by name then namespace (Helm's order).
+    pub rows: Vec<ListRow>,
+    /// The records came from the in-sync metadata indexes, not a list.
+    pub from_cache: bool,
+}
+
 /// The latest revision of every release `args` selects, by name then
-/// namespace (Helm's order).
+/// namespace (Helm's order). The records come from the cluster's in-sync
+/// metadata indexes when `indexes` is given and they can answer (else
+/// they are listed); only record versions not in `decoded` are fetched.
 pub async fn list_rows(
     cc: &ClusterClient,
     args: &ListArgs,
     opts: &OpOptions,
     decoded: &cache::RowCache,
-) -> Result<Vec<ListRow>, OpError> {
+    indexes: Option<&MetaIndexes>,
+) -> Result<Listed, OpError> {
     let reader = Reader::new(cc, opts);
-    let records = reader
-        .index(args.namespace.as_ref(), args.name.as_ref())
-        .await?;
+    let (namespace, name) = (args.namespace.as_ref(), args.name.as_ref());
+    let remembered = match indexes {
+        Some(indexes) => reader.index_from_memory(indexes, namespace, name).await?,
+        None => None,
+    };
+    let from_cache = remembered.is_some();
+    let records = match remembered {
+        Some(records) => records,
+        None => reader.index(namespace, name).await?,
+    };
     // Helm filters to the latest revisions first, then by status.
     let wanted: Vec<_> = read::latest(records)
         .into_iter()
@@ -206,7 +227,7 @@ pub async fn list_rows(
         }
     }
     rows.sort_by(|a, b| (&a.name, &a.namespace).cmp(&(&b.name, &b.namespace)));
-    Ok(rows)
+    Ok(Listed { rows, from_cache })
 }
 
 /// An aligned table within `max_bytes`, with a note on what was left out.

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::release::{self, Release};
 use crate::{
     error::OpError,
+    metaindex::{IndexScope, Lookup, MetaIndexes, MetaItem},
     ops::{OpOptions, ResolvedKind, call::Call, core_kind},
     pool::ClusterClient,
     request::{
@@ -103,6 +104,49 @@ impl<'a> Reader<'a> {
         )?;
         all.extend(configmaps);
         Ok(all)
+    }
+
+    /// [`Reader::index`] from the cluster's in-sync metadata indexes of
+    /// the release records; `None` (counted as a cache miss, and the
+    /// indexes started for the next call) when they cannot answer.
+    pub async fn index_from_memory(
+        &self,
+        indexes: &MetaIndexes,
+        namespace: Option<&Namespace>,
+        name: Option<&ReleaseName>,
+    ) -> Result<Option<Vec<Stored>>, OpError> {
+        if !indexes.enabled() {
+            return Ok(None);
+        }
+        let mut all = Vec::new();
+        let mut missed = None;
+        for driver in [Driver::Secret, Driver::ConfigMap] {
+            let kind = self.kind(driver).await?;
+            let what = format!("list helm release records ({})", kind.resource.plural);
+            self.opts.allow(self.cc, &kind, Action::List, None, &what)?;
+            // Every driver's index is looked up (and so started) even
+            // after a miss, so both are ready for the next call.
+            match indexes.lookup(self.cc, &index_scope(driver, &kind)) {
+                Lookup::Hit(index) => all.extend(
+                    index
+                        .items(namespace.map(Namespace::as_str))
+                        .iter()
+                        .filter(|item| {
+                            name.is_none_or(|n| {
+                                item.labels.get("name").map(String::as_str) == Some(n.as_str())
+                            })
+                        })
+                        .filter_map(|item| stored_of(item, driver)),
+                ),
+                Lookup::Miss(reason) => missed = missed.or(Some(reason)),
+            }
+        }
+        if let Some(reason) = missed {
+            crate::metrics::cache_miss(&self.cc.name, INDEX_PURPOSE, reason);
+            return Ok(None);
+        }
+        crate::metrics::cache_hit(&self.cc.name, INDEX_PURPOSE);
+        Ok(Some(all))
     }
 
     async fn index_of(
@@ -272,30 +316,39 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A record from one item of a metadata list; `None` for an object whose
-/// labels are not a release record's.
-fn stored(item: &Value, driver: Driver) -> Option<Stored> {
-    let meta = item.get("metadata")?;
-    let labels = meta.get("labels")?;
-    let label = |k: &str| labels.get(k).and_then(Value::as_str).map(str::to_string);
+/// What the release record indexes are called in metrics and statistics.
+pub const INDEX_PURPOSE: &str = "helm-releases";
+
+/// The metadata index of `driver`'s release records (every namespace).
+fn index_scope(driver: Driver, kind: &ResolvedKind) -> IndexScope {
+    IndexScope {
+        resource: kind.resource.clone(),
+        labels: Some("owner=helm".into()),
+        fields: (driver == Driver::Secret).then(|| "type=helm.sh/release.v1".into()),
+        purpose: INDEX_PURPOSE,
+    }
+}
+
+/// A record from an index's item; `None` for an object whose labels are
+/// not a release record's.
+fn stored_of(item: &MetaItem, driver: Driver) -> Option<Stored> {
+    let label = |k: &str| item.labels.get(k).cloned();
     Some(Stored {
-        namespace: meta.get("namespace")?.as_str()?.to_string(),
-        object: meta.get("name")?.as_str()?.to_string(),
+        namespace: item.namespace.clone(),
+        object: item.name.clone(),
         release: label("name")?,
         revision: label("version")?.parse().ok()?,
         status: label("status").unwrap_or_default(),
         driver,
-        version: (
-            meta.get("uid")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            meta.get("resourceVersion")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-        ),
+        version: (item.uid.clone(), item.resource_version.clone()),
     })
+}
+
+/// A record from one item of a metadata list; `None` for an object whose
+/// labels are not a release record's.
+fn stored(item: &Value, driver: Driver) -> Option<Stored> {
+    item.pointer("/metadata/namespace")?;
+    stored_of(&MetaItem::of(item)?, driver)
 }
 
 /// The newest record of each release (by namespace and name).
@@ -345,6 +398,21 @@ mod tests {
                 rec("b", "web", 1, "failed")
             ]
         );
+    }
+
+    #[test]
+    fn index_items_carry_the_record_version() {
+        let item = MetaItem::of(&json!({"metadata": {"name": "sh.helm.release.v1.web.v3",
+            "namespace": "a", "uid": "u-1", "resourceVersion": "42",
+            "labels": {"owner": "helm", "name": "web", "version": "3", "status": "failed"}}}))
+        .unwrap();
+        let got = stored_of(&item, Driver::ConfigMap).unwrap();
+        assert_eq!(got.version, ("u-1".to_string(), "42".to_string()));
+        assert_eq!((got.revision, got.status.as_str()), (3, "failed"));
+        assert_eq!(got.driver, Driver::ConfigMap);
+        let mut bad = item.clone();
+        bad.labels.insert("version".into(), "three".into());
+        assert_eq!(stored_of(&bad, Driver::Secret), None);
     }
 
     #[test]

@@ -90,8 +90,13 @@ fn go_time(rfc3339: &str) -> String {
     rfc3339.replace('T', " ").trim_end_matches('Z').to_string() + " +0000 UTC"
 }
 
+/// An answer's JSON; a cached answer's note (a part of its own) left out.
 fn parse(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    let json = text
+        .split(&format!("\n{}", nskd_e2e::mcp::FROM_CACHE))
+        .next()
+        .unwrap_or("");
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 /// Installs, upgrades, fails and rolls back releases; returns the scratch

@@ -10,6 +10,7 @@ mod discovery;
 mod faults;
 mod fleet_answers;
 mod helm;
+mod helm_index;
 mod helm_writes;
 mod hostile_sources;
 mod http_replicas;

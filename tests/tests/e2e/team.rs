@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// Starts `mcp-shim --http 127.0.0.1:PORT --http-oidc` on `d`'s socket.
-fn start_oidc_shim(d: &Daemon, port: u16) -> Killed {
+pub(crate) fn start_oidc_shim(d: &Daemon, port: u16) -> Killed {
     let runtime = tempfile::tempdir().unwrap();
     let shim = Killed(
         Command::new(bin("mcp-shim"))
@@ -50,7 +50,7 @@ fn start_oidc_shim(d: &Daemon, port: u16) -> Killed {
 
 /// A daemon on c1-sv5 trusting `provider`, with `more` after its
 /// `[http_auth]` keys.
-fn team_spec(provider: &Provider, more: &str) -> DaemonSpec {
+pub(crate) fn team_spec(provider: &Provider, more: &str) -> DaemonSpec {
     DaemonSpec {
         default_cluster: Some("c1-sv5".into()),
         sections: format!(

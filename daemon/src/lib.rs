@@ -39,3 +39,4 @@ pub mod source;
 pub mod store;
 pub mod throttle;
 pub mod watch;
+pub mod watching;

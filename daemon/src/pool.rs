@@ -223,7 +223,10 @@ impl Pool {
         config.default_retry = false;
         let throttle = ThrottleLayer::new(self.config.qps, self.config.burst);
         let watch_protocol = Arc::new(Protocol::default());
-        let watch_client = multiplex::watch_client(
+        let multiplex::Clients {
+            calls: client,
+            watches: watch_client,
+        } = multiplex::clients(
             &config,
             self.connect_timeout,
             &throttle,
@@ -231,21 +234,11 @@ impl Pool {
         )
         .map_err(|e| {
             unusable(format!(
-                "cannot build a watch client from {}: {}",
+                "cannot build a client from {}: {}",
                 entry.path.display(),
                 crate::kubeconfig::one_line(&e)
             ))
         })?;
-        let client = kube::client::ClientBuilder::try_from(config)
-            .map_err(|e| {
-                unusable(format!(
-                    "cannot build a client from {}: {}",
-                    entry.path.display(),
-                    crate::kubeconfig::one_line(&crate::error::error_chain(&e))
-                ))
-            })?
-            .with_layer(&throttle)
-            .build();
         Ok(ClusterClient {
             name: entry.name.clone(),
             server: entry.server.clone(),

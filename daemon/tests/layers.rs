@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["audit", "kubeconfig", "obs", "socket", "access"],
     &["error"],
     &["health", "registry", "store"],
-    &["pool", "safety", "source", "discovery", "oidc"],
+    &["pool", "safety", "source", "discovery", "oidc", "watching"],
     &["cache", "metaindex", "probe", "refresh", "check"],
     &["ops", "replication"],
     &["answer"],

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Entries, Sheet};
+use super::{Entries, Row, Sheet};
 use crate::{error::OpError, ops::Output, ops::shape::align};
 
 /// Bytes kept back from the budget for the paging line and the notes.
@@ -36,7 +36,7 @@ pub fn page(sheet: &Sheet, offset: usize, limit: usize, budget: usize) -> Page {
             let mut end = offset;
             for (n, row) in rows.iter().enumerate().take(stop).skip(offset) {
                 let mut next = widths.clone();
-                for (i, cell) in row.iter().enumerate().take(cols) {
+                for (i, cell) in row.cells().enumerate().take(cols) {
                     next[i] = next[i].max(cell.chars().count());
                 }
                 let line = next.iter().sum::<usize>() + 3 * cols.saturating_sub(1) + 1;
@@ -48,7 +48,7 @@ pub fn page(sheet: &Sheet, offset: usize, limit: usize, budget: usize) -> Page {
             }
             let mut lines = Vec::with_capacity(end - offset + 1);
             lines.push(sheet.header.clone());
-            lines.extend(rows[offset.min(end)..end].iter().cloned());
+            lines.extend(rows[offset.min(end)..end].iter().map(Row::to_vec));
             Page {
                 text: cut(align(&lines), budget),
                 end,
@@ -179,7 +179,7 @@ mod tests {
             header: vec!["CLUSTER".into(), "NAME".into()],
             entries: Entries::Rows(
                 (0..n)
-                    .map(|i| vec![format!("c{}", i / 10), format!("pod-{i:04}")])
+                    .map(|i| Row::new([format!("c{}", i / 10), format!("pod-{i:04}")]))
                     .collect(),
             ),
             output: Output::Table,

@@ -61,9 +61,56 @@ pub struct Sheet {
 #[derive(Debug, Clone, Hash)]
 pub enum Entries {
     /// Table rows.
-    Rows(Vec<Vec<String>>),
+    Rows(Vec<Row>),
     /// YAML or JSON documents, one per item.
     Docs(Vec<String>),
+}
+
+/// One table row's cells kept as one string: a paged answer holds tens of
+/// thousands of rows, and one allocation a row costs a fifth of one a cell.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Row(Box<str>);
+
+/// Between the cells of a [`Row`] (a cell's own are shown as spaces).
+const CELL_SEPARATOR: char = '\u{1f}';
+
+impl Row {
+    /// A row of these cells.
+    pub fn new<S: AsRef<str>>(cells: impl IntoIterator<Item = S>) -> Self {
+        let mut text = String::new();
+        for (i, cell) in cells.into_iter().enumerate() {
+            if i > 0 {
+                text.push(CELL_SEPARATOR);
+            }
+            let cell = cell.as_ref();
+            if cell.contains(CELL_SEPARATOR) {
+                text.push_str(&cell.replace(CELL_SEPARATOR, " "));
+            } else {
+                text.push_str(cell);
+            }
+        }
+        Self(text.into_boxed_str())
+    }
+
+    /// Its cells, in order.
+    pub fn cells(&self) -> impl Iterator<Item = &str> {
+        self.0.split(CELL_SEPARATOR)
+    }
+
+    /// Cell `i`, if the row has it.
+    pub fn cell(&self, i: usize) -> Option<&str> {
+        self.cells().nth(i)
+    }
+
+    /// Its cells as strings.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.cells().map(str::to_string).collect()
+    }
+
+    /// Bytes it holds.
+    pub fn bytes(&self) -> usize {
+        self.0.len()
+    }
 }
 
 impl Sheet {
@@ -83,10 +130,7 @@ impl Sheet {
     /// Roughly the bytes it holds.
     pub fn bytes(&self) -> usize {
         match &self.entries {
-            Entries::Rows(r) => r
-                .iter()
-                .map(|row| row.iter().map(|c| c.len() + 24).sum::<usize>() + 24)
-                .sum(),
+            Entries::Rows(r) => r.iter().map(|row| row.bytes() + 40).sum(),
             Entries::Docs(d) => d.iter().map(|s| s.len() + 24).sum(),
         }
     }

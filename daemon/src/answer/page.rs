@@ -237,14 +237,17 @@ impl Pages {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{answer::Entries, ops::Output};
+    use crate::{
+        answer::{Entries, Row},
+        ops::Output,
+    };
 
     fn snapshot() -> Arc<Snapshot> {
         Arc::new(Snapshot {
             sheet: Sheet {
                 noun: "pods".into(),
                 header: vec!["NAME".into()],
-                entries: Entries::Rows(vec![vec!["a".into()], vec!["b".into()]]),
+                entries: Entries::Rows(vec![Row::new(["a"]), Row::new(["b"])]),
                 output: Output::Table,
             },
             failures: String::new(),
@@ -291,9 +294,12 @@ mod tests {
             failures: String::new(),
             from_cache: false,
         };
-        changed.sheet.entries = Entries::Rows(vec![vec!["a".into()], vec!["c".into()]]);
+        changed.sheet.entries = Entries::Rows(vec![Row::new(["a"]), Row::new(["c"])]);
         let changed = pages.keep(Arc::new(changed), &[1; 32]).unwrap();
-        assert_ne!(first.id, changed.id, "changed rows: a snapshot of their own");
+        assert_ne!(
+            first.id, changed.id,
+            "changed rows: a snapshot of their own"
+        );
         assert_eq!(pages.kept.lock().unwrap().len(), 3);
     }
 

@@ -13,7 +13,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use super::{
-    Entries, Part, Sheet,
+    Entries, Part, Row, Sheet,
     shape::{Shape, SortKey},
 };
 use crate::{error::OpError, ops::Output, request::InvalidInput};
@@ -238,16 +238,11 @@ pub fn sheet(
         noun,
         header: picked.iter().map(|&i| full[i].clone()).collect(),
         entries: Entries::Rows(if picked.iter().copied().eq(0..full.len()) {
-            records.into_iter().map(|r| r.cells).collect()
+            records.into_iter().map(|r| Row::new(r.cells)).collect()
         } else {
             records
                 .into_iter()
-                .map(|mut r| {
-                    picked
-                        .iter()
-                        .map(|&i| std::mem::take(&mut r.cells[i]))
-                        .collect()
-                })
+                .map(|r| Row::new(picked.iter().map(|&i| &r.cells[i])))
                 .collect()
         }),
         output: Output::Table,

@@ -11,7 +11,7 @@ use nskd_proto::{
     v1::{ClusterHealth, HealthState},
 };
 
-use super::{Entries, ListCall, Sheet, budget, compose_sheet, page::Pages};
+use super::{Entries, ListCall, Row, Sheet, budget, compose_sheet, page::Pages};
 use crate::ops::Output;
 
 /// Widest ERRORS cell of a row.
@@ -100,7 +100,7 @@ pub fn sheet(clusters: &[ClusterHealth], active: Option<&str>) -> Sheet {
         entries: Entries::Rows(
             order
                 .into_iter()
-                .map(|h| status_row(h, active, ERROR_WIDTH))
+                .map(|h| Row::new(status_row(h, active, ERROR_WIDTH)))
                 .collect(),
         ),
         output: Output::Table,
@@ -179,7 +179,7 @@ mod tests {
         let Entries::Rows(rows) = &s.entries else {
             panic!("rows")
         };
-        let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        let names: Vec<&str> = rows.iter().map(|r| r.cell(0).unwrap_or("")).collect();
         assert_eq!(names, ["b", "d", "c", "a *"]);
         let h = header(&clusters);
         assert!(

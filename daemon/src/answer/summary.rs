@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Entries, Part, Sheet, project::natural};
+use super::{Entries, Part, Row, Sheet, project::natural};
 use crate::{error::OpError, ops::Output};
 
 /// The keys `summary: true` counts by: cluster (several clusters), then
@@ -142,7 +142,7 @@ pub fn sheet(parts: &[Part], keys: &[String], multi: bool) -> Result<Sheet, OpEr
     Ok(Sheet {
         noun: format!("count rows of {noun}"),
         header,
-        entries: Entries::Rows(rows),
+        entries: Entries::Rows(rows.into_iter().map(Row::new).collect()),
         output: Output::Table,
     })
 }
@@ -178,9 +178,9 @@ mod tests {
         }
     }
 
-    fn rows(s: &Sheet) -> &[Vec<String>] {
+    fn rows(s: &Sheet) -> Vec<Vec<String>> {
         match &s.entries {
-            Entries::Rows(r) => r,
+            Entries::Rows(r) => r.iter().map(Row::to_vec).collect(),
             Entries::Docs(_) => panic!("rows expected"),
         }
     }

@@ -159,7 +159,11 @@ pub struct WatchCaches {
     request_timeout: Duration,
     total: Arc<Usage>,
     clusters: Mutex<HashMap<String, ClusterCaches>>,
+    relists: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most caches listing their kind at once (see [`Limits::relists`]).
+pub const CONCURRENT_RELISTS: usize = 16;
 
 impl WatchCaches {
     /// No caches yet.
@@ -170,6 +174,7 @@ impl WatchCaches {
             request_timeout,
             total: Arc::new(Usage::default()),
             clusters: Mutex::new(HashMap::new()),
+            relists: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_RELISTS)),
         }
     }
 
@@ -236,6 +241,7 @@ impl WatchCaches {
             max_total_bytes: self.config.max_bytes,
             masking: self.masking.clone(),
             request_timeout: self.request_timeout,
+            relists: self.relists.clone(),
         };
         let watch = Arc::new(Watch::new(
             exact.clone(),

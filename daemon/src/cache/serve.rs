@@ -92,10 +92,10 @@ impl Watch {
         let now = SystemTime::now();
         self.read(|snapshot| {
             let age_column = age::age_column(&snapshot.columns);
-            let (picked, more) = pick(snapshot, query);
+            let (picked, more) = pick_keyed(snapshot, query);
             let rows: Vec<Value> = picked
                 .into_iter()
-                .map(|row| {
+                .map(|(key, row)| {
                     let mut cells = row.cells.clone();
                     if let Some(i) = age_column
                         && let Some(age) = row
@@ -108,7 +108,7 @@ impl Watch {
                     json!({
                         "cells": cells,
                         "object": {"metadata": {
-                            "namespace": row.fields.pointer("/metadata/namespace").cloned().unwrap_or(Value::Null)
+                            "namespace": key.split_once('/').map(|(ns, _)| ns)
                         }},
                     })
                 })
@@ -169,8 +169,10 @@ fn pick_keyed<'a>(
         .filter(|(key, _)| prefix.as_ref().is_none_or(|p| key.starts_with(p.as_str())))
         .map(|(key, row)| (key.as_str(), row))
         .filter(|(_, row)| {
-            (query.labels.is_empty() || query.labels.matches(&labels_of(&row.fields)))
-                && (query.fields.is_empty() || query.fields.matches(&row.fields))
+            !query.filtered() || {
+                let fields = row.fields();
+                query.labels.matches(&labels_of(&fields)) && query.fields.matches(&fields)
+            }
         });
     if query.limit == 0 {
         return (matching.collect(), 0);

@@ -12,7 +12,6 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
 use kube::{
     api::{ListParams, WatchParams},
@@ -25,14 +24,8 @@ use crate::{
     pool::Protocol,
     request::table::{RowObject, TABLE_ONLY, include_object},
     safety::{Masking, clean_object},
+    watching::{Setback, Timing, restart_backoff, setback, timing},
 };
-
-/// Shortest watch over HTTP/2, in seconds (the API server's own
-/// watch-cache default is 5 to 10 minutes; a restart costs one request).
-const LONG_WATCH_SECONDS: u32 = 240;
-
-/// Watches over HTTP/2 last up to this many seconds longer, per cache.
-const LONG_WATCH_SPREAD: u32 = 50;
 
 /// One cached object. The whole object is kept as compact JSON text (a
 /// fifth of the memory of a `serde_json::Value`), parsed only when objects
@@ -42,8 +35,12 @@ const LONG_WATCH_SPREAD: u32 = 50;
 pub struct CachedRow {
     /// The server's table cells.
     pub cells: Vec<Value>,
-    /// The fields selectors, ages and keys read ([`super::select::selectable`]).
-    pub fields: Value,
+    /// The fields selectors read ([`super::select::selectable`]), as
+    /// compact JSON (a small map as a `Value` costs kilobytes), parsed
+    /// only when a selector asks.
+    fields: Box<str>,
+    /// Its resourceVersion.
+    pub resource_version: Box<str>,
     /// When the object was created (its age, without parsing per call).
     pub created: Option<SystemTime>,
     /// The object, cleaned (managedFields gone, Secret values masked
@@ -56,6 +53,11 @@ impl CachedRow {
     /// The whole object (parsed from its compact JSON).
     pub fn object(&self) -> Value {
         serde_json::from_str(&self.object).unwrap_or(Value::Null)
+    }
+
+    /// The fields selectors read (parsed from their compact JSON).
+    pub fn fields(&self) -> Value {
+        serde_json::from_str(&self.fields).unwrap_or(Value::Null)
     }
 }
 
@@ -94,16 +96,10 @@ pub struct Limits {
     /// The cluster's request deadline: watches end a second before it,
     /// and a silent server is noticed within it.
     pub request_timeout: Duration,
-}
-
-/// What interrupted a list or watch.
-enum Setback {
-    /// Try again after a backoff (the server is unreachable, the watch
-    /// broke).
-    Retry(String),
-    /// Give up caching this scope (too large, not printable as a table);
-    /// its answers come from the API server until the watch is dropped.
-    Refuse(String),
+    /// Lists in flight across the daemon: a list of full objects is parsed
+    /// whole before it is cached, so a fleet starting its caches at once
+    /// would hold every cluster's parsed list at the same time.
+    pub relists: Arc<tokio::sync::Semaphore>,
 }
 
 /// One watch and its cache.
@@ -222,7 +218,7 @@ impl Watch {
     }
 
     async fn run(self: Arc<Self>, client: kube::Client, protocol: Arc<Protocol>) {
-        let mut backoff = new_backoff();
+        let mut backoff = restart_backoff();
         let mut resource_version: Option<String> = None;
         loop {
             let step = match resource_version.take() {
@@ -232,7 +228,7 @@ impl Watch {
             match step {
                 Ok(next) => {
                     resource_version = next;
-                    backoff = new_backoff();
+                    backoff = restart_backoff();
                 }
                 Err(Setback::Refuse(reason)) => {
                     tracing::info!(cluster = %self.cluster, resource = %self.scope, %reason, "not caching; answers for it come from the API server");
@@ -262,6 +258,12 @@ impl Watch {
     /// from.
     async fn relist(&self, client: &kube::Client) -> Result<String, Setback> {
         self.in_sync.store(false, Ordering::SeqCst);
+        let _turn = self
+            .limits
+            .relists
+            .acquire()
+            .await
+            .map_err(|e| Setback::Retry(e.to_string()))?;
         let params = ListParams {
             limit: Some(self.limits.max_objects as u32 + 1),
             ..ListParams::default()
@@ -339,17 +341,11 @@ impl Watch {
         rv: String,
         h2: bool,
     ) -> Result<Option<String>, Setback> {
-        let deadline = self.limits.request_timeout;
-        let seconds = if h2 {
-            LONG_WATCH_SECONDS + self.spread(LONG_WATCH_SPREAD)
-        } else {
-            deadline.as_secs().saturating_sub(1).clamp(1, 290) as u32
-        };
-        let silence = if h2 {
-            Duration::from_secs(u64::from(seconds)) + deadline
-        } else {
-            deadline + Duration::from_secs(1)
-        };
+        let Timing { seconds, silence } = timing(
+            h2,
+            self.limits.request_timeout,
+            (&self.cluster, &self.scope),
+        );
         let params = WatchParams::default().disable_bookmarks().timeout(seconds);
         let request = kube::core::Request::new(self.url())
             .watch(&params, &rv)
@@ -430,12 +426,8 @@ impl Watch {
             let Some((key, fresh)) = self.cached_row(row) else {
                 continue;
             };
-            if let Some(v) = fresh
-                .fields
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-            {
-                rv = Some(v.to_string());
+            if !fresh.resource_version.is_empty() {
+                rv = Some(fresh.resource_version.to_string());
             }
             let old = if deleted {
                 state.rows.remove(&key)
@@ -477,7 +469,8 @@ impl Watch {
         };
         let cells = row["cells"].as_array().cloned().unwrap_or_default();
         let text = serde_json::to_string(&object).ok()?;
-        let bytes = text.len() + serde_json::to_vec(&cells).map_or(0, |v| v.len());
+        let fields = super::select::selectable(&object).to_string();
+        let bytes = text.len() + fields.len() + serde_json::to_vec(&cells).map_or(0, |v| v.len());
         let created = object
             .pointer("/metadata/creationTimestamp")
             .and_then(Value::as_str)
@@ -487,7 +480,12 @@ impl Watch {
             CachedRow {
                 cells,
                 created,
-                fields: super::select::selectable(&object),
+                resource_version: object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .into(),
+                fields: fields.into_boxed_str(),
                 object: text.into_boxed_str(),
                 bytes,
             },
@@ -540,15 +538,6 @@ impl Watch {
         );
     }
 
-    /// A number in `0..n` fixed for this cache (cluster and scope), to
-    /// spread the fleet's watch restarts.
-    fn spread(&self, n: u32) -> u32 {
-        use std::hash::{DefaultHasher, Hash, Hasher};
-        let mut h = DefaultHasher::new();
-        (&self.cluster, &self.scope).hash(&mut h);
-        (h.finish() % u64::from(n.max(1))) as u32
-    }
-
     fn url(&self) -> String {
         crate::request::path::collection(&self.scope.resource, self.scope.namespace.as_ref())
     }
@@ -563,27 +552,4 @@ fn as_table(mut request: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
         http::HeaderValue::from_static(TABLE_ONLY),
     );
     request
-}
-
-/// A failed request: retried, unless the server said the caller may not
-/// list or watch this kind (or it is gone), which a retry cannot change.
-fn setback(e: kube::Error) -> Setback {
-    match &e {
-        kube::Error::Api(status) if matches!(status.code, 401 | 403 | 404 | 405) => {
-            Setback::Refuse(format!(
-                "the API server refused to list or watch it ({} {})",
-                status.code, status.message
-            ))
-        }
-        _ => Setback::Retry(crate::error::error_chain(&e)),
-    }
-}
-
-fn new_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }

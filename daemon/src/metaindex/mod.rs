@@ -210,7 +210,7 @@ impl MetaIndexes {
             indexes.usage.clone(),
             self.total.clone(),
         ));
-        watch.start(cc.client.clone());
+        watch.start(cc.watch_client.clone(), cc.watch_protocol.clone());
         tracing::debug!(cluster = %cc.name, index = %scope, "started a metadata index");
         indexes.watches.insert(scope.clone(), watch);
         Lookup::Miss("starting")

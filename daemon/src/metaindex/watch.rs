@@ -12,7 +12,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
 use kube::{
     api::{ListParams, WatchParams},
@@ -21,6 +20,10 @@ use kube::{
 use serde_json::Value;
 
 use super::IndexScope;
+use crate::{
+    pool::Protocol,
+    watching::{Setback, Timing, restart_backoff, setback, timing},
+};
 
 /// Accept header of a metadata-only list.
 const LIST_ACCEPT: &str = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io";
@@ -127,15 +130,6 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-/// What interrupted a list or watch.
-enum Setback {
-    /// Try again after a backoff.
-    Retry(String),
-    /// Give up (refused by the server, too large); answers go live until
-    /// the index is dropped.
-    Refuse(String),
-}
-
 /// One metadata watch and its index.
 #[derive(Debug)]
 pub struct MetaWatch {
@@ -183,9 +177,11 @@ impl MetaWatch {
     }
 
     /// Starts listing and watching with `client`.
-    pub fn start(self: &Arc<Self>, client: kube::Client) {
+    /// Starts listing and watching with `client`, whose answers' HTTP
+    /// version `protocol` records.
+    pub fn start(self: &Arc<Self>, client: kube::Client, protocol: Arc<Protocol>) {
         self.touch();
-        let task = tokio::spawn(self.clone().run(client));
+        let task = tokio::spawn(self.clone().run(client, protocol));
         *self.task.lock().expect("index lock poisoned") = Some(task.abort_handle());
     }
 
@@ -258,18 +254,18 @@ impl MetaWatch {
         }
     }
 
-    async fn run(self: Arc<Self>, client: kube::Client) {
-        let mut backoff = new_backoff();
+    async fn run(self: Arc<Self>, client: kube::Client, protocol: Arc<Protocol>) {
+        let mut backoff = restart_backoff();
         let mut resource_version: Option<String> = None;
         loop {
             let step = match resource_version.take() {
                 None => self.relist(&client).await.map(Some),
-                Some(rv) => self.follow(&client, rv).await,
+                Some(rv) => self.follow(&client, rv, protocol.is_h2()).await,
             };
             match step {
                 Ok(next) => {
                     resource_version = next;
-                    backoff = new_backoff();
+                    backoff = restart_backoff();
                 }
                 Err(Setback::Refuse(reason)) => {
                     tracing::info!(cluster = %self.cluster, index = %self.scope, %reason, "not indexing; answers for it come from the API server");
@@ -360,13 +356,17 @@ impl MetaWatch {
 
     /// Watches from `rv` until the server ends the watch. `Ok(Some(rv))`
     /// continues from `rv`; `Ok(None)` asks for a relist.
-    async fn follow(&self, client: &kube::Client, rv: String) -> Result<Option<String>, Setback> {
-        let seconds = self
-            .limits
-            .request_timeout
-            .as_secs()
-            .saturating_sub(1)
-            .clamp(1, 290) as u32;
+    async fn follow(
+        &self,
+        client: &kube::Client,
+        rv: String,
+        h2: bool,
+    ) -> Result<Option<String>, Setback> {
+        let Timing { seconds, silence } = timing(
+            h2,
+            self.limits.request_timeout,
+            (&self.cluster, self.scope.label()),
+        );
         let mut params = WatchParams::default().timeout(seconds);
         if let Some(labels) = &self.scope.labels {
             params = params.labels(labels);
@@ -408,7 +408,14 @@ impl MetaWatch {
         *self.last_error.lock().expect("index lock poisoned") = None;
         let mut events = std::pin::pin!(events);
         let mut last = rv;
-        while let Some(event) = events.next().await {
+        loop {
+            let Ok(next) = tokio::time::timeout(silence, events.next()).await else {
+                self.in_sync.store(false, Ordering::SeqCst);
+                return Err(Setback::Retry(format!(
+                    "the API server sent nothing for {silence:?} on a watch that should have ended by then"
+                )));
+            };
+            let Some(event) = next else { break };
             let event = event.map_err(|e| {
                 self.in_sync.store(false, Ordering::SeqCst);
                 Setback::Retry(crate::error::error_chain(&e))
@@ -528,29 +535,6 @@ fn accept(mut request: http::Request<Vec<u8>>, accept: &'static str) -> http::Re
         .headers_mut()
         .insert(http::header::ACCEPT, http::HeaderValue::from_static(accept));
     request
-}
-
-/// A failed request: retried, unless the server refused the caller the
-/// kind (or does not serve it), which a retry cannot change.
-fn setback(e: kube::Error) -> Setback {
-    match &e {
-        kube::Error::Api(status) if matches!(status.code, 401 | 403 | 404 | 405 | 406) => {
-            Setback::Refuse(format!(
-                "the API server refused to list or watch it ({} {})",
-                status.code, status.message
-            ))
-        }
-        _ => Setback::Retry(crate::error::error_chain(&e)),
-    }
-}
-
-fn new_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }
 
 #[cfg(test)]

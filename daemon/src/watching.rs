@@ -4,8 +4,13 @@
 //! backoff between restarts.
 
 use std::{
+    collections::HashMap,
     hash::{DefaultHasher, Hash, Hasher},
-    time::Duration,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -85,6 +90,273 @@ pub fn restart_backoff() -> impl Iterator<Item = Duration> {
         .with_jitter()
         .without_max_times()
         .build()
+}
+
+/// The life of one long-running watch: whether it may answer, why it gave
+/// up or last failed, how often it restarted, when it was last used, and
+/// its task.
+#[derive(Debug)]
+pub struct Life {
+    in_sync: AtomicBool,
+    refused: Mutex<Option<String>>,
+    last_error: Mutex<Option<String>>,
+    restarts: AtomicU64,
+    last_used_ms: AtomicU64,
+    epoch: Instant,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Default for Life {
+    fn default() -> Self {
+        Self {
+            in_sync: AtomicBool::new(false),
+            refused: Mutex::new(None),
+            last_error: Mutex::new(None),
+            restarts: AtomicU64::new(0),
+            last_used_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            task: Mutex::new(None),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Life {
+    /// Runs `task` as this watch's (used now).
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.touch();
+        *lock(&self.task) = Some(tokio::spawn(task).abort_handle());
+    }
+
+    /// Stops its task; it answers no more.
+    pub fn abort(&self) {
+        if let Some(task) = lock(&self.task).take() {
+            task.abort();
+        }
+        self.set_in_sync(false);
+    }
+
+    /// Whether answers may come from it now: listed, watching, no error
+    /// since.
+    pub fn in_sync(&self) -> bool {
+        self.in_sync.load(Ordering::SeqCst)
+    }
+
+    /// Marks it (not) in sync; in sync also clears the last error.
+    pub fn set_in_sync(&self, in_sync: bool) {
+        self.in_sync.store(in_sync, Ordering::SeqCst);
+        if in_sync {
+            *lock(&self.last_error) = None;
+        }
+    }
+
+    /// Why it gave up, if it did.
+    pub fn refused(&self) -> Option<String> {
+        lock(&self.refused).clone()
+    }
+
+    /// Records that it gives up, and why.
+    pub fn refuse(&self, reason: String) {
+        *lock(&self.refused) = Some(reason);
+    }
+
+    /// The last error of its list or watch.
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
+    }
+
+    /// Records that it lost its watch (out of sync until it is back).
+    pub fn lost(&self, error: String) {
+        self.set_in_sync(false);
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.last_error) = Some(error);
+    }
+
+    /// Times the watch was re-established after an error.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Marks it used now.
+    pub fn touch(&self) {
+        self.last_used_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Time since it was last used.
+    pub fn idle(&self) -> Duration {
+        let used = Duration::from_millis(self.last_used_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(used)
+    }
+}
+
+/// A long-running watch a [`Registry`] holds.
+pub trait Watched {
+    /// Its life.
+    fn life(&self) -> &Life;
+    /// Stops it and releases its memory.
+    fn stop(&self);
+    /// Objects and bytes it holds.
+    fn size(&self) -> (usize, usize);
+    /// What it watches, for statistics.
+    fn describe(&self) -> String;
+}
+
+/// One cluster's watches, valid for one kubeconfig (`hash`), with the
+/// memory they share (`usage`).
+#[derive(Debug)]
+pub struct ClusterWatches<K, W, U> {
+    /// The kubeconfig content they were started with.
+    pub hash: u64,
+    /// Memory accounting of the cluster.
+    pub usage: Arc<U>,
+    /// The watches by scope.
+    pub watches: HashMap<K, Arc<W>>,
+}
+
+impl<K, W, U: Default> Default for ClusterWatches<K, W, U> {
+    fn default() -> Self {
+        Self {
+            hash: 0,
+            usage: Arc::default(),
+            watches: HashMap::new(),
+        }
+    }
+}
+
+impl<K, W: Watched, U> ClusterWatches<K, W, U> {
+    /// Stops and drops them all.
+    pub fn stop_all(&mut self) {
+        for (_, w) in self.watches.drain() {
+            w.stop();
+        }
+    }
+}
+
+/// A row of watch statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    /// Cluster.
+    pub cluster: String,
+    /// What it watches.
+    pub scope: String,
+    /// Answering now.
+    pub in_sync: bool,
+    /// Objects held.
+    pub objects: usize,
+    /// Bytes held.
+    pub bytes: usize,
+    /// Watch restarts after errors.
+    pub restarts: u64,
+    /// Why it gave up, if it did; else its last error.
+    pub note: Option<String>,
+}
+
+/// Every cluster's watches of one kind (caches, indexes): dropped per
+/// cluster, swept when idle, stopped when the registry goes.
+#[derive(Debug)]
+pub struct Registry<K, W: Watched, U> {
+    clusters: Mutex<HashMap<String, ClusterWatches<K, W, U>>>,
+}
+
+impl<K, W: Watched, U> Default for Registry<K, W, U> {
+    fn default() -> Self {
+        Self {
+            clusters: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K, W: Watched, U> Registry<K, W, U> {
+    /// The clusters' watches, locked.
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<String, ClusterWatches<K, W, U>>> {
+        lock(&self.clusters)
+    }
+
+    /// Stops the watches of `names` (their kubeconfig changed or is gone).
+    pub fn invalidate<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
+        let mut clusters = self.lock();
+        for name in names {
+            if let Some(mut c) = clusters.remove(name) {
+                c.stop_all();
+            }
+        }
+    }
+
+    /// Stops the watches unused for longer than `idle`; returns how many.
+    pub fn sweep(&self, idle: Duration) -> usize {
+        let mut clusters = self.lock();
+        let mut dropped = 0;
+        for c in clusters.values_mut() {
+            c.watches.retain(|_, w| {
+                let keep = w.life().idle() < idle;
+                if !keep {
+                    w.stop();
+                    dropped += 1;
+                }
+                keep
+            });
+        }
+        clusters.retain(|_, c| !c.watches.is_empty());
+        dropped
+    }
+
+    /// Sweeps watches idle for `idle` every half of it (at most every
+    /// minute) until `shutdown`; `what` names them in the log.
+    pub async fn sweep_until(
+        &self,
+        idle: Duration,
+        what: &str,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let every = (idle / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+            let dropped = self.sweep(idle);
+            if dropped > 0 {
+                tracing::debug!(dropped, what, "dropped idle watches");
+            }
+        }
+    }
+
+    /// One row per watch, sorted by cluster and scope.
+    pub fn stats(&self) -> Vec<Stat> {
+        let clusters = self.lock();
+        let mut rows: Vec<Stat> = clusters
+            .iter()
+            .flat_map(|(cluster, c)| {
+                c.watches.values().map(move |w| {
+                    let (objects, bytes) = w.size();
+                    let life = w.life();
+                    Stat {
+                        cluster: cluster.clone(),
+                        scope: w.describe(),
+                        in_sync: life.in_sync(),
+                        objects,
+                        bytes,
+                        restarts: life.restarts(),
+                        note: life.refused().or_else(|| life.last_error()),
+                    }
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.cluster, &a.scope).cmp(&(&b.cluster, &b.scope)));
+        rows
+    }
+}
+
+impl<K, W: Watched, U> Drop for Registry<K, W, U> {
+    fn drop(&mut self) {
+        for c in self.lock().values_mut() {
+            c.stop_all();
+        }
+    }
 }
 
 #[cfg(test)]

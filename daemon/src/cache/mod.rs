@@ -15,10 +15,9 @@ mod serve;
 mod watch;
 
 use std::{
-    collections::HashMap,
     fmt,
     hash::{Hash, Hasher},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -28,8 +27,12 @@ pub use serve::{Query, RowCells};
 pub use watch::{Limits, Usage, Watch};
 
 use crate::{
-    config::CacheConfig, kinds::ResolvedKind, pool::ClusterClient, request::names::Namespace,
+    config::CacheConfig,
+    kinds::ResolvedKind,
+    pool::ClusterClient,
+    request::names::Namespace,
     safety::Masking,
+    watching::{ClusterWatches, Life, Registry, Watched},
 };
 
 /// What one cache watches: a kind, everywhere or in one namespace.
@@ -98,58 +101,29 @@ pub enum Lookup {
 }
 
 /// One cluster's caches, valid for one kubeconfig.
-#[derive(Debug, Default)]
-struct ClusterCaches {
-    hash: u64,
-    usage: Arc<Usage>,
-    watches: HashMap<Scope, Arc<Watch>>,
-}
+type ClusterCaches = ClusterWatches<Scope, Watch, Usage>;
 
-impl ClusterCaches {
-    fn stop_all(&mut self) {
-        for (_, w) in self.watches.drain() {
+/// Stops the least recently used caches of a cluster until one more fits
+/// under `max` (`[cache] max_cluster_caches`).
+fn make_room(caches: &mut ClusterCaches, max: usize) {
+    while caches.watches.len() >= max.max(1) {
+        let Some(oldest) = caches
+            .watches
+            .iter()
+            .max_by_key(|(_, w)| w.life.idle())
+            .map(|(scope, _)| scope.clone())
+        else {
+            return;
+        };
+        if let Some(w) = caches.watches.remove(&oldest) {
+            tracing::debug!(scope = %oldest, "dropped the least recently used watch cache of its cluster");
             w.stop();
-        }
-    }
-
-    /// Stops the least recently used caches until one more fits under
-    /// `max` (`[cache] max_cluster_caches`).
-    fn make_room(&mut self, max: usize) {
-        while self.watches.len() >= max.max(1) {
-            let Some(oldest) = self
-                .watches
-                .iter()
-                .max_by_key(|(_, w)| w.idle())
-                .map(|(scope, _)| scope.clone())
-            else {
-                return;
-            };
-            if let Some(w) = self.watches.remove(&oldest) {
-                tracing::debug!(scope = %oldest, "dropped the least recently used watch cache of its cluster");
-                w.stop();
-            }
         }
     }
 }
 
 /// A row of `nskctl`-style cache statistics.
-#[derive(Debug, Clone)]
-pub struct CacheStat {
-    /// Cluster.
-    pub cluster: String,
-    /// Kind and scope.
-    pub scope: String,
-    /// Answering now.
-    pub in_sync: bool,
-    /// Objects held.
-    pub objects: usize,
-    /// Bytes held.
-    pub bytes: usize,
-    /// Watch restarts after errors.
-    pub restarts: u64,
-    /// Why it does not cache, if it gave up; else its last error.
-    pub note: Option<String>,
-}
+pub use crate::watching::Stat as CacheStat;
 
 /// Every cluster's watch caches.
 #[derive(Debug)]
@@ -158,7 +132,7 @@ pub struct WatchCaches {
     masking: Masking,
     request_timeout: Duration,
     total: Arc<Usage>,
-    clusters: Mutex<HashMap<String, ClusterCaches>>,
+    registry: Registry<Scope, Watch, Usage>,
     relists: Arc<tokio::sync::Semaphore>,
 }
 
@@ -173,7 +147,7 @@ impl WatchCaches {
             masking,
             request_timeout,
             total: Arc::new(Usage::default()),
-            clusters: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
             relists: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_RELISTS)),
         }
     }
@@ -212,7 +186,7 @@ impl WatchCaches {
             namespace: None,
             ..exact.clone()
         };
-        let mut clusters = self.clusters.lock().expect("cache lock poisoned");
+        let mut clusters = self.registry.lock();
         let caches = clusters.entry(cc.name.clone()).or_default();
         if caches.hash != cc.hash {
             // A new kubeconfig: what was cached came through the old one.
@@ -222,11 +196,11 @@ impl WatchCaches {
         let mut refused = false;
         for scope in [&exact, &everywhere] {
             if let Some(w) = caches.watches.get(scope) {
-                w.touch();
-                if w.in_sync() {
+                w.life.touch();
+                if w.life.in_sync() {
                     return Lookup::Hit(w.clone());
                 }
-                refused |= w.refused().is_some();
+                refused |= w.life.refused().is_some();
             }
         }
         if refused {
@@ -250,7 +224,7 @@ impl WatchCaches {
             caches.usage.clone(),
             self.total.clone(),
         ));
-        caches.make_room(self.config.max_cluster_caches);
+        make_room(caches, self.config.max_cluster_caches);
         watch.start(cc.watch_client.clone(), cc.watch_protocol.clone());
         tracing::debug!(cluster = %cc.name, resource = %exact, "started a watch cache");
         caches.watches.insert(exact, watch);
@@ -280,49 +254,21 @@ impl WatchCaches {
 
     /// Drops the caches of `names` (their kubeconfig changed or is gone).
     pub fn invalidate<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
-        let mut clusters = self.clusters.lock().expect("cache lock poisoned");
-        for name in names {
-            if let Some(mut caches) = clusters.remove(name) {
-                caches.stop_all();
-            }
-        }
+        self.registry.invalidate(names);
     }
 
     /// Sweeps idle caches every half idle timeout (at most every minute)
     /// until `shutdown`.
-    pub async fn sweep_idle(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let every =
-            (self.config.idle_timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = shutdown.changed() => return,
-            }
-            let dropped = self.sweep();
-            if dropped > 0 {
-                tracing::debug!(dropped, "dropped idle watch caches");
-            }
-        }
+    pub async fn sweep_idle(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.registry
+            .sweep_until(self.config.idle_timeout, "watch caches", shutdown)
+            .await;
     }
 
     /// Drops caches unused for longer than `[cache] idle_timeout`; returns
     /// how many.
     pub fn sweep(&self) -> usize {
-        let idle = self.config.idle_timeout;
-        let mut clusters = self.clusters.lock().expect("cache lock poisoned");
-        let mut dropped = 0;
-        for caches in clusters.values_mut() {
-            caches.watches.retain(|_, w| {
-                let keep = w.idle() < idle;
-                if !keep {
-                    w.stop();
-                    dropped += 1;
-                }
-                keep
-            });
-        }
-        clusters.retain(|_, c| !c.watches.is_empty());
-        dropped
+        self.registry.sweep(self.config.idle_timeout)
     }
 
     /// Objects and bytes held by all caches.
@@ -336,35 +282,24 @@ impl WatchCaches {
 
     /// One row per cache, sorted by cluster and scope.
     pub fn stats(&self) -> Vec<CacheStat> {
-        let clusters = self.clusters.lock().expect("cache lock poisoned");
-        let mut rows: Vec<CacheStat> = clusters
-            .iter()
-            .flat_map(|(cluster, caches)| {
-                caches.watches.values().map(move |w| {
-                    let (objects, bytes) = w.size();
-                    CacheStat {
-                        cluster: cluster.clone(),
-                        scope: w.scope.to_string(),
-                        in_sync: w.in_sync(),
-                        objects,
-                        bytes,
-                        restarts: w.restarts(),
-                        note: w.refused().or_else(|| w.last_error()),
-                    }
-                })
-            })
-            .collect();
-        rows.sort_by(|a, b| (&a.cluster, &a.scope).cmp(&(&b.cluster, &b.scope)));
-        rows
+        self.registry.stats()
     }
 }
 
-impl Drop for WatchCaches {
-    fn drop(&mut self) {
-        if let Ok(mut clusters) = self.clusters.lock() {
-            for caches in clusters.values_mut() {
-                caches.stop_all();
-            }
-        }
+impl Watched for Watch {
+    fn life(&self) -> &Life {
+        &self.life
+    }
+
+    fn stop(&self) {
+        Watch::stop(self);
+    }
+
+    fn size(&self) -> (usize, usize) {
+        Watch::size(self)
+    }
+
+    fn describe(&self) -> String {
+        self.scope.to_string()
     }
 }

@@ -6,10 +6,10 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Arc, Mutex, RwLock,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc, RwLock,
+        atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 use futures::StreamExt;
@@ -24,7 +24,7 @@ use crate::{
     pool::Protocol,
     request::table::{RowObject, TABLE_ONLY, include_object},
     safety::{Masking, clean_object},
-    watching::{Setback, Timing, restart_backoff, setback, timing},
+    watching::{Life, Setback, Timing, restart_backoff, setback, timing},
 };
 
 /// One cached object. The whole object is kept as compact JSON text (a
@@ -110,17 +110,12 @@ pub struct Watch {
     /// Cluster name.
     pub cluster: String,
     state: RwLock<Snapshot>,
-    in_sync: AtomicBool,
-    refused: Mutex<Option<String>>,
-    last_error: Mutex<Option<String>>,
-    restarts: AtomicU64,
-    last_used_ms: AtomicU64,
-    epoch: Instant,
+    /// Whether it answers, its errors, use and task.
+    pub life: Life,
     own: Usage,
     cluster_usage: Arc<Usage>,
     total_usage: Arc<Usage>,
     limits: Limits,
-    task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Watch {
@@ -136,72 +131,28 @@ impl Watch {
             scope,
             cluster,
             state: RwLock::new(Snapshot::default()),
-            in_sync: AtomicBool::new(false),
-            refused: Mutex::new(None),
-            last_error: Mutex::new(None),
-            restarts: AtomicU64::new(0),
-            last_used_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
+            life: Life::default(),
             own: Usage::default(),
             cluster_usage,
             total_usage,
             limits,
-            task: Mutex::new(None),
         }
     }
 
     /// Starts listing and watching with `client`, whose answers' HTTP
     /// version `protocol` records.
     pub fn start(self: &Arc<Self>, client: kube::Client, protocol: Arc<Protocol>) {
-        self.touch();
-        let task = tokio::spawn(self.clone().run(client, protocol));
-        *self.task.lock().expect("watch lock poisoned") = Some(task.abort_handle());
+        self.life.spawn(self.clone().run(client, protocol));
     }
 
     /// Stops the watch and releases its memory.
     pub fn stop(&self) {
-        if let Some(task) = self.task.lock().expect("watch lock poisoned").take() {
-            task.abort();
-        }
-        self.in_sync.store(false, Ordering::SeqCst);
+        self.life.abort();
         let mut state = self.state.write().expect("watch lock poisoned");
         state.rows.clear();
         // Releasing memory never passes a cap.
         let _ = self.charge(-(self.own.bytes.load(Ordering::SeqCst) as isize));
         self.recount(0);
-    }
-
-    /// Whether answers may come from this cache now: listed, watching,
-    /// and no error since.
-    pub fn in_sync(&self) -> bool {
-        self.in_sync.load(Ordering::SeqCst)
-    }
-
-    /// Why it gave up caching, if it did.
-    pub fn refused(&self) -> Option<String> {
-        self.refused.lock().expect("watch lock poisoned").clone()
-    }
-
-    /// The last error of its list or watch.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().expect("watch lock poisoned").clone()
-    }
-
-    /// Times the watch had to be re-established after an error.
-    pub fn restarts(&self) -> u64 {
-        self.restarts.load(Ordering::Relaxed)
-    }
-
-    /// Marks it used now.
-    pub fn touch(&self) {
-        self.last_used_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// Time since it was last used.
-    pub fn idle(&self) -> Duration {
-        let used = Duration::from_millis(self.last_used_ms.load(Ordering::Relaxed));
-        self.epoch.elapsed().saturating_sub(used)
     }
 
     /// Objects and bytes it holds.
@@ -232,19 +183,17 @@ impl Watch {
                 }
                 Err(Setback::Refuse(reason)) => {
                     tracing::info!(cluster = %self.cluster, resource = %self.scope, %reason, "not caching; answers for it come from the API server");
-                    *self.refused.lock().expect("watch lock poisoned") = Some(reason);
+                    self.life.refuse(reason);
                     self.stop();
                     return;
                 }
                 Err(Setback::Retry(error)) => {
-                    self.in_sync.store(false, Ordering::SeqCst);
-                    self.restarts.fetch_add(1, Ordering::Relaxed);
                     crate::metrics::cache_watch_restart(
                         &self.cluster,
                         &self.scope.resource_label(),
                     );
                     tracing::debug!(cluster = %self.cluster, resource = %self.scope, %error, "watch cache lost its watch; answers come from the API server until it is back");
-                    *self.last_error.lock().expect("watch lock poisoned") = Some(error);
+                    self.life.lost(error);
                     resource_version =
                         Some(self.read(|s| s.resource_version.clone())).filter(|rv| !rv.is_empty());
                     let delay = backoff.next().unwrap_or(Duration::from_secs(10));
@@ -257,7 +206,7 @@ impl Watch {
     /// Lists the scope as a table; returns the resource version to watch
     /// from.
     async fn relist(&self, client: &kube::Client) -> Result<String, Setback> {
-        self.in_sync.store(false, Ordering::SeqCst);
+        self.life.set_in_sync(false);
         let _turn = self
             .limits
             .relists
@@ -366,20 +315,19 @@ impl Watch {
             Err(kube::Error::Api(status)) if status.code == 410 => return Ok(None),
             Err(e) => return Err(setback(e)),
         };
-        self.in_sync.store(true, Ordering::SeqCst);
-        *self.last_error.lock().expect("watch lock poisoned") = None;
+        self.life.set_in_sync(true);
         let mut events = std::pin::pin!(events);
         let mut last = rv;
         loop {
             let Ok(next) = tokio::time::timeout(silence, events.next()).await else {
-                self.in_sync.store(false, Ordering::SeqCst);
+                self.life.set_in_sync(false);
                 return Err(Setback::Retry(format!(
                     "the API server sent nothing for {silence:?} on a watch that should have ended by then"
                 )));
             };
             let Some(event) = next else { break };
             let event = event.map_err(|e| {
-                self.in_sync.store(false, Ordering::SeqCst);
+                self.life.set_in_sync(false);
                 Setback::Retry(crate::error::error_chain(&e))
             })?;
             match event {
@@ -395,11 +343,11 @@ impl Watch {
                 }
                 WatchEvent::Bookmark(b) => last = b.metadata.resource_version,
                 WatchEvent::Error(status) if status.code == 410 => {
-                    self.in_sync.store(false, Ordering::SeqCst);
+                    self.life.set_in_sync(false);
                     return Ok(None);
                 }
                 WatchEvent::Error(status) => {
-                    self.in_sync.store(false, Ordering::SeqCst);
+                    self.life.set_in_sync(false);
                     return Err(Setback::Retry(format!(
                         "watch error {}: {}",
                         status.code, status.message
@@ -409,7 +357,7 @@ impl Watch {
         }
         // The server ended the watch (its timeout, or the connection went
         // quiet): out of sync until the next watch is established.
-        self.in_sync.store(false, Ordering::SeqCst);
+        self.life.set_in_sync(false);
         Ok(Some(last))
     }
 

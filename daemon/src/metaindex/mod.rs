@@ -14,10 +14,9 @@
 mod watch;
 
 use std::{
-    collections::HashMap,
     fmt,
     hash::{Hash, Hasher},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -25,7 +24,11 @@ use kube::discovery::ApiResource;
 
 pub use watch::{Limits, MetaItem, MetaWatch, Usage};
 
-use crate::{config::CacheConfig, pool::ClusterClient};
+use crate::{
+    config::CacheConfig,
+    pool::ClusterClient,
+    watching::{ClusterWatches, Life, Registry, Watched},
+};
 
 /// What one index watches: every object of a kind, in every namespace,
 /// that the selectors pick.
@@ -114,39 +117,10 @@ impl Lookup {
 }
 
 /// One cluster's indexes, valid for one kubeconfig.
-#[derive(Debug, Default)]
-struct ClusterIndexes {
-    hash: u64,
-    usage: Arc<Usage>,
-    watches: HashMap<IndexScope, Arc<MetaWatch>>,
-}
-
-impl ClusterIndexes {
-    fn stop_all(&mut self) {
-        for (_, w) in self.watches.drain() {
-            w.stop();
-        }
-    }
-}
+type ClusterIndexes = ClusterWatches<IndexScope, MetaWatch, Usage>;
 
 /// A row of index statistics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexStat {
-    /// Cluster.
-    pub cluster: String,
-    /// Kind, selectors and purpose.
-    pub scope: String,
-    /// Answering now.
-    pub in_sync: bool,
-    /// Objects held.
-    pub objects: usize,
-    /// Bytes held (estimated).
-    pub bytes: usize,
-    /// Watch restarts after errors.
-    pub restarts: u64,
-    /// Why it does not index, if it gave up; else its last error.
-    pub note: Option<String>,
-}
+pub use crate::watching::Stat as IndexStat;
 
 /// Every cluster's metadata indexes.
 #[derive(Debug)]
@@ -154,7 +128,7 @@ pub struct MetaIndexes {
     config: CacheConfig,
     request_timeout: Duration,
     total: Arc<Usage>,
-    clusters: Mutex<HashMap<String, ClusterIndexes>>,
+    registry: Registry<IndexScope, MetaWatch, Usage>,
 }
 
 impl MetaIndexes {
@@ -164,7 +138,7 @@ impl MetaIndexes {
             config,
             request_timeout,
             total: Arc::new(Usage::default()),
-            clusters: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
         }
     }
 
@@ -180,18 +154,18 @@ impl MetaIndexes {
         if !self.config.enabled {
             return Lookup::Miss("disabled");
         }
-        let mut clusters = self.clusters.lock().expect("index lock poisoned");
-        let indexes = clusters.entry(cc.name.clone()).or_default();
+        let mut clusters = self.registry.lock();
+        let indexes: &mut ClusterIndexes = clusters.entry(cc.name.clone()).or_default();
         if indexes.hash != cc.hash {
             // A new kubeconfig: what was indexed came through the old one.
             indexes.stop_all();
             indexes.hash = cc.hash;
         }
         if let Some(w) = indexes.watches.get(scope) {
-            w.touch();
-            return if w.in_sync() {
+            w.life.touch();
+            return if w.life.in_sync() {
                 Lookup::Hit(w.clone())
-            } else if w.refused().is_some() {
+            } else if w.life.refused().is_some() {
                 Lookup::Miss("refused")
             } else {
                 Lookup::Miss("out_of_sync")
@@ -218,49 +192,21 @@ impl MetaIndexes {
 
     /// Drops the indexes of `names` (their kubeconfig changed or is gone).
     pub fn invalidate<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
-        let mut clusters = self.clusters.lock().expect("index lock poisoned");
-        for name in names {
-            if let Some(mut indexes) = clusters.remove(name) {
-                indexes.stop_all();
-            }
-        }
+        self.registry.invalidate(names);
     }
 
     /// Sweeps idle indexes every half idle timeout (at most every minute)
     /// until `shutdown`.
-    pub async fn sweep_idle(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let every =
-            (self.config.idle_timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = shutdown.changed() => return,
-            }
-            let dropped = self.sweep();
-            if dropped > 0 {
-                tracing::debug!(dropped, "dropped idle metadata indexes");
-            }
-        }
+    pub async fn sweep_idle(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.registry
+            .sweep_until(self.config.idle_timeout, "metadata indexes", shutdown)
+            .await;
     }
 
     /// Drops indexes unused for longer than `[cache] idle_timeout`;
     /// returns how many.
     pub fn sweep(&self) -> usize {
-        let idle = self.config.idle_timeout;
-        let mut clusters = self.clusters.lock().expect("index lock poisoned");
-        let mut dropped = 0;
-        for indexes in clusters.values_mut() {
-            indexes.watches.retain(|_, w| {
-                let keep = w.idle() < idle;
-                if !keep {
-                    w.stop();
-                    dropped += 1;
-                }
-                keep
-            });
-        }
-        clusters.retain(|_, c| !c.watches.is_empty());
-        dropped
+        self.registry.sweep(self.config.idle_timeout)
     }
 
     /// Objects and bytes held by all indexes.
@@ -274,35 +220,24 @@ impl MetaIndexes {
 
     /// One row per index, sorted by cluster and scope.
     pub fn stats(&self) -> Vec<IndexStat> {
-        let clusters = self.clusters.lock().expect("index lock poisoned");
-        let mut rows: Vec<IndexStat> = clusters
-            .iter()
-            .flat_map(|(cluster, indexes)| {
-                indexes.watches.values().map(move |w| {
-                    let (objects, bytes) = w.size();
-                    IndexStat {
-                        cluster: cluster.clone(),
-                        scope: w.scope.to_string(),
-                        in_sync: w.in_sync(),
-                        objects,
-                        bytes,
-                        restarts: w.restarts(),
-                        note: w.refused().or_else(|| w.last_error()),
-                    }
-                })
-            })
-            .collect();
-        rows.sort_by(|a, b| (&a.cluster, &a.scope).cmp(&(&b.cluster, &b.scope)));
-        rows
+        self.registry.stats()
     }
 }
 
-impl Drop for MetaIndexes {
-    fn drop(&mut self) {
-        if let Ok(mut clusters) = self.clusters.lock() {
-            for indexes in clusters.values_mut() {
-                indexes.stop_all();
-            }
-        }
+impl Watched for MetaWatch {
+    fn life(&self) -> &Life {
+        &self.life
+    }
+
+    fn stop(&self) {
+        MetaWatch::stop(self);
+    }
+
+    fn size(&self) -> (usize, usize) {
+        MetaWatch::size(self)
+    }
+
+    fn describe(&self) -> String {
+        self.scope.to_string()
     }
 }

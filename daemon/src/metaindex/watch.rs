@@ -6,10 +6,10 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Arc, Mutex, RwLock,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc, RwLock,
+        atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures::StreamExt;
@@ -22,7 +22,7 @@ use serde_json::Value;
 use super::IndexScope;
 use crate::{
     pool::Protocol,
-    watching::{Setback, Timing, restart_backoff, setback, timing},
+    watching::{Life, Setback, Timing, restart_backoff, setback, timing},
 };
 
 /// Accept header of a metadata-only list.
@@ -138,16 +138,11 @@ pub struct MetaWatch {
     /// Cluster name.
     pub cluster: String,
     state: RwLock<Snapshot>,
-    in_sync: AtomicBool,
-    refused: Mutex<Option<String>>,
-    last_error: Mutex<Option<String>>,
-    restarts: AtomicU64,
-    last_used_ms: AtomicU64,
-    epoch: Instant,
+    /// Whether it answers, its errors, use and task.
+    pub life: Life,
     cluster_usage: Arc<Usage>,
     total_usage: Arc<Usage>,
     limits: Limits,
-    task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl MetaWatch {
@@ -163,16 +158,10 @@ impl MetaWatch {
             scope,
             cluster,
             state: RwLock::new(Snapshot::default()),
-            in_sync: AtomicBool::new(false),
-            refused: Mutex::new(None),
-            last_error: Mutex::new(None),
-            restarts: AtomicU64::new(0),
-            last_used_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
+            life: Life::default(),
             cluster_usage,
             total_usage,
             limits,
-            task: Mutex::new(None),
         }
     }
 
@@ -180,54 +169,16 @@ impl MetaWatch {
     /// Starts listing and watching with `client`, whose answers' HTTP
     /// version `protocol` records.
     pub fn start(self: &Arc<Self>, client: kube::Client, protocol: Arc<Protocol>) {
-        self.touch();
-        let task = tokio::spawn(self.clone().run(client, protocol));
-        *self.task.lock().expect("index lock poisoned") = Some(task.abort_handle());
+        self.life.spawn(self.clone().run(client, protocol));
     }
 
     /// Stops the watch and releases its memory.
     pub fn stop(&self) {
-        if let Some(task) = self.task.lock().expect("index lock poisoned").take() {
-            task.abort();
-        }
-        self.in_sync.store(false, Ordering::SeqCst);
+        self.life.abort();
         let mut state = self.state.write().expect("index lock poisoned");
         // Releasing memory never passes a cap.
         let _ = self.account(&state, 0, 0);
         *state = Snapshot::default();
-    }
-
-    /// Whether answers may come from it now: listed, watching, no error
-    /// since.
-    pub fn in_sync(&self) -> bool {
-        self.in_sync.load(Ordering::SeqCst)
-    }
-
-    /// Why it gave up, if it did.
-    pub fn refused(&self) -> Option<String> {
-        self.refused.lock().expect("index lock poisoned").clone()
-    }
-
-    /// The last error of its list or watch.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().expect("index lock poisoned").clone()
-    }
-
-    /// Times the watch was re-established after an error.
-    pub fn restarts(&self) -> u64 {
-        self.restarts.load(Ordering::Relaxed)
-    }
-
-    /// Marks it used now.
-    pub fn touch(&self) {
-        self.last_used_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// Time since it was last used.
-    pub fn idle(&self) -> Duration {
-        let used = Duration::from_millis(self.last_used_ms.load(Ordering::Relaxed));
-        self.epoch.elapsed().saturating_sub(used)
     }
 
     /// Objects and bytes it holds.
@@ -269,16 +220,14 @@ impl MetaWatch {
                 }
                 Err(Setback::Refuse(reason)) => {
                     tracing::info!(cluster = %self.cluster, index = %self.scope, %reason, "not indexing; answers for it come from the API server");
-                    *self.refused.lock().expect("index lock poisoned") = Some(reason);
+                    self.life.refuse(reason);
                     self.stop();
                     return;
                 }
                 Err(Setback::Retry(error)) => {
-                    self.in_sync.store(false, Ordering::SeqCst);
-                    self.restarts.fetch_add(1, Ordering::Relaxed);
                     crate::metrics::cache_watch_restart(&self.cluster, &self.scope.label());
                     tracing::debug!(cluster = %self.cluster, index = %self.scope, %error, "metadata index lost its watch; answers come from the API server until it is back");
-                    *self.last_error.lock().expect("index lock poisoned") = Some(error);
+                    self.life.lost(error);
                     resource_version = Some(
                         self.state
                             .read()
@@ -297,7 +246,7 @@ impl MetaWatch {
     /// Lists the scope's metadata; returns the resource version to watch
     /// from.
     async fn relist(&self, client: &kube::Client) -> Result<String, Setback> {
-        self.in_sync.store(false, Ordering::SeqCst);
+        self.life.set_in_sync(false);
         let params = ListParams {
             label_selector: self.scope.labels.clone(),
             field_selector: self.scope.fields.clone(),
@@ -385,7 +334,7 @@ impl MetaWatch {
         let started = match tokio::time::timeout(RESUME_GRACE, &mut starting).await {
             Ok(started) => started,
             Err(_) => {
-                self.in_sync.store(false, Ordering::SeqCst);
+                self.life.set_in_sync(false);
                 tokio::time::timeout(
                     self.limits.request_timeout.saturating_sub(RESUME_GRACE),
                     starting,
@@ -404,20 +353,19 @@ impl MetaWatch {
             Err(kube::Error::Api(status)) if status.code == 410 => return Ok(None),
             Err(e) => return Err(setback(e)),
         };
-        self.in_sync.store(true, Ordering::SeqCst);
-        *self.last_error.lock().expect("index lock poisoned") = None;
+        self.life.set_in_sync(true);
         let mut events = std::pin::pin!(events);
         let mut last = rv;
         loop {
             let Ok(next) = tokio::time::timeout(silence, events.next()).await else {
-                self.in_sync.store(false, Ordering::SeqCst);
+                self.life.set_in_sync(false);
                 return Err(Setback::Retry(format!(
                     "the API server sent nothing for {silence:?} on a watch that should have ended by then"
                 )));
             };
             let Some(event) = next else { break };
             let event = event.map_err(|e| {
-                self.in_sync.store(false, Ordering::SeqCst);
+                self.life.set_in_sync(false);
                 Setback::Retry(crate::error::error_chain(&e))
             })?;
             let (object, deleted) = match event {
@@ -432,11 +380,11 @@ impl MetaWatch {
                     continue;
                 }
                 WatchEvent::Error(status) if status.code == 410 => {
-                    self.in_sync.store(false, Ordering::SeqCst);
+                    self.life.set_in_sync(false);
                     return Ok(None);
                 }
                 WatchEvent::Error(status) => {
-                    self.in_sync.store(false, Ordering::SeqCst);
+                    self.life.set_in_sync(false);
                     return Err(Setback::Retry(format!(
                         "watch error {}: {}",
                         status.code, status.message
@@ -444,7 +392,7 @@ impl MetaWatch {
                 }
             };
             if let Some(rv) = self.apply(&object, deleted).map_err(|e| {
-                self.in_sync.store(false, Ordering::SeqCst);
+                self.life.set_in_sync(false);
                 Setback::Refuse(e)
             })? {
                 last = rv;

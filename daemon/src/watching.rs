@@ -14,6 +14,7 @@ use std::{
 };
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use kube::core::WatchEvent;
 
 /// Shortest watch over HTTP/2, in seconds (the API server's own
 /// reflectors watch 5 to 10 minutes; a restart costs one request).
@@ -191,6 +192,85 @@ impl Life {
         let used = Duration::from_millis(self.last_used_ms.load(Ordering::Relaxed));
         self.epoch.elapsed().saturating_sub(used)
     }
+}
+
+/// A watch that lists, then follows events from the listed version.
+pub trait Follower: Watched + Send + Sync + 'static {
+    /// Its cluster (logs, metrics).
+    fn cluster(&self) -> &str;
+    /// What it watches, as a metrics label.
+    fn label(&self) -> String;
+    /// Lists; returns the resource version to watch from.
+    fn relist(&self, client: &kube::Client)
+    -> impl Future<Output = Result<String, Setback>> + Send;
+    /// Watches from `rv` (over HTTP/2 when `h2`) until the server ends the
+    /// watch: `Ok(Some(rv))` continues from `rv`, `Ok(None)` relists.
+    fn follow(
+        &self,
+        client: &kube::Client,
+        rv: String,
+        h2: bool,
+    ) -> impl Future<Output = Result<Option<String>, Setback>> + Send;
+    /// The version of the last event applied ("" before any).
+    fn resource_version(&self) -> String;
+}
+
+/// Runs `w` until it gives up or is aborted: list, follow, and after an
+/// error resume from the last version after a backoff; `h2` says whether
+/// its client's last answer came over HTTP/2.
+pub async fn run<W: Follower>(w: Arc<W>, client: kube::Client, h2: impl Fn() -> bool + Send) {
+    let mut backoff = restart_backoff();
+    let mut resource_version: Option<String> = None;
+    loop {
+        let step = match resource_version.take() {
+            None => w.relist(&client).await.map(Some),
+            Some(rv) => w.follow(&client, rv, h2()).await,
+        };
+        match step {
+            Ok(next) => {
+                resource_version = next;
+                backoff = restart_backoff();
+            }
+            Err(Setback::Refuse(reason)) => {
+                tracing::info!(cluster = %w.cluster(), watch = %w.describe(), %reason, "gave up watching; answers for it come from the API server");
+                w.life().refuse(reason);
+                w.stop();
+                return;
+            }
+            Err(Setback::Retry(error)) => {
+                crate::metrics::cache_watch_restart(w.cluster(), &w.label());
+                tracing::debug!(cluster = %w.cluster(), watch = %w.describe(), %error, "lost a watch; answers come from the API server until it is back");
+                w.life().lost(error);
+                resource_version = Some(w.resource_version()).filter(|rv| !rv.is_empty());
+                let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// The next event of a watch stream, `Ok(None)` once the server ended it.
+/// A broken stream, or silence beyond `silence`, loses the watch (`life`
+/// is out of sync until the next one starts).
+pub async fn next_event<S>(
+    life: &Life,
+    events: &mut std::pin::Pin<&mut S>,
+    silence: Duration,
+) -> Result<Option<WatchEvent<serde_json::Value>>, Setback>
+where
+    S: futures::Stream<Item = Result<WatchEvent<serde_json::Value>, kube::Error>>,
+{
+    use futures::StreamExt;
+    let Ok(next) = tokio::time::timeout(silence, events.next()).await else {
+        life.set_in_sync(false);
+        return Err(Setback::Retry(format!(
+            "the API server sent nothing for {silence:?} on a watch that should have ended by then"
+        )));
+    };
+    next.transpose().map_err(|e| {
+        life.set_in_sync(false);
+        Setback::Retry(crate::error::error_chain(&e))
+    })
 }
 
 /// A long-running watch a [`Registry`] holds.

@@ -12,7 +12,6 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use futures::StreamExt;
 use kube::{
     api::{ListParams, WatchParams},
     core::WatchEvent,
@@ -24,7 +23,7 @@ use crate::{
     pool::Protocol,
     request::table::{RowObject, TABLE_ONLY, include_object},
     safety::{Masking, clean_object},
-    watching::{Life, Setback, Timing, restart_backoff, setback, timing},
+    watching::{Follower, Life, Setback, Timing, next_event, run, setback, timing},
 };
 
 /// One cached object. The whole object is kept as compact JSON text (a
@@ -142,7 +141,8 @@ impl Watch {
     /// Starts listing and watching with `client`, whose answers' HTTP
     /// version `protocol` records.
     pub fn start(self: &Arc<Self>, client: kube::Client, protocol: Arc<Protocol>) {
-        self.life.spawn(self.clone().run(client, protocol));
+        self.life
+            .spawn(run(self.clone(), client, move || protocol.is_h2()));
     }
 
     /// Stops the watch and releases its memory.
@@ -166,199 +166,6 @@ impl Watch {
     /// Reads the snapshot (only meaningful while [`Watch::in_sync`]).
     pub fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
         f(&self.state.read().expect("watch lock poisoned"))
-    }
-
-    async fn run(self: Arc<Self>, client: kube::Client, protocol: Arc<Protocol>) {
-        let mut backoff = restart_backoff();
-        let mut resource_version: Option<String> = None;
-        loop {
-            let step = match resource_version.take() {
-                None => self.relist(&client).await.map(Some),
-                Some(rv) => self.follow(&client, rv, protocol.is_h2()).await,
-            };
-            match step {
-                Ok(next) => {
-                    resource_version = next;
-                    backoff = restart_backoff();
-                }
-                Err(Setback::Refuse(reason)) => {
-                    tracing::info!(cluster = %self.cluster, resource = %self.scope, %reason, "not caching; answers for it come from the API server");
-                    self.life.refuse(reason);
-                    self.stop();
-                    return;
-                }
-                Err(Setback::Retry(error)) => {
-                    crate::metrics::cache_watch_restart(
-                        &self.cluster,
-                        &self.scope.resource_label(),
-                    );
-                    tracing::debug!(cluster = %self.cluster, resource = %self.scope, %error, "watch cache lost its watch; answers come from the API server until it is back");
-                    self.life.lost(error);
-                    resource_version =
-                        Some(self.read(|s| s.resource_version.clone())).filter(|rv| !rv.is_empty());
-                    let delay = backoff.next().unwrap_or(Duration::from_secs(10));
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
-    }
-
-    /// Lists the scope as a table; returns the resource version to watch
-    /// from.
-    async fn relist(&self, client: &kube::Client) -> Result<String, Setback> {
-        self.life.set_in_sync(false);
-        let _turn = self
-            .limits
-            .relists
-            .acquire()
-            .await
-            .map_err(|e| Setback::Retry(e.to_string()))?;
-        let params = ListParams {
-            limit: Some(self.limits.max_objects as u32 + 1),
-            ..ListParams::default()
-        };
-        let request = kube::core::Request::new(self.url())
-            .list(&params)
-            .map_err(|e| Setback::Retry(e.to_string()))?;
-        let request = as_table(request);
-        let table: Value = tokio::time::timeout(
-            self.limits.request_timeout,
-            client.request::<Value>(request),
-        )
-        .await
-        .map_err(|_| {
-            Setback::Retry(format!(
-                "list timed out after {:?}",
-                self.limits.request_timeout
-            ))
-        })?
-        .map_err(setback)?;
-        if table["kind"] != "Table" {
-            return Err(Setback::Refuse(
-                "the API server does not print this kind as a table".into(),
-            ));
-        }
-        let rows = table["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        let more = table
-            .pointer("/metadata/continue")
-            .and_then(Value::as_str)
-            .is_some_and(|c| !c.is_empty());
-        if more || rows.len() > self.limits.max_objects {
-            return Err(Setback::Refuse(format!(
-                "more than {} objects (cache.max_objects)",
-                self.limits.max_objects
-            )));
-        }
-        let mut fresh = BTreeMap::new();
-        let mut bytes = 0usize;
-        for row in rows {
-            if let Some((key, row)) = self.cached_row(row) {
-                bytes += row.bytes;
-                fresh.insert(key, row);
-            }
-        }
-        let rv = table
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let mut state = self.state.write().expect("watch lock poisoned");
-        let old = self.own.bytes.load(Ordering::SeqCst);
-        self.charge(bytes as isize - old as isize)
-            .map_err(Setback::Refuse)?;
-        let count = fresh.len();
-        state.columns = table["columnDefinitions"].clone();
-        state.rows = fresh;
-        state.resource_version = rv.clone();
-        drop(state);
-        self.recount(count);
-        Ok(rv)
-    }
-
-    /// Watches from `rv` until the server ends the watch. `Ok(Some(rv))`
-    /// continues from `rv`; `Ok(None)` asks for a relist (the version is
-    /// too old).
-    ///
-    /// Over HTTP/2 (`h2`) the connection is pinged, so a watch lasts
-    /// minutes (spread per cache, so a fleet's watches do not restart
-    /// together). Over HTTP/1.1 nothing notices a silent server but the
-    /// watch itself: it ends a second before the request deadline, and
-    /// silence longer than the deadline is an error.
-    async fn follow(
-        &self,
-        client: &kube::Client,
-        rv: String,
-        h2: bool,
-    ) -> Result<Option<String>, Setback> {
-        let Timing { seconds, silence } = timing(
-            h2,
-            self.limits.request_timeout,
-            (&self.cluster, &self.scope),
-        );
-        let params = WatchParams::default().disable_bookmarks().timeout(seconds);
-        let request = kube::core::Request::new(self.url())
-            .watch(&params, &rv)
-            .map_err(|e| Setback::Retry(e.to_string()))?;
-        let started = tokio::time::timeout(
-            self.limits.request_timeout,
-            client.request_events::<Value>(as_table(request)),
-        )
-        .await
-        .map_err(|_| {
-            Setback::Retry(format!(
-                "watch did not start within {:?}",
-                self.limits.request_timeout
-            ))
-        })?;
-        let events = match started {
-            Ok(events) => events,
-            Err(kube::Error::Api(status)) if status.code == 410 => return Ok(None),
-            Err(e) => return Err(setback(e)),
-        };
-        self.life.set_in_sync(true);
-        let mut events = std::pin::pin!(events);
-        let mut last = rv;
-        loop {
-            let Ok(next) = tokio::time::timeout(silence, events.next()).await else {
-                self.life.set_in_sync(false);
-                return Err(Setback::Retry(format!(
-                    "the API server sent nothing for {silence:?} on a watch that should have ended by then"
-                )));
-            };
-            let Some(event) = next else { break };
-            let event = event.map_err(|e| {
-                self.life.set_in_sync(false);
-                Setback::Retry(crate::error::error_chain(&e))
-            })?;
-            match event {
-                WatchEvent::Added(table) | WatchEvent::Modified(table) => {
-                    if let Some(rv) = self.apply(&table, false).map_err(Setback::Refuse)? {
-                        last = rv;
-                    }
-                }
-                WatchEvent::Deleted(table) => {
-                    if let Some(rv) = self.apply(&table, true).map_err(Setback::Refuse)? {
-                        last = rv;
-                    }
-                }
-                WatchEvent::Bookmark(b) => last = b.metadata.resource_version,
-                WatchEvent::Error(status) if status.code == 410 => {
-                    self.life.set_in_sync(false);
-                    return Ok(None);
-                }
-                WatchEvent::Error(status) => {
-                    self.life.set_in_sync(false);
-                    return Err(Setback::Retry(format!(
-                        "watch error {}: {}",
-                        status.code, status.message
-                    )));
-                }
-            }
-        }
-        // The server ended the watch (its timeout, or the connection went
-        // quiet): out of sync until the next watch is established.
-        self.life.set_in_sync(false);
-        Ok(Some(last))
     }
 
     /// Applies one watch event's table; returns its resource version.
@@ -500,4 +307,165 @@ fn as_table(mut request: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
         http::HeaderValue::from_static(TABLE_ONLY),
     );
     request
+}
+
+impl Follower for Watch {
+    fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    fn label(&self) -> String {
+        self.scope.resource_label()
+    }
+
+    /// Lists the scope as a table; returns the resource version to watch
+    /// from.
+    async fn relist(&self, client: &kube::Client) -> Result<String, Setback> {
+        self.life.set_in_sync(false);
+        let _turn = self
+            .limits
+            .relists
+            .acquire()
+            .await
+            .map_err(|e| Setback::Retry(e.to_string()))?;
+        let params = ListParams {
+            limit: Some(self.limits.max_objects as u32 + 1),
+            ..ListParams::default()
+        };
+        let request = kube::core::Request::new(self.url())
+            .list(&params)
+            .map_err(|e| Setback::Retry(e.to_string()))?;
+        let request = as_table(request);
+        let table: Value = tokio::time::timeout(
+            self.limits.request_timeout,
+            client.request::<Value>(request),
+        )
+        .await
+        .map_err(|_| {
+            Setback::Retry(format!(
+                "list timed out after {:?}",
+                self.limits.request_timeout
+            ))
+        })?
+        .map_err(setback)?;
+        if table["kind"] != "Table" {
+            return Err(Setback::Refuse(
+                "the API server does not print this kind as a table".into(),
+            ));
+        }
+        let rows = table["rows"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let more = table
+            .pointer("/metadata/continue")
+            .and_then(Value::as_str)
+            .is_some_and(|c| !c.is_empty());
+        if more || rows.len() > self.limits.max_objects {
+            return Err(Setback::Refuse(format!(
+                "more than {} objects (cache.max_objects)",
+                self.limits.max_objects
+            )));
+        }
+        let mut fresh = BTreeMap::new();
+        let mut bytes = 0usize;
+        for row in rows {
+            if let Some((key, row)) = self.cached_row(row) {
+                bytes += row.bytes;
+                fresh.insert(key, row);
+            }
+        }
+        let rv = table
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut state = self.state.write().expect("watch lock poisoned");
+        let old = self.own.bytes.load(Ordering::SeqCst);
+        self.charge(bytes as isize - old as isize)
+            .map_err(Setback::Refuse)?;
+        let count = fresh.len();
+        state.columns = table["columnDefinitions"].clone();
+        state.rows = fresh;
+        state.resource_version = rv.clone();
+        drop(state);
+        self.recount(count);
+        Ok(rv)
+    }
+
+    /// Watches from `rv` until the server ends the watch. `Ok(Some(rv))`
+    /// continues from `rv`; `Ok(None)` asks for a relist (the version is
+    /// too old).
+    ///
+    /// Over HTTP/2 (`h2`) the connection is pinged, so a watch lasts
+    /// minutes (spread per cache, so a fleet's watches do not restart
+    /// together). Over HTTP/1.1 nothing notices a silent server but the
+    /// watch itself: it ends a second before the request deadline, and
+    /// silence longer than the deadline is an error.
+    async fn follow(
+        &self,
+        client: &kube::Client,
+        rv: String,
+        h2: bool,
+    ) -> Result<Option<String>, Setback> {
+        let Timing { seconds, silence } = timing(
+            h2,
+            self.limits.request_timeout,
+            (&self.cluster, &self.scope),
+        );
+        let params = WatchParams::default().disable_bookmarks().timeout(seconds);
+        let request = kube::core::Request::new(self.url())
+            .watch(&params, &rv)
+            .map_err(|e| Setback::Retry(e.to_string()))?;
+        let started = tokio::time::timeout(
+            self.limits.request_timeout,
+            client.request_events::<Value>(as_table(request)),
+        )
+        .await
+        .map_err(|_| {
+            Setback::Retry(format!(
+                "watch did not start within {:?}",
+                self.limits.request_timeout
+            ))
+        })?;
+        let events = match started {
+            Ok(events) => events,
+            Err(kube::Error::Api(status)) if status.code == 410 => return Ok(None),
+            Err(e) => return Err(setback(e)),
+        };
+        self.life.set_in_sync(true);
+        let mut events = std::pin::pin!(events);
+        let mut last = rv;
+        while let Some(event) = next_event(&self.life, &mut events, silence).await? {
+            match event {
+                WatchEvent::Added(table) | WatchEvent::Modified(table) => {
+                    if let Some(rv) = self.apply(&table, false).map_err(Setback::Refuse)? {
+                        last = rv;
+                    }
+                }
+                WatchEvent::Deleted(table) => {
+                    if let Some(rv) = self.apply(&table, true).map_err(Setback::Refuse)? {
+                        last = rv;
+                    }
+                }
+                WatchEvent::Bookmark(b) => last = b.metadata.resource_version,
+                WatchEvent::Error(status) if status.code == 410 => {
+                    self.life.set_in_sync(false);
+                    return Ok(None);
+                }
+                WatchEvent::Error(status) => {
+                    self.life.set_in_sync(false);
+                    return Err(Setback::Retry(format!(
+                        "watch error {}: {}",
+                        status.code, status.message
+                    )));
+                }
+            }
+        }
+        // The server ended the watch (its timeout, or the connection went
+        // quiet): out of sync until the next watch is established.
+        self.life.set_in_sync(false);
+        Ok(Some(last))
+    }
+
+    fn resource_version(&self) -> String {
+        self.read(|s| s.resource_version.clone())
+    }
 }

@@ -12,7 +12,6 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
 use kube::{
     api::{ListParams, WatchParams},
     core::WatchEvent,
@@ -22,7 +21,7 @@ use serde_json::Value;
 use super::IndexScope;
 use crate::{
     pool::Protocol,
-    watching::{Life, Setback, Timing, restart_backoff, setback, timing},
+    watching::{Follower, Life, Setback, Timing, next_event, run, setback, timing},
 };
 
 /// Accept header of a metadata-only list.
@@ -169,7 +168,8 @@ impl MetaWatch {
     /// Starts listing and watching with `client`, whose answers' HTTP
     /// version `protocol` records.
     pub fn start(self: &Arc<Self>, client: kube::Client, protocol: Arc<Protocol>) {
-        self.life.spawn(self.clone().run(client, protocol));
+        self.life
+            .spawn(run(self.clone(), client, move || protocol.is_h2()));
     }
 
     /// Stops the watch and releases its memory.
@@ -205,42 +205,95 @@ impl MetaWatch {
         }
     }
 
-    async fn run(self: Arc<Self>, client: kube::Client, protocol: Arc<Protocol>) {
-        let mut backoff = restart_backoff();
-        let mut resource_version: Option<String> = None;
-        loop {
-            let step = match resource_version.take() {
-                None => self.relist(&client).await.map(Some),
-                Some(rv) => self.follow(&client, rv, protocol.is_h2()).await,
-            };
-            match step {
-                Ok(next) => {
-                    resource_version = next;
-                    backoff = restart_backoff();
-                }
-                Err(Setback::Refuse(reason)) => {
-                    tracing::info!(cluster = %self.cluster, index = %self.scope, %reason, "not indexing; answers for it come from the API server");
-                    self.life.refuse(reason);
-                    self.stop();
-                    return;
-                }
-                Err(Setback::Retry(error)) => {
-                    crate::metrics::cache_watch_restart(&self.cluster, &self.scope.label());
-                    tracing::debug!(cluster = %self.cluster, index = %self.scope, %error, "metadata index lost its watch; answers come from the API server until it is back");
-                    self.life.lost(error);
-                    resource_version = Some(
-                        self.state
-                            .read()
-                            .expect("index lock poisoned")
-                            .resource_version
-                            .clone(),
-                    )
-                    .filter(|rv| !rv.is_empty());
-                    let delay = backoff.next().unwrap_or(Duration::from_secs(10));
-                    tokio::time::sleep(delay).await;
-                }
+    /// Applies one event's object; returns its resource version.
+    fn apply(&self, object: &Value, deleted: bool) -> Result<Option<String>, String> {
+        let Some(item) = MetaItem::of(object) else {
+            return Ok(None);
+        };
+        let rv = Some(item.resource_version.clone()).filter(|v| !v.is_empty());
+        let mut state = self.state.write().expect("index lock poisoned");
+        let (mut count, mut bytes) = (state.items.len(), state.bytes);
+        let key = item.key();
+        if let Some(old) = state.items.get(&key) {
+            count -= 1;
+            bytes -= old.bytes();
+        }
+        if !deleted {
+            count += 1;
+            bytes += item.bytes();
+        }
+        if count > self.limits.max_objects {
+            return Err(format!(
+                "more than {} objects (cache.max_objects)",
+                self.limits.max_objects
+            ));
+        }
+        self.account(&state, count, bytes)?;
+        if deleted {
+            state.items.remove(&key);
+        } else {
+            state.items.insert(key, item);
+        }
+        state.bytes = bytes;
+        if let Some(rv) = &rv {
+            state.resource_version = rv.clone();
+        }
+        Ok(rv)
+    }
+
+    /// Moves the shared usage from what `state` holds to `count` objects
+    /// of `bytes`; when that passes a cap, moves nothing and says which.
+    fn account(&self, state: &Snapshot, count: usize, bytes: usize) -> Result<(), String> {
+        let shared = [&self.cluster_usage, &self.total_usage];
+        let grows = bytes.saturating_sub(state.bytes);
+        let caps = [
+            (
+                self.limits.max_cluster_bytes,
+                "the cluster's metadata indexes",
+                "cache.max_cluster_bytes",
+            ),
+            (
+                self.limits.max_total_bytes,
+                "all metadata indexes",
+                "cache.max_bytes",
+            ),
+        ];
+        for (usage, (cap, what, key)) in shared.iter().zip(caps) {
+            if grows > 0 && usage.bytes.load(Ordering::SeqCst) + grows > cap {
+                return Err(format!("{what} would pass {cap} bytes ({key})"));
             }
         }
+        for usage in shared {
+            shift(&usage.objects, state.items.len(), count);
+            shift(&usage.bytes, state.bytes, bytes);
+        }
+        Ok(())
+    }
+}
+
+/// Moves `u` by `new - old`.
+fn shift(u: &AtomicUsize, old: usize, new: usize) {
+    if new >= old {
+        u.fetch_add(new - old, Ordering::SeqCst);
+    } else {
+        u.fetch_sub(old - new, Ordering::SeqCst);
+    }
+}
+
+fn accept(mut request: http::Request<Vec<u8>>, accept: &'static str) -> http::Request<Vec<u8>> {
+    request
+        .headers_mut()
+        .insert(http::header::ACCEPT, http::HeaderValue::from_static(accept));
+    request
+}
+
+impl Follower for MetaWatch {
+    fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    fn label(&self) -> String {
+        self.scope.label()
     }
 
     /// Lists the scope's metadata; returns the resource version to watch
@@ -356,18 +409,7 @@ impl MetaWatch {
         self.life.set_in_sync(true);
         let mut events = std::pin::pin!(events);
         let mut last = rv;
-        loop {
-            let Ok(next) = tokio::time::timeout(silence, events.next()).await else {
-                self.life.set_in_sync(false);
-                return Err(Setback::Retry(format!(
-                    "the API server sent nothing for {silence:?} on a watch that should have ended by then"
-                )));
-            };
-            let Some(event) = next else { break };
-            let event = event.map_err(|e| {
-                self.life.set_in_sync(false);
-                Setback::Retry(crate::error::error_chain(&e))
-            })?;
+        while let Some(event) = next_event(&self.life, &mut events, silence).await? {
             let (object, deleted) = match event {
                 WatchEvent::Added(o) | WatchEvent::Modified(o) => (o, false),
                 WatchEvent::Deleted(o) => (o, true),
@@ -403,86 +445,13 @@ impl MetaWatch {
         Ok(Some(last))
     }
 
-    /// Applies one event's object; returns its resource version.
-    fn apply(&self, object: &Value, deleted: bool) -> Result<Option<String>, String> {
-        let Some(item) = MetaItem::of(object) else {
-            return Ok(None);
-        };
-        let rv = Some(item.resource_version.clone()).filter(|v| !v.is_empty());
-        let mut state = self.state.write().expect("index lock poisoned");
-        let (mut count, mut bytes) = (state.items.len(), state.bytes);
-        let key = item.key();
-        if let Some(old) = state.items.get(&key) {
-            count -= 1;
-            bytes -= old.bytes();
-        }
-        if !deleted {
-            count += 1;
-            bytes += item.bytes();
-        }
-        if count > self.limits.max_objects {
-            return Err(format!(
-                "more than {} objects (cache.max_objects)",
-                self.limits.max_objects
-            ));
-        }
-        self.account(&state, count, bytes)?;
-        if deleted {
-            state.items.remove(&key);
-        } else {
-            state.items.insert(key, item);
-        }
-        state.bytes = bytes;
-        if let Some(rv) = &rv {
-            state.resource_version = rv.clone();
-        }
-        Ok(rv)
+    fn resource_version(&self) -> String {
+        self.state
+            .read()
+            .expect("index lock poisoned")
+            .resource_version
+            .clone()
     }
-
-    /// Moves the shared usage from what `state` holds to `count` objects
-    /// of `bytes`; when that passes a cap, moves nothing and says which.
-    fn account(&self, state: &Snapshot, count: usize, bytes: usize) -> Result<(), String> {
-        let shared = [&self.cluster_usage, &self.total_usage];
-        let grows = bytes.saturating_sub(state.bytes);
-        let caps = [
-            (
-                self.limits.max_cluster_bytes,
-                "the cluster's metadata indexes",
-                "cache.max_cluster_bytes",
-            ),
-            (
-                self.limits.max_total_bytes,
-                "all metadata indexes",
-                "cache.max_bytes",
-            ),
-        ];
-        for (usage, (cap, what, key)) in shared.iter().zip(caps) {
-            if grows > 0 && usage.bytes.load(Ordering::SeqCst) + grows > cap {
-                return Err(format!("{what} would pass {cap} bytes ({key})"));
-            }
-        }
-        for usage in shared {
-            shift(&usage.objects, state.items.len(), count);
-            shift(&usage.bytes, state.bytes, bytes);
-        }
-        Ok(())
-    }
-}
-
-/// Moves `u` by `new - old`.
-fn shift(u: &AtomicUsize, old: usize, new: usize) {
-    if new >= old {
-        u.fetch_add(new - old, Ordering::SeqCst);
-    } else {
-        u.fetch_sub(old - new, Ordering::SeqCst);
-    }
-}
-
-fn accept(mut request: http::Request<Vec<u8>>, accept: &'static str) -> http::Request<Vec<u8>> {
-    request
-        .headers_mut()
-        .insert(http::header::ACCEPT, http::HeaderValue::from_static(accept));
-    request
 }
 
 #[cfg(test)]

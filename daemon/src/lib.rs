@@ -38,5 +38,6 @@ pub mod socket;
 pub mod source;
 pub mod store;
 pub mod throttle;
+pub mod trim;
 pub mod watch;
 pub mod watching;

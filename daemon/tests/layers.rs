@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
         "child",
         "blocking",
         "impersonate",
+        "trim",
     ],
     &["kinds", "counted"],
     &["config"],

@@ -19,6 +19,7 @@ pub mod cli_docs;
 pub mod client;
 pub mod error_kind;
 pub mod escape;
+pub mod memory;
 pub mod present;
 pub mod private;
 pub mod refresh_view;

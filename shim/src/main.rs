@@ -12,7 +12,6 @@ mod helm_tools;
 #[cfg(feature = "http")]
 mod http;
 mod kube_tools;
-mod memory;
 mod nsk_tools;
 #[cfg(feature = "http")]
 mod oidc;
@@ -136,7 +135,7 @@ fn init_log(directives: &str) {
 }
 
 fn main() -> ExitCode {
-    memory::one_arena();
+    nskd_proto::memory::one_arena();
     let cli = Cli::parse();
     // The command is built again only when asked for: a session skips it.
     if (cli.completions.is_some() || cli.man)

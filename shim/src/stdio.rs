@@ -75,7 +75,7 @@ async fn filter_input(
     }
 }
 
-/// An answer line at least this long is preceded by crate::memory::release_freed.
+/// An answer line at least this long is preceded by nskd_proto::memory::release_freed.
 const RELEASE_AFTER: usize = 4096;
 
 /// Writes the service's lines and the parse errors, whole lines each.
@@ -111,7 +111,7 @@ async fn write_output(
             // and serialized forms freed in the heap: give those pages back
             // before it leaves, so the session waits for its next request
             // without them.
-            crate::memory::release_freed();
+            nskd_proto::memory::release_freed();
         }
         if output.write_all(&line).await.is_err() || output.flush().await.is_err() {
             return;

@@ -437,6 +437,9 @@ impl KubeService {
             &targets.skipped,
         )
         .map_err(Status::from)?;
+        if total > 1 {
+            crate::trim::after_fan_out();
+        }
         let mut resp = Response::new(pb::KubeResult {
             results,
             skipped: targets.skipped,

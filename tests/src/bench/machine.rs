@@ -1,5 +1,7 @@
 //! Facts about the machine and processes a benchmark ran on.
 
+use std::time::Duration;
+
 /// "2 × AMD EPYC ... · 23.4 GiB RAM · Linux 6.1.0 · 2026-11-26".
 pub fn describe() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -41,6 +43,24 @@ pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
     kib_field(&status, "VmRSS:").unwrap_or_else(|| panic!("no VmRSS for {pid}"))
+}
+
+/// CPU time `pid` has used (user + system), from /proc/PID/stat (in
+/// USER_HZ ticks, 100 per second on Linux: 10 ms resolution).
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    // Fields after the command name, which may hold spaces: state is
+    // field 3, utime 14 and stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// "12.3 MiB".

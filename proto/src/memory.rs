@@ -1,7 +1,8 @@
-//! The allocator settings that keep one stdio session small: one malloc
-//! arena for the few threads a session has, and the pages freed after a
-//! big answer (the tool list, a page of objects) given back (docs/benchmarks.md, "The stdio shim's
-//! memory"). glibc only; elsewhere these do nothing.
+//! Allocator settings shared by the daemon and the shim: one malloc arena
+//! for the few threads of a stdio session, and the pages freed after a
+//! big answer given back to the kernel (docs/benchmarks.md, "The stdio
+//! shim's memory" and the fleet section). glibc only; elsewhere these do
+//! nothing.
 
 /// Makes every thread allocate from the main arena. Call first in `main`,
 /// before any thread starts: a thread arena keeps ~1 MiB resident after a

@@ -10,6 +10,7 @@
 //! memory cap.
 
 pub mod age;
+mod packed;
 pub mod select;
 mod serve;
 mod watch;

@@ -51,20 +51,22 @@ How the fleet answers were made fast and small (2026-12-01; before: summary 666 
   last 4 to 5 minutes instead of restarting every 14 s: ~2 sockets per cluster instead of ~5, and the rig's
   apiservers no longer re-serve thousands of watches a minute. Both clients of a cluster share one TLS
   configuration with a 4-session cache (rustls' default allocates 256 entries, ~30 KiB a client).
-- **Smaller caches**: selector fields kept as compact JSON text (a small `serde_json` map costs kilobytes),
-  at most 16 lists parsed at once while a fleet's caches start, and the heap trimmed after fleet-wide answers.
+- **Smaller caches**: each cached object's JSON deflated (`cache::packed`, inflated only for YAML/JSON answers
+  and gets), selector fields kept as compact JSON text (a small `serde_json` map costs kilobytes), at most 16
+  lists parsed at once while a fleet's caches start, and the heap trimmed after fleet-wide answers.
 - **Helm**: release records indexed in memory by a metadata watch per cluster (`metaindex`).
 
 Where a target is missed:
 
-- **Daemon RSS > 300 MiB at 1,000 clusters** (`bench-fleet --memory 1000`: 364 MiB after warming the four
-  kinds, 173 MiB with `[cache] enabled = false`, 1,845 against 1,554 sockets). heaptrack at 300 clusters
-  (release, peak heap 152 MiB): cached objects as compact JSON and their cells ~60 KiB per cluster; one
+- **Daemon RSS > 300 MiB at 1,000 clusters** (`bench-fleet --memory 1000`, before objects were deflated and
+  the heap trimmed: 364 MiB after warming the four kinds, 173 MiB with `[cache] enabled = false`, 1,845 against
+  1,554 sockets). heaptrack at 300 clusters (release, peak heap 152 MiB, before the same two steps): cached
+  objects as compact JSON and their cells ~60 KiB per cluster; one
   HTTP/1.1 call connection per cluster kept by the health probes (hyper's read buffer and rustls' state, ~45 KiB);
   the two clients (measured before they shared one TLS configuration), discovery and probes ~100 KiB. The table's figure also holds what the grep of the
   fleet's logs left (live log streams through 900 clusters). Closing the rest: calls over the same HTTP/2
-  connection as the watches (one socket per cluster; exec and port-forward keep an HTTP/1.1 client), and each
-  cached object's JSON compressed (a fast deflate, undone only for YAML/JSON answers and gets).
+  connection as the watches (one socket per cluster; exec and port-forward keep an HTTP/1.1 client), and no
+  second copy of a kind's parsed list while its rows are cached.
 - **Wall time grows faster than the clusters** (summary and first page): the 1,000-cluster run shares the 2
   cores with the three apiservers serving 1,000 clusters' watches (load ~10 against ~1 at 100 clusters), so
   wall time measures the queue for a core. The daemon's own CPU per call (row above) is the fair measure of

@@ -164,7 +164,6 @@ impl MetaWatch {
         }
     }
 
-    /// Starts listing and watching with `client`.
     /// Starts listing and watching with `client`, whose answers' HTTP
     /// version `protocol` records.
     pub fn start(self: &Arc<Self>, client: kube::Client, protocol: Arc<Protocol>) {

@@ -314,6 +314,15 @@ impl<K, W: Watched, U> ClusterWatches<K, W, U> {
             w.stop();
         }
     }
+
+    /// Keeps them only if they were started with the kubeconfig of `hash`:
+    /// what came through an older one is stopped.
+    pub fn renew(&mut self, hash: u64) {
+        if self.hash != hash {
+            self.stop_all();
+            self.hash = hash;
+        }
+    }
 }
 
 /// A row of watch statistics.

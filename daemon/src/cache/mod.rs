@@ -189,11 +189,7 @@ impl WatchCaches {
         };
         let mut clusters = self.registry.lock();
         let caches = clusters.entry(cc.name.clone()).or_default();
-        if caches.hash != cc.hash {
-            // A new kubeconfig: what was cached came through the old one.
-            caches.stop_all();
-            caches.hash = cc.hash;
-        }
+        caches.renew(cc.hash);
         let mut refused = false;
         for scope in [&exact, &everywhere] {
             if let Some(w) = caches.watches.get(scope) {

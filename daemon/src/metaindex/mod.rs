@@ -156,11 +156,7 @@ impl MetaIndexes {
         }
         let mut clusters = self.registry.lock();
         let indexes: &mut ClusterIndexes = clusters.entry(cc.name.clone()).or_default();
-        if indexes.hash != cc.hash {
-            // A new kubeconfig: what was indexed came through the old one.
-            indexes.stop_all();
-            indexes.hash = cc.hash;
-        }
+        indexes.renew(cc.hash);
         if let Some(w) = indexes.watches.get(scope) {
             w.life.touch();
             return if w.life.in_sync() {
